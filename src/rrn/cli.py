@@ -1,0 +1,52 @@
+"""The ``rrn`` command line: one sub-command per module in :mod:`rrn.commands`.
+
+Each command module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` (called with the parsed namespace, returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rrn import __version__
+
+# (sub-command name, module under rrn.commands). Order = order in ``rrn --help``.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("model-info", "model_info"),
+)
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rrn",
+        description="Recurrent Residual Networks for video action recognition "
+        "(Iqbal, Richard, Kuehne, Gall, GCPR 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"rrn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _, module in COMMANDS:
+        importlib.import_module(f"rrn.commands.{module}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError) as err:
+        print(f"rrn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
