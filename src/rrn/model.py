@@ -89,8 +89,9 @@ def resolve_skip_blocks(arch: str, names: str | Sequence[str]) -> tuple[str, ...
     paths = block_paths(arch)
     aliases = _alias_targets(arch)
     resolved: list[str] = []
-    for name in names:
-        key = name.strip().lower().replace("_", "").replace("-", "") if name not in paths else name
+    given: dict[str, str] = {}  # module path -> the name that asked for it
+    for name in (n.strip() for n in names):
+        key = name.lower().replace("_", "").replace("-", "") if name not in paths else name
         path = aliases.get(key, name if name in paths else None)
         if path is None:
             valid = list(ALIASES) + list(paths)
@@ -102,10 +103,11 @@ def resolve_skip_blocks(arch: str, names: str | Sequence[str]) -> tuple[str, ...
             )
         if path in resolved:
             raise ValueError(
-                f"skip block {name!r} resolves to {path}, which is already listed; each block "
+                f"skip blocks {given[path]!r} and {name!r} both resolve to {path}; each block "
                 "can carry one temporal skip (T-1 skips must sit at different blocks)."
             )
         resolved.append(path)
+        given[path] = name
     return tuple(sorted(resolved, key=paths.index))
 
 
@@ -520,7 +522,7 @@ def build_model(
         ``model.weights_report`` tells what loading the weights did.
     """
     if isinstance(skip_blocks, str):
-        skip_blocks = [s for s in skip_blocks.split(",") if s.strip()]
+        skip_blocks = [s.strip() for s in skip_blocks.split(",") if s.strip()]
     model = RecurrentResNet(arch, num_classes, skip_blocks, skip_type, temporal_init)
     model.weights_report = None
     if weights is not None and str(weights).lower() not in ("", "none"):
