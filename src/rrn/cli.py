@@ -15,6 +15,9 @@ from rrn import __version__
 # (sub-command name, module under rrn.commands). Order = order in ``rrn --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("model-info", "model_info"),
+    ("synth", "synth"),
+    ("cache", "cache"),
+    ("check-data", "check_data"),
 )
 
 

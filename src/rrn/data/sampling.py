@@ -1,0 +1,127 @@
+"""Pure frame and chunk sampling: integers in, tuples of integers out.
+
+Nothing here touches a video, so every rule is testable without one (pytorchvideo's
+``ClipSampler`` idea). Two levels:
+
+* which frames of a video are *sampled* at all (:func:`every_kth`, :func:`select_by_time`):
+  the paper samples every 10th frame;
+* which sampled frames form a *chunk* of ``T`` consecutive sampled frames (the RRN's
+  temporal context): training draws one random chunk (:func:`train_chunk`), evaluation
+  enumerates all ``M`` of them (:func:`eval_chunks`) and the video score is their mean.
+
+Short videos: a video with ``N < T`` sampled frames still yields exactly one chunk, padded
+by repeating the *first* frame at the front, e.g. ``N=2, T=3 -> (0, 0, 1)``. Repeating at the
+front keeps the last (most recent) frames of the chunk real, which is what a recurrence that
+reads the chunk left to right sees last. ``N == 0`` is an error: there is nothing to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _check(num_frames: int, context: int) -> None:
+    if context < 1:
+        raise ValueError(f"context (frames per chunk, T) must be >= 1, got {context}")
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one sampled frame to form a chunk, got {num_frames}")
+
+
+def _padded(num_frames: int, context: int) -> tuple[int, ...]:
+    # N < T: repeat frame 0 at the front -> (0, ..., 0, 1, ..., N-1), length T.
+    return (0,) * (context - num_frames) + tuple(range(num_frames))
+
+
+def train_chunk(num_frames: int, context: int, rng: np.random.Generator) -> tuple[int, ...]:
+    """Draw one training chunk: ``context`` consecutive indices at a uniform random start.
+
+    Args:
+        num_frames: Number ``N`` of sampled frames of the video (>= 1).
+        context: Chunk length ``T`` (>= 1).
+        rng: Source of the random start.
+
+    Returns:
+        ``T`` indices into the sampled frames. When ``N < T``, the one padded chunk
+        ``(0, ..., 0, 1, ..., N-1)`` (first frame repeated at the front).
+    """
+    _check(num_frames, context)
+    if num_frames < context:
+        return _padded(num_frames, context)
+    start = int(rng.integers(0, num_frames - context + 1))
+    return tuple(range(start, start + context))
+
+
+def eval_chunks(num_frames: int, context: int, stride: int | None = None) -> list[tuple[int, ...]]:
+    """Enumerate the evaluation chunks of a video.
+
+    Chunks start at ``0, stride, 2*stride, ...`` while they fit, so with the default
+    ``stride = context`` they are the ``M = N // T`` non-overlapping chunks of the paper; the
+    last ``N mod T`` frames, fewer than a chunk, are not covered (as in the paper).
+
+    Args:
+        num_frames: Number ``N`` of sampled frames of the video (>= 1).
+        context: Chunk length ``T`` (>= 1).
+        stride: Distance between chunk starts; ``None`` means ``context``.
+
+    Returns:
+        ``M >= 1`` chunks of ``T`` indices each. When ``N < T``, the single padded chunk
+        ``(0, ..., 0, 1, ..., N-1)``.
+    """
+    _check(num_frames, context)
+    stride = context if stride is None else stride
+    if stride < 1:
+        raise ValueError(f"eval stride must be >= 1, got {stride}")
+    if num_frames < context:
+        return [_padded(num_frames, context)]
+    return [tuple(range(s, s + context)) for s in range(0, num_frames - context + 1, stride)]
+
+
+def every_kth(num_frames: int, k: int) -> tuple[int, ...]:
+    """Indices of the decoded frames kept when sampling every ``k``-th frame: ``0, k, 2k, ...``."""
+    if k < 1:
+        raise ValueError(f"sample_every must be >= 1, got {k}")
+    return tuple(range(0, num_frames, k))
+
+
+def select_by_time(timestamps: Sequence[float], fps: float) -> tuple[int, ...]:
+    """Indices of the frames kept when resampling to a target frame rate.
+
+    For each target time ``t0 + j / fps`` the first frame whose timestamp reaches it is
+    kept, so variable-frame-rate videos sample evenly in *time*, not in frame count. A frame
+    is kept at most once (a target fps above the video's just keeps every frame).
+
+    Args:
+        timestamps: Presentation time of each decoded frame, in seconds, in decode order.
+        fps: Target frames per second (> 0).
+
+    Returns:
+        Increasing indices into ``timestamps``.
+    """
+    selector = TimeSelector(fps)
+    return tuple(i for i, t in enumerate(timestamps) if selector.keep(t))
+
+
+class TimeSelector:
+    """Streaming form of :func:`select_by_time`: feed timestamps in order, ask which to keep.
+
+    Lets a decoder decide per frame, before paying for its colour conversion.
+    """
+
+    def __init__(self, fps: float):
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.step = 1.0 / fps
+        self.next_t: float | None = None
+
+    def keep(self, t: float) -> bool:
+        if self.next_t is None:
+            self.next_t = t
+        # Tolerance: 1e-6 s absorbs rounding of pts * time_base.
+        if t + 1e-6 < self.next_t:
+            return False
+        # Skip target times already passed (gaps in a VFR stream) without keeping twice.
+        while self.next_t <= t + 1e-6:
+            self.next_t += self.step
+        return True

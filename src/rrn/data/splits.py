@@ -1,0 +1,354 @@
+"""Split files -> video records: which videos train, which test, with which label.
+
+Formats (all parsed tolerant of CRLF line endings, blank lines and trailing spaces):
+
+* **UCF-101** (``dataset="ucf101"``), as distributed in ``ucfTrainTestlist/``:
+  ``classInd.txt`` = ``<1-based index> <Class>``; ``trainlist0k.txt`` =
+  ``<Class>/<video>.avi <1-based label>``; ``testlist0k.txt`` = ``<Class>/<video>.avi``
+  (no label: it is the class folder's).
+* **HMDB-51** (``dataset="hmdb51"``): one ``<class>_test_split<k>.txt`` per class with lines
+  ``<video> <0|1|2>`` (1 = train, 2 = test, 0 = unused); classes sorted by name.
+* **Custom** (``dataset="list"``): list files of ``relative/path <0-based label>`` lines
+  (mmaction2's convention), with class names from an optional ``classInd.txt`` in
+  ``split_dir`` (UCF format) or else ``"0", "1", ...``. Without list files: one folder per
+  class under ``data_root``, sorted by name, and ``split = k`` in 1..3 is a 3-fold split:
+  a video goes to test when ``(group - 1) % 3 == k - 1``, where ``group`` is the ``_gNN_``
+  number of UCF-style names (so groups never straddle train and test) or, for other names,
+  the video's 1-based position within its sorted class folder.
+
+A listed video missing under its exact name is resolved by its stem with another video
+extension (re-encoded ``.mp4`` copies of UCF-101 are common). Still missing: an error naming
+the split file and line (``missing="error"``), or dropped and reported in
+:attr:`DatasetSplit.missing` (``missing="skip"``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from rrn.data.decode import VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a split."""
+
+    path: Path
+    """The video file on disk (resolved by stem when the listed extension is missing)."""
+    label: int
+    """0-based class index into :attr:`DatasetSplit.classes`."""
+    video_id: str
+    """Relative path without extension, e.g. ``"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"``."""
+
+
+@dataclass
+class MissingVideo:
+    """A split entry whose file is not under the data root."""
+
+    video_id: str
+    listed_in: Path
+    line: int
+
+
+@dataclass
+class DatasetSplit:
+    """Classes and the train/test records of one split."""
+
+    classes: list[str]
+    train: list[VideoRecord]
+    test: list[VideoRecord]
+    missing: list[MissingVideo] = field(default_factory=list)
+    """Entries dropped because their file is missing (only with ``missing="skip"``)."""
+
+
+class SplitError(ValueError):
+    """A split file (or the data root) is not as expected; the message names file and line."""
+
+
+def load_split(
+    dataset: str,
+    data_root,
+    split_dir=None,
+    split: int = 1,
+    *,
+    train_list=None,
+    test_list=None,
+    missing: str = "error",
+) -> DatasetSplit:
+    """Parse a dataset's split into video records.
+
+    Args:
+        dataset: ``"ucf101"``, ``"hmdb51"`` or ``"list"`` (see the module docstring).
+        data_root: Folder holding the videos (``<Class>/<video>`` for UCF-101 and HMDB-51).
+        split_dir: Folder of the official split files; for ``"list"``, where an optional
+            ``classInd.txt`` is looked up. Defaults to ``data_root``.
+        split: Which official split, 1..3.
+        train_list: ``"list"`` only: the training list file.
+        test_list: ``"list"`` only: the test list file.
+        missing: What to do with an entry whose file is missing: ``"error"`` (raise, naming
+            the split file and line), ``"skip"`` (drop, warn, record in ``missing``).
+
+    Returns:
+        The split, with ``classes`` in label order.
+
+    Raises:
+        SplitError: a missing or malformed split file, an unknown label, a path outside
+            ``data_root``, a missing video (``missing="error"``) or an empty train or test side.
+    """
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    if split not in (1, 2, 3):
+        raise SplitError(f"--split must be 1, 2 or 3, got {split}")
+    root = Path(data_root)
+    if not root.is_dir():
+        raise SplitError(f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files")
+    split_dir = Path(split_dir) if split_dir is not None else root
+    if dataset == "ucf101":
+        entries, classes = _ucf101(split_dir, split)
+    elif dataset == "hmdb51":
+        entries, classes = _hmdb51(split_dir, split)
+    elif dataset == "list":
+        if train_list is not None or test_list is not None:
+            entries, classes = _lists(split_dir, train_list, test_list)
+        else:
+            entries, classes = _folders(root, split)
+    else:
+        raise SplitError(f"unknown dataset {dataset!r}; choose ucf101, hmdb51 or list")
+
+    out = DatasetSplit(classes=classes, train=[], test=[])
+    resolve = _Resolver(root)
+    for side, rel, label, src, lineno in entries:
+        path = resolve(rel)
+        video_id = str(PurePosixPath(rel).with_suffix(""))
+        if path is None:
+            out.missing.append(MissingVideo(video_id, src, lineno))
+            continue
+        (out.train if side == "train" else out.test).append(VideoRecord(path, label, video_id))
+
+    if out.missing:
+        first = out.missing[0]
+        total = len(entries)
+        if missing == "error":
+            raise SplitError(
+                f"{first.listed_in}:{first.line}: video {first.video_id!r} not found under {root} "
+                f"(tried the listed name and the extensions {', '.join(VIDEO_EXTENSIONS)}); "
+                f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
+                "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
+            )
+        warnings.warn(
+            f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
+            f"(first: {first.video_id}, {first.listed_in}:{first.line})",
+            stacklevel=2,
+        )
+    for side in ("train", "test"):
+        if not getattr(out, side):
+            raise SplitError(
+                f"the {side} side of split {split} of {dataset} under {root} is empty"
+                + (" after skipping missing videos" if out.missing else "")
+                + "; check --data-root, --split-dir and --split"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers. Each returns (entries, classes) with entries = (side, relative path, label, file, line).
+
+Entry = tuple[str, str, int, Path, int]
+
+
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank lines of a text file as ``(1-based line number, whitespace-split fields)``."""
+    if not path.is_file():
+        raise SplitError(f"split file {path} not found; check --split-dir")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
+    # splitlines() handles CRLF, LF and CR alike.
+    return [(i, line.split()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def read_class_index(path: Path) -> list[str]:
+    """Parse a ``classInd.txt`` (``<1-based index> <name>`` lines, indices 1..K in order)."""
+    classes: list[str] = []
+    for lineno, fields in _lines(path):
+        if len(fields) != 2 or not fields[0].isdigit():
+            raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got {' '.join(fields)!r}")
+        if int(fields[0]) != len(classes) + 1:
+            raise SplitError(
+                f"{path}:{lineno}: class indices must run 1, 2, 3, ... in order; "
+                f"expected {len(classes) + 1}, got {fields[0]}"
+            )
+        if fields[1] in classes:
+            raise SplitError(f"{path}:{lineno}: class {fields[1]!r} is listed twice")
+        classes.append(fields[1])
+    if not classes:
+        raise SplitError(f"{path}: no classes listed")
+    return classes
+
+
+def _check_relative(rel: str, src: Path, lineno: int) -> str:
+    p = PurePosixPath(rel.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", rel):
+        raise SplitError(
+            f"{src}:{lineno}: path {rel!r} leaves the data root; list paths must be relative "
+            "to --data-root without '..'"
+        )
+    return str(p)
+
+
+def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
+    classes = read_class_index(split_dir / "classInd.txt")
+    index = {name: i for i, name in enumerate(classes)}
+    entries: list[Entry] = []
+    train_file = split_dir / f"trainlist0{split}.txt"
+    for lineno, fields in _lines(train_file):
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise SplitError(
+                f"{train_file}:{lineno}: expected '<Class>/<video>.avi <label 1..{len(classes)}>', "
+                f"got {' '.join(fields)!r}"
+            )
+        rel = _check_relative(fields[0], train_file, lineno)
+        label = int(fields[1])
+        if not 1 <= label <= len(classes):
+            raise SplitError(
+                f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})"
+            )
+        folder = PurePosixPath(rel).parts[0] if len(PurePosixPath(rel).parts) > 1 else None
+        if folder is not None and folder in index and index[folder] != label - 1:
+            raise SplitError(
+                f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
+                f"class folder {folder!r} ({index[folder] + 1} in classInd.txt)"
+            )
+        entries.append(("train", rel, label - 1, train_file, lineno))
+    test_file = split_dir / f"testlist0{split}.txt"
+    for lineno, fields in _lines(test_file):
+        rel = _check_relative(fields[0], test_file, lineno)
+        parts = PurePosixPath(rel).parts
+        if len(fields) > 2 or len(parts) < 2:
+            raise SplitError(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+        if parts[0] not in index:
+            raise SplitError(
+                f"{test_file}:{lineno}: class folder {parts[0]!r} is not in {split_dir / 'classInd.txt'}"
+            )
+        entries.append(("test", rel, index[parts[0]], test_file, lineno))
+    return entries, classes
+
+
+def _hmdb51(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
+    pattern = re.compile(rf"^(.+)_test_split{split}\.txt$")
+    files = sorted(p for p in split_dir.glob(f"*_test_split{split}.txt") if pattern.match(p.name))
+    if not files:
+        raise SplitError(
+            f"no HMDB-51 split files '<class>_test_split{split}.txt' in {split_dir}; check --split-dir"
+        )
+    classes = [pattern.match(p.name).group(1) for p in files]
+    entries: list[Entry] = []
+    for label, (name, path) in enumerate(zip(classes, files)):
+        for lineno, fields in _lines(path):
+            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+                raise SplitError(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+            rel = _check_relative(f"{name}/{fields[0]}", path, lineno)
+            if fields[1] != "0":
+                entries.append(("train" if fields[1] == "1" else "test", rel, label, path, lineno))
+    return entries, classes
+
+
+def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[str]]:
+    if train_list is None or test_list is None:
+        raise SplitError("a custom list dataset needs both --train-list and --test-list")
+    ind = split_dir / "classInd.txt"
+    classes = read_class_index(ind) if ind.is_file() else None
+    entries: list[Entry] = []
+    max_label = -1
+    for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
+        for lineno, fields in _lines(src):
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                raise SplitError(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+            label = int(fields[1])
+            if label < 0 or (classes is not None and label >= len(classes)):
+                known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
+                raise SplitError(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+            max_label = max(max_label, label)
+            entries.append((side, _check_relative(fields[0], src, lineno), label, src, lineno))
+    if classes is None:
+        classes = [str(i) for i in range(max_label + 1)]
+    return entries, classes
+
+
+def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise SplitError(f"{root} has no class folders; expected <data-root>/<Class>/<video> files")
+    entries: list[Entry] = []
+    for label, name in enumerate(classes):
+        videos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+        for pos, video in enumerate(videos, 1):
+            m = re.search(r"_g(\d+)_", video.name)
+            group = int(m.group(1)) if m else pos
+            side = "test" if (group - 1) % 3 == split - 1 else "train"
+            entries.append((side, f"{name}/{video.name}", label, root / name, pos))
+    return entries, classes
+
+
+class _Resolver:
+    """Find listed videos on disk, listing each folder once (13k ``stat`` calls -> 101 listings)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._dirs: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
+
+    def __call__(self, rel: str) -> Path | None:
+        path = self.root / rel
+        if path.parent not in self._dirs:
+            names: set[str] = set()
+            by_stem: dict[str, list[str]] = {}
+            if path.parent.is_dir():
+                for name in sorted(os.listdir(path.parent)):
+                    names.add(name)
+                    stem, ext = os.path.splitext(name)
+                    if ext.lower() in VIDEO_EXTENSIONS:
+                        by_stem.setdefault(stem, []).append(name)
+            self._dirs[path.parent] = (names, by_stem)
+        names, by_stem = self._dirs[path.parent]
+        if path.name in names and path.is_file():
+            return path
+        # Same stem, another video extension, in VIDEO_EXTENSIONS' order of preference.
+        candidates = by_stem.get(path.stem, [])
+        for ext in VIDEO_EXTENSIONS:
+            for name in candidates:
+                if name.lower().endswith(ext) and (path.parent / name).is_file():
+                    return path.parent / name
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line helpers shared by the commands that read a dataset.
+
+
+def add_dataset_arguments(parser) -> None:
+    """Add ``--dataset --data-root --split-dir --split --train-list --test-list --missing``."""
+    g = parser.add_argument_group("dataset")
+    g.add_argument("--dataset", choices=("ucf101", "hmdb51", "list"), default="ucf101",
+                   help="split format (default: ucf101)")
+    g.add_argument("--data-root", required=True, help="folder of <Class>/<video> files")
+    g.add_argument("--split-dir", default=None,
+                   help="folder of the official split files (default: --data-root)")
+    g.add_argument("--split", type=int, choices=(1, 2, 3), default=1, help="official split (default: 1)")
+    g.add_argument("--train-list", default=None, help="list dataset: 'relative/path label' lines")
+    g.add_argument("--test-list", default=None, help="list dataset: 'relative/path label' lines")
+    g.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="a listed video that is not on disk: stop (default) or skip it")
+
+
+def split_from_args(args, *, missing: str | None = None) -> DatasetSplit:
+    """Load the split described by :func:`add_dataset_arguments`' options."""
+    return load_split(
+        args.dataset, args.data_root, args.split_dir, args.split,
+        train_list=args.train_list, test_list=args.test_list,
+        missing=missing or args.missing,
+    )

@@ -1,0 +1,179 @@
+"""``rrn synth``: a synthetic action dataset whose classes differ only in temporal order.
+
+Class ``k`` of ``K`` = objects moving along the direction ``2*pi*k/K`` (K=4: right, up, left,
+down; opposite classes are the same motion played forward and backward). Each video:
+
+* a static, smooth random background (bilinearly upsampled 4x4 noise) with a colour tint,
+  both drawn per *group* and shared by that group number across all classes, so backgrounds
+  carry no class information either;
+* one or two objects (antialiased disk or square, diameter ~``size/5``, bright random
+  colour) moving at a constant random speed (2..4 px/frame at 64 px) along the class
+  direction, wrapping around the frame (torus) from a uniformly random start, so an
+  object's position in any single frame is uniform: **no single frame tells the class**;
+  a per-frame model sits at chance, a model that compares frames can win;
+* no motion blur; written as intra-only MJPEG (every frame a JPEG, quality ~q2) in ``.avi``,
+  so no frame carries information about its neighbours; byte-identical for the same seed.
+
+Layout = UCF-101's: ``<out>/<Class>/v_<Class>_gGG_cCC.avi``, ``classInd.txt``,
+``trainlist01.txt``, ``testlist01.txt``; groups ``1..~25%`` are test, the rest train
+(disjoint, as in UCF-101).
+
+Training on it: **turn horizontal flipping off** (``hflip=False``): a flipped MoveRight clip
+is a MoveLeft clip. Sample densely (``sample_every`` 1..3): beyond ~``size / (2 * 4 px)``
+frames between samples the motion aliases on the torus.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+CLIPS_PER_GROUP = 4
+NAMED = {2: ("MoveRight", "MoveLeft"), 4: ("MoveRight", "MoveUp", "MoveLeft", "MoveDown")}
+
+
+def class_names(classes: int) -> list[str]:
+    """``MoveRight``/``MoveUp``/... for 2 or 4 classes, ``Move045deg`` style otherwise."""
+    if classes in NAMED:
+        return list(NAMED[classes])
+    return [f"Move{round(360 * k / classes):03d}deg" for k in range(classes)]
+
+
+def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpeg",
+                pix_fmt: str | None = None, options: dict | None = None) -> Path:
+    """Write uint8 RGB frames ``(N, H, W, 3)`` as a video file with PyAV (also used by the tests).
+
+    Args:
+        path: Output file; the container follows its extension.
+        frames: The frames.
+        fps: Frame rate.
+        codec: FFmpeg encoder name (``mjpeg``, ``ffv1``, ``mpeg4``, ``libx264``, ...).
+        pix_fmt: Encoder pixel format; default per codec.
+        options: Encoder options.
+    """
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    defaults = {"mjpeg": ("yuvj444p", {"qscale": "2"}), "ffv1": ("bgr0", {}), "png": ("rgb24", {})}
+    dflt_fmt, dflt_opts = defaults.get(codec, ("yuv420p", {}))
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt or dflt_fmt
+        stream.options = {**dflt_opts, **(options or {})}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth low-frequency noise with a colour tint, float ``(size, size, 3)`` in 0..255."""
+    import torch
+    import torch.nn.functional as F
+
+    grid = torch.from_numpy(rng.random((1, 3, 4, 4)).astype(np.float32))
+    smooth = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False)[0]
+    tint = rng.uniform(0.3, 1.0, size=(3, 1, 1)).astype(np.float32)
+    bg = (40 + 100 * smooth.clamp(0, 1).numpy()) * tint  # (3, S, S), darkish: objects stand out
+    return bg.transpose(1, 2, 0)
+
+
+def render_video(rng: np.random.Generator, background: np.ndarray, angle: float, frames: int) -> np.ndarray:
+    """Render one clip: objects moving along ``angle`` (radians, counter-clockwise) on a torus.
+
+    Returns:
+        uint8 ``(frames, S, S, 3)``.
+    """
+    size = background.shape[0]
+    scale = size / 64
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    objects = []
+    for _ in range(int(rng.integers(1, 3))):
+        hue = rng.random()
+        colour = 255 * np.clip(np.abs((hue * 6 + np.array([0, 4, 2])) % 6 - 3) - 1, 0, 1)
+        colour = np.maximum(colour, rng.uniform(120, 200))  # bright, saturated-ish
+        objects.append({
+            "start": rng.uniform(0, size, size=2),  # (x, y), uniform on the torus
+            "speed": rng.uniform(2.0, 4.0) * scale,
+            "radius": rng.uniform(0.08, 0.12) * size,
+            "square": bool(rng.random() < 0.5),
+            "colour": colour.astype(np.float32),
+        })
+    direction = np.array([math.cos(angle), -math.sin(angle)])  # image y points down
+    out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for t in range(frames):
+        img = background.copy()
+        for ob in objects:
+            cx, cy = (ob["start"] + t * ob["speed"] * direction) % size
+            # Toroidal offsets in (-S/2, S/2]: the object wraps around the frame edges.
+            dx = (xx - cx + size / 2) % size - size / 2
+            dy = (yy - cy + size / 2) % size - size / 2
+            r = ob["radius"]
+            if ob["square"]:
+                alpha = np.clip(r + 0.5 - np.abs(dx), 0, 1) * np.clip(r + 0.5 - np.abs(dy), 0, 1)
+            else:
+                alpha = np.clip(r + 0.5 - np.hypot(dx, dy), 0, 1)
+            img = img * (1 - alpha[..., None]) + ob["colour"] * alpha[..., None]
+        out[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return out
+
+
+def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16, frames: int = 24,
+                           size: int = 64, seed: int = 0) -> Path:
+    """Write the synthetic dataset (see the module docstring) and return ``out``.
+
+    Args:
+        out: Output folder (created; existing files of the same names are overwritten).
+        classes: Number of motion directions ``K`` (>= 2).
+        videos_per_class: Videos per class (>= 2, so train and test groups both exist).
+        frames: Frames per video.
+        size: Frame side in pixels.
+        seed: Everything is a pure function of it.
+    """
+    if classes < 2:
+        raise ValueError(f"--classes must be >= 2, got {classes}")
+    if videos_per_class < 2:
+        raise ValueError(f"--videos-per-class must be >= 2 (one train and one test group), got {videos_per_class}")
+    if frames < 2:
+        raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
+    if size < 16:
+        raise ValueError(f"--size must be >= 16 pixels, got {size}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = class_names(classes)
+    n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
+    per_group = math.ceil(videos_per_class / n_groups)
+    n_test_groups = max(1, round(n_groups / 4))
+    backgrounds = [_background(np.random.default_rng((seed, 0, g)), size) for g in range(n_groups)]
+    train_lines, test_lines = [], []
+    for k, name in enumerate(names):
+        for v in range(videos_per_class):
+            g, c = divmod(v, per_group)
+            rel = f"{name}/v_{name}_g{g + 1:02d}_c{c + 1:02d}.avi"
+            rng = np.random.default_rng((seed, 1, k, v))
+            video = render_video(rng, backgrounds[g], 2 * math.pi * k / classes, frames)
+            write_video(out / rel, video, fps=25)
+            if g < n_test_groups:
+                test_lines.append(rel)
+            else:
+                train_lines.append(f"{rel} {k + 1}")
+    crlf = "\r\n"  # as the official UCF-101 files
+    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
+    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
+    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
+    (out / "rrn_synth.json").write_text(json.dumps({
+        "classes": classes, "videos_per_class": videos_per_class, "frames": frames, "size": size,
+        "seed": seed, "groups": n_groups, "test_groups": list(range(1, n_test_groups + 1)),
+        "note": "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3",
+    }, indent=2) + "\n")
+    return out

@@ -1,0 +1,93 @@
+"""Clip transforms: uint8 frames ``(T, H, W, 3)`` -> normalised float ``(T, 3, S, S)``.
+
+One random draw per clip, applied to every frame of it: a chunk is a short piece of one
+video, and jittering its frames independently would invent motion the RRN would then learn.
+
+* train: multi-scale random crop (side = ``scale * min(H, W)``, scale from
+  ``scales``, position uniform), resize to ``S``, horizontal flip with probability 1/2;
+* eval: resize the short side to ``round(S * 8 / 7)`` (the decode-time default, so usually
+  a no-op), then the centre ``S x S`` crop;
+* both: ``/255`` and ImageNet mean/std normalisation (the backbone is ImageNet-pretrained).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_short_side(frame_size: int) -> int:
+    """Decode-time short side for a crop of ``frame_size``: ``round(frame_size * 8 / 7)`` (112 -> 128)."""
+    return round(frame_size * 8 / 7)
+
+
+class ClipTransform:
+    """Crop, flip and normalise the frames of one clip.
+
+    Args:
+        frame_size: Output side ``S``.
+        train: Random crop + flip (``True``) or centre crop (``False``).
+        scales: Crop side as a fraction of the shorter frame side, drawn uniformly (train).
+        hflip: Flip horizontally with probability 1/2 (train). Turn off when left/right is
+            the class (e.g. ``rrn synth``'s MoveRight vs MoveLeft).
+    """
+
+    def __init__(self, frame_size: int, train: bool, *,
+                 scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66), hflip: bool = True):
+        if frame_size < 1:
+            raise ValueError(f"frame_size must be >= 1, got {frame_size}")
+        self.frame_size = frame_size
+        self.train = train
+        self.scales = scales
+        self.hflip = hflip
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def __call__(self, frames, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Transform one clip.
+
+        Args:
+            frames: uint8 ``(T, H, W, 3)`` array or tensor.
+            rng: Randomness of the train jitter (ignored in eval); ``None`` draws a fresh one.
+
+        Returns:
+            float32 ``(T, 3, S, S)``.
+        """
+        x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 frames (T, H, W, 3), got {tuple(x.shape)} {x.dtype}")
+        x = x.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
+        h, w = x.shape[-2:]
+        s = self.frame_size
+        flip = False
+        if self.train:
+            rng = rng if rng is not None else np.random.default_rng()
+            side = max(1, round(min(h, w) * float(rng.choice(self.scales))))
+            top = int(rng.integers(0, h - side + 1))
+            left = int(rng.integers(0, w - side + 1))
+            flip = bool(rng.random() < 0.5) and self.hflip  # drawn anyway: same stream of draws
+            x = x[..., top : top + side, left : left + side]  # (T, 3, side, side)
+            x = _resize(x, s, s)
+        else:
+            short = default_short_side(s)
+            nh, nw = (short, max(s, round(w * short / h))) if h <= w else (max(s, round(h * short / w)), short)
+            if (nh, nw) != (h, w):
+                x = _resize(x, nh, nw)
+            top, left = (nh - s) // 2, (nw - s) // 2
+            x = x[..., top : top + s, left : left + s]  # (T, 3, S, S)
+        x = x.float().div_(255.0)
+        if flip:
+            x = x.flip(-1)
+        return (x - self.mean) / self.std
+
+
+def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 ``(T, 3, H, W)``, staying uint8."""
+    if tuple(x.shape[-2:]) == (h, w):
+        return x
+    y = F.interpolate(x.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8)
