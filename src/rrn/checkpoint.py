@@ -1,0 +1,223 @@
+"""Checkpoints: atomic writes, a format that loads with ``torch.load(weights_only=True)``.
+
+A checkpoint is a plain dict of tensors and Python primitives (no pickled classes), so it can be
+loaded from an untrusted source with ``weights_only=True``::
+
+    {"format": "rrn-checkpoint", "version": 1,
+     "model": state_dict, "model_config": {...}  # build_model(**model_config) rebuilds it
+     "config": TrainConfig.to_dict(), "classes": [...],
+     "optimizer": ..., "scaler": ..., "progress": {"epoch", "step_in_epoch", "global_step", ...},
+     "metrics": {...}}
+
+A run directory keeps ``last.pt`` (written every ``--checkpoint-every`` steps and at each epoch
+end) and ``best.pt``. Every write goes to a temporary file in the same directory that is then
+renamed over the target, so a crash mid-write never leaves a truncated checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "rrn-checkpoint"
+VERSION = 1
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not an rrn checkpoint."""
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    return _atomic(path, lambda fh: torch.save(obj, fh), "wb")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically (temporary file + rename)."""
+    return _atomic(path, lambda fh: fh.write(text), "w")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` and prove a file can be written there, before any training.
+
+    Raises:
+        OSError: with a message naming the directory, when it cannot be created or written.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OSError(
+            f"cannot write to the output directory {directory} ({err.strerror or err}); "
+            "choose another --out"
+        ) from None
+    return directory
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel / ``torch.compile`` wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _plain(value: Any) -> Any:
+    """Tuples/Paths/dicts -> lists/str/dicts of primitives so ``weights_only`` loads them."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def make_checkpoint(
+    model: nn.Module,
+    *,
+    config: Mapping[str, Any],
+    classes: list[str],
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+    progress: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the checkpoint dict (see the module docstring) from live objects."""
+    net = unwrap(model)
+    model_config = dict(getattr(net, "config", {}) or {})
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "model_config": _plain(model_config),
+        "config": _plain(config),
+        "classes": list(classes),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "progress": _plain(progress or {}),
+        "metrics": _plain(metrics or {}),
+        "torch_version": str(torch.__version__),
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
+    """Atomically write a checkpoint made by :func:`make_checkpoint`."""
+    return atomic_save(dict(checkpoint), path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load an rrn checkpoint with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, or not written by rrn.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated file, pickle with classes, ...
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an rrn checkpoint (no 'format': '{FORMAT}' entry); "
+            "pass a file written by rrn train"
+        )
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {ckpt['version']}, newer than this rrn "
+            f"understands ({VERSION}); upgrade rrn"
+        )
+    return ckpt
+
+
+def is_rrn_checkpoint(path: str | os.PathLike) -> bool:
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "best") -> Path:
+    """A checkpoint file, or ``best.pt`` (falling back to ``last.pt``) inside a run directory.
+
+    Args:
+        run_or_ckpt: a ``.pt`` file or a run directory.
+        which: ``"best"`` or ``"last"`` when given a directory.
+    """
+    path = Path(run_or_ckpt)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        order = [BEST, LAST] if which == "best" else [LAST]
+        for name in order:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(
+            f"{path} is a directory without {' or '.join(order)}; pass a run directory "
+            "written by rrn train, or a checkpoint file"
+        )
+    raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+
+
+def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file)."""
+    from rrn.model import build_model
+
+    cfg = dict(ckpt["model_config"])
+    cfg["weights"] = None
+    if "skip_blocks" in cfg:
+        cfg["skip_blocks"] = tuple(cfg["skip_blocks"])
+    model = build_model(**cfg)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+
+def load_weights_into(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Load matching tensors of ``state`` into ``model``; return the names left out.
+
+    Used to fine-tune from another rrn checkpoint: a classifier with a different number of
+    classes (or any other shape mismatch) keeps its fresh initialisation.
+    """
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))

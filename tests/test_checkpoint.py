@@ -1,0 +1,110 @@
+"""Checkpoints: atomic writes, weights_only loading, run-directory lookup."""
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from rrn.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    check_writable,
+    find_checkpoint,
+    load_checkpoint,
+    load_weights_into,
+    make_checkpoint,
+    save_checkpoint,
+    unwrap,
+)
+from rrn.config import TrainConfig
+
+
+class Tiny(nn.Module):
+    def __init__(self, k=3):
+        super().__init__()
+        self.fc = nn.Linear(4, k)
+        self.bn = nn.BatchNorm1d(4)
+        self.config = {"arch": "tiny", "num_classes": k, "skip_blocks": ("layer4.2",)}
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    model = Tiny()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.fc(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    ckpt = make_checkpoint(
+        model, config=TrainConfig().to_dict(), classes=["a", "b", "c"], optimizer=opt,
+        progress={"epoch": 1, "step_in_epoch": 3}, metrics={"loss": 0.5},
+    )
+    path = save_checkpoint(tmp_path / "last.pt", ckpt)
+    # the contract: plain torch.load with weights_only=True works
+    raw = torch.load(path, weights_only=True)
+    assert raw["classes"] == ["a", "b", "c"]
+    loaded = load_checkpoint(path)
+    assert loaded["model_config"]["skip_blocks"] == ["layer4.2"]
+    assert TrainConfig.from_dict(loaded["config"]) == TrainConfig()
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded["model"][k], v)
+    opt2 = torch.optim.Adam(Tiny().parameters(), lr=1e-3)
+    opt2.load_state_dict(loaded["optimizer"])
+    assert opt2.state_dict()["state"][0]["step"] == 1
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no temp file left
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "last.pt"
+    atomic_save({"x": torch.ones(2)}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_save({"x": Boom()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
+    assert sorted(os.listdir(tmp_path)) == ["last.pt"]
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an rrn checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "broken.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_find_checkpoint_prefers_best(tmp_path):
+    with pytest.raises(CheckpointError, match="without best.pt or last.pt"):
+        find_checkpoint(tmp_path)
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert find_checkpoint(tmp_path).name == "last.pt"
+    (tmp_path / "best.pt").write_bytes(b"")
+    assert find_checkpoint(tmp_path).name == "best.pt"
+    assert find_checkpoint(tmp_path, "last").name == "last.pt"
+    assert find_checkpoint(tmp_path / "best.pt").name == "best.pt"
+
+
+def test_check_writable(tmp_path):
+    assert check_writable(tmp_path / "a" / "b").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match="cannot write to the output directory"):
+        check_writable(blocker / "run")
+
+
+def test_load_weights_into_skips_mismatched_classifier():
+    src, dst = Tiny(k=3), Tiny(k=5)
+    missing = load_weights_into(dst, src.state_dict())
+    assert missing == ["fc.bias", "fc.weight"]
+    assert torch.equal(dst.bn.running_mean, src.bn.running_mean)
+
+
+def test_unwrap():
+    inner = Tiny()
+    wrapper = nn.Module()
+    wrapper.module = inner
+    assert unwrap(wrapper) is inner

@@ -1,0 +1,124 @@
+"""Config: defaults < YAML < flags, validation, unknown keys/flags with suggestions."""
+
+import argparse
+
+import pytest
+import yaml
+
+from rrn.config import (
+    ConfigError,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    add_config_arguments,
+    field_docs,
+    flag_overrides,
+    load_yaml,
+    make_suggesting,
+    resolve_config,
+)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return flag_overrides(parser.parse_args(argv))
+
+
+def test_precedence_defaults_yaml_flags(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("optim:\n  lr: 1e-3\n  epochs: 7\nbatch_size: 4\n")  # nested and flat
+    cfg = resolve_config([("exp.yaml", load_yaml(path)), ("flags", parse(["--lr", "0.5"]))])
+    assert cfg.optim.lr == 0.5  # flag beats YAML
+    assert cfg.optim.epochs == 7  # YAML beats default
+    assert cfg.optim.batch_size == 4
+    assert cfg.optim.weight_decay == OptimConfig().weight_decay  # default kept
+    # YAML 1.1 reads "1e-3" as a string; it still becomes a float
+    assert resolve_config([("y", load_yaml(path))]).optim.lr == pytest.approx(1e-3)
+
+
+def test_round_trip_through_yaml():
+    cfg = resolve_config([("flags", parse(["--skip", "block4,midblock4", "--freeze", "stem"]))])
+    again = TrainConfig.from_dict(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+    assert again.model.skip == ("block4", "midblock4")
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"optim": {"lrate": 1}}, "did you mean 'optim.lr'"),
+        ({"epoch": 3}, "did you mean 'epochs'"),
+        ({"modle": {"arch": "resnet18"}}, "unknown key 'modle'"),
+    ],
+)
+def test_unknown_yaml_key_suggests(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_unknown_flag_suggests(capsys):
+    parser = make_suggesting(argparse.ArgumentParser(prog="rrn train"))
+    add_config_arguments(parser)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--learning-rat", "1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--learning-rat" in err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--epoch-s", "1"])
+    assert "did you mean --epochs" in capsys.readouterr().err
+
+
+def test_update_every_int_vs_fraction():
+    assert resolve_config([("flags", parse(["--update-every", "64"]))]).optim.update_every == 64
+    frac = resolve_config([("flags", parse(["--update-every", "1.0"]))]).optim.update_every
+    assert isinstance(frac, float) and frac == 1.0
+    with pytest.raises(ConfigError, match="fraction"):
+        OptimConfig(update_every=1.5)
+    with pytest.raises(ConfigError, match=">= 1"):
+        OptimConfig(update_every=0)
+
+
+def test_context_and_skip_must_agree():
+    assert ModelConfig(context=3).skip is None  # resolved against the arch at build time
+    ModelConfig(skip=("block4", "midblock4"), context=3)
+    with pytest.raises(ConfigError, match="--context 2 needs 1"):
+        ModelConfig(skip=("block4", "midblock4"), context=2)
+    assert resolve_config([("flags", parse(["--skip", "none"]))]).model.skip == ()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--split", "4"], "--split must be 1, 2 or 3"),
+        (["--lr", "-1"], "--lr must be a positive"),
+        (["--epochs", "two"], "--epochs: expected an integer"),
+        (["--arch", "resnet51"], "did you mean 'resnet50'"),
+        (["--schedule", "step"], "--lr-milestones"),
+        (["--dataset", "list"], "--train-list"),
+        (["--device", "gpu"], "--device must be"),
+        (["--freeze", "layer5"], "--freeze"),
+    ],
+)
+def test_bad_values_name_the_flag(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config([("flags", parse(argv))])
+
+
+def test_every_field_is_documented():
+    from rrn.config import SECTIONS
+
+    for cls in SECTIONS.values():
+        docs = field_docs(cls)
+        for name in cls.__dataclass_fields__:
+            assert docs.get(name), f"{cls.__name__}.{name} has no doc string"
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    assert "Adam learning rate" in parser.format_help()
+    assert "--fault" not in parser.format_help()  # testing hook stays hidden
+
+
+def test_bool_flags():
+    cfg = resolve_config([("flags", parse(["--no-progress", "--sync-bn"]))])
+    assert cfg.run.progress is False and cfg.model.sync_bn is True
