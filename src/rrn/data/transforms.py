@@ -71,23 +71,21 @@ class ClipTransform:
             left = int(rng.integers(0, w - side + 1))
             flip = bool(rng.random() < 0.5) and self.hflip  # drawn anyway: same stream of draws
             x = x[..., top : top + side, left : left + side]  # (T, 3, side, side)
-            x = _resize(x, s, s)
+            x = _resize(x.float(), s, s)
         else:
             short = default_short_side(s)
             nh, nw = (short, max(s, round(w * short / h))) if h <= w else (max(s, round(h * short / w)), short)
-            if (nh, nw) != (h, w):
-                x = _resize(x, nh, nw)
+            x = _resize(x.float(), nh, nw)
             top, left = (nh - s) // 2, (nw - s) // 2
             x = x[..., top : top + s, left : left + s]  # (T, 3, S, S)
-        x = x.float().div_(255.0)
+        x = x / 255.0
         if flip:
             x = x.flip(-1)
         return (x - self.mean) / self.std
 
 
 def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Antialiased bilinear resize of uint8 ``(T, 3, H, W)``, staying uint8."""
+    """Antialiased bilinear resize of float ``(T, 3, H, W)`` (no rounding: exact for flat images)."""
     if tuple(x.shape[-2:]) == (h, w):
         return x
-    y = F.interpolate(x.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    return y.round_().clamp_(0, 255).to(torch.uint8)
+    return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)

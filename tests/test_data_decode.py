@@ -1,0 +1,152 @@
+"""Decoding tiny videos written with PyAV: values of the sampled frames, odd inputs, bad files."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from rrn.data.decode import VideoDecodeError, available_decoders, decode_video, probe_video, resized_shape
+from rrn.data.synth import write_video
+
+
+def index_frames(n, h=24, w=32):
+    """Frame i is flat grey 8*i (lossless codecs give it back exactly)."""
+    return np.stack([np.full((h, w, 3), 8 * i, np.uint8) for i in range(n)])
+
+
+def frame_ids(frames):
+    return [int(round(f.mean() / 8)) for f in frames]
+
+
+@pytest.fixture
+def lossless(tmp_path):
+    return write_video(tmp_path / "v.avi", index_frames(25), codec="ffv1")
+
+
+def test_every_kth_frame_values(lossless):
+    out = decode_video(lossless, sample_every=10, backend="pyav")
+    assert out.dtype == np.uint8 and out.shape == (3, 24, 32, 3)
+    assert frame_ids(out) == [0, 10, 20]
+    np.testing.assert_array_equal(decode_video(lossless, sample_every=1), index_frames(25))
+
+
+def test_fps_overrides_sample_every(lossless):
+    out = decode_video(lossless, sample_every=3, fps=5)  # 25 fps -> every 5th frame
+    assert frame_ids(out) == [0, 5, 10, 15, 20]
+
+
+def test_short_side_resize_keeps_aspect(tmp_path):
+    frames = index_frames(4, h=30, w=51)  # odd width
+    path = write_video(tmp_path / "odd.avi", frames, codec="ffv1")
+    out = decode_video(path, sample_every=1, short_side=20)
+    assert out.shape == (4, 20, 34, 3)  # 51 * 20 / 30 = 34
+    assert frame_ids(out) == [0, 1, 2, 3]  # flat frames stay flat through the resize
+    assert resized_shape(240, 320, 128) == (128, 171)
+    assert resized_shape(320, 240, 128) == (171, 128)  # portrait
+
+
+def test_mp4_with_audio_at_29_97(tmp_path):
+    path = tmp_path / "a.mp4"
+    frames = index_frames(30, h=32, w=48)
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("mpeg4", rate=Fraction(30000, 1001))
+        vs.width, vs.height, vs.pix_fmt = 48, 32, "yuv420p"
+        vs.options = {"qscale": "1"}
+        aus = c.add_stream("aac", rate=16000)
+        for i, f in enumerate(frames):
+            for p in vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+            a = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            a.sample_rate, a.pts = 16000, i * 1024
+            for p in aus.encode(a):
+                c.mux(p)
+        for s in (vs, aus):
+            for p in s.encode():
+                c.mux(p)
+    out = decode_video(path, sample_every=10)
+    assert out.shape == (3, 32, 48, 3)
+    assert frame_ids(out) == [0, 10, 20]  # lossy, but flat frames stay within a grey level
+
+
+def test_grayscale_video_becomes_rgb(tmp_path):
+    frames = index_frames(5)
+    path = write_video(tmp_path / "g.mkv", frames, codec="ffv1", pix_fmt="gray")
+    out = decode_video(path, sample_every=2)
+    assert out.shape == (3, 24, 32, 3)
+    assert frame_ids(out) == [0, 2, 4]
+    assert np.all(out[..., 0] == out[..., 1])
+
+
+def test_variable_frame_rate_sampled_by_time(tmp_path):
+    times_ms = [0, 40, 80, 120, 160, 600, 1000, 1040]  # a 440 ms hole
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "bgr0"
+        s.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            fr = av.VideoFrame.from_ndarray(index_frames(8)[i], format="rgb24")
+            fr.pts, fr.time_base = t, Fraction(1, 1000)
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    out = decode_video(path, fps=5)  # targets 0, .2, .4, .6, .8, 1.0 s
+    assert frame_ids(out) == [0, 5, 6]  # 0 s, first frame >= .2 s is 0.6 s, then 1.0 s
+    assert frame_ids(decode_video(path, sample_every=3)) == [0, 3, 6]  # by count, not time
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"this is not a video at all" * 50, "not a readable video"),
+])
+def test_bad_files_raise_clear_error(tmp_path, content, reason):
+    path = tmp_path / "bad.avi"
+    path.write_bytes(content)
+    with pytest.raises(VideoDecodeError, match=reason) as err:
+        decode_video(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(VideoDecodeError):
+        probe_video(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoDecodeError, match="not readable"):
+        decode_video(tmp_path / "nope.avi")
+
+
+def test_truncated_video(tmp_path, lossless):
+    data = lossless.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:300])  # header only, no complete frame
+    with pytest.raises(VideoDecodeError):
+        decode_video(cut)
+    half = tmp_path / "half.avi"
+    half.write_bytes(data[: len(data) // 2])  # FFmpeg decodes what is there
+    try:
+        out = decode_video(half, sample_every=1)
+        assert 0 < len(out) < 25 and frame_ids(out) == list(range(len(out)))
+    except VideoDecodeError as err:  # or reports it: never a crash, never wrong frames
+        assert "half.avi" in str(err)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "audio.wav"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=8000)
+        a = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        a.sample_rate = 8000
+        for p in s.encode(a):
+            c.mux(p)
+    with pytest.raises(VideoDecodeError, match="no video stream"):
+        decode_video(path)
+
+
+def test_backend_selection():
+    assert available_decoders()[0] == "pyav"
+    with pytest.raises(ValueError, match="unknown decoder"):
+        decode_video("x.avi", backend="opencv")
+    if "torchcodec" not in available_decoders():
+        with pytest.raises(ValueError, match="not installed"):
+            decode_video("x.avi", backend="torchcodec")

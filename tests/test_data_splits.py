@@ -1,0 +1,167 @@
+"""Split parsing on small split files written to tmp_path (CRLF, as distributed)."""
+
+import pytest
+
+from rrn.data.splits import SplitError, load_split
+
+CLASSES = ["Archery", "Biking"]
+
+
+def touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def write(path, lines, eol="\r\n"):
+    path.write_bytes("".join(line + eol for line in lines).encode())
+    return path
+
+
+@pytest.fixture
+def ucf(tmp_path):
+    root, sd = tmp_path / "UCF-101", tmp_path / "lists"
+    sd.mkdir()
+    write(sd / "classInd.txt", ["1 Archery", "2 Biking"])
+    train = ["Archery/v_Archery_g08_c01.avi 1", "Biking/v_Biking_g08_c01.avi 2", "Biking/v_Biking_g09_c02.avi 2"]
+    test = ["Archery/v_Archery_g01_c01.avi", "Biking/v_Biking_g01_c01.avi"]
+    write(sd / "trainlist01.txt", train)
+    write(sd / "testlist01.txt", test)
+    for line in train + test:
+        touch(root / line.split()[0])
+    return root, sd
+
+
+def test_ucf101_crlf_labels_ids(ucf):
+    root, sd = ucf
+    s = load_split("ucf101", root, sd, 1)
+    assert s.classes == CLASSES
+    assert [(r.video_id, r.label) for r in s.train] == [
+        ("Archery/v_Archery_g08_c01", 0), ("Biking/v_Biking_g08_c01", 1), ("Biking/v_Biking_g09_c02", 1)]
+    assert [(r.video_id, r.label) for r in s.test] == [("Archery/v_Archery_g01_c01", 0), ("Biking/v_Biking_g01_c01", 1)]
+    assert s.train[0].path == root / "Archery/v_Archery_g08_c01.avi"
+    assert s.missing == []
+
+
+def test_missing_extension_resolved_by_stem(ucf):
+    root, sd = ucf
+    (root / "Biking/v_Biking_g01_c01.avi").rename(root / "Biking/v_Biking_g01_c01.mp4")
+    s = load_split("ucf101", root, sd, 1)
+    assert s.test[1].path == root / "Biking/v_Biking_g01_c01.mp4"
+    assert s.test[1].video_id == "Biking/v_Biking_g01_c01"  # the id stays the listed one
+
+
+def test_missing_video_error_names_file_and_line(ucf):
+    root, sd = ucf
+    (root / "Biking/v_Biking_g09_c02.avi").unlink()
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:3: video 'Biking/v_Biking_g09_c02' not found") as e:
+        load_split("ucf101", root, sd, 1)
+    assert "--missing skip" in str(e.value) and "1 of 5" in str(e.value)
+    with pytest.warns(UserWarning, match="1 of 5 listed videos are missing"):
+        s = load_split("ucf101", root, sd, 1, missing="skip")
+    assert len(s.train) == 2 and [(m.video_id, m.line) for m in s.missing] == [("Biking/v_Biking_g09_c02", 3)]
+
+
+def test_label_not_in_class_index(ucf):
+    root, sd = ucf
+    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", "Biking/v_Biking_g08_c01.avi 3"])
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: label 3 is not in classInd\.txt \(1\.\.2\)"):
+        load_split("ucf101", root, sd, 1)
+
+
+def test_label_contradicting_folder(ucf):
+    root, sd = ucf
+    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 2"])
+    with pytest.raises(SplitError, match=r":1: label 2 \(Biking\) contradicts the class folder 'Archery'"):
+        load_split("ucf101", root, sd, 1)
+
+
+def test_test_list_unknown_class(ucf):
+    root, sd = ucf
+    write(sd / "testlist01.txt", ["Archery/v_Archery_g01_c01.avi", "Yoga/v_Yoga_g01_c01.avi"])
+    with pytest.raises(SplitError, match=r"testlist01\.txt:2: class folder 'Yoga' is not in"):
+        load_split("ucf101", root, sd, 1)
+
+
+@pytest.mark.parametrize("bad", ["../outside/v.avi 1", "/etc/passwd 1", "Archery/../../x.avi 1"])
+def test_path_escaping_root_rejected(ucf, bad):
+    root, sd = ucf
+    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", bad])
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: path .* leaves the data root"):
+        load_split("ucf101", root, sd, 1)
+
+
+def test_empty_split_and_missing_files(ucf):
+    root, sd = ucf
+    write(sd / "testlist01.txt", [])
+    with pytest.raises(SplitError, match="test side of split 1 .* is empty"):
+        load_split("ucf101", root, sd, 1)
+    with pytest.raises(SplitError, match=r"trainlist02\.txt not found"):
+        load_split("ucf101", root, sd, 2)
+    with pytest.raises(SplitError, match="--split must be 1, 2 or 3"):
+        load_split("ucf101", root, sd, 4)
+    with pytest.raises(SplitError, match="not a folder"):
+        load_split("ucf101", root / "nope", sd, 1)
+
+
+def test_malformed_class_index(ucf):
+    root, sd = ucf
+    write(sd / "classInd.txt", ["1 Archery", "3 Biking"])
+    with pytest.raises(SplitError, match=r"classInd\.txt:2: .*expected 2, got 3"):
+        load_split("ucf101", root, sd, 1)
+
+
+def test_lf_and_blank_lines_ok(ucf):
+    root, sd = ucf
+    write(sd / "testlist01.txt", ["", "Archery/v_Archery_g01_c01.avi  ", ""], eol="\n")
+    assert len(load_split("ucf101", root, sd, 1).test) == 1
+
+
+def test_hmdb51(tmp_path):
+    root, sd = tmp_path / "hmdb", tmp_path / "splits"
+    sd.mkdir()
+    write(sd / "wave_test_split1.txt", ["a.avi 1", "b.avi 2", "c.avi 0"], eol="\n")
+    write(sd / "clap_test_split1.txt", ["d.avi 2 ", "e.avi 1"], eol="\n")
+    write(sd / "clap_test_split2.txt", ["d.avi 1"], eol="\n")
+    for rel in ["wave/a.avi", "wave/b.avi", "clap/d.avi", "clap/e.avi"]:  # c.avi unused: absent is fine
+        touch(root / rel)
+    s = load_split("hmdb51", root, sd, 1)
+    assert s.classes == ["clap", "wave"]
+    assert sorted((r.video_id, r.label) for r in s.train) == [("clap/e", 0), ("wave/a", 1)]
+    assert sorted((r.video_id, r.label) for r in s.test) == [("clap/d", 0), ("wave/b", 1)]
+    write(sd / "wave_test_split1.txt", ["a.avi 3"])
+    with pytest.raises(SplitError, match=r"wave_test_split1\.txt:1: expected '<video> <0\|1\|2>'"):
+        load_split("hmdb51", root, sd, 1)
+    with pytest.raises(SplitError, match="no HMDB-51 split files"):
+        load_split("hmdb51", root, sd, 3)
+
+
+def test_custom_list_files(tmp_path):
+    root = tmp_path / "data"
+    for rel in ["x/1.mp4", "y/2.mp4", "y/3.mp4"]:
+        touch(root / rel)
+    tr = write(tmp_path / "train.txt", ["x/1.mp4 0", "y/2.mp4 1"], eol="\n")
+    te = write(tmp_path / "test.txt", ["y/3.mp4 1"], eol="\n")
+    s = load_split("list", root, train_list=tr, test_list=te)
+    assert s.classes == ["0", "1"] and [r.label for r in s.train] == [0, 1] and s.test[0].video_id == "y/3"
+    write(root / "classInd.txt", ["1 cat", "2 dog"])
+    assert load_split("list", root, root, train_list=tr, test_list=te).classes == ["cat", "dog"]
+    write(te, ["y/3.mp4 2"])
+    with pytest.raises(SplitError, match=r"test\.txt:1: label 2 is not a valid class \(0\.\.1"):
+        load_split("list", root, root, train_list=tr, test_list=te)
+    with pytest.raises(SplitError, match="both --train-list and --test-list"):
+        load_split("list", root, train_list=tr)
+
+
+def test_class_folders_three_fold_by_group(tmp_path):
+    root = tmp_path / "data"
+    for c in ("A", "B"):
+        for g in (1, 2, 3, 4):
+            touch(root / c / f"v_{c}_g{g:02d}_c01.avi")
+    folds = [load_split("list", root, split=k) for k in (1, 2, 3)]
+    assert folds[0].classes == ["A", "B"]
+    assert [r.video_id for r in folds[0].test] == ["A/v_A_g01_c01", "A/v_A_g04_c01", "B/v_B_g01_c01", "B/v_B_g04_c01"]
+    assert [r.video_id for r in folds[1].test] == ["A/v_A_g02_c01", "B/v_B_g02_c01"]
+    for f in folds:  # groups never on both sides
+        assert not {r.video_id for r in f.train} & {r.video_id for r in f.test}
+        assert len(f.train) + len(f.test) == 8
