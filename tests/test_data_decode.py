@@ -6,7 +6,13 @@ import av
 import numpy as np
 import pytest
 
-from rrn.data.decode import VideoDecodeError, available_decoders, decode_video, probe_video, resized_shape
+from rrn.data.decode import (
+    VideoDecodeError,
+    available_decoders,
+    decode_video,
+    probe_video,
+    resized_shape,
+)
 from rrn.data.synth import write_video
 
 

@@ -1,0 +1,82 @@
+"""Frame cache: keys, atomic writes, resumable parallel build, failures reported."""
+
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pytest
+
+from rrn.data.cache import FrameCache, build_cache
+from rrn.data.splits import VideoRecord
+from rrn.data.synth import write_video
+
+
+def video(path, n=12):
+    frames = np.stack([np.full((24, 32, 3), 8 * i, np.uint8) for i in range(n)])
+    return write_video(path, frames, codec="ffv1")
+
+
+def test_put_get_roundtrip_and_mmap(tmp_path):
+    v = video(tmp_path / "a.avi")
+    cache = FrameCache(tmp_path / "c")
+    assert cache.get(v, 10, None, 16) is None
+    arr = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)
+    f = cache.put(v, arr, 10, None, 16)
+    got = cache.get(v, 10, None, 16)
+    assert isinstance(got, np.memmap)
+    np.testing.assert_array_equal(got, arr)
+    assert [p.name for p in f.parent.iterdir()] == [f.name]  # no temporary file left behind
+
+
+def test_key_changes_with_everything_that_changes_frames(tmp_path):
+    v = video(tmp_path / "a.avi")
+    cache = FrameCache(tmp_path / "c")
+    keys = {cache.key(v, 10, None, 16), cache.key(v, 5, None, 16), cache.key(v, 10, 2.0, 16),
+            cache.key(v, 10, None, 32)}
+    assert len(keys) == 4
+    before = cache.key(v, 10, None, 16)
+    st = os.stat(v)
+    os.utime(v, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "edited" video
+    assert cache.key(v, 10, None, 16) != before
+    assert cache.key(tmp_path / "." / "a.avi", 10, None, 16) == cache.key(v, 10, None, 16)
+
+
+def _hammer(args):
+    root, path, value = args
+    for _ in range(20):
+        FrameCache(root).put(path, np.full((50, 32, 32, 3), value, np.uint8), 10, None, 16)
+    return True
+
+
+def test_concurrent_writers_never_expose_partial_files(tmp_path):
+    v = video(tmp_path / "a.avi")
+    root = tmp_path / "c"
+    with mp.get_context("fork").Pool(3) as pool:
+        result = pool.map_async(_hammer, [(root, v, 7)] * 3)
+        reads = 0
+        while not result.ready():
+            got = FrameCache(root).get(v, 10, None, 16)
+            if got is not None:
+                assert got.shape == (50, 32, 32, 3) and int(got.min()) == int(got.max()) == 7
+                reads += 1
+        assert all(result.get())
+    assert not list(root.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_cache_reports_and_resumes(tmp_path, workers):
+    recs = [VideoRecord(video(tmp_path / f"v{i}.avi", n=12 + i), 0, f"v{i}") for i in range(3)]
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"")
+    recs.append(VideoRecord(bad, 0, "bad"))
+    cache_dir = tmp_path / "cache"
+    rep = build_cache(recs, cache_dir, sample_every=5, short_side=16, workers=workers, progress=False)
+    assert rep.videos == 3 and rep.already_cached == 0
+    assert rep.frames == 3 + 3 + 3  # 12, 13, 14 frames every 5th -> 3 each
+    assert rep.bytes == 9 * 16 * 21 * 3  # 24x32 -> short side 16 -> 16x21
+    assert rep.failures == [("bad", "file is empty (0 bytes)")]
+    assert "1 failed" in rep.summary() and "FAILED bad" in rep.summary()
+    got = FrameCache(cache_dir).get(recs[1].path, 5, None, 16)
+    assert [int(round(f.mean() / 8)) for f in got] == [0, 5, 10]
+    again = build_cache(recs, cache_dir, sample_every=5, short_side=16, workers=workers, progress=False)
+    assert again.videos == 3 and again.already_cached == 3 and again.frames == 9

@@ -1,0 +1,66 @@
+"""rrn check-data: every problem reported, none fatal; rrn synth / cache from the command line."""
+
+import numpy as np
+import pytest
+
+from rrn.cli import main
+from rrn.data.check import check_dataset
+from rrn.data.splits import DatasetSplit, MissingVideo, VideoRecord
+from rrn.data.synth import make_synthetic_dataset, write_video
+
+
+def test_check_dataset_lists_every_problem(tmp_path):
+    good = write_video(tmp_path / "good.avi", np.zeros((3, 16, 16, 3), np.uint8), codec="ffv1")
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video" * 100)
+    split = DatasetSplit(
+        classes=["a", "b", "c"],
+        train=[VideoRecord(good, 0, "a/good"), VideoRecord(empty, 0, "a/empty"), VideoRecord(junk, 1, "b/junk")],
+        test=[VideoRecord(good, 0, "a/good")],
+        missing=[MissingVideo("b/gone", tmp_path / "trainlist01.txt", 7)],
+    )
+    problems = check_dataset(split)
+    got = {(p.video, p.what.split(" (")[0]) for p in problems}
+    assert ("b/gone", f"listed at {tmp_path / 'trainlist01.txt'}:7 but not found under the data root") in got
+    assert ("a/good", "listed on both the train and the test side") in got
+    assert ("c", "class has no training video") in got
+    assert any(p.video == "a/empty" and "empty" in p.what for p in problems)
+    assert any(p.video == "b/junk" and "not a readable video" in p.what for p in problems)
+    assert len(problems) == 5
+    assert len(check_dataset(split, decode=False)) == 5
+
+
+def test_cli_synth_check_cache(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["synth", str(out), "--classes", "2", "--videos-per-class", "4", "--frames", "6",
+                 "--size", "16", "--seed", "3"]) == 0
+    assert "wrote 8 videos of 2 classes" in capsys.readouterr().out
+    assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 0
+    assert "OK: 8 videos, no problems" in capsys.readouterr().out
+
+    (out / "MoveLeft" / "v_MoveLeft_g02_c01.avi").write_bytes(b"broken")
+    (out / "MoveRight" / "v_MoveRight_g01_c01.avi").unlink()
+    assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1
+    text = capsys.readouterr().out
+    assert "MoveLeft/v_MoveLeft_g02_c01: not a readable video" in text
+    assert "MoveRight/v_MoveRight_g01_c01: listed at" in text and "2 problem(s) in 8 listed videos" in text
+
+    # cache: the missing video stops it before any work (config error), then --missing skip works.
+    assert main(["cache", "--data-root", str(out), "--no-progress", "--workers", "1"]) == 2
+    assert "testlist01.txt:1" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="1 of 8 listed videos are missing"):
+        rc = main(["cache", "--data-root", str(out), "--missing", "skip", "--no-progress", "--workers", "2",
+                   "--sample-every", "2", "--frame-size", "14"])
+    text = capsys.readouterr().out
+    assert rc == 1 and "cached 6 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01" in text
+    assert len(list((out / ".rrn-cache").rglob("*.npy"))) == 6
+
+
+def test_cli_bad_config_names_file_and_line(tmp_path, capsys):
+    out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=3, size=16)
+    (out / "trainlist01.txt").write_text("MoveRight/v_MoveRight_g02_c01.avi 5\n")
+    assert main(["check-data", "--data-root", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "trainlist01.txt:1: label 5 is not in classInd.txt (1..2)" in err

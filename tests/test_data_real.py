@@ -1,0 +1,96 @@
+"""Real UCF-101 / HMDB-51 files from ../shared/data (skipped in a fresh clone without it)."""
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rrn.data.check import check_dataset
+from rrn.data.datasets import VideoChunkDataset, collate_videos
+from rrn.data.decode import VideoDecodeError, decode_video
+from rrn.data.splits import SplitError, load_split
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LISTS = DATA / "ucfTrainTestlist"
+MINI = DATA / "ucf101_mini" / "UCF-101"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+@pytest.fixture(scope="module")
+def mini_split():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_split("ucf101", MINI, LISTS, 1, missing="skip")
+
+
+@pytest.mark.parametrize("split,n_train,n_test", [(1, 9537, 3783), (2, 9586, 3734), (3, 9624, 3696)])
+def test_official_split_files_parse(tmp_path, split, n_train, n_test):
+    # Parse against an empty root with missing="skip": every entry is counted in .missing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SplitError, match="train side .* is empty after skipping"):
+            load_split("ucf101", tmp_path, LISTS, split, missing="skip")
+    from rrn.data.splits import _ucf101
+
+    entries, classes = _ucf101(LISTS, split)
+    assert len(classes) == 101 and classes[0] == "ApplyEyeMakeup" and classes[-1] == "YoYo"
+    assert sum(e[0] == "train" for e in entries) == n_train
+    assert sum(e[0] == "test" for e in entries) == n_test
+    assert all(0 <= e[2] < 101 for e in entries)
+
+
+def test_mini_set_needs_missing_skip():
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: .*--missing skip"):
+        load_split("ucf101", MINI, LISTS, 1)
+
+
+def test_mini_resolves_avi_names_to_mp4(mini_split):
+    rows = list(csv.DictReader(open(MINI.parent / "manifest.csv")))
+    assert len(mini_split.train) + len(mini_split.test) == len(rows) == 97
+    assert len(mini_split.classes) == 101
+    by_id = {r.video_id: r for r in mini_split.train + mini_split.test}
+    for row in rows:
+        rec = by_id[row["path"].removesuffix(".mp4")]
+        assert rec.path.suffix == ".mp4" and mini_split.classes[rec.label] == row["label"]
+        assert (rec in mini_split.test) == (row["official_split1"] == "test")
+
+
+def test_mini_decodes_frame_counts(mini_split):
+    rows = {r["path"]: r for r in csv.DictReader(open(MINI.parent / "manifest.csv"))}
+    for rec in mini_split.test[:3]:
+        n = int(rows[rec.video_id + ".mp4"]["frames"])
+        out = decode_video(rec.path, sample_every=10, short_side=128)
+        assert out.shape == (len(range(0, n, 10)), 128, 171, 3) and out.dtype == np.uint8
+        assert 10 < out.mean() < 245  # a real picture, not a blank
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (DATA / "videos").glob("*/*/*") if p.suffix in (".avi", ".mp4")), ids=lambda p: p.name[:30])
+def test_real_avi_and_hmdb_decode(path):
+    out = decode_video(path, sample_every=10, short_side=112)
+    assert out.ndim == 4 and out.shape[-1] == 3 and min(out.shape[1:3]) == 112
+    full = decode_video(path, sample_every=1)
+    assert full.shape[1:3] in ((240, 320), (256, full.shape[2])) and 306 <= full.shape[2] <= 452
+    np.testing.assert_array_equal(decode_video(path, sample_every=10)[1], full[10])
+
+
+def test_real_eval_dataset(mini_split):
+    ds = VideoChunkDataset(mini_split.test[:2], context=2, train=False, sample_every=10, frame_size=112)
+    batch = collate_videos([ds[0], ds[1]])
+    assert batch["clips"].shape[1:] == (2, 3, 112, 112) and batch["skipped"] == []
+
+
+def test_corrupt_copies_reported_not_fatal(mini_split, tmp_path):
+    src = mini_split.test[0].path.read_bytes()
+    (tmp_path / "trunc.mp4").write_bytes(src[: len(src) // 3])
+    (tmp_path / "head.mp4").write_bytes(src[:2000])
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    for name in ("head.mp4", "zero.mp4"):
+        with pytest.raises(VideoDecodeError):
+            decode_video(tmp_path / name)
+    from rrn.data.splits import DatasetSplit, VideoRecord
+
+    recs = [VideoRecord(tmp_path / n, 0, n) for n in ("trunc.mp4", "head.mp4", "zero.mp4")]
+    problems = check_dataset(DatasetSplit(["a"], recs, [mini_split.test[0]]))
+    assert {p.video for p in problems} >= {"head.mp4", "zero.mp4"}
