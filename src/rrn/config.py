@@ -77,9 +77,16 @@ class DataConfig:
     """Cache decoded frames here (default: no cache)."""
     decoder: str = "auto"
     """Video decoding backend passed to the data layer."""
+    hflip: bool = True
+    """Random horizontal flips in training (turn off when left/right is the class, e.g. for
+    rrn synth data)."""
+    missing: Literal["error", "skip"] = "error"
+    """A video listed in the split files but missing on disk: error, or skip it with a
+    warning."""
 
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, ("ucf101", "hmdb51", "list"))
+        _check_choice("missing", self.missing, ("error", "skip"))
         if self.split not in (1, 2, 3):
             raise ConfigError(f"--split must be 1, 2 or 3, got {self.split}")
         _check_positive("sample_every", self.sample_every)
