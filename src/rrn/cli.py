@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("synth", "synth"),
     ("cache", "cache"),
     ("check-data", "check_data"),
+    ("train", "train"),
 )
 
 
