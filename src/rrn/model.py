@@ -481,6 +481,19 @@ def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor])
     own = model.state_dict()
     skipped = [k for k in ("fc.weight", "fc.bias") if k in state_dict and state_dict[k].shape != own[k].shape]
     state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
+    # load_state_dict raises a RuntimeError listing every mismatch (e.g. resnet50 weights into
+    # resnet18); say in one line which model the weights do not fit.
+    wrong = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if wrong:
+        more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+        raise ValueError(
+            f"weights do not fit {model.arch}: shapes differ for {', '.join(wrong[:3])}{more}. "
+            f"Pass a state dict of torchvision's {model.arch}."
+        )
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys if k not in skipped and k not in ("fc.weight", "fc.bias")]
     not_temporal = [k for k in missing if ".temporal." not in k]
