@@ -19,6 +19,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cache", "cache"),
     ("check-data", "check_data"),
     ("train", "train"),
+    ("eval", "evaluate"),
+    ("predict", "predict"),
+    ("features", "features"),
+    ("baseline", "baseline"),
 )
 
 

@@ -1,16 +1,17 @@
 """``rrn synth``: a synthetic action dataset whose classes differ only in temporal order.
 
-Class ``k`` of ``K`` = objects moving along the direction ``2*pi*k/K`` (K=4: right, up, left,
-down; opposite classes are the same motion played forward and backward). Each video:
+Class ``k`` of ``K`` = a scene panning along the direction ``2*pi*k/K`` (K=4: right, up,
+left, down; opposite classes are the same motion played forward and backward). Each video:
 
-* a static, smooth random background (bilinearly upsampled 4x4 noise) with a colour tint,
-  both drawn per *group* and shared by that group number across all classes, so backgrounds
-  carry no class information either;
+* a random mid-frequency texture (noise on a ``size/4`` grid, upsampled so that it tiles),
+  tinted by a colour drawn per *group* (shared by that group number across all classes),
+  shifted by a whole 2..3 px (at 64 px) per frame along the class direction: a camera pan,
+  visible everywhere in the frame, so evidence for the direction is dense;
 * one or two objects (antialiased disk or square, diameter ~``size/5``, bright random
-  colour) moving at a constant random speed (2..4 px/frame at 64 px) along the class
-  direction, wrapping around the frame (torus) from a uniformly random start, so an
-  object's position in any single frame is uniform: **no single frame tells the class**;
-  a per-frame model sits at chance, a model that compares frames can win;
+  colour) moving faster along the same direction;
+* everything wraps around the frame (torus) from a uniformly random start, so any single
+  frame is a uniformly random view: **no single frame tells the class**; a per-frame model
+  sits at chance, a model that compares frames can win;
 * no motion blur; written as intra-only MJPEG (every frame a JPEG, quality ~q2) in ``.avi``,
   so no frame carries information about its neighbours; byte-identical for the same seed.
 
@@ -76,26 +77,41 @@ def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpe
     return path
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Smooth low-frequency noise with a colour tint, float ``(size, size, 3)`` in 0..255."""
+def _texture(rng: np.random.Generator, size: int, tint: np.ndarray) -> np.ndarray:
+    """Mid-frequency random texture on a torus, float ``(size, size, 3)`` in 0..255.
+
+    Noise on a ``size/4`` grid, upsampled bicubically with wrap-around so that rolling it
+    across the frame edge shows no seam; ``tint`` colours it per group.
+    """
     import torch
     import torch.nn.functional as F
 
-    grid = torch.from_numpy(rng.random((1, 3, 4, 4)).astype(np.float32))
-    smooth = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False)[0]
-    tint = rng.uniform(0.3, 1.0, size=(3, 1, 1)).astype(np.float32)
-    bg = (40 + 100 * smooth.clamp(0, 1).numpy()) * tint  # (3, S, S), darkish: objects stand out
-    return bg.transpose(1, 2, 0)
+    cells = max(4, size // 4)
+    grid = torch.from_numpy(rng.random((1, 3, cells, cells)).astype(np.float32))
+    # pad circularly before upsampling so the texture tiles (the pan wraps around)
+    padded = F.pad(grid, (2, 2, 2, 2), mode="circular")
+    scale = size / cells
+    big = F.interpolate(padded, scale_factor=scale, mode="bicubic", align_corners=False)[0]
+    off = int(round(2 * scale))
+    smooth = big[:, off : off + size, off : off + size].clamp(0, 1).numpy()
+    return ((30 + 150 * smooth) * tint[:, None, None]).transpose(1, 2, 0)  # (S, S, 3)
 
 
-def render_video(rng: np.random.Generator, background: np.ndarray, angle: float, frames: int) -> np.ndarray:
-    """Render one clip: objects moving along ``angle`` (radians, counter-clockwise) on a torus.
+def render_video(rng: np.random.Generator, tint: np.ndarray, size: int, angle: float, frames: int) -> np.ndarray:
+    """Render one clip: the scene pans along ``angle`` (radians, counter-clockwise) on a torus.
+
+    A random texture (the "camera pan") shifts by a whole number of pixels per frame and one
+    or two objects move faster along the same direction; all of it wraps around the frame
+    edges from a uniformly random start, so a single frame is a uniformly random view and
+    only the order of frames tells the direction.
 
     Returns:
         uint8 ``(frames, S, S, 3)``.
     """
-    size = background.shape[0]
     scale = size / 64
+    texture = _texture(rng, size, tint)
+    pan_speed = int(rng.integers(2, 4)) * max(1, round(scale))  # px per frame
+    pan_start = rng.integers(0, size, size=2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     objects = []
     for _ in range(int(rng.integers(1, 3))):
@@ -110,19 +126,21 @@ def render_video(rng: np.random.Generator, background: np.ndarray, angle: float,
             "colour": colour.astype(np.float32),
         })
     direction = np.array([math.cos(angle), -math.sin(angle)])  # image y points down
+    step = np.rint(direction * pan_speed).astype(int)  # (dx, dy) of the pan per frame
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     for t in range(frames):
-        img = background.copy()
+        dx, dy = pan_start + t * step
+        img = np.roll(texture, shift=(int(dy) % size, int(dx) % size), axis=(0, 1))
         for ob in objects:
-            cx, cy = (ob["start"] + t * ob["speed"] * direction) % size
+            cx, cy = (ob["start"] + t * (ob["speed"] + pan_speed) * direction) % size
             # Toroidal offsets in (-S/2, S/2]: the object wraps around the frame edges.
-            dx = (xx - cx + size / 2) % size - size / 2
-            dy = (yy - cy + size / 2) % size - size / 2
+            ox = (xx - cx + size / 2) % size - size / 2
+            oy = (yy - cy + size / 2) % size - size / 2
             r = ob["radius"]
             if ob["square"]:
-                alpha = np.clip(r + 0.5 - np.abs(dx), 0, 1) * np.clip(r + 0.5 - np.abs(dy), 0, 1)
+                alpha = np.clip(r + 0.5 - np.abs(ox), 0, 1) * np.clip(r + 0.5 - np.abs(oy), 0, 1)
             else:
-                alpha = np.clip(r + 0.5 - np.hypot(dx, dy), 0, 1)
+                alpha = np.clip(r + 0.5 - np.hypot(ox, oy), 0, 1)
             img = img * (1 - alpha[..., None]) + ob["colour"] * alpha[..., None]
         out[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     return out
@@ -154,14 +172,15 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
     n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
     per_group = math.ceil(videos_per_class / n_groups)
     n_test_groups = max(1, round(n_groups / 4))
-    backgrounds = [_background(np.random.default_rng((seed, 0, g)), size) for g in range(n_groups)]
+    tints = [np.random.default_rng((seed, 0, g)).uniform(0.3, 1.0, size=3).astype(np.float32)
+             for g in range(n_groups)]
     train_lines, test_lines = [], []
     for k, name in enumerate(names):
         for v in range(videos_per_class):
             g, c = divmod(v, per_group)
             rel = f"{name}/v_{name}_g{g + 1:02d}_c{c + 1:02d}.avi"
             rng = np.random.default_rng((seed, 1, k, v))
-            video = render_video(rng, backgrounds[g], 2 * math.pi * k / classes, frames)
+            video = render_video(rng, tints[g], size, 2 * math.pi * k / classes, frames)
             write_video(out / rel, video, fps=25)
             if g < n_test_groups:
                 test_lines.append(rel)
