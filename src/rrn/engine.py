@@ -521,7 +521,8 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
 
     Returns:
         ``run_dir``, ``global_step``, ``history`` (epoch records), ``best_metric``,
-        ``last``/``best`` checkpoint paths.
+        ``last``/``best`` checkpoint paths, ``classes``, ``config`` and the trained ``model``
+        (unwrapped; identical on every rank).
 
     Raises:
         OSError: the run directory cannot be written (before any training).
@@ -722,5 +723,5 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
     return {
         "run_dir": str(run_dir), "global_step": global_step, "history": history,
         "best_metric": best_metric, "last": str(run_dir / LAST), "best": str(run_dir / BEST),
-        "classes": split.classes, "config": config_dict,
+        "classes": split.classes, "config": config_dict, "model": unwrap(model),
     }

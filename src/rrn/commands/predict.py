@@ -1,0 +1,71 @@
+"""``rrn predict CKPT VIDEO [VIDEO ...]``: top-5 classes per video (see :mod:`rrn.predict`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify videos with a trained checkpoint (top-5, optional timeline plot)",
+        description="Classify whole videos: frames are streamed once through the network "
+        "(forward_video) and the video's probabilities are the mean over its chunks. Runs on CPU.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("videos", metavar="VIDEO", nargs="+", help="video files")
+    p.add_argument("--top", type=int, default=5, help="classes to list per video (default: 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON document for machines")
+    p.add_argument("--timeline", metavar="PNG",
+                   help="plot per-frame class probabilities over time; with several videos "
+                   "each gets PNG's stem + '-<video stem>.png'")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.set_defaults(func=run)
+
+
+def timeline_path(base: str, video: str, many: bool) -> Path:
+    out = Path(base)
+    if not many:
+        return out
+    return out.with_name(f"{out.stem}-{Path(video).stem}{out.suffix or '.png'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rrn.checkpoint import CheckpointError
+    from rrn.cli import UserError
+    from rrn.data import VideoDecodeError
+    from rrn.predict import Predictor
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    missing = [v for v in args.videos if not Path(v).is_file()]
+    if missing:
+        raise UserError(f"no such video file: {', '.join(missing)}")
+    try:
+        predictor = Predictor(args.checkpoint, device=args.device)
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
+    results = []
+    for video in args.videos:
+        try:
+            pred = predictor.predict(video, top=args.top)
+        except VideoDecodeError as err:
+            raise UserError(f"cannot decode {video}: {err}") from None
+        record = pred.to_json()
+        if args.timeline:
+            out = timeline_path(args.timeline, video, len(args.videos) > 1)
+            predictor.plot_timeline(pred, out, top=args.top)
+            record["timeline"] = str(out)
+        results.append(record)
+        if not args.json:
+            print(f"{video}  ({record['num_frames']} frames, {record['chunks']} chunks of "
+                  f"{predictor.context})")
+            for rank, item in enumerate(record["top"], 1):
+                print(f"  {rank}. {item['class']:<30} {item['prob']:.3f}")
+            if args.timeline:
+                print(f"  timeline: {record['timeline']}")
+    if args.json:
+        print(json.dumps({"checkpoint": str(predictor.path), "videos": results}, indent=2))
+    return 0

@@ -1,0 +1,209 @@
+"""End to end on `rrn synth` data with a tiny model: train, checkpoints, eval, predict, recovery."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from rrn.cli import main
+from rrn.data import make_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    # 2 classes x 6 videos of 8 frames at 32 px: 6 train and 6 test videos
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=6,
+                                  frames=8, size=32, seed=0)
+
+
+def tiny(synth, out, *extra):
+    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
+            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
+            "--batch-size", "2", "--update-every", "2", "--workers", "0", "--no-progress",
+            "--lr", "1e-3", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "ucf_split1"
+    assert main(tiny(synth, run, "--epochs", "2")) == 0
+    return run
+
+
+def test_train_writes_the_run_directory(trained):
+    for name in ("config.yaml", "last.pt", "best.pt", "log.jsonl", "curves.png"):
+        assert (trained / name).is_file(), name
+    cfg = yaml.safe_load((trained / "config.yaml").read_text())
+    assert cfg["model"]["skip"] == ["layer4.1"] and cfg["model"]["context"] == 2  # resolved
+    log = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if r["kind"] == "step"]
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    assert len(steps) == 2 * 3 and len(epochs) == 2  # 6 chunks / 2 per step = 3 steps/epoch
+    assert [s["global_step"] for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(s["chunks"] == 2 and 0 <= s["acc"] <= 1 for s in steps)
+    assert epochs[-1]["val_videos"] == 6 and epochs[-1]["skipped"] == []
+    ckpt = torch.load(trained / "last.pt", weights_only=True)  # the contract
+    assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["global_step"] == 6
+    assert ckpt["config"]["model"]["skip"] == ["layer4.1"]
+    assert ckpt["classes"] == ["MoveRight", "MoveLeft"]
+    assert ckpt["optimizer"]["state"][0]["step"] == 6  # Adam stepped once per optimiser step
+
+
+def test_eval_writes_json_csv_png(trained, capsys):
+    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress"]) == 0
+    result = json.loads((trained / "eval_split1.json").read_text())
+    for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
+                "num_videos", "num_chunks", "split", "checkpoint", "config", "timing"):
+        assert key in result, key
+    assert result["num_videos"] == 6 and result["split"] == 1
+    assert result["num_chunks"] == 6 * 4  # 8 frames, T = 2: four non-overlapping chunks each
+    assert result["video_error"] == pytest.approx(1 - result["video_top1"])
+    assert result["video_top5"] == 1.0  # 2 classes
+    # the same numbers as the validation at the end of training (same weights, same code)
+    last_epoch = [json.loads(x) for x in (trained / "log.jsonl").read_text().splitlines()][-1]
+    assert result["video_top1"] == pytest.approx(last_epoch["val_video_top1"])
+    assert result["clip_top1"] == pytest.approx(last_epoch["val_clip_top1"])
+    assert (trained / "eval_split1_per_class.csv").read_text().startswith("class_index,class,")
+    assert (trained / "eval_split1_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "split 1: video accuracy" in capsys.readouterr().out
+
+
+def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    for side in ("train", "test"):  # a second split: the first one's files again
+        shutil.copy(data / f"{side}list01.txt", data / f"{side}list02.txt")
+    runs = tmp_path / "runs"
+    for k in (1, 2):
+        shutil.copytree(trained, runs / f"ucf_split{k}")
+    pattern = str(runs / "ucf_split{split}")
+    assert main(["eval", pattern, "--splits", "1", "2", "--data-root", str(data), "--workers", "0",
+                 "--no-progress", "--which", "last"]) == 0
+    one = json.loads((runs / "ucf_split1" / "eval_split1.json").read_text())
+    two = json.loads((runs / "ucf_split2" / "eval_split2.json").read_text())
+    mean = json.loads((runs / "eval_mean.json").read_text())
+    assert mean["splits"] == [1, 2]
+    assert mean["mean_over_splits"]["video_top1"] == pytest.approx(
+        (one["video_top1"] + two["video_top1"]) / 2)
+    assert "mean over splits [1, 2]" in capsys.readouterr().out
+    # one checkpoint for several splits would test on its own training videos
+    assert main(["eval", str(trained), "--splits", "1", "2"]) == 2
+    assert "put {split} in the path" in capsys.readouterr().err
+
+
+def test_predict_top5_json_and_timeline(trained, synth, tmp_path, capsys):
+    videos = sorted(str(p) for p in synth.glob("*/*.avi"))[:2]
+    png = tmp_path / "timeline.png"
+    assert main(["predict", str(trained / "last.pt"), videos[0], "--json", "--timeline", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (record,) = out["videos"]
+    probs = [t["prob"] for t in record["top"]]
+    assert [t["class"] for t in record["top"]] in (["MoveRight", "MoveLeft"], ["MoveLeft", "MoveRight"])
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+    assert record["num_frames"] == 8 and record["chunks"] == 7  # frames with full context (T=2)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["predict", str(trained), *videos]) == 0
+    text = capsys.readouterr().out
+    assert text.count("1. Move") == 2
+    assert main(["predict", str(trained), str(tmp_path / "nope.avi")]) == 2
+    assert "no such video file" in capsys.readouterr().err
+
+
+def test_resume_after_a_kill_ends_with_identical_weights(synth, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bitwise-reproducible CPU kernels
+    try:
+        common = ["--epochs", "2", "--val-every", "0", "--checkpoint-every", "2"]
+        assert main(tiny(synth, tmp_path / "a", *common)) == 0
+        # killed after global step 5 of 6 (mid-epoch 2); the last checkpoint is from step 4
+        assert main(tiny(synth, tmp_path / "b", *common, "--fault", "crash@5")) == 3
+        killed = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["progress"]
+        assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (1, 1, 4)
+        assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["progress"]["global_step"] == b["progress"]["global_step"] == 6
+    # the resumed epoch's statistics continue the interrupted ones
+    assert a["progress"]["history"][-1]["train_loss"] == b["progress"]["history"][-1]["train_loss"]
+    kinds = [json.loads(x)["kind"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert kinds.count("resume") == 1
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert main(tiny(synth, out, "--epochs", "1", "--checkpoint-every", "1", "--fault", "nan@3")) == 1
+    err = capsys.readouterr().err
+    assert "loss is nan" in err and f"last good checkpoint is {out / 'last.pt'}" in err
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["progress"]["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--skip", "block4", "--context", "3"], "--context 3 needs 2"),
+        (["--skip", "block9"], "block9"),
+        (["--update-every", "2.5"], "--update-every 2.5"),
+    ],
+)
+def test_config_errors_exit_2(synth, tmp_path, capsys, argv, message):
+    assert main(tiny(synth, tmp_path / "r", "--epochs", "1", *argv)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_suggests_the_closest(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--batchsize", "4"])
+    assert exc.value.code == 2
+    assert "did you mean --batch-size" in capsys.readouterr().err
+
+
+def test_unknown_yaml_key_names_file_and_suggestion(tmp_path, capsys):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("optim:\n  learning_rate: 0.1\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown key 'optim.learning_rate'" in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_before_training(synth, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(tiny(synth, blocker / "run", "--epochs", "1")) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to the output directory" in err and "--out" in err
+
+
+def test_resume_without_a_run_is_a_user_error(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_fine_tune_from_a_checkpoint_with_frozen_stages(trained, synth, tmp_path):
+    out = tmp_path / "ft"
+    assert main(tiny(synth, out, "--epochs", "1", "--weights", str(trained / "last.pt"),
+                     "--freeze", "stem,layer1,layer2", "--val-every", "0")) == 0
+    src = torch.load(trained / "last.pt", weights_only=True)["model"]
+    dst = torch.load(out / "last.pt", weights_only=True)["model"]
+    assert torch.equal(src["layer1.0.conv1.weight"], dst["layer1.0.conv1.weight"])  # frozen
+    assert torch.equal(src["bn1.running_mean"], dst["bn1.running_mean"])  # frozen statistics
+    assert not torch.equal(src["layer4.1.conv1.weight"], dst["layer4.1.conv1.weight"])  # trained
+
+
+def test_gpu_benchmark_runs_small_on_cpu():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "frames/s" in proc.stdout and "resnet50" in proc.stdout and "max |diff|" in proc.stdout

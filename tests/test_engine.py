@@ -1,0 +1,196 @@
+"""Engine units: step accumulation, schedules, skipped items, non-finite loss, evaluation dedup."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rrn.config import OptimConfig
+from rrn.distributed import ResumableDistributedSampler, StepBatchSampler
+from rrn.engine import (
+    EpochTotals,
+    NonFiniteLossError,
+    chunks_per_step,
+    evaluate,
+    freeze_stages,
+    lr_at,
+    set_train_mode,
+    train_one_epoch,
+)
+
+T, S, K = 2, 4, 3
+
+
+class ClipNet(nn.Module):
+    """Linear classifier of the last frame: a model with the RRN calling convention."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(3 * S * S, K)
+
+    def forward(self, clip):  # (B, T, 3, S, S) -> (B, K)
+        return self.fc(clip[:, -1].flatten(1))  # (B, 3, S, S) -> (B, 3*S*S)
+
+
+def make_data(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(T, 3, S, S, generator=g), i % K) for i in range(n)]
+
+
+def loader_for(data, batch_size, step_size, skip=()):
+    sampler = ResumableDistributedSampler(list(range(len(data))), shuffle=False)
+    batches = StepBatchSampler(sampler, batch_size, step_size)
+
+    def gen():
+        for idx in batches:
+            kept = [i for i in idx if i not in skip]
+            clip = torch.stack([data[i][0] for i in kept]) if kept else torch.empty(0)
+            yield {"clip": clip, "label": torch.tensor([data[i][1] for i in kept], dtype=torch.long),
+                   "video_index": torch.tensor(kept, dtype=torch.long),
+                   "skipped": [i for i in idx if i in skip]}
+
+    return gen(), batches.schedule(), batches.steps_per_epoch()
+
+
+def run_epoch(data, batch_size, step_size, skip=(), lr=0.1, **kw):
+    model = ClipNet()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loader, schedule, steps = loader_for(data, batch_size, step_size, skip)
+    totals = train_one_epoch(model, loader, schedule, opt, device=torch.device("cpu"), epoch=0,
+                             steps_per_epoch=steps, **kw)
+    return model, totals
+
+
+def test_micro_batch_size_does_not_change_the_step():
+    data = make_data(6)
+    # one optimiser step per 3 chunks: micro-batches of 1 or 3 give the same mean gradient
+    a, ta = run_epoch(data, batch_size=1, step_size=3)
+    b, tb = run_epoch(data, batch_size=3, step_size=3)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    assert ta.chunks == tb.chunks == 6 and ta.loss == pytest.approx(tb.loss)
+    # ... and equals plain SGD on the mean loss of each step's 3 chunks
+    ref = ClipNet()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    for lo in (0, 3):
+        x = torch.stack([c for c, _ in data[lo:lo + 3]])
+        y = torch.tensor([lab for _, lab in data[lo:lo + 3]])
+        nn.functional.cross_entropy(ref(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+    for pa, pr in zip(a.parameters(), ref.parameters()):
+        torch.testing.assert_close(pa, pr, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_last_step_still_steps_and_counts_steps():
+    data = make_data(5)
+    steps_seen = []
+    model, totals = run_epoch(data, batch_size=2, step_size=2,
+                              on_step=lambda s: steps_seen.append((s.step_in_epoch, s.chunks)))
+    assert steps_seen == [(1, 2), (2, 2), (3, 1)]
+
+
+def test_skipped_chunks_leave_the_mean_over_real_chunks():
+    data = make_data(4)
+    # chunk 1 is unreadable: the step's gradient must be the mean over chunks 0, 2, 3
+    a, totals = run_epoch(data, batch_size=2, step_size=4, skip={1})
+    assert totals.skipped == [1] and totals.chunks == 3
+    ref = ClipNet()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    kept = [0, 2, 3]
+    x = torch.stack([data[i][0] for i in kept])
+    y = torch.tensor([data[i][1] for i in kept])
+    nn.functional.cross_entropy(ref(x), y).backward()
+    opt.step()
+    for pa, pr in zip(a.parameters(), ref.parameters()):
+        torch.testing.assert_close(pa, pr, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_loss_stops_before_the_update():
+    data = make_data(6)
+    model = ClipNet()
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader, schedule, steps = loader_for(data, 2, 2)
+    seen = []
+    with pytest.raises(NonFiniteLossError, match="global step 2"):
+        train_one_epoch(model, loader, schedule, opt, device=torch.device("cpu"), epoch=0,
+                        steps_per_epoch=steps, fault="nan@2", on_step=lambda s: seen.append(
+                            copy.deepcopy(model.state_dict())))
+    assert len(seen) == 1  # step 1 applied, step 2 refused
+    assert all(torch.equal(seen[0][k], v) for k, v in model.state_dict().items())
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+    assert not torch.equal(before["fc.weight"], model.fc.weight)
+
+
+def test_chunks_per_step():
+    assert chunks_per_step(0.01, 9537) == 95  # the paper's 1% of UCF-101 split 1
+    assert chunks_per_step(0.01, 10) == 1
+    assert chunks_per_step(1.0, 10) == 10
+    assert chunks_per_step(64, 10) == 64
+
+
+def test_lr_schedules():
+    const = OptimConfig(lr=1.0, epochs=4)
+    assert [lr_at(s, const, 10) for s in (0, 39)] == [1.0, 1.0]
+    step = OptimConfig(lr=1.0, epochs=4, schedule="step", lr_milestones=(1, 3), lr_gamma=0.1)
+    assert [lr_at(s, step, 10) for s in (9, 10, 29, 30)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    cos = OptimConfig(lr=1.0, epochs=2, schedule="cosine")
+    assert lr_at(0, cos, 10) == 1.0 and lr_at(10, cos, 10) == pytest.approx(0.5)
+    assert lr_at(20, cos, 10) == pytest.approx(0.0, abs=1e-12)
+    warm = OptimConfig(lr=1.0, epochs=1, warmup_steps=3)
+    assert [lr_at(s, warm, 10) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+
+def test_lr_is_set_per_step():
+    data = make_data(4)
+    lrs = []
+    run_epoch(data, batch_size=1, step_size=2, lr_fn=lambda step: 0.5 / (step + 1),
+              on_step=lambda s: lrs.append(s.lr))
+    assert lrs == [0.5, 0.25]
+
+
+def test_evaluate_averages_chunks_and_counts_each_video_once():
+    class Fixed(nn.Module):
+        def forward(self, clip):  # logits = log of the first pixel's 3 channels
+            return clip[:, -1, :, 0, 0].log()
+
+    def video(vi, label, probs):  # (M, T, 3, 1, 1) chunks whose probabilities are `probs`
+        clips = torch.tensor(probs)[:, None, :, None, None].expand(-1, T, 3, 1, 1)
+        return {"clips": clips, "chunk_video": torch.full((len(probs),), vi),
+                "label": torch.tensor([label]), "video_index": torch.tensor([vi]), "skipped": []}
+
+    batches = [
+        video(0, 0, [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]),  # mean [0.4, 0.5, 0.1] -> wrong
+        video(1, 2, [[0.1, 0.1, 0.8]]),
+        video(0, 0, [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]),  # a padded duplicate: ignored
+    ]
+    res = evaluate(Fixed(), batches, device=torch.device("cpu"), chunk_batch=1)
+    assert res["video_index"].tolist() == [0, 1]
+    torch.testing.assert_close(res["video_probs"][0], torch.tensor([0.4, 0.5, 0.1]))
+    assert res["chunk_probs"].shape == (3, 3)
+    assert res["chunk_video"].tolist() == [0, 0, 1]
+    assert res["chunk_labels"].tolist() == [0, 0, 2]
+
+
+def test_freeze_stages_keeps_bn_statistics():
+    from rrn.model import build_model
+
+    model = build_model("resnet18", num_classes=2, skip_blocks=("block4",))
+    frozen_bn = freeze_stages(model, ("stem", "layer1"))
+    assert not model.conv1.weight.requires_grad and not model.layer1[0].conv1.weight.requires_grad
+    assert model.layer2[0].conv1.weight.requires_grad and model.fc.weight.requires_grad
+    set_train_mode(model, frozen_bn)
+    assert not model.bn1.training and not model.layer1[1].bn2.training and model.layer2[0].bn1.training
+    stats = model.bn1.running_mean.clone()
+    model(torch.randn(2, 2, 3, 32, 32))
+    assert torch.equal(stats, model.bn1.running_mean)
+
+
+def test_epoch_totals():
+    t = EpochTotals(loss_sum=3.0, correct=1.0, chunks=4.0)
+    assert t.loss == 0.75 and t.acc == 0.25
+    assert math.isnan(EpochTotals().loss)
