@@ -72,3 +72,81 @@ def test_step_batch_sampler_schedule():
     sampler.set_start(4)
     with pytest.raises(ValueError, match="step boundary"):
         StepBatchSampler(sampler, batch_size=2, step_size=3)
+
+
+DDP_SCRIPT = r'''
+import os, sys, torch
+from rrn.cli import main
+from rrn.config import resolve_config
+from rrn.engine import fit
+
+data, out = sys.argv[1], sys.argv[2]
+torch.set_num_threads(1)
+cfg = resolve_config([("flags", {
+    "data": {"data_root": data, "frame_size": 32, "sample_every": 1, "hflip": False},
+    "model": {"arch": "resnet18", "skip": "block4", "weights": "none"},
+    "optim": {"epochs": 1, "batch_size": 3, "update_every": 6, "lr": 1e-3},
+    "run": {"out": out, "workers": 0, "progress": False, "device": "cpu", "val_every": 1},
+})])
+result = fit(cfg)
+torch.save(result["model"].state_dict(), os.path.join(out, "rank%s.state" % os.environ["RANK"]))
+sys.exit(main(["eval", out, "--which", "last", "--workers", "0", "--no-progress",
+               "--device", "cpu", "--out", os.path.join(out, "ddp_eval")]))
+'''
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    """2 CPU processes (gloo): identical weights on both ranks, one checkpoint, exact eval counts."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rrn.cli import main
+    from rrn.data import make_synthetic_dataset
+
+    # 3 classes: 9 train and 9 test videos, an odd count that DistributedSampler pads
+    data = make_synthetic_dataset(tmp_path / "data", classes=3, videos_per_class=6, frames=8,
+                                  size=32, seed=0)
+    out = tmp_path / "run"
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
+           "--standalone", "--nproc_per_node", "2", str(script), str(data), str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    rank0 = torch.load(out / "rank0.state", weights_only=True)
+    rank1 = torch.load(out / "rank1.state", weights_only=True)
+    for key, value in rank0.items():  # parameters and BatchNorm statistics
+        assert torch.equal(value, rank1[key]), key
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert all(torch.equal(v, last["model"][k]) for k, v in rank0.items())
+
+    # only rank 0 wrote: one checkpoint of each kind, no stray temporary files, one log
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["best.pt", "config.yaml", "curves.png", "ddp_eval", "last.pt", "log.jsonl",
+                     "rank0.state", "rank1.state"]
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in log].count("start") == 1 and log[0]["world_size"] == 2
+    steps = [r for r in log if r["kind"] == "step"]
+    # 9 chunks padded to 10 = 5 per rank; 3 per rank per step -> steps of 6 and 4 chunks
+    assert [s["chunks"] for s in steps] == [6, 4]
+    assert last["optimizer"]["state"][0]["step"] == 2
+
+    # DDP evaluation counts each of the 9 test videos once (the padded duplicate is dropped)
+    ddp = json.loads((out / "ddp_eval" / "eval_split1.json").read_text())
+    assert ddp["num_videos"] == 9 and ddp["timing"]["world_size"] == 2
+    assert main(["eval", str(out), "--which", "last", "--workers", "0", "--no-progress",
+                 "--device", "cpu", "--out", str(tmp_path / "single")]) == 0
+    single = json.loads((tmp_path / "single" / "eval_split1.json").read_text())
+    assert ddp["num_chunks"] == single["num_chunks"] == 9 * 4
+    for key in ("video_top1", "clip_top1", "mean_class_accuracy"):
+        assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
+    epoch = [r for r in log if r["kind"] == "epoch"][0]
+    assert epoch["val_videos"] == 9
+    assert epoch["val_video_top1"] == pytest.approx(single["video_top1"], abs=1e-6)
