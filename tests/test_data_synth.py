@@ -17,10 +17,10 @@ def synth(tmp_path_factory):
 def test_layout_and_split(synth):
     s = load_split("ucf101", synth, synth, 1)
     assert s.classes == ["MoveRight", "MoveUp", "MoveLeft", "MoveDown"]
-    assert len(s.train) == 4 * 12 and len(s.test) == 4 * 4  # groups g01 test, g02..g04 train
-    assert (synth / "MoveUp" / "v_MoveUp_g03_c04.avi").is_file()
+    assert len(s.train) == 4 * 12 and len(s.test) == 4 * 4  # 2 clips a group: g01-g02 test, g03-g08 train
+    assert (synth / "MoveUp" / "v_MoveUp_g08_c02.avi").is_file()
     groups = lambda recs: {r.video_id.split("_g")[1][:2] for r in recs}  # noqa: E731
-    assert groups(s.test) == {"01"} and groups(s.train) == {"02", "03", "04"}
+    assert groups(s.test) == {"01", "02"} and groups(s.train) == {f"{g:02d}" for g in range(3, 9)}
     assert (synth / "trainlist01.txt").read_bytes().endswith(b"\r\n")
     frames = decode_video(s.train[0].path, sample_every=1)
     assert frames.shape == (12, 32, 32, 3)
@@ -29,7 +29,7 @@ def test_layout_and_split(synth):
 def test_deterministic_per_seed(synth, tmp_path):
     again = make_synthetic_dataset(tmp_path / "a", classes=4, videos_per_class=16, frames=12, size=32, seed=1)
     other = make_synthetic_dataset(tmp_path / "b", classes=4, videos_per_class=16, frames=12, size=32, seed=2)
-    rel = "MoveLeft/v_MoveLeft_g02_c03.avi"
+    rel = "MoveLeft/v_MoveLeft_g04_c02.avi"
     assert (again / rel).read_bytes() == (synth / rel).read_bytes()
     assert (other / rel).read_bytes() != (synth / rel).read_bytes()
     assert (again / "trainlist01.txt").read_bytes() == (synth / "trainlist01.txt").read_bytes()
