@@ -11,16 +11,25 @@ import torch
 import yaml
 
 from rrn.cli import main
-from rrn.data import make_synthetic_dataset
+from rrn.data import load_split, make_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    # 2 classes x 6 videos of 8 frames at 32 px: 6 train and 6 test videos
+    # 2 classes x 6 videos of 8 frames at 32 px (8 train and 4 test videos at the time of writing)
     return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=6,
                                   frames=8, size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def counts(synth):
+    split = load_split("ucf101", synth, synth, 1)
+    n_train, n_test = len(split.train), len(split.test)
+    steps = -(-n_train // 2)  # --update-every 2
+    assert steps >= 3, "the resume test needs 3+ optimiser steps per epoch"
+    return n_train, n_test, steps
 
 
 def tiny(synth, out, *extra):
@@ -37,7 +46,8 @@ def trained(synth, tmp_path_factory):
     return run
 
 
-def test_train_writes_the_run_directory(trained):
+def test_train_writes_the_run_directory(trained, counts):
+    n_train, n_test, per_epoch = counts
     for name in ("config.yaml", "last.pt", "best.pt", "log.jsonl", "curves.png"):
         assert (trained / name).is_file(), name
     cfg = yaml.safe_load((trained / "config.yaml").read_text())
@@ -45,25 +55,27 @@ def test_train_writes_the_run_directory(trained):
     log = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if r["kind"] == "step"]
     epochs = [r for r in log if r["kind"] == "epoch"]
-    assert len(steps) == 2 * 3 and len(epochs) == 2  # 6 chunks / 2 per step = 3 steps/epoch
-    assert [s["global_step"] for s in steps] == [1, 2, 3, 4, 5, 6]
-    assert all(s["chunks"] == 2 and 0 <= s["acc"] <= 1 for s in steps)
-    assert epochs[-1]["val_videos"] == 6 and epochs[-1]["skipped"] == []
+    assert len(steps) == 2 * per_epoch and len(epochs) == 2  # 2 chunks per step
+    assert [s["global_step"] for s in steps] == list(range(1, 2 * per_epoch + 1))
+    assert sum(s["chunks"] for s in steps[:per_epoch]) == n_train == epochs[0]["train_chunks"]
+    assert all(s["chunks"] <= 2 and 0 <= s["acc"] <= 1 for s in steps)
+    assert epochs[-1]["val_videos"] == n_test and epochs[-1]["skipped"] == []
     ckpt = torch.load(trained / "last.pt", weights_only=True)  # the contract
-    assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["global_step"] == 6
+    assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["global_step"] == 2 * per_epoch
     assert ckpt["config"]["model"]["skip"] == ["layer4.1"]
     assert ckpt["classes"] == ["MoveRight", "MoveLeft"]
-    assert ckpt["optimizer"]["state"][0]["step"] == 6  # Adam stepped once per optimiser step
+    assert ckpt["optimizer"]["state"][0]["step"] == 2 * per_epoch  # one Adam step per step
 
 
-def test_eval_writes_json_csv_png(trained, capsys):
+def test_eval_writes_json_csv_png(trained, counts, capsys):
+    n_test = counts[1]
     assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress"]) == 0
     result = json.loads((trained / "eval_split1.json").read_text())
     for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
                 "num_videos", "num_chunks", "split", "checkpoint", "config", "timing"):
         assert key in result, key
-    assert result["num_videos"] == 6 and result["split"] == 1
-    assert result["num_chunks"] == 6 * 4  # 8 frames, T = 2: four non-overlapping chunks each
+    assert result["num_videos"] == n_test and result["split"] == 1
+    assert result["num_chunks"] == n_test * 4  # 8 frames, T = 2: four non-overlapping chunks
     assert result["video_error"] == pytest.approx(1 - result["video_top1"])
     assert result["video_top5"] == 1.0  # 2 classes
     # the same numbers as the validation at the end of training (same weights, same code)
@@ -116,16 +128,17 @@ def test_predict_top5_json_and_timeline(trained, synth, tmp_path, capsys):
     assert "no such video file" in capsys.readouterr().err
 
 
-def test_resume_after_a_kill_ends_with_identical_weights(synth, tmp_path):
+def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path):
+    per_epoch = counts[2]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bitwise-reproducible CPU kernels
     try:
-        common = ["--epochs", "2", "--val-every", "0", "--checkpoint-every", "2"]
+        # a mid-epoch checkpoint at step 2 of epoch 2; killed one step later, losing that step
+        common = ["--epochs", "2", "--val-every", "0", "--checkpoint-every", str(per_epoch + 2)]
         assert main(tiny(synth, tmp_path / "a", *common)) == 0
-        # killed after global step 5 of 6 (mid-epoch 2); the last checkpoint is from step 4
-        assert main(tiny(synth, tmp_path / "b", *common, "--fault", "crash@5")) == 3
+        assert main(tiny(synth, tmp_path / "b", *common, "--fault", f"crash@{per_epoch + 3}")) == 3
         killed = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["progress"]
-        assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (1, 1, 4)
+        assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (1, 2, per_epoch + 2)
         assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -134,7 +147,7 @@ def test_resume_after_a_kill_ends_with_identical_weights(synth, tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
-    assert a["progress"]["global_step"] == b["progress"]["global_step"] == 6
+    assert a["progress"]["global_step"] == b["progress"]["global_step"] == 2 * per_epoch
     # the resumed epoch's statistics continue the interrupted ones
     assert a["progress"]["history"][-1]["train_loss"] == b["progress"]["history"][-1]["train_loss"]
     kinds = [json.loads(x)["kind"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
@@ -207,3 +220,14 @@ def test_gpu_benchmark_runs_small_on_cpu():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "frames/s" in proc.stdout and "resnet50" in proc.stdout and "max |diff|" in proc.stdout
+
+
+def test_existing_run_needs_resume_or_overwrite(trained, synth, capsys):
+    before = (trained / "last.pt").read_bytes()
+    assert main(tiny(synth, trained, "--epochs", "2")) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (trained / "last.pt").read_bytes() == before
+    # resuming a finished run trains nothing and says how to continue
+    assert main(["train", "--out", str(trained), "--resume", "--no-progress"]) == 0
+    assert "raise --epochs" in capsys.readouterr().out
+    assert (trained / "last.pt").read_bytes() == before

@@ -80,8 +80,11 @@ from rrn.cli import main
 from rrn.config import resolve_config
 from rrn.engine import fit
 
+from rrn.distributed import cleanup, init_distributed
+
 data, out = sys.argv[1], sys.argv[2]
 torch.set_num_threads(1)
+init_distributed("cpu")  # one process group for both fit and eval: they leave it to us
 cfg = resolve_config([("flags", {
     "data": {"data_root": data, "frame_size": 32, "sample_every": 1, "hflip": False},
     "model": {"arch": "resnet18", "skip": "block4", "weights": "none"},
@@ -90,8 +93,10 @@ cfg = resolve_config([("flags", {
 })])
 result = fit(cfg)
 torch.save(result["model"].state_dict(), os.path.join(out, "rank%s.state" % os.environ["RANK"]))
-sys.exit(main(["eval", out, "--which", "last", "--workers", "0", "--no-progress",
-               "--device", "cpu", "--out", os.path.join(out, "ddp_eval")]))
+rc = main(["eval", out, "--which", "last", "--workers", "0", "--no-progress",
+           "--device", "cpu", "--out", os.path.join(out, "ddp_eval")])
+cleanup()
+sys.exit(rc)
 '''
 
 
@@ -105,11 +110,17 @@ def test_ddp_two_gloo_processes(tmp_path):
     from pathlib import Path
 
     from rrn.cli import main
-    from rrn.data import make_synthetic_dataset
+    from rrn.data import load_split, make_synthetic_dataset
 
-    # 3 classes: 9 train and 9 test videos, an odd count that DistributedSampler pads
     data = make_synthetic_dataset(tmp_path / "data", classes=3, videos_per_class=6, frames=8,
                                   size=32, seed=0)
+    for side in ("train", "test"):  # odd counts, so that DistributedSampler pads a duplicate
+        path = data / f"{side}list01.txt"
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[: len(lines) - 1 + len(lines) % 2]) + "\n")
+    split = load_split("ucf101", data, data, 1)
+    n_train, n_test = len(split.train), len(split.test)
+    assert n_train % 2 == 1 and n_test % 2 == 1
     out = tmp_path / "run"
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
@@ -117,7 +128,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
            "--standalone", "--nproc_per_node", "2", str(script), str(data), str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     rank0 = torch.load(out / "rank0.state", weights_only=True)
@@ -134,19 +145,21 @@ def test_ddp_two_gloo_processes(tmp_path):
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in log].count("start") == 1 and log[0]["world_size"] == 2
     steps = [r for r in log if r["kind"] == "step"]
-    # 9 chunks padded to 10 = 5 per rank; 3 per rank per step -> steps of 6 and 4 chunks
-    assert [s["chunks"] for s in steps] == [6, 4]
-    assert last["optimizer"]["state"][0]["step"] == 2
+    # n_train padded to n_train + 1, half per rank; 3 per rank per step (--update-every 6)
+    per_rank = (n_train + 1) // 2
+    expected = [2 * min(3, per_rank - lo) for lo in range(0, per_rank, 3)]
+    assert [s["chunks"] for s in steps] == expected and sum(expected) == n_train + 1
+    assert last["optimizer"]["state"][0]["step"] == len(expected)
 
-    # DDP evaluation counts each of the 9 test videos once (the padded duplicate is dropped)
+    # DDP evaluation counts each test video once (the padded duplicate is dropped)
     ddp = json.loads((out / "ddp_eval" / "eval_split1.json").read_text())
-    assert ddp["num_videos"] == 9 and ddp["timing"]["world_size"] == 2
+    assert ddp["num_videos"] == n_test and ddp["timing"]["world_size"] == 2
     assert main(["eval", str(out), "--which", "last", "--workers", "0", "--no-progress",
                  "--device", "cpu", "--out", str(tmp_path / "single")]) == 0
     single = json.loads((tmp_path / "single" / "eval_split1.json").read_text())
-    assert ddp["num_chunks"] == single["num_chunks"] == 9 * 4
+    assert ddp["num_chunks"] == single["num_chunks"] == n_test * 4
     for key in ("video_top1", "clip_top1", "mean_class_accuracy"):
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
     epoch = [r for r in log if r["kind"] == "epoch"][0]
-    assert epoch["val_videos"] == 9
+    assert epoch["val_videos"] == n_test
     assert epoch["val_video_top1"] == pytest.approx(single["video_top1"], abs=1e-6)

@@ -223,6 +223,9 @@ class RunConfig:
     resume: bool = False
     """Continue the run in --out from its last.pt (same data order and weights as a run that
     was never interrupted)."""
+    overwrite: bool = False
+    """Start afresh in an --out that already holds a run (its checkpoints and log are
+    replaced)."""
     fault: str | None = field(default=None, metadata=_hidden())
     """Testing only: 'crash@N' raises after optimiser step N, 'nan@N' makes step N's loss NaN."""
 

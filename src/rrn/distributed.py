@@ -85,6 +85,11 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
+def is_initialized() -> bool:
+    """A process group exists (whoever created it)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_enabled() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

@@ -529,11 +529,13 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
         NonFiniteLossError: the loss became NaN/inf; ``last.pt`` holds the last good weights.
         FileNotFoundError: ``--resume`` without a ``last.pt`` in ``--out``.
     """
+    owner = not rdist.is_initialized()  # a caller's process group is left to the caller
     info, device = rdist.init_distributed(cfg.run.device)
     try:
         return _fit(cfg, info, device)
     finally:
-        rdist.cleanup()
+        if owner:
+            rdist.cleanup()
 
 
 def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[str, Any]:
@@ -546,6 +548,11 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
         if not (run_dir / LAST).is_file():
             raise FileNotFoundError(f"--resume: {run_dir / LAST} does not exist; start the run without --resume")
         resume_ckpt = load_checkpoint(run_dir / LAST)
+    elif (run_dir / LAST).exists() and not cfg.run.overwrite:
+        raise FileExistsError(
+            f"{run_dir} already holds a run ({LAST}); continue it with --resume, replace it with "
+            "--overwrite, or choose another --out"
+        )
 
     torch.manual_seed(cfg.run.seed)
     if cfg.data.data_root is None:
@@ -614,6 +621,9 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
     config_dict = cfg.to_dict()
     logger = RunLogger(run_dir, enabled=main)
     if main:
+        if resume_ckpt is None:
+            for stale in (run_dir / BEST, run_dir / "log.jsonl", run_dir / "curves.png"):
+                stale.unlink(missing_ok=True)  # --overwrite: nothing of the old run survives
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         logger.log({"kind": "start" if resume_ckpt is None else "resume", "global_step": global_step,
                     "epoch": epoch, "step_in_epoch": step_in_epoch, "world_size": info.world_size,
@@ -647,6 +657,8 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
         if every and s.global_step % every == 0 and s.step_in_epoch < s.steps_per_epoch:
             write(LAST, progress_dict(s.epoch, s.step_in_epoch, s.global_step, s.totals))
 
+    if epoch >= cfg.optim.epochs:
+        logger.print(f"rrn train: {run_dir} already finished {epoch} epoch(s); raise --epochs to continue")
     lr_fn = lambda step: lr_at(step, cfg.optim, steps_per_epoch)  # noqa: E731
     try:
         while epoch < cfg.optim.epochs:

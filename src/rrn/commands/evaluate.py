@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from rrn.metrics import mean_over_splits
 
     targets = _targets(args)
+    owner = not rdist.is_initialized()
     info, device = rdist.init_distributed(args.device)
     results = []
     try:
@@ -190,5 +191,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"mean over splits {mean['splits']}: video accuracy {m['video_top1']:.4f} "
                   f"(error {m['video_error']:.4f}) -> {path}")
     finally:
-        rdist.cleanup()
+        if owner:
+            rdist.cleanup()
     return 0

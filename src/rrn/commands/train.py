@@ -86,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"rrn train: --resume with a changed setting: {change}", file=sys.stderr)
     try:
         fit(cfg)
-    except OSError as err:
-        if isinstance(err, FileNotFoundError):
-            raise
+    except OSError as err:  # unwritable --out, an existing run, a missing last.pt
         raise UserError(str(err)) from None
     except NonFiniteLossError as err:
         print(f"rrn train: error: {err}", file=sys.stderr)
