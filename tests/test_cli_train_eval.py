@@ -231,3 +231,18 @@ def test_existing_run_needs_resume_or_overwrite(trained, synth, capsys):
     assert main(["train", "--out", str(trained), "--resume", "--no-progress"]) == 0
     assert "raise --epochs" in capsys.readouterr().out
     assert (trained / "last.pt").read_bytes() == before
+
+
+def test_unreadable_training_video_is_skipped_and_reported(synth, counts, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    victim = load_split("ucf101", data, data, 1).train[0]
+    victim.path.write_bytes(b"this is not a video")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipping video"):
+        # 64 px: the micro-batch left with one chunk still has 2x2 values per BatchNorm channel
+        assert main(tiny(data, out, "--epochs", "1", "--val-every", "0", "--frame-size", "64")) == 0
+    epoch = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()][-1]
+    assert epoch["kind"] == "epoch" and epoch["skipped"] == [victim.video_id]
+    assert epoch["train_chunks"] == counts[0] - 1
+    assert f"skipped 1 unreadable video(s): {victim.video_id}" in capsys.readouterr().out

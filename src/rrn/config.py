@@ -105,8 +105,9 @@ class ModelConfig:
     """Blocks with a temporal skip, comma-separated aliases (block1, block2, midblock4, block4)
     or module paths (layer4.2); 'none' for a per-frame ResNet. Default: from --context, else
     block4."""
-    skip_type: str = "identity"
-    """How the previous frame's features enter a temporal skip (see rrn model-info)."""
+    skip_type: Literal["identity", "linear", "nonlinear"] = "identity"
+    """How the previous frame's features enter a temporal skip: identity (eq. 2), linear 1x1
+    conv (eq. 3) or nonlinear relu(1x1 conv) (eq. 4)."""
     context: int | None = None
     """Temporal context T = frames per training chunk = number of skips + 1. Alone it picks the
     last T-1 blocks; with --skip it must agree."""
@@ -124,6 +125,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("temporal_init", self.temporal_init, ("kaiming", "zero"))
+        _check_choice("skip_type", self.skip_type, ("identity", "linear", "nonlinear"))
         if self.context is not None:
             _check_positive("context", self.context)
         if self.skip is not None and self.context is not None:
