@@ -23,6 +23,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "predict"),
     ("features", "features"),
     ("baseline", "baseline"),
+    ("experiment", "experiment"),
+    ("demo", "demo"),
 )
 
 

@@ -1,0 +1,215 @@
+"""``rrn demo``: the idea of the paper, shown end to end on a laptop CPU in a few minutes.
+
+1. ``rrn synth``: a synthetic action dataset whose classes differ only in the direction of
+   motion, so no single frame tells the class (:mod:`rrn.data.synth`).
+2. Three ResNet-18s trained identically from scratch: a per-frame model (T=1, no skip) and
+   two RRNs with one identity temporal skip (T=2), early (``block1``, stage 1 at 1/4 of the
+   input resolution) and late (``block4``, the paper's best position on UCF-101).
+3. Each evaluated on held-out groups (video = mean of its chunks' probabilities).
+4. A table (video error, clip error, time) and ``report.md`` with the curves, the confusion
+   matrices and a per-frame timeline of the winner, saying which position won and why.
+
+Deterministic for a given ``--seed`` (CPU, same thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rrn.checkpoint import atomic_write_text
+
+#: (key, label, --skip) of the three models, in the order they are trained.
+MODELS = (
+    ("per_frame", "per-frame ResNet (T=1)", "none"),
+    ("rrn_block1", "RRN T=2, skip at block1", "block1"),
+    ("rrn_block4", "RRN T=2, skip at block4", "block4"),
+)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo; ``quick`` is the small setting the test suite runs."""
+
+    classes: int = 4
+    videos_per_class: int = 64
+    frames: int = 12
+    size: int = 64
+    epochs: int = 8
+    chunks_per_video: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        return cls(videos_per_class=8, frames=6, size=32, epochs=1, chunks_per_video=1, batch_size=8)
+
+
+def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, out: Path, seed: int,
+                  progress: bool):
+    from rrn.config import resolve_config
+
+    return resolve_config([("rrn demo", {
+        "dataset": "ucf101", "data_root": str(data), "split_dir": str(data), "split": 1,
+        "sample_every": 1, "frame_size": settings.size, "hflip": False,  # a flip turns right into left
+        "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
+        "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
+        "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
+        "update_every": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
+        "out": str(out), "seed": seed, "device": "cpu", "workers": 0, "val_every": 0,
+        "checkpoint_every": 0, "progress": progress,
+    })])
+
+
+def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed: int = 0,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the whole demo into ``out``; returns the table rows and the report path."""
+    from rrn.cli import main as cli_main
+    from rrn.data import make_synthetic_dataset
+    from rrn.engine import fit
+
+    settings = DemoSettings.quick() if quick else DemoSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data = out / "data"
+    t0 = time.perf_counter()
+    make_synthetic_dataset(data, classes=settings.classes, videos_per_class=settings.videos_per_class,
+                           frames=settings.frames, size=settings.size, seed=seed)
+    synth_s = time.perf_counter() - t0
+    print(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
+          f"({settings.classes} motion directions) to {data} in {synth_s:.1f}s", flush=True)
+    rows = []
+    for key, label, skip in MODELS:
+        run_dir = out / key
+        cfg = _train_config(settings, data, out / "cache", skip, run_dir, seed, progress)
+        print(f"rrn demo: training {label}", flush=True)
+        t0 = time.perf_counter()
+        fit(cfg)
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        argv = ["eval", str(run_dir), "--which", "last", "--device", "cpu", "--workers", "0"]
+        if cli_main(argv + ([] if progress else ["--no-progress"])) != 0:
+            raise RuntimeError(f"evaluating {run_dir} failed")
+        eval_s = time.perf_counter() - t0
+        result = json.loads((run_dir / "eval_split1.json").read_text())
+        rows.append({
+            "key": key, "model": label, "skip": skip,
+            "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],
+            "train_s": train_s, "eval_s": eval_s, "num_videos": result["num_videos"],
+            "num_chunks": result["num_chunks"],
+        })
+    total_s = time.perf_counter() - start
+    report = write_report(out, rows, settings, seed, total_s, quick)
+    print(format_table(rows))
+    print(f"rrn demo: {total_s:.0f}s in all; report: {report}")
+    return {"rows": rows, "report": str(report), "seconds": total_s}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The demo's result table in Markdown."""
+    lines = ["| model | video error | clip error | train time | eval time |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['video_error']:.3f} | {r['clip_error']:.3f} | "
+                     f"{r['train_s']:.0f} s | {r['eval_s']:.1f} s |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict[str, Any]], classes: int) -> list[str]:
+    """What the numbers say, in words: which skip position won and why (from the measurement)."""
+    chance = 1 - 1 / classes
+    by = {r["key"]: r for r in rows}
+    frame, early, late = by["per_frame"], by["rrn_block1"], by["rrn_block4"]
+    best = min((early, late), key=lambda r: r["video_error"])
+    other = late if best is early else early
+    text = [
+        f"Chance is a video error of {chance:.3f} ({classes} classes). The per-frame model ends at "
+        f"{frame['video_error']:.3f}: a single frame of this dataset is a uniformly random view of "
+        "a texture, so nothing in it tells the direction of motion, and a per-frame network can only "
+        "memorise its training videos."
+    ]
+    if best["video_error"] < other["video_error"]:
+        text.append(
+            f"**{best['model']} won** with a video error of {best['video_error']:.3f}, against "
+            f"{other['video_error']:.3f} for {other['model']}."
+        )
+    else:
+        text.append(f"Both skip positions tie at a video error of {best['video_error']:.3f}.")
+    if best is early and best["video_error"] < other["video_error"]:
+        text.append(
+            "Why: the temporal skip adds the previous frame's block input to the current frame's "
+            "residual sum. At block1 that input is a feature map at 1/4 of the frame's resolution, "
+            "where the scene's shift of 2-3 px between frames is still a shift of most of a feature "
+            "cell: the block's convolutions see both positions and can tell which way things moved. "
+            "At block4 the map is 1/32 of the frame (2x2 cells at 64 px) and every unit summarises "
+            "the whole view: a few pixels of motion no longer change it, and what is left is "
+            "appearance, which here carries no class information. On UCF-101 the paper finds the "
+            "deep position best: real actions are recognised mostly by appearance (scene, objects, "
+            "pose), which a late skip combines across frames; motion between frames is visible at "
+            "high resolution, appearance deep in the network."
+        )
+    elif best is late and best["video_error"] < other["video_error"]:
+        text.append(
+            "Why: block4 combines the appearance of both frames after the whole network has "
+            "summarised them; on this run that was enough to read the motion direction, although "
+            "motion between frames is usually better visible at high resolution (block1)."
+        )
+    return text
+
+
+def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, seed: int,
+                 total_s: float, quick: bool) -> Path:
+    """``report.md`` with the table, the verdict, curves, confusion matrices and a timeline."""
+    figures = _figures(out, rows)
+    lines = [
+        "# rrn demo: temporal skip connections on a synthetic action dataset",
+        "",
+        f"{settings.classes} classes = motion directions of a panning scene "
+        f"({settings.videos_per_class} videos per class, {settings.frames} frames of "
+        f"{settings.size}x{settings.size} px, groups disjoint between train and test; `rrn synth`). "
+        f"ResNet-18 from scratch, {settings.epochs} epochs of Adam (lr {settings.lr}), identical "
+        f"for all three models; seed {seed}{'; --quick setting' if quick else ''}. "
+        f"Total time {total_s:.0f} s on {os.cpu_count()} CPU cores.",
+        "",
+        format_table(rows),
+        "",
+        *[p + "\n" for p in verdict(rows, settings.classes)],
+        "## Training curves",
+        "",
+    ]
+    for r in rows:
+        lines.append(f"**{r['model']}**: ![curves]({r['key']}/curves.png)")
+        lines.append("")
+    lines += ["## Confusion matrices (test videos)", ""]
+    for r in rows:
+        lines.append(f"**{r['model']}**: ![confusion]({r['key']}/eval_split1_confusion.png)")
+        lines.append("")
+    if figures.get("timeline"):
+        lines += ["## Streaming prediction of one test video", "",
+                  f"Per-frame class probabilities of the best model from `forward_video` "
+                  f"(`rrn predict --timeline`): ![timeline]({figures['timeline']})", ""]
+    lines += ["Reproduce: `rrn demo" + (" --quick" if quick else "") + f" --seed {seed}`."]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"rows": rows, "seconds": total_s,
+                                                        "settings": settings.__dict__}, indent=2))
+    return path
+
+
+def _figures(out: Path, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """A timeline of the best RRN on its first test video (streaming ``forward_video``)."""
+    from rrn.data import load_split
+    from rrn.predict import Predictor
+
+    best = min((r for r in rows if r["key"] != "per_frame"), key=lambda r: r["video_error"])
+    split = load_split("ucf101", out / "data", out / "data", 1)
+    video = split.test[0]
+    predictor = Predictor(out / best["key"] / "last.pt")
+    name = "timeline.png"
+    predictor.plot_timeline(predictor.predict(video.path), out / name)
+    return {"timeline": name}

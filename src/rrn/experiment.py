@@ -1,0 +1,344 @@
+"""Experiment grids: the paper's tables as one command each (``rrn experiment GRID.yaml``).
+
+A grid file names a ``base`` training configuration (any ``rrn train`` key, flat or nested)
+and a list of ``cells``. A cell is either
+
+* ``kind: train`` (default): ``set`` overrides the base; the cell is trained with
+  ``rrn train`` and its *last* checkpoint evaluated with ``rrn eval`` (never the "best" one:
+  that is picked on the test split and would flatter the number), or
+* ``kind: baseline``: frozen per-frame features (``rrn features``, shared by every baseline
+  cell of a split) and a classifier on them (``rrn baseline``: ``model``, ``stage``,
+  ``znorm``).
+
+Each cell runs once per requested split into ``OUT/<cell>/split<k>``; a cell whose result
+file exists is read, not redone, and an interrupted training cell resumes from its
+``last.pt``. ``OUT/results.csv``, ``OUT/results.md`` (with the paper's published error beside
+ours, where the paper gives one) and ``OUT/results.png`` are rewritten after every cell.
+
+``--set key=value`` overrides the base of every cell (and ``features.key=value`` the feature
+settings), e.g. ``--set arch=resnet18 --set frame_size=64 --set epochs=1`` to run a grid
+scaled down on a CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rrn.checkpoint import atomic_write_text
+from rrn.config import ConfigError, TrainConfig, load_yaml, resolve_config
+
+GRID_KEYS = ("name", "title", "description", "base", "features", "splits", "cells", "paper_note")
+CELL_KEYS = ("name", "kind", "set", "model", "stage", "znorm", "paper_error", "note")
+FEATURE_KEYS = ("source", "arch", "stages", "float16", "epochs", "lr")
+
+
+@dataclass
+class Cell:
+    """One configuration of a grid."""
+
+    name: str
+    kind: str = "train"
+    set: dict[str, Any] = field(default_factory=dict)
+    model: str = "avgpool"
+    stage: int = 4
+    znorm: bool = False
+    paper_error: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Grid:
+    """A parsed grid file."""
+
+    name: str
+    title: str
+    base: dict[str, Any]
+    cells: list[Cell]
+    splits: list[int]
+    features: dict[str, Any]
+    description: str = ""
+    paper_note: str = ""
+    path: str = ""
+
+
+def _check_keys(values: dict, valid: Sequence[str], where: str) -> None:
+    import difflib
+
+    for key in values:
+        if key not in valid:
+            hint = difflib.get_close_matches(str(key), valid, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{extra} (valid: {', '.join(valid)})")
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values are YAML scalars: ``1`` -> int, ``1e-3`` -> float, ``none`` -> str."""
+    value = yaml.safe_load(text)
+    return text if value is None else value
+
+
+def parse_sets(sets: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``["arch=resnet18", "features.source=none"]`` -> (train overrides, feature overrides)."""
+    train: dict[str, Any] = {}
+    feats: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key = key.strip().replace("-", "_")
+        if key.startswith("features."):
+            feats[key.removeprefix("features.")] = parse_value(value)
+        else:
+            train[key] = parse_value(value)
+    _check_keys(feats, FEATURE_KEYS, "--set features.*")
+    return train, feats
+
+
+def load_grid(path: str | os.PathLike) -> Grid:
+    """Read and validate a grid file (every cell's configuration is checked up front)."""
+    raw = load_yaml(path)
+    _check_keys(raw, GRID_KEYS, str(path))
+    cells = []
+    for i, c in enumerate(raw.get("cells") or []):
+        if not isinstance(c, dict) or "name" not in c:
+            raise ConfigError(f"{path}: cell {i + 1} needs a mapping with a 'name'")
+        _check_keys(c, CELL_KEYS, f"{path}: cell {c['name']!r}")
+        cell = Cell(**c)
+        if cell.kind not in ("train", "baseline"):
+            raise ConfigError(f"{path}: cell {cell.name!r}: kind must be train or baseline")
+        if cell.kind == "baseline" and cell.model not in ("avgpool", "gru"):
+            raise ConfigError(f"{path}: cell {cell.name!r}: model must be avgpool or gru")
+        cells.append(cell)
+    if not cells:
+        raise ConfigError(f"{path}: no cells")
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: cell names must be unique, got {names}")
+    features = dict(raw.get("features") or {})
+    _check_keys(features, FEATURE_KEYS, f"{path}: features")
+    return Grid(
+        name=raw.get("name") or Path(path).stem,
+        title=raw.get("title") or Path(path).stem,
+        base=dict(raw.get("base") or {}),
+        cells=cells,
+        splits=[int(s) for s in raw.get("splits") or [1]],
+        features=features,
+        description=raw.get("description") or "",
+        paper_note=raw.get("paper_note") or "",
+        path=str(path),
+    )
+
+
+def cell_config(grid: Grid, cell: Cell, split: int, overrides: dict[str, Any], out: Path) -> TrainConfig:
+    """The resolved training configuration of ``cell`` on ``split`` (validated)."""
+    return resolve_config([
+        (f"{grid.path}: base", grid.base),
+        (f"{grid.path}: cell {cell.name}", cell.set),
+        ("--set", overrides),
+        ("experiment", {"split": split, "out": str(out)}),
+    ])
+
+
+def _result_path(cell: Cell, run_dir: Path, split: int) -> Path:
+    if cell.kind == "train":
+        return run_dir / f"eval_split{split}.json"
+    return run_dir / f"baseline_{cell.model}_stage{cell.stage}{'_znorm' if cell.znorm else ''}.json"
+
+
+def _run_cli(argv: list[str]) -> None:
+    from rrn.cli import main
+
+    code = main(argv)
+    if code:
+        raise RuntimeError(f"`rrn {' '.join(argv)}` failed with exit code {code}")
+
+
+def _run_train_cell(cfg: TrainConfig, run_dir: Path, split: int, progress: bool) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "cell.yaml"
+    atomic_write_text(config_file, cfg.to_yaml())
+    argv = ["train", "--config", str(config_file)]
+    if (run_dir / "last.pt").exists():
+        argv.append("--resume")  # an interrupted cell goes on where it stopped
+    if not progress:
+        argv.append("--no-progress")
+    _run_cli(argv)
+    _run_cli(["eval", str(run_dir), "--which", "last", "--device", cfg.run.device]
+             + ([] if progress else ["--no-progress"]))
+
+
+def _run_baseline_cell(grid: Grid, cell: Cell, cfg: TrainConfig, feats: dict[str, Any],
+                       run_dir: Path, root: Path, split: int, progress: bool) -> None:
+    d = cfg.data
+    source = str(feats.get("source", "imagenet"))
+    arch = str(feats.get("arch", cfg.model.arch))
+    tag = f"{Path(source).name if os.sep in source else source}_{arch}_{d.frame_size}px_every{d.sample_every}"
+    features_dir = root / "_features" / f"{tag}_split{split}"
+    argv = ["features", "--dataset", d.dataset, "--data-root", str(d.data_root), "--split", str(split),
+            "--source", source, "--arch", arch, "--sample-every", str(d.sample_every),
+            "--frame-size", str(d.frame_size), "--out", str(features_dir), "--missing", d.missing,
+            "--device", cfg.run.device, "--stages", ",".join(str(s) for s in feats.get("stages", (2, 3, 4)))]
+    for flag, value in (("--split-dir", d.split_dir), ("--train-list", d.train_list),
+                        ("--test-list", d.test_list), ("--fps", d.fps)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if feats.get("float16"):
+        argv.append("--float16")
+    if not progress:
+        argv.append("--no-progress")
+    _run_cli(argv)  # resumable: videos already done are reused
+    argv = ["baseline", "--features", str(features_dir), "--model", cell.model, "--stage",
+            str(cell.stage), "--out", str(run_dir), "--seed", str(cfg.run.seed)]
+    if cell.znorm:
+        argv.append("--znorm")
+    for key in ("epochs", "lr"):
+        if key in feats:
+            argv += [f"--{key}", str(feats[key])]
+    _run_cli(argv)
+
+
+def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None = None,
+             sets: Sequence[str] = (), only: Sequence[str] = (), progress: bool = True,
+             dry_run: bool = False) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of ``grid`` on every split; write the results tables.
+
+    Returns:
+        One row per (cell, split): name, kind, split, status, video_error, paper_error, ...
+    """
+    import json
+
+    root = Path(out)
+    overrides, feats_over = parse_sets(sets)
+    feats = {**grid.features, **feats_over}
+    splits = list(splits or grid.splits)
+    cells = [c for c in grid.cells if not only or c.name in only]
+    if only and len(cells) != len(set(only)):
+        unknown = sorted(set(only) - {c.name for c in grid.cells})
+        raise ConfigError(f"--only names unknown cells {unknown}; cells: {[c.name for c in grid.cells]}")
+    plan = [(c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
+            for c in cells for k in splits]  # every configuration is validated before any work
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    rows: list[dict[str, Any]] = []
+    for cell, split, cfg in plan:
+        run_dir = root / cell.name / f"split{split}"
+        result_file = _result_path(cell, run_dir, split)
+        status = "reused" if result_file.exists() else ("planned" if dry_run else "ran")
+        if status == "ran":
+            if main_rank:
+                print(f"== {grid.name}: cell {cell.name}, split {split} -> {run_dir}", flush=True)
+            if cell.kind == "train":
+                _run_train_cell(cfg, run_dir, split, progress)
+            else:
+                _run_baseline_cell(grid, cell, cfg, feats, run_dir, root, split, progress)
+        row: dict[str, Any] = {"cell": cell.name, "kind": cell.kind, "split": split, "status": status,
+                               "paper_error": cell.paper_error, "note": cell.note}
+        if result_file.exists():
+            result = json.loads(result_file.read_text())
+            for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy", "num_videos"):
+                row[key] = result.get(key)
+        rows.append(row)
+        if main_rank and not dry_run:
+            write_results(grid, rows, root)
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per cell: its errors per split and their mean."""
+    cells: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        c = cells.setdefault(r["cell"], {"cell": r["cell"], "kind": r["kind"], "errors": {},
+                                         "paper_error": r["paper_error"], "note": r.get("note", "")})
+        if r.get("video_error") is not None:
+            c["errors"][r["split"]] = r["video_error"]
+    for c in cells.values():
+        errs = list(c["errors"].values())
+        c["mean_error"] = sum(errs) / len(errs) if errs else None
+    return list(cells.values())
+
+
+def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """``results.csv`` (one row per cell and split), ``results.md`` and ``results.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["cell", "kind", "split", "status", "video_error", "video_top1", "video_top5",
+            "clip_top1", "mean_class_accuracy", "num_videos", "paper_error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+
+    summary = summarise(rows)
+    splits = sorted({r["split"] for r in rows})
+
+    def fmt(v: float | None) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+    lines = [f"# {grid.title}", ""]
+    if grid.description:
+        lines += [grid.description.strip(), ""]
+    head = ["cell"] + [f"split {k}" for k in splits] + ["mean error", "paper error", "ours - paper"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in summary:
+        diff = (c["mean_error"] - c["paper_error"]
+                if c["mean_error"] is not None and c["paper_error"] is not None else None)
+        cells = [c["cell"]] + [fmt(c["errors"].get(k)) for k in splits] + [
+            fmt(c["mean_error"]), fmt(c["paper_error"]),
+            "—" if diff is None else f"{diff:+.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Error = video-level error rate on the test split (mean of chunk probabilities "
+              "per video; training cells use their last checkpoint). \"paper error\" is the "
+              "number published by Iqbal et al. (GCPR 2017) where the paper reports this exact "
+              "configuration; — where it does not."]
+    if grid.paper_note:
+        lines += ["", grid.paper_note.strip()]
+    notes = [f"- **{c['cell']}**: {c['note']}" for c in summary if c["note"]]
+    if notes:
+        lines += ["", *notes]
+    files = {"csv": out / "results.csv", "md": out / "results.md"}
+    png = plot_results(grid, summary, out / "results.png")
+    if png is not None:
+        lines += ["", "![results](results.png)"]
+        files["png"] = png
+    atomic_write_text(files["md"], "\n".join(lines) + "\n")
+    return files
+
+
+def plot_results(grid: Grid, summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Bar chart: our mean error per cell beside the paper's."""
+    if not any(c["mean_error"] is not None for c in summary):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [c["cell"] for c in summary]
+    ours = [c["mean_error"] if c["mean_error"] is not None else 0.0 for c in summary]
+    paper = [c["paper_error"] if c["paper_error"] is not None else 0.0 for c in summary]
+    x = range(len(names))
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names) + 2), 3.6))
+    ax.bar([i - 0.2 for i in x], ours, width=0.4, label="rrn (this run)", color="#3b75af")
+    ax.bar([i + 0.2 for i in x], paper, width=0.4, label="paper", color="#c8c8c8")
+    for i, c in enumerate(summary):
+        if c["paper_error"] is None:
+            ax.text(i + 0.2, 0.005, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(list(x), names, rotation=20, ha="right")
+    ax.set_ylabel("video error")
+    ax.set_title(grid.title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
