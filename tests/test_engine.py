@@ -194,3 +194,51 @@ def test_epoch_totals():
     t = EpochTotals(loss_sum=3.0, correct=1.0, chunks=4.0)
     assert t.loss == 0.75 and t.acc == 0.25
     assert math.isnan(EpochTotals().loss)
+
+
+def test_grad_scaler_path_matches_unscaled_training():
+    """The fp16 path (scale, unscale for clipping, step, update) gives the unscaled result."""
+    data = make_data(6)
+    plain, _ = run_epoch(data, batch_size=2, step_size=3, grad_clip=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    scaled, _ = run_epoch(data, batch_size=2, step_size=3, grad_clip=0.5, scaler=scaler)
+    for a, b in zip(plain.parameters(), scaled.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert scaler.get_scale() == 2.0**8  # no overflow, no growth yet
+
+
+def test_amp_dtype():
+    from rrn.engine import amp_dtype
+
+    assert amp_dtype("auto", torch.device("cpu")) is None
+    assert amp_dtype("bf16", torch.device("cpu")) is None  # AMP is a CUDA feature here
+    assert amp_dtype("none", torch.device("cuda")) is None
+    assert amp_dtype("fp16", torch.device("cuda")) is torch.float16
+
+
+@pytest.mark.parametrize(
+    "model_cfg, expected",
+    [
+        ({}, ("layer4.1",)),  # default: block4
+        ({"context": 3}, ("layer4.0", "layer4.1")),  # the last T-1 blocks
+        ({"skip": ("block1", "block4"), "context": 3}, ("layer1.0", "layer4.1")),
+        ({"skip": ()}, ()),  # --skip none: a per-frame ResNet
+    ],
+)
+def test_resolve_skips(model_cfg, expected):
+    from rrn.config import ModelConfig, TrainConfig
+    from rrn.engine import resolve_skips
+    from rrn.model import skips_for_context
+
+    cfg = TrainConfig(model=ModelConfig(arch="resnet18", **model_cfg))
+    assert resolve_skips(cfg) == expected
+    if "context" in model_cfg and "skip" not in model_cfg:
+        assert expected == skips_for_context("resnet18", 3)
+
+
+def test_resolve_skips_names_an_unknown_block():
+    from rrn.config import ModelConfig, TrainConfig
+    from rrn.engine import resolve_skips
+
+    with pytest.raises(ValueError, match="block9"):
+        resolve_skips(TrainConfig(model=ModelConfig(arch="resnet18", skip=("block9",))))

@@ -573,7 +573,11 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
     if device.type == "cuda" and cfg.run.channels_last:
         model.to(memory_format=torch.channels_last)
     if info.enabled:
-        if cfg.model.sync_bn:
+        if cfg.model.sync_bn and device.type != "cuda":
+            if main:
+                print("rrn train: warning: --sync-bn needs CUDA (SyncBatchNorm has no CPU kernel); "
+                      "each process keeps its own BatchNorm statistics", file=sys.stderr)
+        elif cfg.model.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             frozen_bn = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm) and not any(p.requires_grad for p in m.parameters())]
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
