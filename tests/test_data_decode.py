@@ -12,6 +12,7 @@ from rrn.data.decode import (
     decode_video,
     probe_video,
     resized_shape,
+    resolve_backend,
 )
 from rrn.data.synth import write_video
 
@@ -156,3 +157,16 @@ def test_backend_selection():
     if "torchcodec" not in available_decoders():
         with pytest.raises(ValueError, match="not installed"):
             decode_video("x.avi", backend="torchcodec")
+    assert resolve_backend("auto") == "pyav"  # measured faster for every-k-th-frame sampling
+
+
+@pytest.mark.skipif("torchcodec" not in available_decoders(), reason="torchcodec not installed")
+def test_torchcodec_keeps_the_same_frames_as_pyav(tmp_path, lossless):
+    for k in (1, 3, 10):
+        tc = decode_video(lossless, sample_every=k, backend="torchcodec")
+        assert frame_ids(tc) == frame_ids(decode_video(lossless, sample_every=k, backend="pyav"))
+    resized = decode_video(lossless, sample_every=10, short_side=12, backend="torchcodec")
+    assert resized.shape == (3, 12, 16, 3) and frame_ids(resized) == [0, 10, 20]
+    # sampling by time goes through PyAV's rule with either backend
+    np.testing.assert_array_equal(decode_video(lossless, fps=5, backend="torchcodec"),
+                                  decode_video(lossless, fps=5, backend="pyav"))
