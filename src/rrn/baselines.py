@@ -65,12 +65,15 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_feature_model(source: str, arch: str = "resnet50", device: str = "cpu") -> nn.Module:
-    """The frozen network: ``imagenet`` / ``none`` (random, for tests) / an rrn checkpoint."""
+    """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn checkpoint."""
     from rrn.model import build_model
 
     if source.lower() in ("imagenet", "none"):
         weights = None if source.lower() == "none" else "imagenet"
-        model = build_model(arch, num_classes=1000, skip_blocks=(), weights=weights)
+        # a fixed seed: every rank and every resumed run of `--source none` uses one network
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_model(arch, num_classes=1000, skip_blocks=(), weights=weights)
     elif Path(source).exists():
         from rrn.checkpoint import build_from_checkpoint, find_checkpoint, load_checkpoint
 
