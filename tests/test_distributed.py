@@ -105,6 +105,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     import json
     import os
     import shutil
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -128,8 +129,15 @@ def test_ddp_two_gloo_processes(tmp_path):
     cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
            "--standalone", "--nproc_per_node", "2", str(script), str(data), str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # own session: on a timeout the workers die with torchrun instead of lingering
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
 
     rank0 = torch.load(out / "rank0.state", weights_only=True)
     rank1 = torch.load(out / "rank1.state", weights_only=True)
