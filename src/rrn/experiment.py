@@ -172,7 +172,9 @@ def _run_train_cell(cfg: TrainConfig, run_dir: Path, split: int, progress: bool)
     if not progress:
         argv.append("--no-progress")
     _run_cli(argv)
-    _run_cli(["eval", str(run_dir), "--which", "last", "--device", cfg.run.device]
+    # the cell's run settings hold for its evaluation too (rrn eval's own defaults would not)
+    _run_cli(["eval", str(run_dir), "--which", "last", "--device", cfg.run.device,
+              "--workers", str(cfg.run.workers), "--amp", cfg.run.amp]
              + ([] if progress else ["--no-progress"]))
 
 
