@@ -62,6 +62,7 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, ou
         "update_every": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
         "out": str(out), "seed": seed, "device": "cpu", "workers": 0, "val_every": 0,
         "checkpoint_every": 0, "progress": progress,
+        "overwrite": True,  # the demo owns its folder: a rerun retrains (same seed, same numbers)
     })])
 
 
