@@ -1,0 +1,316 @@
+"""Baselines (Table 1): frozen per-frame features (values, dtype, resume, shards, bad videos)
+and the avgpool / GRU classifiers on them (pooling, padding, z-norm statistics, wiring)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rrn import baselines
+from rrn.baselines import (
+    AvgPoolClassifier,
+    GRUClassifier,
+    extract_features,
+    feature_file,
+    load_feature_model,
+    load_features,
+    run_baseline,
+    znorm_stats,
+)
+from rrn.cli import main
+from rrn.data import (
+    ClipTransform,
+    decode_video,
+    default_short_side,
+    load_split,
+    make_synthetic_dataset,
+)
+
+WIDTHS = {2: 128, 3: 256, 4: 512}  # resnet18's channels at the end of stages 2, 3, 4
+EVERY = 2  # 6 frames sampled every 2nd -> 3 feature rows per video
+RESULT_KEYS = ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
+               "num_videos")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: OpenMP's thread hand-offs cost more than they save, and far more when
+    # another process holds the second core (a 16-unit GRU step: 1.5 ms on 1 thread, 280 ms on 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    # 2 classes x 4 videos of 6 frames at 32 px: 4 train and 4 test videos
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4,
+                                  frames=6, size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(synth):
+    s = load_split("ucf101", synth, synth, 1)
+    return s, s.train + s.test, ["train"] * len(s.train) + ["test"] * len(s.test)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_feature_model("none", "resnet18")
+
+
+def features_argv(data, out, *extra):
+    return ["features", "--data-root", str(data), "--source", "none", "--arch", "resnet18",
+            "--frame-size", "32", "--sample-every", str(EVERY), "--device", "cpu",
+            "--no-progress", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def feats(synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("feats")
+    assert main(features_argv(synth, out)) == 0
+    return out
+
+
+def stored(out):
+    """The video ids with a feature file (ids hold the class folder: ``Class/v_...``)."""
+    return sorted(str(p.relative_to(out / "videos").with_suffix("")) for p in (out / "videos").rglob("*.npz"))
+
+
+def extract(split, out, net, **kw):
+    s, records, subsets = split
+    return extract_features(records, subsets, out, model=net, classes=s.classes, sample_every=EVERY,
+                            frame_size=32, progress=False, source="none", **kw)
+
+
+def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
+    s, records, subsets = split
+    assert len(records) == 8
+    assert stored(feats) == sorted(r.video_id for r in records)  # one file per video
+    transform = ClipTransform(32, train=False)
+    for rec in records:
+        frames = decode_video(rec.path, sample_every=EVERY, short_side=default_short_side(32))
+        with torch.no_grad():
+            want = net.video_features(transform(frames), stages=(2, 3, 4))
+        with np.load(feature_file(feats, rec.video_id)) as z:
+            assert int(z["label"]) == rec.label
+            for stage, width in WIDTHS.items():
+                got = z[f"stage{stage}"]
+                assert got.shape == (3, width) and got.dtype == np.float32
+                np.testing.assert_allclose(got, want[stage].numpy(), rtol=1e-5, atol=1e-6)
+    meta = json.loads((feats / "features.json").read_text())
+    assert meta["classes"] == s.classes and meta["stages"] == [2, 3, 4]
+    assert meta["sample_every"] == EVERY and meta["frame_size"] == 32 and meta["failures"] == []
+    assert [(v["video_id"], v["label"], v["subset"]) for v in meta["videos"]] == [
+        (r.video_id, r.label, sub) for r, sub in zip(records, subsets)]
+
+
+def test_random_source_is_the_same_network_every_time(net):
+    # resumed or sharded extractions with --source none must all use one network
+    again = load_feature_model("none", "resnet18")
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+
+
+def test_float16_halves_the_storage(synth, feats, split, tmp_path, capsys):
+    _, records, _ = split
+    assert main(features_argv(synth, tmp_path, "--float16", "--stages", "4")) == 0
+    assert "8 videos written, 0 already there, 24 frames" in capsys.readouterr().out
+    for rec in records:
+        with np.load(feature_file(tmp_path, rec.video_id)) as half, \
+                np.load(feature_file(feats, rec.video_id)) as full:
+            assert half["stage4"].dtype == np.float16 and "stage2" not in half
+            assert half["stage4"].nbytes * 2 == full["stage4"].nbytes
+            np.testing.assert_allclose(half["stage4"], full["stage4"], rtol=2e-3, atol=1e-3)
+    meta = json.loads((tmp_path / "features.json").read_text())
+    assert meta["float16"] is True and meta["stages"] == [4]
+
+
+@pytest.mark.parametrize("stages", ["2,5", "x"])
+def test_bad_stages_are_a_user_error(synth, tmp_path, capsys, stages):
+    assert main(features_argv(synth, tmp_path / "f", "--stages", stages)) == 2
+    assert "--stages" in capsys.readouterr().err and not (tmp_path / "f").exists()
+
+
+def test_rerun_reuses_every_video(feats, split, net):
+    mtimes = {p: p.stat().st_mtime_ns for p in (feats / "videos").rglob("*.npz")}
+    report = extract(split, feats, net)
+    assert (report.written, report.reused, report.frames) == (0, 8, 0)
+    assert {p: p.stat().st_mtime_ns for p in (feats / "videos").rglob("*.npz")} == mtimes
+
+
+def test_two_ranks_partition_the_videos_and_equal_one_run(feats, split, net, tmp_path):
+    _, records, _ = split
+    ids = [r.video_id for r in records]
+    one = extract(split, tmp_path, net, rank=1, world_size=2)
+    assert one.written == 4 and not (tmp_path / "features.json").exists()  # rank 0 writes it
+    assert stored(tmp_path) == sorted(ids[1::2])
+    zero = extract(split, tmp_path, net, rank=0, world_size=2)
+    assert zero.written == 4 and zero.reused == 0  # nothing of rank 1's share
+    assert stored(tmp_path) == sorted(ids)
+    for vid in ids:
+        with np.load(feature_file(tmp_path, vid)) as a, np.load(feature_file(feats, vid)) as b:
+            for stage in (2, 3, 4):
+                np.testing.assert_allclose(a[f"stage{stage}"], b[f"stage{stage}"], rtol=1e-5, atol=1e-6)
+    sharded = json.loads((tmp_path / "features.json").read_text())
+    single = json.loads((feats / "features.json").read_text())
+    assert sharded["videos"] == single["videos"] and sharded["failures"] == []
+
+
+def test_corrupt_video_is_reported_not_fatal_and_left_out(synth, split, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    victim = split[0].train[0]
+    (data / victim.path.relative_to(synth)).write_bytes(b"\x00garbage, not an avi" * 50)
+    out = tmp_path / "feats"
+    with pytest.warns(UserWarning, match=f"skipping video {victim.video_id}"):
+        assert main(features_argv(data, out)) == 0
+    text = capsys.readouterr().out
+    assert "7 videos written" in text and f"skipped {victim.video_id}" in text
+    assert not feature_file(out, victim.video_id).exists()
+    meta = json.loads((out / "features.json").read_text())
+    assert [vid for vid, _ in meta["failures"]] == [victim.video_id]
+    seqs, labels, ids, classes = load_features(out, stage=3)
+    assert victim.video_id not in ids["train"]
+    assert len(ids["train"]) == len(split[0].train) - 1 and len(ids["test"]) == len(split[0].test)
+    assert all(s.shape == (3, 256) for s in seqs["train"] + seqs["test"])
+    assert labels["train"].tolist() == [r.label for r in split[0].train[1:]]
+
+
+# ------------------------------------------------------------------------------ classifiers
+def test_znorm_stats_values():
+    train = [np.array([[0.0, 1.0], [2.0, 1.0]]), np.array([[4.0, 1.0]])]
+    mean, std = znorm_stats(train, pooled=True)  # of the video means [1, 1] and [4, 1]
+    assert mean.tolist() == [2.5, 1.0]
+    assert std[0].item() == pytest.approx(1.5) and std[1].item() == pytest.approx(1e-6)  # clamped
+    mean, std = znorm_stats(train, pooled=False)  # of the frames 0, 2, 4
+    assert mean.tolist() == [2.0, 1.0]
+    assert std[0].item() == pytest.approx((8 / 3) ** 0.5)
+
+
+def test_avgpool_pools_only_over_the_real_frames():
+    clf = AvgPoolClassifier(2, 2, mean=torch.tensor([1.0, 0.0]), std=torch.tensor([2.0, 4.0]))
+    with torch.no_grad():
+        clf.fc.weight.copy_(torch.eye(2))
+        clf.fc.bias.zero_()
+    x = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [0.0, 0.0]],   # 2 frames + padding
+                      [[5.0, 8.0], [7.0, 4.0], [9.0, 0.0]]])  # 3 frames
+    logits = clf(x, torch.tensor([2, 3]))
+    # means [2, 4] and [7, 4], then (mean - [1, 0]) / [2, 4]
+    assert torch.allclose(logits, torch.tensor([[0.5, 1.0], [3.0, 1.0]]))
+
+
+def test_gru_ignores_padding():
+    torch.manual_seed(0)
+    clf = GRUClassifier(3, 4, hidden=8, mean=torch.randn(3), std=torch.rand(3) + 0.5).eval()
+    a, b = torch.randn(2, 3), torch.randn(5, 3)
+    x = torch.full((2, 5, 3), 7.0)  # padding that would change the state if it were read
+    x[0, :2], x[1] = a, b
+    with torch.no_grad():
+        batched = clf(x, torch.tensor([2, 5]))
+        alone = clf(a[None], torch.tensor([2]))
+        assert torch.allclose(batched[0], alone[0], atol=1e-6)
+        assert torch.allclose(batched[1], clf(b[None], torch.tensor([5]))[0], atol=1e-6)
+        assert not torch.allclose(alone, clf(x[:1], torch.tensor([5])), atol=1e-3)
+
+
+def write_features(root, seqs, labels, subsets, classes, stage=4):
+    """A features folder as `rrn features` writes it, from given (N_i, C) arrays."""
+    videos = []
+    for i, (s, y, sub) in enumerate(zip(seqs, labels, subsets)):
+        vid = f"v{i:03d}"
+        path = feature_file(root, vid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **{f"stage{stage}": s.astype(np.float32), "label": np.array(y)})
+        videos.append({"video_id": vid, "label": y, "subset": sub})
+    (root / "features.json").write_text(json.dumps(
+        {"classes": classes, "stages": [stage], "videos": videos, "failures": []}))
+    return root
+
+
+def separable(root, classes=3, train=5, test=3, dim=6, test_shift=0.0):
+    """Class k: feature k is large in every frame; videos of 3-9 frames."""
+    rng = np.random.default_rng(0)
+    seqs, labels, subsets = [], [], []
+    for sub, n in (("train", train), ("test", test)):
+        for k in range(classes):
+            for _ in range(n):
+                s = rng.normal(0, 0.3, size=(int(rng.integers(3, 10)), dim))
+                s[:, k] += 3.0
+                seqs.append(s + (test_shift if sub == "test" else 0.0))
+                labels.append(k)
+                subsets.append(sub)
+    names = [f"class{k}" for k in range(classes)]
+    return write_features(root, seqs, labels, subsets, names), seqs, subsets
+
+
+@pytest.mark.parametrize("model, znorm", [("avgpool", False), ("avgpool", True), ("gru", True)])
+def test_separable_features_are_classified_perfectly(tmp_path, model, znorm):
+    root, _, _ = separable(tmp_path / "f")
+    result = run_baseline(root, model=model, znorm=znorm, epochs=40, lr=0.03, batch_size=8,
+                          hidden=16, out_dir=tmp_path / "out")
+    assert result["video_error"] == 0.0 and result["video_top1"] == 1.0
+    assert result["num_videos"] == 9 and result["train_videos"] == 15
+    assert result["misclassified"] == [] and result["mean_class_accuracy"] == 1.0
+    stem = f"baseline_{model}_stage4{'_znorm' if znorm else ''}"
+    saved = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
+    assert saved["video_error"] == 0.0 and saved["model"] == model and saved["znorm"] is znorm
+
+
+def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatch):
+    root, seqs, subsets = separable(tmp_path, test_shift=100.0)
+    seen = []
+    real = baselines.znorm_stats
+    monkeypatch.setattr(baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled))
+    run_baseline(root, model="avgpool", znorm=True, epochs=1, plot=False, out_dir=tmp_path / "o")
+    run_baseline(root, model="gru", znorm=True, epochs=1, plot=False, out_dir=tmp_path / "o")
+    train = [s for s, sub in zip(seqs, subsets) if sub == "train"]
+    assert [pooled for _, pooled in seen] == [True, False]  # video means / frames
+    for used, _ in seen:
+        assert len(used) == len(train) == 15
+        for u, t in zip(used, train):
+            np.testing.assert_allclose(u, t, rtol=1e-6)  # no test video (shifted by 100) in them
+
+
+@pytest.mark.parametrize("model, znorm", [("avgpool", False), ("avgpool", True), ("gru", False)])
+def test_cli_baselines_on_extracted_features(feats, tmp_path, capsys, model, znorm):
+    out = tmp_path / "out"
+    argv = ["baseline", "--features", str(feats), "--model", model, "--stage", "4", "--epochs", "3",
+            "--batch-size", "2", "--out", str(out), "--json"]
+    assert main(argv + (["--znorm"] if znorm else [])) == 0
+    printed = json.loads(capsys.readouterr().out)
+    stem = f"baseline_{model}_stage4{'_znorm' if znorm else ''}"
+    result = json.loads((out / f"{stem}.json").read_text())
+    for key in RESULT_KEYS:
+        assert key in result, key
+    assert result["num_videos"] == 4 and result["train_videos"] == 4
+    assert 0 <= result["video_error"] <= 1
+    assert result["video_error"] == pytest.approx(1 - result["video_top1"])
+    assert result["video_top5"] == 1.0  # 2 classes
+    assert result["clip_top1"] is None  # no chunks: one prediction per video
+    assert printed["video_error"] == result["video_error"] and "per_class" not in printed
+    assert result["files"]["json"] == str(out / f"{stem}.json")
+    assert (out / f"{stem}_per_class.csv").read_text().startswith("class_index,class,")
+    assert (out / f"{stem}_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(feats.glob("baseline_*"))  # --out, not the features folder
+
+
+def test_missing_features_json_says_run_rrn_features(tmp_path, capsys):
+    folder = tmp_path / "nothing_here"
+    with pytest.raises(FileNotFoundError, match="rrn features") as err:
+        run_baseline(folder)
+    assert str(folder) in str(err.value)
+    assert main(["baseline", "--features", str(folder)]) == 2
+    assert "rrn features" in capsys.readouterr().err
+
+
+def test_unfinished_extraction_and_wrong_stage_are_explained(tmp_path):
+    root, _, _ = separable(tmp_path)
+    with pytest.raises(ValueError, match="not stage 2"):
+        load_features(root, stage=2)
+    feature_file(root, "v004").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 videos .*\(e\.g\. v004\); rerun `rrn features`"):
+        load_features(root, stage=4)
