@@ -123,6 +123,14 @@ def test_rerun_reuses_finished_cells_and_a_lost_result_is_re_evaluated(grid, cap
 
     assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert [r["status"] for r in read_csv(out)] == ["reused", "reused"]
+    # a setting that changes the features gets its own extraction, never the old one
+    assert main(["experiment", str(path), "--out", str(out), "--no-progress", "--only", "avg",
+                 "--set", "features.float16=true"]) == 0
+    assert len(list((out / "_features").iterdir())) == 1  # results reused: nothing extracted
+    (out / "avg" / "split1" / "baseline_avgpool_stage4.json").unlink()
+    assert main(["experiment", str(path), "--out", str(out), "--no-progress", "--only", "avg",
+                 "--set", "features.float16=true"]) == 0
+    assert len(list((out / "_features").iterdir())) == 2
     assert "rrn train" not in capsys.readouterr().out  # nothing trained, nothing evaluated
     assert {c: p.stat().st_mtime_ns for c, p in last.items()} == stamps
 
@@ -192,7 +200,8 @@ def test_baseline_cells_share_one_feature_extraction(synth, tmp_path, capsys):
     text = capsys.readouterr().out
     # the second cell reuses the first one's features
     assert "8 videos written" in text and "0 videos written, 8 already there" in text
-    feats = out / "_features" / "none_resnet18_32px_every1_split1"
+    (feats,) = (out / "_features").iterdir()  # one extraction, named by all its settings
+    assert feats.name.startswith("none_resnet18_32px_") and feats.name.endswith("_split1")
     meta = json.loads((feats / "features.json").read_text())
     assert meta["source"] == "none" and meta["stages"] == [2, 3, 4] and len(meta["videos"]) == 8
     rows = read_csv(out)
@@ -242,3 +251,13 @@ def test_paper_grid_dry_run_scaled_down(tmp_path, capsys):
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines()] == ["block1", "block2", "midblock4", "block4"]
     assert "(paper 0.197)" in out
+
+
+def test_shipped_grids_are_found_by_name_and_packaged():
+    from rrn.experiment import PAPER_GRIDS as packaged
+    from rrn.experiment import find_grid
+
+    assert find_grid("table2_positions") == packaged / "table2_positions.yaml"
+    assert sorted(p.name for p in packaged.glob("*.yaml")) == [p.name for p in PAPER_GRIDS]
+    with pytest.raises(ConfigError, match="shipped grids: table1_baselines"):
+        find_grid("table9_nothing")

@@ -23,6 +23,7 @@ scaled down on a CPU.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
@@ -81,7 +82,11 @@ def _check_keys(values: dict, valid: Sequence[str], where: str) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """``--set`` values are YAML scalars: ``1`` -> int, ``1e-3`` -> float, ``none`` -> str."""
+    """``--set`` values as YAML scalars (``1`` -> int, ``true`` -> bool, ``1.0e-3`` -> float).
+
+    Anything else stays a string (YAML 1.1 reads ``1e-3`` as one); the config's type coercion
+    converts it to the field's type when the cell configuration is resolved.
+    """
     value = yaml.safe_load(text)
     return text if value is None else value
 
@@ -103,8 +108,24 @@ def parse_sets(sets: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return train, feats
 
 
+PAPER_GRIDS = Path(__file__).parent / "configs" / "paper"
+
+
+def find_grid(path: str | os.PathLike) -> Path:
+    """A grid file, or the name of a shipped one (``table2_positions``, see :data:`PAPER_GRIDS`)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = PAPER_GRIDS / f"{p.stem}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(f.stem for f in PAPER_GRIDS.glob("*.yaml")))
+    raise ConfigError(f"grid file {p} not found; shipped grids: {names}")
+
+
 def load_grid(path: str | os.PathLike) -> Grid:
     """Read and validate a grid file (every cell's configuration is checked up front)."""
+    path = find_grid(path)
     raw = load_yaml(path)
     _check_keys(raw, GRID_KEYS, str(path))
     cells = []
@@ -183,12 +204,18 @@ def _run_baseline_cell(grid: Grid, cell: Cell, cfg: TrainConfig, feats: dict[str
     d = cfg.data
     source = str(feats.get("source", "imagenet"))
     arch = str(feats.get("arch", cfg.model.arch))
-    tag = f"{Path(source).name if os.sep in source else source}_{arch}_{d.frame_size}px_every{d.sample_every}"
+    stages = ",".join(str(s) for s in feats.get("stages", (2, 3, 4)))
+    # Everything that changes the stored features is in the folder name, so a changed
+    # setting never reuses an old extraction.
+    settings = [source, arch, d.dataset, d.frame_size, d.sample_every, d.fps, stages,
+                bool(feats.get("float16"))]
+    digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
+    tag = f"{Path(source).name if os.sep in source else source}_{arch}_{d.frame_size}px_{digest}"
     features_dir = root / "_features" / f"{tag}_split{split}"
     argv = ["features", "--dataset", d.dataset, "--data-root", str(d.data_root), "--split", str(split),
             "--source", source, "--arch", arch, "--sample-every", str(d.sample_every),
             "--frame-size", str(d.frame_size), "--out", str(features_dir), "--missing", d.missing,
-            "--device", cfg.run.device, "--stages", ",".join(str(s) for s in feats.get("stages", (2, 3, 4)))]
+            "--device", cfg.run.device, "--stages", stages]
     for flag, value in (("--split-dir", d.split_dir), ("--train-list", d.train_list),
                         ("--test-list", d.test_list), ("--fps", d.fps)):
         if value is not None:
