@@ -64,12 +64,19 @@ def test_quick_demo_trains_evaluates_and_reports_three_models(demo):
 
 def test_rerun_into_the_same_folder_repeats_the_numbers(demo, capsys):
     first = json.loads((demo / "results.json").read_text())["rows"]
+    cached = sorted(p.name for p in (demo / "cache").rglob("*") if p.is_file())
+    video = next((demo / "data").rglob("*.avi"))
+    mtime = video.stat().st_mtime_ns
     assert main(["demo", "--quick", "--out", str(demo), "--no-progress"]) == 0
+    # the same seed's videos are reused, so the frame cache is reused instead of growing
+    captured = capsys.readouterr()
+    assert video.stat().st_mtime_ns == mtime and "reusing the synthetic videos" in captured.out
+    assert sorted(p.name for p in (demo / "cache").rglob("*") if p.is_file()) == cached
     again = json.loads((demo / "results.json").read_text())["rows"]
     # a fresh training of each model (not the old checkpoint), with the same seed: same numbers
     for a, b in zip(first, again):
         assert (a["video_error"], a["clip_error"]) == (b["video_error"], b["clip_error"])
-    assert "already holds a run" not in capsys.readouterr().err
+    assert "already holds a run" not in captured.err
     for key in KEYS:
         log = [json.loads(x) for x in (demo / key / "log.jsonl").read_text().splitlines()]
         assert [r["kind"] for r in log].count("start") == 1  # one training in the log, not two

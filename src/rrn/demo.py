@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,15 @@ class DemoSettings:
         return cls(videos_per_class=8, frames=6, size=32, epochs=1, chunks_per_video=1, batch_size=8)
 
 
+def _synth_settings(data: Path) -> dict[str, Any] | None:
+    """The settings ``rrn synth`` recorded in ``data``, if the dataset is complete."""
+    meta = data / "rrn_synth.json"
+    if not (meta.is_file() and (data / "testlist01.txt").is_file()):
+        return None
+    saved = json.loads(meta.read_text())
+    return {k: saved.get(k) for k in ("classes", "videos_per_class", "frames", "size", "seed")}
+
+
 def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, out: Path, seed: int,
                   progress: bool):
     from rrn.config import resolve_config
@@ -79,11 +89,16 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
     start = time.perf_counter()
     data = out / "data"
     t0 = time.perf_counter()
-    make_synthetic_dataset(data, classes=settings.classes, videos_per_class=settings.videos_per_class,
-                           frames=settings.frames, size=settings.size, seed=seed)
-    synth_s = time.perf_counter() - t0
-    print(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
-          f"({settings.classes} motion directions) to {data} in {synth_s:.1f}s", flush=True)
+    wanted = {"classes": settings.classes, "videos_per_class": settings.videos_per_class,
+              "frames": settings.frames, "size": settings.size, "seed": seed}
+    if _synth_settings(data) == wanted:  # a rerun: same seed, same videos; keep them (and the cache)
+        print(f"rrn demo: reusing the synthetic videos in {data}", flush=True)
+    else:
+        shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
+        make_synthetic_dataset(data, **wanted)
+        print(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
+              f"({settings.classes} motion directions) to {data} in {time.perf_counter() - t0:.1f}s",
+              flush=True)
     rows = []
     for key, label, skip in MODELS:
         run_dir = out / key
