@@ -2,6 +2,7 @@
 
 import multiprocessing as mp
 import os
+import time
 
 import numpy as np
 import pytest
@@ -51,15 +52,17 @@ def _hammer(args):
 def test_concurrent_writers_never_expose_partial_files(tmp_path):
     v = video(tmp_path / "a.avi")
     root = tmp_path / "c"
-    with mp.get_context("fork").Pool(3) as pool:
+    # spawn, not fork: forking a process that has started torch's thread pools can deadlock
+    with mp.get_context("spawn").Pool(3) as pool:
         result = pool.map_async(_hammer, [(root, v, 7)] * 3)
         reads = 0
-        while not result.ready():
+        deadline = time.monotonic() + 120
+        while not result.ready() and time.monotonic() < deadline:
             got = FrameCache(root).get(v, 10, None, 16)
             if got is not None:
                 assert got.shape == (50, 32, 32, 3) and int(got.min()) == int(got.max()) == 7
                 reads += 1
-        assert all(result.get())
+        assert all(result.get(timeout=30))
     assert not list(root.rglob("*.tmp"))
 
 
@@ -80,3 +83,19 @@ def test_build_cache_reports_and_resumes(tmp_path, workers):
     assert [int(round(f.mean() / 8)) for f in got] == [0, 5, 10]
     again = build_cache(recs, cache_dir, sample_every=5, short_side=16, workers=workers, progress=False)
     assert again.videos == 3 and again.already_cached == 3 and again.frames == 9
+
+
+def test_cache_is_used_transparently_once_built(tmp_path):
+    from rrn.data.cache import default_cache_dir, resolve_cache_dir
+
+    root = tmp_path / "data"
+    root.mkdir()
+    assert resolve_cache_dir(None, root) is None  # nothing built: decode directly
+    assert resolve_cache_dir(tmp_path / "elsewhere", root) == tmp_path / "elsewhere"
+    v = video(root / "a.avi")
+    build_cache([VideoRecord(v, 0, "a")], default_cache_dir(root), sample_every=10, short_side=16,
+                progress=False)
+    assert resolve_cache_dir(None, root) == default_cache_dir(root)
+    # what training then reads is the cached frames
+    cached = FrameCache(resolve_cache_dir(None, root)).get(v, 10, None, 16)
+    assert cached is not None and cached.shape == (2, 16, 21, 3)  # frames 0 and 10, short side 16

@@ -540,6 +540,7 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
 
 def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[str, Any]:
     from rrn.data import VideoChunkDataset, collate_chunks, load_split
+    from rrn.data.cache import resolve_cache_dir
 
     run_dir = check_writable(cfg.run.out)  # every rank: fail before any training
     main = info.is_main
@@ -589,7 +590,8 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device) -> dict[s
 
     context = len(skips) + 1
     data_kw = dict(sample_every=cfg.data.sample_every, fps=cfg.data.fps, frame_size=cfg.data.frame_size,
-                   short_side=cfg.data.short_side, cache_dir=cfg.data.cache_dir,
+                   short_side=cfg.data.short_side,
+                   cache_dir=resolve_cache_dir(cfg.data.cache_dir, cfg.data.data_root),
                    decoder=cfg.data.decoder, seed=cfg.run.seed)
     train_set = VideoChunkDataset(split.train, context=context, train=True, hflip=cfg.data.hflip,
                                   chunks_per_video=cfg.data.chunks_per_video, **data_kw)

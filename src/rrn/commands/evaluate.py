@@ -97,6 +97,7 @@ def evaluate_checkpoint(
     from rrn.cli import UserError
     from rrn.config import resolve_config
     from rrn.data import VideoChunkDataset, load_split
+    from rrn.data.cache import resolve_cache_dir
     from rrn.engine import amp_dtype, eval_loader, evaluate
     from rrn.metrics import evaluate_probs
 
@@ -127,7 +128,7 @@ def evaluate_checkpoint(
     dataset = VideoChunkDataset(
         data.test, context=model.temporal_context, train=False, sample_every=d.sample_every,
         fps=d.fps, frame_size=d.frame_size, short_side=d.short_side, eval_stride=d.eval_stride,
-        cache_dir=d.cache_dir, decoder=d.decoder, seed=cfg.run.seed,
+        cache_dir=resolve_cache_dir(d.cache_dir, d.data_root), decoder=d.decoder, seed=cfg.run.seed,
     )
     pin = device.type == "cuda"
     t0 = time.perf_counter()

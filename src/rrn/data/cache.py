@@ -28,6 +28,7 @@ at worst stray ``*.tmp`` files; a rerun skips every finished video (resumable).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -48,6 +49,16 @@ DEFAULT_CACHE_DIRNAME = ".rrn-cache"
 def default_cache_dir(data_root) -> Path:
     """Where ``rrn cache`` writes by default and datasets look by default: ``<data_root>/.rrn-cache``."""
     return Path(data_root) / DEFAULT_CACHE_DIRNAME
+
+
+def resolve_cache_dir(cache_dir, data_root) -> Path | None:
+    """The cache a dataset should use: ``cache_dir`` when given, else ``<data_root>/.rrn-cache``
+    when ``rrn cache`` has made it (so a cache is used transparently once built), else None."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if data_root is not None and default_cache_dir(data_root).is_dir():
+        return default_cache_dir(data_root)
+    return None
 
 
 class FrameCache:
@@ -199,7 +210,8 @@ def build_cache(
             for task in tasks:
                 account(_cache_one(task))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawn: forking a process whose torch/OpenMP threads are running can deadlock
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
                 for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
                     account(fut.result())
     finally:
