@@ -243,7 +243,6 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
     Returns:
         One row per (cell, split): name, kind, split, status, video_error, paper_error, ...
     """
-    import json
 
     root = Path(out)
     overrides, feats_over = parse_sets(sets)
@@ -256,11 +255,45 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
     plan = [(c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
             for c in cells for k in splits]  # every configuration is validated before any work
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    if dry_run:
+        rows = []
+        for c, k, _ in plan:
+            result_file = _result_path(c, root / c.name / f"split{k}", k)
+            rows.append(_row(c, k, result_file, "reused" if result_file.exists() else "planned"))
+        return rows
+    from rrn import distributed as rdist
+
+    # Under torchrun, one process group serves every cell (train, eval and features join it
+    # and leave it in place) instead of being created and torn down per command.
+    owner = not rdist.is_initialized()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        rdist.init_distributed(plan[0][2].run.device)
+    try:
+        return _run_plan(grid, plan, root, feats, progress, main_rank)
+    finally:
+        if owner:
+            rdist.cleanup()
+
+
+def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, Any]:
+    import json
+
+    row: dict[str, Any] = {"cell": cell.name, "kind": cell.kind, "split": split, "status": status,
+                           "paper_error": cell.paper_error, "note": cell.note}
+    if result_file.exists():
+        result = json.loads(result_file.read_text())
+        for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy", "num_videos"):
+            row[key] = result.get(key)
+    return row
+
+
+def _run_plan(grid: Grid, plan, root: Path, feats: dict[str, Any], progress: bool,
+              main_rank: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for cell, split, cfg in plan:
         run_dir = root / cell.name / f"split{split}"
         result_file = _result_path(cell, run_dir, split)
-        status = "reused" if result_file.exists() else ("planned" if dry_run else "ran")
+        status = "reused" if result_file.exists() else "ran"
         if status == "ran":
             if main_rank:
                 print(f"== {grid.name}: cell {cell.name}, split {split} -> {run_dir}", flush=True)
@@ -268,14 +301,8 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
                 _run_train_cell(cfg, run_dir, split, progress)
             else:
                 _run_baseline_cell(grid, cell, cfg, feats, run_dir, root, split, progress)
-        row: dict[str, Any] = {"cell": cell.name, "kind": cell.kind, "split": split, "status": status,
-                               "paper_error": cell.paper_error, "note": cell.note}
-        if result_file.exists():
-            result = json.loads(result_file.read_text())
-            for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy", "num_videos"):
-                row[key] = result.get(key)
-        rows.append(row)
-        if main_rank and not dry_run:
+        rows.append(_row(cell, split, result_file, status))
+        if main_rank:
             write_results(grid, rows, root)
     return rows
 

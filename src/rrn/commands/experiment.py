@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / grid.name)
     rows = run_grid(grid, out, splits=args.splits, sets=args.sets, only=args.only,
                     progress=args.progress, dry_run=args.dry_run)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun rank 0 reports
     width = max(len(r["cell"]) for r in rows)
     for r in rows:
         err = r.get("video_error")

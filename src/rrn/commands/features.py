@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     split = load_dataset_split(args)
     records = split.train + split.test
     subsets = ["train"] * len(split.train) + ["test"] * len(split.test)
+    owner = not rdist.is_initialized()  # a caller's process group (rrn experiment) stays
     info, device = rdist.init_distributed(args.device)
     try:
         model = load_feature_model(args.source, args.arch, str(device))
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 fps=args.fps, frame_size=args.frame_size, float16=args.float16,
             )
     finally:
-        rdist.cleanup()
+        if owner:
+            rdist.cleanup()
     if info.is_main:
         print(f"features: {report.written} videos written, {report.reused} already there, "
               f"{report.frames} frames in {report.seconds:.1f}s -> {args.out}")
