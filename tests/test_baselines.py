@@ -25,7 +25,6 @@ from rrn.data import (
     decode_video,
     default_short_side,
     load_split,
-    make_synthetic_dataset,
 )
 
 WIDTHS = {2: 128, 3: 256, 4: 512}  # resnet18's channels at the end of stages 2, 3, 4
@@ -34,21 +33,6 @@ RESULT_KEYS = ("video_error", "video_top1", "video_top5", "clip_top1", "mean_cla
                "num_videos")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: OpenMP's thread hand-offs cost more than they save, and far more when
-    # another process holds the second core (a 16-unit GRU step: 1.5 ms on 1 thread, 280 ms on 2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    # 2 classes x 4 videos of 6 frames at 32 px: 4 train and 4 test videos
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4,
-                                  frames=6, size=32, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,6 @@ KEYS = [key for key, _, _ in MODELS]
 LABELS = [label for _, label, _ in MODELS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: OpenMP's thread hand-offs cost more than they save, and far more when
-    # another process holds the second core (the quick demo: ~6 s on 1 thread, ~30 s on 2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

@@ -12,7 +12,6 @@ import yaml
 from rrn import engine
 from rrn.cli import main
 from rrn.config import ConfigError
-from rrn.data import make_synthetic_dataset
 from rrn.engine import resolve_skips
 from rrn.experiment import cell_config, load_grid, parse_sets, parse_value, run_grid
 
@@ -21,21 +20,6 @@ PAPER_GRIDS = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
 PAPER = 0.5  # the "published" error of the early cell
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: OpenMP's thread hand-offs cost more than they save, and far more when
-    # another process holds the second core
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    # 2 classes x 4 videos of 6 frames at 32 px: 4 train and 4 test videos
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4,
-                                  frames=6, size=32, seed=0)
 
 
 def base(data):

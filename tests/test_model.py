@@ -40,15 +40,6 @@ SKIP_SETS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The tensors here are tiny: one intra-op thread is as fast, and it does not collapse when
-    # the 2 cores are shared (OpenMP threads spin-wait for each other under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _tv(arch: str, num_classes: int = K) -> nn.Module:
     return getattr(torchvision.models, arch)(num_classes=num_classes)

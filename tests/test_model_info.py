@@ -6,19 +6,10 @@ import json
 import re
 
 import pytest
-import torch
 import torchvision
 
 from rrn.cli import main
 from rrn.model import build_model, chunk_gflops
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors; see tests/test_model.py
-    yield
-    torch.set_num_threads(threads)
 
 
 def _info(capsys, *args: str) -> dict:
