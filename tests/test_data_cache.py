@@ -99,3 +99,13 @@ def test_cache_is_used_transparently_once_built(tmp_path):
     # what training then reads is the cached frames
     cached = FrameCache(resolve_cache_dir(None, root)).get(v, 10, None, 16)
     assert cached is not None and cached.shape == (2, 16, 21, 3)  # frames 0 and 10, short side 16
+
+
+def test_rrn_cache_defaults_build_what_rrn_train_defaults_read():
+    from rrn.cli import build_parser
+    from rrn.config import DataConfig
+
+    args = build_parser().parse_args(["cache", "--data-root", "x"])
+    d = DataConfig()
+    assert (args.frame_size, args.sample_every, args.fps, args.short_side) == (
+        d.frame_size, d.sample_every, d.fps, d.short_side)

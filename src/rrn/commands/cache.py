@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None, help="default: <data-root>/.rrn-cache")
     p.add_argument("--sample-every", type=int, default=10, help="keep every k-th frame (default: 10)")
     p.add_argument("--fps", type=float, default=None, help="sample at this frame rate instead")
-    p.add_argument("--frame-size", type=int, default=112,
-                   help="training crop size; the cache stores frames with short side round(8/7 x this) (default: 112)")
+    p.add_argument("--frame-size", type=int, default=224,
+                   help="training crop size; the cache stores frames with short side round(8/7 x this) (default: 224, as rrn train)")
     p.add_argument("--short-side", type=int, default=None, help="override the stored short side")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="parallel decoders")
     p.add_argument("--decoder", default="auto", choices=("auto", "pyav", "torchcodec"))
