@@ -42,6 +42,13 @@ def test_key_changes_with_everything_that_changes_frames(tmp_path):
     assert cache.key(tmp_path / "." / "a.avi", 10, None, 16) == cache.key(v, 10, None, 16)
 
 
+def test_key_treats_an_integer_fps_like_the_same_float(tmp_path):
+    # rrn cache --fps 5 passes 5.0; rrn train --fps 5 (or `fps: 5` in YAML) keeps the int 5
+    v = video(tmp_path / "a.avi")
+    cache = FrameCache(tmp_path / "c")
+    assert cache.key(v, 10, 5, 16) == cache.key(v, 10, 5.0, 16)
+
+
 def _hammer(args):
     root, path, value = args
     for _ in range(20):

@@ -75,6 +75,9 @@ class FrameCache:
         """The cache key of a video: changes whenever the cached frames would."""
         path = Path(path).resolve()
         st = path.stat()
+        # 5 and 5.0 are one frame rate: `rrn cache --fps 5` (argparse float) and a config's
+        # `fps: 5` (kept an int) must find the same file.
+        fps = None if fps is None else float(fps)
         ident = f"v{FORMAT_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|{sample_every}|{fps}|{short_side}"
         return hashlib.sha1(ident.encode()).hexdigest()
 
