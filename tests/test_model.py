@@ -205,6 +205,16 @@ def test_forward_video_and_step_equal_windowed_model(arch, skip_type):
             _close(logits, ref[0, t])
 
 
+def test_forward_video_segment_below_one_means_one_frame_at_a_time():
+    model, _ = _pair("resnet18", ("block1",))
+    frames = _clip(1, 3)[0]  # (N, 3, H, W)
+    with torch.no_grad():
+        ref = model.forward_video(frames, segment=1)
+        _close(model.forward_video(frames, segment=0), ref)
+        feats = model.video_features(frames, stages=(4,), segment=0)[4]
+    assert feats.shape[0] == 3
+
+
 # ---------------------------------------------------------------- greedy forwarding
 @pytest.mark.parametrize("skips", SKIP_SETS.values(), ids=SKIP_SETS.keys())
 @pytest.mark.parametrize("arch", ARCHS)

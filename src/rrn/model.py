@@ -433,7 +433,8 @@ class RecurrentResNet(tv_resnet.ResNet):
         if x.dim() != 5:
             raise ValueError(f"expected frames (N, 3, H, W) or (B, N, 3, H, W), got {tuple(frames.shape)}")
         state = None
-        for s in range(0, x.shape[1], max(1, segment)):
+        segment = max(1, segment)  # the slice below must hold at least one frame
+        for s in range(0, x.shape[1], segment):
             feats, state, tapped = self._run(x[:, s : s + segment], state, False, taps)
             pooled = feats.mean(dim=(-2, -1))  # (B, n, C, h, w) -> (B, n, C)
             yield pooled, tapped
