@@ -119,6 +119,16 @@ def test_every_field_is_documented():
     assert "--fault" not in parser.format_help()  # testing hook stays hidden
 
 
+def test_fps_and_cache_dir_help_say_what_the_data_layer_does():
+    from rrn.config import DataConfig
+
+    docs = field_docs(DataConfig)
+    # decode_video ignores sample_every when fps is given (they are alternatives, not a chain)
+    assert "instead of" in docs["fps"] and "before --sample-every" not in docs["fps"]
+    # resolve_cache_dir falls back to <data-root>/.rrn-cache once rrn cache has built it
+    assert ".rrn-cache" in docs["cache_dir"] and "default: no cache" not in docs["cache_dir"]
+
+
 def test_bool_flags():
     cfg = resolve_config([("flags", parse(["--no-progress", "--sync-bn"]))])
     assert cfg.run.progress is False and cfg.model.sync_bn is True

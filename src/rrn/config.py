@@ -64,7 +64,8 @@ class DataConfig:
     sample_every: int = 10
     """Keep every n-th frame of a video; consecutive kept frames form a chunk."""
     fps: float | None = None
-    """Resample videos to this frame rate before --sample-every (default: native rate)."""
+    """Sample frames evenly in time at this rate instead of every --sample-every-th frame
+    (which is then ignored; default: use --sample-every)."""
     frame_size: int = 224
     """Side of the square crop fed to the network, in pixels."""
     short_side: int | None = None
@@ -74,7 +75,8 @@ class DataConfig:
     eval_stride: int | None = None
     """Stride, in sampled frames, between the chunks of a test video (default: data layer's)."""
     cache_dir: str | None = None
-    """Cache decoded frames here (default: no cache)."""
+    """Frame cache folder, read and filled (default: <data-root>/.rrn-cache when rrn cache has
+    built it, else no cache)."""
     decoder: str = "auto"
     """Video decoding backend passed to the data layer."""
     hflip: bool = True
