@@ -248,3 +248,17 @@ def test_unreadable_training_video_is_skipped_and_reported(synth, counts, tmp_pa
     assert epoch["kind"] == "epoch" and epoch["skipped"] == [victim.video_id]
     assert epoch["train_chunks"] == counts[0] - 1
     assert f"skipped 1 unreadable video(s): {victim.video_id}" in capsys.readouterr().out
+
+
+def test_train_and_eval_on_one_folder_per_class(synth, tmp_path):
+    """--dataset list without list files: class folders, split by the _gNN_ group into 3 folds."""
+    split = load_split("list", synth, split=1)
+    assert split.classes == ["MoveLeft", "MoveRight"]  # folder names, sorted
+    groups = lambda recs: {int(r.video_id.split("_g")[1][:2]) for r in recs}  # noqa: E731
+    assert all((g - 1) % 3 == 0 for g in groups(split.test))
+    assert all((g - 1) % 3 != 0 for g in groups(split.train))
+    run = tmp_path / "folders"
+    assert main(tiny(synth, run, "--dataset", "list", "--epochs", "1")) == 0
+    assert main(["eval", str(run), "--which", "last", "--no-progress", "--workers", "0"]) == 0
+    result = json.loads((run / "eval_split1.json").read_text())
+    assert result["num_videos"] == len(split.test) and result["dataset"] == "list"

@@ -96,7 +96,7 @@ def test_context_and_skip_must_agree():
         (["--epochs", "two"], "--epochs: expected an integer"),
         (["--arch", "resnet51"], "did you mean 'resnet50'"),
         (["--schedule", "step"], "--lr-milestones"),
-        (["--dataset", "list"], "--train-list"),
+        (["--dataset", "list", "--train-list", "a.txt"], "both --train-list and --test-list, or neither"),
         (["--device", "gpu"], "--device must be"),
         (["--freeze", "layer5"], "--freeze"),
     ],

@@ -5,7 +5,7 @@ import pytest
 
 from rrn.cli import main
 from rrn.data.check import check_dataset
-from rrn.data.splits import DatasetSplit, MissingVideo, VideoRecord
+from rrn.data.splits import DatasetSplit, MissingVideo, SplitError, VideoRecord, load_split
 from rrn.data.synth import make_synthetic_dataset, write_video
 
 
@@ -58,9 +58,30 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     assert len(list((out / ".rrn-cache").rglob("*.npy"))) == 6
 
 
-def test_cli_bad_config_names_file_and_line(tmp_path, capsys):
+def test_cli_reports_every_bad_line_of_every_split_file(tmp_path, capsys):
     out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=3, size=16)
-    (out / "trainlist01.txt").write_text("MoveRight/v_MoveRight_g02_c01.avi 5\n")
-    assert main(["check-data", "--data-root", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "trainlist01.txt:1: label 5 is not in classInd.txt (1..2)" in err
+    (out / "trainlist01.txt").write_text(
+        "MoveRight/v_MoveRight_g02_c01.avi 5\n"        # label not in classInd.txt
+        "../etc/v_MoveRight_g02_c01.avi 1\n"           # leaves the data root
+        "MoveLeft/v_MoveLeft_g02_c01.avi 2\n"          # fine
+        "MoveLeft/v_MoveLeft_g02_c01.avi 2\n"          # listed twice
+        "MoveRight/v_MoveRight_g02_c01.avi\n")         # no label
+    (out / "testlist01.txt").write_text("Jumping/v_Jumping_g01_c01.avi\nMoveRight/v_MoveRight_g01_c01.avi\n")
+    assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1
+    text = capsys.readouterr().out
+    for expected in ("trainlist01.txt:1: label 5 is not in classInd.txt (1..2)",
+                     "trainlist01.txt:2: path '../etc/v_MoveRight_g02_c01.avi' leaves the data root",
+                     "trainlist01.txt:4: MoveLeft/v_MoveLeft_g02_c01 is listed again (first at",
+                     "trainlist01.txt:5: expected '<Class>/<video>.avi <label 1..2>'",
+                     "testlist01.txt:1: class folder 'Jumping' is not in",
+                     "MoveRight: class has no training video"):
+        assert expected in text
+    assert text.count("problem: ") == 6 and "6 problem(s) in 2 listed videos" in text
+
+
+def test_training_still_stops_at_the_first_bad_line(tmp_path, capsys):
+    out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=3, size=16)
+    (out / "trainlist01.txt").write_text("MoveRight/v_MoveRight_g02_c01.avi 5\n../x.avi 1\n")
+    with pytest.raises(SplitError, match=r"trainlist01.txt:1: label 5 is not in classInd.txt \(1..2\)"):
+        load_split("ucf101", out, out, 1)
+    assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1  # reports, no traceback

@@ -50,7 +50,8 @@ def _hidden(**meta: Any) -> dict[str, Any]:
 @dataclass
 class DataConfig:
     dataset: Literal["ucf101", "hmdb51", "list"] = "ucf101"
-    """Split-file format: ucf101 or hmdb51 official splits, or list (--train-list/--test-list)."""
+    """Split-file format: ucf101 or hmdb51 official splits, or list (--train-list/--test-list, or
+    without them one folder per class under --data-root, split by group into 3 folds)."""
     data_root: str | None = None
     """Folder with the videos (UCF-101: <root>/<Class>/<video>.avi)."""
     split_dir: str | None = None
@@ -267,8 +268,12 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        if self.data.dataset == "list" and not (self.data.train_list and self.data.test_list):
-            raise ConfigError("--dataset list needs --train-list and --test-list")
+        lists = (self.data.train_list, self.data.test_list)
+        if self.data.dataset == "list" and any(lists) and not all(lists):
+            raise ConfigError(
+                "--dataset list takes both --train-list and --test-list, or neither (then one "
+                "folder per class under --data-root, split by --split, see rrn.data.splits)"
+            )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, nested dict (lists for tuples): safe for YAML, JSON and ``weights_only``."""

@@ -26,17 +26,16 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from rrn.data.check import check_dataset
-    from rrn.data.splits import SplitError, split_from_args
+    from rrn.data.splits import split_problems
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing videos are reported below, one per line
-        try:
-            split = split_from_args(args, missing="skip")
-        except SplitError as err:
-            if "is empty" not in str(err):
-                raise
-            print(f"problem: {err}")
-            return 1
+        split, line_problems = split_problems(args.dataset, args.data_root, args.split_dir, args.split,
+                                              train_list=args.train_list, test_list=args.test_list)
+    for message in line_problems:  # every malformed line of every split file, then the videos
+        print(f"problem: {message}")
+    if split is None:
+        return 1
     problems = check_dataset(split, decode=not args.quick, decoder=args.decoder,
                              progress=not args.no_progress)
     n = len(split.train) + len(split.test) + len(split.missing)
@@ -44,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
           f"present, {len(split.missing)} missing")
     for p in problems:
         print(f"problem: {p}")
-    print(f"{len(problems)} problem(s) in {n} listed videos" if problems else f"OK: {n} videos, no problems")
-    return 1 if problems else 0
+    total = len(problems) + len(line_problems)
+    print(f"{total} problem(s) in {n} listed videos" if total else f"OK: {n} videos, no problems")
+    return 1 if total else 0

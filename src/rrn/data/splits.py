@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -67,6 +68,40 @@ class DatasetSplit:
 
 class SplitError(ValueError):
     """A split file (or the data root) is not as expected; the message names file and line."""
+
+
+# Malformed lines: raised at once by default; inside split_problems() recorded and skipped,
+# so that `rrn check-data` reports every bad line of every split file in one pass.
+_LINE_ERRORS: ContextVar[list[str] | None] = ContextVar("rrn_split_line_errors", default=None)
+
+
+def _bad_line(message: str) -> None:
+    errors = _LINE_ERRORS.get()
+    if errors is None:
+        raise SplitError(message)
+    errors.append(message)
+
+
+def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, train_list=None,
+                   test_list=None) -> tuple[DatasetSplit | None, list[str]]:
+    """Parse a split like :func:`load_split` (``missing="skip"``) but collect every malformed
+    line instead of stopping at the first.
+
+    Returns:
+        ``(split, problems)``: the split of the well-formed lines (None when a whole file or the
+        data root is unusable) and one message per problem, each naming file and line.
+    """
+    errors: list[str] = []
+    token = _LINE_ERRORS.set(errors)
+    try:
+        result = load_split(dataset, data_root, split_dir, split, train_list=train_list,
+                            test_list=test_list, missing="skip")
+    except SplitError as err:
+        result = None
+        errors.append(str(err))
+    finally:
+        _LINE_ERRORS.reset(token)
+    return result, errors
 
 
 def load_split(
@@ -121,9 +156,15 @@ def load_split(
 
     out = DatasetSplit(classes=classes, train=[], test=[])
     resolve = _Resolver(root)
+    first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
     for side, rel, label, src, lineno in entries:
-        path = resolve(rel)
         video_id = str(PurePosixPath(rel).with_suffix(""))
+        if (side, video_id) in first_seen:  # would count the video twice
+            at, line = first_seen[(side, video_id)]
+            _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
+            continue
+        first_seen[(side, video_id)] = (src, lineno)
+        path = resolve(rel)
         if path is None:
             out.missing.append(MissingVideo(video_id, src, lineno))
             continue
@@ -176,6 +217,7 @@ def read_class_index(path: Path) -> list[str]:
     """Parse a ``classInd.txt`` (``<1-based index> <name>`` lines, indices 1..K in order)."""
     classes: list[str] = []
     for lineno, fields in _lines(path):
+        # a broken classInd.txt shifts every label: always fatal, even when collecting
         if len(fields) != 2 or not fields[0].isdigit():
             raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got {' '.join(fields)!r}")
         if int(fields[0]) != len(classes) + 1:
@@ -191,13 +233,15 @@ def read_class_index(path: Path) -> list[str]:
     return classes
 
 
-def _check_relative(rel: str, src: Path, lineno: int) -> str:
+def _check_relative(rel: str, src: Path, lineno: int) -> str | None:
+    """The path as POSIX, or None (reported) when it would leave the data root."""
     p = PurePosixPath(rel.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", rel):
-        raise SplitError(
+        _bad_line(
             f"{src}:{lineno}: path {rel!r} leaves the data root; list paths must be relative "
             "to --data-root without '..'"
         )
+        return None
     return str(p)
 
 
@@ -208,33 +252,40 @@ def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
     train_file = split_dir / f"trainlist0{split}.txt"
     for lineno, fields in _lines(train_file):
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise SplitError(
+            _bad_line(
                 f"{train_file}:{lineno}: expected '<Class>/<video>.avi <label 1..{len(classes)}>', "
                 f"got {' '.join(fields)!r}"
             )
+            continue
         rel = _check_relative(fields[0], train_file, lineno)
+        if rel is None:
+            continue
         label = int(fields[1])
         if not 1 <= label <= len(classes):
-            raise SplitError(
-                f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})"
-            )
+            _bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
+            continue
         folder = PurePosixPath(rel).parts[0] if len(PurePosixPath(rel).parts) > 1 else None
         if folder is not None and folder in index and index[folder] != label - 1:
-            raise SplitError(
+            _bad_line(
                 f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
                 f"class folder {folder!r} ({index[folder] + 1} in classInd.txt)"
             )
+            continue
         entries.append(("train", rel, label - 1, train_file, lineno))
     test_file = split_dir / f"testlist0{split}.txt"
     for lineno, fields in _lines(test_file):
         rel = _check_relative(fields[0], test_file, lineno)
+        if rel is None:
+            continue
         parts = PurePosixPath(rel).parts
         if len(fields) > 2 or len(parts) < 2:
-            raise SplitError(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+            _bad_line(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+            continue
         if parts[0] not in index:
-            raise SplitError(
+            _bad_line(
                 f"{test_file}:{lineno}: class folder {parts[0]!r} is not in {split_dir / 'classInd.txt'}"
             )
+            continue
         entries.append(("test", rel, index[parts[0]], test_file, lineno))
     return entries, classes
 
@@ -251,9 +302,10 @@ def _hmdb51(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
     for label, (name, path) in enumerate(zip(classes, files)):
         for lineno, fields in _lines(path):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                raise SplitError(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+                _bad_line(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+                continue
             rel = _check_relative(f"{name}/{fields[0]}", path, lineno)
-            if fields[1] != "0":
+            if rel is not None and fields[1] != "0":
                 entries.append(("train" if fields[1] == "1" else "test", rel, label, path, lineno))
     return entries, classes
 
@@ -268,13 +320,18 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in _lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise SplitError(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+                _bad_line(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+                continue
             label = int(fields[1])
             if label < 0 or (classes is not None and label >= len(classes)):
                 known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
-                raise SplitError(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+                _bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+                continue
+            rel = _check_relative(fields[0], src, lineno)
+            if rel is None:
+                continue
             max_label = max(max_label, label)
-            entries.append((side, _check_relative(fields[0], src, lineno), label, src, lineno))
+            entries.append((side, rel, label, src, lineno))
     if classes is None:
         classes = [str(i) for i in range(max_label + 1)]
     return entries, classes
