@@ -170,3 +170,14 @@ def test_torchcodec_keeps_the_same_frames_as_pyav(tmp_path, lossless):
     # sampling by time goes through PyAV's rule with either backend
     np.testing.assert_array_equal(decode_video(lossless, fps=5, backend="torchcodec"),
                                   decode_video(lossless, fps=5, backend="pyav"))
+
+
+def test_stream_that_changes_frame_size_keeps_the_first_size(tmp_path):
+    # MPEG-TS files concatenate byte-wise: 5 frames at 48x32, then 6 at 64x48 (a resolution switch)
+    a = write_video(tmp_path / "a.ts", np.full((6, 32, 48, 3), 96, np.uint8), codec="mpeg2video")
+    b = write_video(tmp_path / "b.ts", np.full((6, 48, 64, 3), 200, np.uint8), codec="mpeg2video")
+    both = tmp_path / "ab.ts"
+    both.write_bytes(a.read_bytes() + b.read_bytes())
+    out = decode_video(both, sample_every=1, backend="pyav")
+    assert out.shape[1:] == (32, 48, 3) and len(out) >= 10
+    assert abs(int(out[0].mean()) - 96) <= 3 and abs(int(out[-1].mean()) - 200) <= 3

@@ -142,6 +142,7 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
         stream.thread_type = "AUTO"
         selector = TimeSelector(fps) if fps is not None else None
         base_rate = float(stream.average_rate or stream.guessed_rate or 25.0)
+        size: tuple[int, int] | None = None
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if selector is not None:
@@ -150,7 +151,9 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
                         continue
                 elif i % sample_every:
                     continue  # decoded (inter-coded video needs it) but never converted
-                h, w = resized_shape(frame.height, frame.width, short_side)
+                if size is None:  # the first kept frame fixes the size, should the stream change it
+                    size = resized_shape(frame.height, frame.width, short_side)
+                h, w = size
                 rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
                 frames.append(rgb.to_ndarray())
         except Exception as err:  # noqa: BLE001
