@@ -207,8 +207,8 @@ def _run_baseline_cell(grid: Grid, cell: Cell, cfg: TrainConfig, feats: dict[str
     stages = ",".join(str(s) for s in feats.get("stages", (2, 3, 4)))
     # Everything that changes the stored features is in the folder name, so a changed
     # setting never reuses an old extraction.
-    settings = [source, arch, d.dataset, d.frame_size, d.sample_every, d.fps, stages,
-                bool(feats.get("float16"))]
+    settings = [source, arch, d.dataset, str(d.data_root), str(d.split_dir), str(d.train_list),
+                str(d.test_list), d.frame_size, d.sample_every, d.fps, stages, bool(feats.get("float16"))]
     digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
     tag = f"{Path(source).name if os.sep in source else source}_{arch}_{d.frame_size}px_{digest}"
     features_dir = root / "_features" / f"{tag}_split{split}"
