@@ -22,6 +22,7 @@ from rrn.baselines import (
 from rrn.cli import main
 from rrn.data import (
     ClipTransform,
+    FrameCache,
     decode_video,
     default_short_side,
     load_split,
@@ -298,3 +299,22 @@ def test_unfinished_extraction_and_wrong_stage_are_explained(tmp_path):
     feature_file(root, "v004").unlink()
     with pytest.raises(FileNotFoundError, match=r"1 videos .*\(e\.g\. v004\); rerun `rrn features`"):
         load_features(root, stage=4)
+
+
+def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
+    s, records, subsets = split
+    cache = FrameCache(tmp_path / "cache")
+    short = default_short_side(32)
+    # poison the cache for one video: what it holds must be what the features are computed from
+    frames = decode_video(records[0].path, sample_every=EVERY, short_side=short)
+    cache.put(records[0].path, np.zeros_like(frames), EVERY, None, short)
+    extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache")
+    extract(split, tmp_path / "without", net)
+    with torch.no_grad():
+        zero = net.video_features(ClipTransform(32, train=False)(np.zeros_like(frames)), stages=(4,))[4]
+    with np.load(feature_file(tmp_path / "with", records[0].video_id)) as z:
+        np.testing.assert_allclose(z["stage4"], zero.numpy(), rtol=1e-5, atol=1e-6)
+    for rec in records[1:]:  # not cached: decoded, the same as without a cache
+        with np.load(feature_file(tmp_path / "with", rec.video_id)) as a, \
+                np.load(feature_file(tmp_path / "without", rec.video_id)) as b:
+            np.testing.assert_array_equal(a["stage4"], b["stage4"])

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from rrn.checkpoint import atomic_write_json
-from rrn.data import ClipTransform, VideoRecord, decode_video, default_short_side
+from rrn.data import ClipTransform, FrameCache, VideoRecord, decode_video, default_short_side
 from rrn.data.decode import VideoDecodeError
 
 FEATURE_STAGES = (2, 3, 4)
@@ -105,6 +105,7 @@ def extract_features(
     world_size: int = 1,
     progress: bool = True,
     source: str = "",
+    cache_dir: str | os.PathLike | None = None,
 ) -> FeatureReport:
     """Per-frame pooled features of ``records`` written to ``out_dir``.
 
@@ -115,6 +116,8 @@ def extract_features(
         classes: Class names, stored in the metadata.
         stages: Stages whose end is pooled: arrays ``stage2``... of shape (N, C).
         float16: Store features as float16 (half the disk).
+        cache_dir: A frame cache (``rrn cache``) to read the sampled frames from, when built
+            with the same sampling; videos not in it are decoded.
         rank, world_size: This process takes videos ``rank::world_size``; rank 0 writes
             the metadata once every shard is done (call again after the others finish, or
             under torchrun where a barrier waits for them).
@@ -129,6 +132,7 @@ def extract_features(
     transform = ClipTransform(frame_size, train=False)
     short_side = default_short_side(frame_size)
     report = FeatureReport()
+    cache = FrameCache(cache_dir) if cache_dir is not None else None
     start = time.perf_counter()
     mine = list(range(rank, len(records), world_size))
     bar = tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video")
@@ -139,8 +143,10 @@ def extract_features(
             report.reused += 1
             continue
         try:
-            frames = decode_video(rec.path, sample_every=sample_every, fps=fps,
-                                  short_side=short_side, backend=decoder)
+            frames = cache.get(rec.path, sample_every, fps, short_side) if cache is not None else None
+            if frames is None:
+                frames = decode_video(rec.path, sample_every=sample_every, fps=fps,
+                                      short_side=short_side, backend=decoder)
         except VideoDecodeError as err:
             warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
             report.failures.append((rec.video_id, str(err)))

@@ -6,18 +6,7 @@ import argparse
 from pathlib import Path
 
 from rrn.cli import UserError
-
-
-def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
-    """The dataset flags shared with ``rrn train`` (same names and meaning)."""
-    p.add_argument("--dataset", default="ucf101", choices=("ucf101", "hmdb51", "list"))
-    p.add_argument("--data-root", required=True, help="folder with the videos")
-    p.add_argument("--split-dir", help="folder with the split files (default: --data-root)")
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
-    p.add_argument("--train-list", help="with --dataset list: 'path label' lines")
-    p.add_argument("--test-list", help="with --dataset list: 'path label' lines")
-    p.add_argument("--missing", default="error", choices=("error", "skip"),
-                   help="a listed video missing on disk: stop (default) or skip it")
+from rrn.data.splits import add_dataset_arguments, split_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "globally average-pooled features at the end of stages 2, 3, 4 (one .npz per video). "
         "Resumable; under torchrun the videos are sharded across ranks.",
     )
-    add_dataset_arguments(p)
+    add_dataset_arguments(p)  # the same flags as rrn cache / check-data
     p.add_argument("--source", default="imagenet",
                    help="imagenet (torchvision weights, the paper's baseline), none (random; "
                    "for tests), or an rrn checkpoint / run directory")
@@ -45,16 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_dataset_split(args: argparse.Namespace):
-    from rrn.data import load_split
-
-    return load_split(args.dataset, args.data_root, args.split_dir or args.data_root, args.split,
-                      train_list=args.train_list, test_list=args.test_list, missing=args.missing)
-
-
 def run(args: argparse.Namespace) -> int:
     from rrn import distributed as rdist
     from rrn.baselines import extract_features, load_feature_model
+    from rrn.data.cache import resolve_cache_dir
 
     try:
         stages = tuple(int(s) for s in args.stages.split(",") if s.strip())
@@ -62,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--stages expects comma-separated numbers such as 2,3,4, got {args.stages!r}") from None
     if not stages or any(s not in (1, 2, 3, 4) for s in stages):
         raise UserError(f"--stages must name stages among 1,2,3,4, got {args.stages!r}")
-    split = load_dataset_split(args)
+    split = split_from_args(args)
     records = split.train + split.test
     subsets = ["train"] * len(split.train) + ["test"] * len(split.test)
     owner = not rdist.is_initialized()  # a caller's process group (rrn experiment) stays
@@ -74,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             sample_every=args.sample_every, fps=args.fps, frame_size=args.frame_size,
             float16=args.float16, decoder=args.decoder, device=str(device), rank=info.rank,
             world_size=info.world_size, progress=args.progress and info.is_main, source=args.source,
+            cache_dir=resolve_cache_dir(None, args.data_root),  # <data-root>/.rrn-cache once built
         )
         rdist.barrier()
         if info.is_main and info.world_size > 1:  # metadata again, now with every shard's failures
