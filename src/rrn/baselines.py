@@ -151,7 +151,7 @@ def extract_features(
             warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
             report.failures.append((rec.video_id, str(err)))
             continue
-        x = transform(frames).to(device)  # (N, H, W, 3) uint8 -> (N, 3, S, S)
+        x = transform(np.array(frames)).to(device)  # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
         feats = model.video_features(x, stages=stages)  # {stage: (N, C)}
         dtype = np.float16 if float16 else np.float32
         arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
