@@ -174,16 +174,6 @@ class TemporalBlockMixin:
         out = self.temporal(x_prev)
         return F.relu(out) if self.skip_type == "nonlinear" else out
 
-    def forward_temporal(self, x: Tensor, x_prev: Tensor | None) -> Tensor:
-        """The block at frame t: ``relu(F(x_t) + shortcut(x_t) + S(x_{t-1}))``.
-
-        ``x_prev=None`` is the zero state (no frame before this one).
-        """
-        out = self.residual_sum(x)
-        if x_prev is not None:
-            out = out + self.temporal_term(x_prev)
-        return self.relu(out)  # type: ignore[attr-defined]
-
 
 class TemporalBasicBlock(TemporalBlockMixin, tv_resnet.BasicBlock):
     def _out_channels(self) -> int:
@@ -242,7 +232,7 @@ class RecurrentResNet(tv_resnet.ResNet):
         for path in self.skip_blocks:
             blk = self.get_submodule(path)
             # Swap the class in place: the block keeps its torchvision modules and names and
-            # gains forward_temporal (and a `temporal` conv for linear/nonlinear skips).
+            # gains residual_sum/temporal_term (and a `temporal` conv for linear/nonlinear skips).
             blk.__class__ = _TEMPORAL_CLASS[type(blk)]
             blk.init_temporal(skip_type, temporal_init)
         self._skip_index = {p: i for i, p in enumerate(self.skip_blocks)}
