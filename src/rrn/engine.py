@@ -122,6 +122,21 @@ def set_train_mode(model: nn.Module, frozen_bn: list[nn.Module]) -> None:
         m.eval()  # frozen stages keep their (e.g. ImageNet) running statistics
 
 
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module):
+    """BatchNorm layers still normalise with batch statistics but leave their running estimates
+    as they are (momentum 0) for the duration; restored afterwards."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+
+
 def sync_buffers(model: nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm statistics) to every rank, so all ranks hold one model."""
     if rdist.is_enabled():
@@ -244,12 +259,14 @@ def train_one_epoch(
             if not is_ddp or clip_shape is None:
                 clip = None
             else:  # every rank must run forward/backward for the gradient all-reduce
-                clip = torch.zeros((1, *clip_shape), device=device)
-                labels = torch.zeros(1, dtype=torch.long, device=device)
+                clip = torch.zeros((2, *clip_shape), device=device)  # 2: BatchNorm needs > 1 value
+                labels = torch.zeros(2, dtype=torch.long, device=device)
                 weight = 0.0
         if clip is not None:
             sync = contextlib.nullcontext() if (mb.last or not is_ddp) else model.no_sync()
-            with sync:
+            # the dummy batch of zeros must not move BatchNorm's running statistics
+            keep_bn = frozen_bn_stats(model) if weight == 0.0 else contextlib.nullcontext()
+            with sync, keep_bn:
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     logits = model(clip)  # (B, K): the last frame's output
                 loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
