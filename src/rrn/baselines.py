@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rrn.checkpoint import atomic_write_json
+from rrn.checkpoint import atomic_write, atomic_write_json
 from rrn.data import ClipTransform, FrameCache, VideoRecord, decode_video, default_short_side
 from rrn.data.decode import VideoDecodeError
 
@@ -54,14 +54,6 @@ class FeatureReport:
 def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
     """Where the features of ``video_id`` live: ``OUT/videos/<video_id>.npz``."""
     return Path(out_dir) / "videos" / f"{video_id}.npz"
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def load_feature_model(source: str, arch: str = "resnet50", device: str = "cpu") -> nn.Module:
@@ -156,7 +148,7 @@ def extract_features(
         dtype = np.float16 if float16 else np.float32
         arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
         arrays["label"] = np.array(rec.label)
-        _atomic_savez(path, arrays)
+        atomic_write(path, lambda fh, arrays=arrays: np.savez(fh, **arrays))
         report.written += 1
         report.frames += len(frames)
     report.seconds = time.perf_counter() - start

@@ -36,7 +36,8 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not an rrn checkpoint."""
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -55,12 +56,12 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
-    return _atomic(path, lambda fh: torch.save(obj, fh), "wb")
+    return atomic_write(path, lambda fh: torch.save(obj, fh), "wb")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text atomically (temporary file + rename)."""
-    return _atomic(path, lambda fh: fh.write(text), "w")
+    return atomic_write(path, lambda fh: fh.write(text), "w")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -372,10 +372,7 @@ def plot_results(grid: Grid, summary: Sequence[dict[str, Any]], path: Path) -> P
     """Bar chart: our mean error per cell beside the paper's."""
     if not any(c["mean_error"] is not None for c in summary):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rrn.plots import plt, save_figure  # pyplot on the Agg backend rrn.plots selects
 
     names = [c["cell"] for c in summary]
     ours = [c["mean_error"] if c["mean_error"] is not None else 0.0 for c in summary]
@@ -392,9 +389,5 @@ def plot_results(grid: Grid, summary: Sequence[dict[str, Any]], path: Path) -> P
     ax.set_title(grid.title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
     return path

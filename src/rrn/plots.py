@@ -17,11 +17,12 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from rrn.checkpoint import _atomic  # noqa: E402
+from rrn.checkpoint import atomic_write  # noqa: E402
 
 
-def _save(fig: Any, path: str | os.PathLike) -> None:
-    _atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"), "wb")
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+    """Write ``fig`` as a PNG atomically and close it."""
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"), "wb")
     plt.close(fig)
 
 
@@ -52,7 +53,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(
@@ -77,7 +78,7 @@ def plot_confusion(
                     ax.text(j, i, int(conf[i, j]), ha="center", va="center", color=colour,
                             fontsize=fontsize)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_timeline(
@@ -107,4 +108,4 @@ def plot_timeline(
     ax.set(xlabel=xlabel, ylabel="probability", ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    _save(fig, path)
+    save_figure(fig, path)
