@@ -27,9 +27,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rrn.data import VideoChunkDataset, build_cache, collate_chunks, load_split
+from rrn.data import (
+    ClipTransform,
+    FrameSource,
+    Sampling,
+    VideoChunkDataset,
+    build_cache,
+    collate_chunks,
+    default_short_side,
+    load_split,
+)
 from rrn.data.cache import FrameCache
 from rrn.data.synth import write_video
+
+FRAME_SIZE = 112
+SAMPLING = Sampling(sample_every=10, short_side=default_short_side(FRAME_SIZE))  # short side 128
 
 
 def make_folder(root: Path, videos: int, frames: int) -> None:
@@ -72,9 +84,15 @@ def time_loader(loader, max_batches: int | None = None) -> tuple[float, float, i
     return first, clips / (time.perf_counter() - start), clips
 
 
+def train_set(records, args, *, cache_dir=None, chunks_per_video: int = 1) -> VideoChunkDataset:
+    """rrn's training set: every 10th frame at short side 128 (PyAV, or the frame cache), 112 px crops."""
+    source = FrameSource(SAMPLING, cache_dir=cache_dir, decoder="pyav")
+    return VideoChunkDataset(records, source=source, transform=ClipTransform(FRAME_SIZE, train=True),
+                             context=args.context, chunks_per_video=chunks_per_video, seed=0)
+
+
 def bench_rrn(records, cache_dir, args) -> tuple[float, float, int]:
-    ds = VideoChunkDataset(records, context=args.context, train=True, sample_every=10, frame_size=112,
-                           chunks_per_video=args.chunks_per_video, cache_dir=cache_dir, decoder="pyav")
+    ds = train_set(records, args, cache_dir=cache_dir, chunks_per_video=args.chunks_per_video)
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                         collate_fn=collate_chunks, persistent_workers=False)
     return time_loader(loader)
@@ -138,8 +156,7 @@ def bench_real(args) -> list[str]:
                frame_rate=2.5, num_workers=args.workers, output_format="TCHW")
     per_video = (time.perf_counter() - start) / len(paths)
     split = load_split("ucf101", mini, SHARED / "ucfTrainTestlist", 1, missing="skip")
-    ds = VideoChunkDataset(split.train, context=args.context, train=True, frame_size=112, seed=0,
-                           decoder="pyav")
+    ds = train_set(split.train, args)
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                         collate_fn=collate_chunks)
     first, _, _ = time_loader(loader, max_batches=1)
@@ -158,13 +175,13 @@ def bench_formats(records, short_side: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp())
     cache = FrameCache(tmp / "npy")
+    sampling = Sampling(sample_every=10, short_side=short_side)
+    decode = FrameSource(sampling, decoder="pyav")  # no cache: always decodes
     npy_bytes = jpg_bytes = 0
     zips = []
     for r in records:
-        from rrn.data.decode import decode_video
-
-        frames = decode_video(r.path, sample_every=10, short_side=short_side, backend="pyav")
-        npy_bytes += cache.put(r.path, frames, 10, None, short_side).stat().st_size
+        frames = decode(r.path)
+        npy_bytes += cache.put(r.path, frames, sampling).stat().st_size
         zpath = tmp / f"{len(zips)}.zip"
         with zipfile.ZipFile(zpath, "w", zipfile.ZIP_STORED) as z:
             for i, f in enumerate(frames):
@@ -173,11 +190,11 @@ def bench_formats(records, short_side: int) -> dict:
         zips.append(zpath)
     t = time.perf_counter()
     for r in records:
-        np.array(cache.get(r.path, 10, None, short_side))  # full read into memory
+        np.array(cache.get(r.path, sampling))  # full read into memory
     t_npy = time.perf_counter() - t
     t = time.perf_counter()
     for r in records:
-        np.asarray(cache.get(r.path, 10, None, short_side)[2:4])  # one chunk of T=2 (mmap)
+        np.asarray(cache.get(r.path, sampling)[2:4])  # one chunk of T=2 (mmap)
     t_npy_chunk = time.perf_counter() - t
     t = time.perf_counter()
     for zpath in zips:
@@ -189,6 +206,11 @@ def bench_formats(records, short_side: int) -> dict:
     n = len(records)
     return {"npy_ms": 1e3 * t_npy / n, "npy_chunk_ms": 1e3 * t_npy_chunk / n, "jpg_ms": 1e3 * t_jpg / n,
             "npy_kb": npy_bytes / n / 1e3, "jpg_kb": jpg_bytes / n / 1e3}
+
+
+def _every(sampling: Sampling) -> str:
+    """'every 10th frame' (the rate half of :meth:`Sampling.describe`)."""
+    return sampling.describe().split(", ")[0]
 
 
 def main() -> int:
@@ -213,12 +235,12 @@ def main() -> int:
         direct = bench_rrn(records, None, args)
         # outside the data root: torchvision's UCF101 would take any folder there for a class
         cache_dir = Path(tempfile.mkdtemp(prefix="rrn-bench-cache-"))
-        report = build_cache(records, cache_dir, sample_every=10, short_side=128, workers=args.workers,
-                             decoder="pyav", progress=False)
+        source = FrameSource(SAMPLING, cache_dir=cache_dir, decoder="pyav")  # what `rrn cache` fills
+        report = build_cache(records, source, workers=args.workers, progress=False)
         cached = bench_rrn(records, cache_dir, args)
         tv = bench_torchvision(root, args)
         real = bench_real(args)
-        fmt = bench_formats(records[:16], 128)
+        fmt = bench_formats(records[:16], SAMPLING.short_side)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if "cache_dir" in locals():
@@ -230,8 +252,9 @@ def main() -> int:
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU; torch {torch.__version__}; "
         f"{len(records)} training videos (320x240 MPEG-4, {args.frames} frames, 25 fps) in the UCF-101 layout; "
-        f"every 10th frame, T={args.context}, {args.chunks_per_video} chunks/video, batch {args.batch_size}, "
-        f"{args.workers} DataLoader workers, 112 px crops from frames decoded at short side 128.",
+        f"{_every(SAMPLING)}, T={args.context}, {args.chunks_per_video} chunks/video, batch {args.batch_size}, "
+        f"{args.workers} DataLoader workers, {FRAME_SIZE} px crops from frames decoded at short side "
+        f"{SAMPLING.short_side}.",
         "",
         "| loader | first batch (s) | clips/s | clips |",
         "|---|---:|---:|---:|",

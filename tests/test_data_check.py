@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from rrn.cli import main
+from rrn.config import DataConfig
 from rrn.data.check import check_dataset
+from rrn.data.source import FrameSource
 from rrn.data.splits import DatasetSplit, MissingVideo, SplitError, VideoRecord, load_split
 from rrn.data.synth import make_synthetic_dataset, write_video
 
@@ -55,7 +57,14 @@ def test_cli_synth_check_cache(tmp_path, capsys):
                    "--sample-every", "2", "--frame-size", "14"])
     text = capsys.readouterr().out
     assert rc == 1 and "cached 6 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01" in text
+    assert f"cache {out / '.rrn-cache'} (every 2nd frame, short side 16)" in text  # 8/7 x 14
     assert len(list((out / ".rrn-cache").rglob("*.npy"))) == 6
+    # what training with the same flags reads: every readable video comes from that cache
+    with pytest.warns(UserWarning, match="missing"):
+        split = load_split("ucf101", out, out, 1, missing="skip")
+    source = FrameSource.from_config(DataConfig(data_root=str(out), sample_every=2, frame_size=14))
+    readable = [r for r in split.train + split.test if r.video_id != "MoveLeft/v_MoveLeft_g02_c01"]
+    assert len(readable) == 6 and all(source.ensure_cached(r.path)[1] for r in readable)
 
 
 def test_cli_reports_every_bad_line_of_every_split_file(tmp_path, capsys):

@@ -9,9 +9,11 @@ from torch.utils.data import DataLoader
 
 from rrn.data.cache import FrameCache
 from rrn.data.datasets import SkippedVideo, VideoChunkDataset, collate_chunks, collate_videos
+from rrn.data.sampling import Sampling
+from rrn.data.source import FrameSource
 from rrn.data.splits import VideoRecord
 from rrn.data.synth import write_video
-from rrn.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from rrn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 
 
 def frame_ids(clip):
@@ -31,9 +33,11 @@ def records(tmp_path):
     return recs
 
 
-def make(records, **kw):
-    kw = {"context": 3, "sample_every": 2, "frame_size": 16, "seed": 0, **kw}
-    return VideoChunkDataset(records, **kw)
+def make(records, *, train, cache_dir=None, decoder="auto", **kw):
+    """Every 2nd frame, short side round(16 * 8/7) = 18, 16 px crops, T = 3."""
+    source = FrameSource(Sampling(sample_every=2, short_side=18), cache_dir=cache_dir, decoder=decoder)
+    kw = {"context": 3, "seed": 0, **kw}
+    return VideoChunkDataset(records, source=source, transform=ClipTransform(16, train), **kw)
 
 
 def test_train_items_are_consecutive_sampled_frames(records):
@@ -114,12 +118,14 @@ def test_cache_is_used_and_filled(records, tmp_path):
     cache_dir = tmp_path / "cache"
     ds = make(records, train=False, cache_dir=cache_dir)
     cache = FrameCache(cache_dir)
-    assert cache.get(records[0].path, 2, None, ds.short_side) is None
+    sampling = Sampling(sample_every=2, short_side=18)
+    assert ds.source.sampling == sampling
+    assert cache.get(records[0].path, sampling) is None
     first = ds[0]["clips"]
-    cached = cache.get(records[0].path, 2, None, ds.short_side)
+    cached = cache.get(records[0].path, sampling)
     assert cached is not None and cached.shape == (10, 18, 24, 3)  # short side round(16 * 8/7) = 18
     # Overwrite the cache entry with a marker: the dataset must read it instead of decoding.
-    cache.put(records[0].path, np.full((6, 18, 24, 3), 80, np.uint8), 2, None, ds.short_side)
+    cache.put(records[0].path, np.full((6, 18, 24, 3), 80, np.uint8), sampling)
     assert frame_ids(ds[0]["clips"]) == [[10, 10, 10], [10, 10, 10]]
     assert frame_ids(first)[0] == [0, 2, 4]
 
@@ -127,3 +133,20 @@ def test_cache_is_used_and_filled(records, tmp_path):
 def test_unknown_decoder_fails_at_construction(records):
     with pytest.raises(ValueError, match="unknown decoder"):
         make(records, train=True, decoder="nope")
+
+
+def test_from_config_builds_the_sets_a_data_config_describes(records, tmp_path):
+    from rrn.config import DataConfig
+
+    data = DataConfig(data_root=str(tmp_path), sample_every=2, frame_size=16, chunks_per_video=2,
+                      eval_stride=1, hflip=False, cache_dir=str(tmp_path / "cache"))
+    train = VideoChunkDataset.from_config(records, data, context=3, train=True, seed=4)
+    assert train.train and train.transform.train and not train.transform.hflip
+    assert len(train) == 6 and train.chunks_per_video == 2 and train.seed == 4
+    assert train.source.sampling == Sampling(sample_every=2, short_side=18)
+    assert train.source.cache.root == tmp_path / "cache"
+    test = VideoChunkDataset.from_config(records, data, context=3, train=False)
+    assert not test.train and len(test) == 3  # one item per video, whatever chunks_per_video says
+    assert frame_ids(test[1]["clips"]) == [[0, 2, 4], [2, 4, 6]]  # eval_stride 1
+    # the same frames as the hand-built evaluation set
+    torch.testing.assert_close(test[0]["clips"], make(records, train=False, eval_stride=1)[0]["clips"])

@@ -10,7 +10,10 @@ import pytest
 from rrn.data.check import check_dataset
 from rrn.data.datasets import VideoChunkDataset, collate_videos
 from rrn.data.decode import VideoDecodeError, decode_video
+from rrn.data.sampling import Sampling, default_short_side
+from rrn.data.source import FrameSource
 from rrn.data.splits import SplitError, load_split
+from rrn.data.transforms import ClipTransform
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LISTS = DATA / "ucfTrainTestlist"
@@ -76,7 +79,9 @@ def test_real_avi_and_hmdb_decode(path):
 
 
 def test_real_eval_dataset(mini_split):
-    ds = VideoChunkDataset(mini_split.test[:2], context=2, train=False, sample_every=10, frame_size=112)
+    source = FrameSource(Sampling(sample_every=10, short_side=default_short_side(112)))
+    ds = VideoChunkDataset(mini_split.test[:2], source=source, transform=ClipTransform(112, train=False),
+                           context=2)
     batch = collate_videos([ds[0], ds[1]])
     assert batch["clips"].shape[1:] == (2, 3, 112, 112) and batch["skipped"] == []
 

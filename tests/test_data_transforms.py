@@ -20,6 +20,10 @@ def gradient_clip(t=4, h=64, w=80):
 
 def test_default_short_side():
     assert default_short_side(112) == 128 and default_short_side(224) == 256
+    from rrn import data
+    from rrn.data import sampling
+
+    assert default_short_side is sampling.default_short_side is data.default_short_side  # re-exported
 
 
 def test_eval_centre_crop_values_and_normalisation():

@@ -13,10 +13,11 @@ smaller on disk (155 vs 985 kB per video). UCF-101 at short side 128, every 10th
 13k videos x 18 frames x 128x171x3 B = ~16 GB as ``.npy`` — acceptable for the speed, and the
 memory-mapped read of one chunk is what keeps many DataLoader workers cheap.
 
-Keys: ``sha1`` of (absolute path, file size, mtime in ns, sample_every, fps, short_side,
-format version): everything that changes the frames, so an edited or replaced video is
-decoded again. The decoder backend is not part of the key (both produce the same sampled
-frames up to resize rounding).
+Keys: ``sha1`` of (absolute path, file size, mtime in ns, the
+:class:`~rrn.data.sampling.Sampling` -- sample_every, fps, short_side -- and the format
+version): everything that changes the frames, so an edited or replaced video is decoded
+again. The decoder backend is not part of the key (both produce the same sampled frames up to
+resize rounding).
 
 Concurrency: a write goes to a unique temporary file in the cache folder, then
 ``os.replace`` renames it into place (atomic on POSIX and Windows), so readers never see a
@@ -40,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.data.decode import VideoDecodeError, decode_video
+from rrn.data.decode import VideoDecodeError
+from rrn.data.sampling import Sampling
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIRNAME = ".rrn-cache"
@@ -71,25 +73,22 @@ class FrameCache:
     def __init__(self, root):
         self.root = Path(root)
 
-    def key(self, path, sample_every: int = 10, fps: float | None = None, short_side: int | None = None) -> str:
+    def key(self, path, sampling: Sampling) -> str:
         """The cache key of a video: changes whenever the cached frames would."""
         path = Path(path).resolve()
         st = path.stat()
-        # 5 and 5.0 are one frame rate: `rrn cache --fps 5` (argparse float) and a config's
-        # `fps: 5` (kept an int) must find the same file.
-        fps = None if fps is None else float(fps)
-        ident = f"v{FORMAT_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|{sample_every}|{fps}|{short_side}"
+        s = sampling  # fps is a float in Sampling: `--fps 5` and `fps: 5` find the same file
+        ident = f"v{FORMAT_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|{s.sample_every}|{s.fps}|{s.short_side}"
         return hashlib.sha1(ident.encode()).hexdigest()
 
-    def file(self, path, sample_every: int = 10, fps: float | None = None, short_side: int | None = None) -> Path:
-        key = self.key(path, sample_every, fps, short_side)
+    def file(self, path, sampling: Sampling) -> Path:
+        key = self.key(path, sampling)
         return self.root / key[:2] / f"{key}.npy"
 
-    def get(self, path, sample_every: int = 10, fps: float | None = None, short_side: int | None = None,
-            *, mmap: bool = True) -> np.ndarray | None:
+    def get(self, path, sampling: Sampling, *, mmap: bool = True) -> np.ndarray | None:
         """The cached frames ``(N, H, W, 3)`` uint8 (memory-mapped by default), or ``None`` if absent."""
         try:
-            f = self.file(path, sample_every, fps, short_side)
+            f = self.file(path, sampling)
         except OSError:
             return None  # the video itself is gone: nothing cached can be trusted
         try:
@@ -101,11 +100,10 @@ class FrameCache:
             warnings.warn(f"ignoring unreadable cache file {f}: {err}", stacklevel=2)
             return None
 
-    def put(self, path, frames: np.ndarray, sample_every: int = 10, fps: float | None = None,
-            short_side: int | None = None) -> Path:
+    def put(self, path, frames: np.ndarray, sampling: Sampling) -> Path:
         """Store frames atomically (temporary file + rename); returns the cache file."""
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        f = self.file(path, sample_every, fps, short_side)
+        f = self.file(path, sampling)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
         try:
@@ -143,44 +141,26 @@ class CacheReport:
 
 def _cache_one(task) -> tuple[str, int, int, bool, str | None]:
     """Worker: ensure one video is cached. Returns (video_id, frames, bytes, was_cached, error)."""
-    root, path, video_id, sample_every, fps, short_side, decoder = task
-    cache = FrameCache(root)
+    source, path, video_id = task
     try:
-        hit = cache.get(path, sample_every, fps, short_side)
-        if hit is not None:
-            return video_id, int(hit.shape[0]), int(hit.nbytes), True, None
-        frames = decode_video(path, sample_every=sample_every, fps=fps, short_side=short_side, backend=decoder)
-        cache.put(path, frames, sample_every, fps, short_side)
-        return video_id, int(frames.shape[0]), int(frames.nbytes), False, None
+        frames, was_cached = source.ensure_cached(path, strict=True)
+        return video_id, int(frames.shape[0]), int(frames.nbytes), was_cached, None
     except VideoDecodeError as err:
         return video_id, 0, 0, False, err.reason
     except OSError as err:
         return video_id, 0, 0, False, f"{type(err).__name__}: {err}"
 
 
-def build_cache(
-    records,
-    cache_dir,
-    *,
-    sample_every: int = 10,
-    fps: float | None = None,
-    short_side: int | None = None,
-    workers: int = 1,
-    decoder: str = "auto",
-    progress: bool = True,
-) -> CacheReport:
-    """Decode every record once into the frame cache (skipping those already cached).
+def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> CacheReport:
+    """Decode every record once into the frame cache of ``source`` (skipping those already cached).
 
     A video that fails to decode is reported in ``failures`` and the run goes on.
 
     Args:
         records: :class:`~rrn.data.splits.VideoRecord` s (duplicates are cached once).
-        cache_dir: Cache folder.
-        sample_every: As in :func:`~rrn.data.decode.decode_video`.
-        fps: As in :func:`~rrn.data.decode.decode_video`.
-        short_side: As in :func:`~rrn.data.decode.decode_video`.
+        source: The :class:`~rrn.data.source.FrameSource` (sampling, cache folder, decoder)
+            whose cache to fill: the one training and evaluation will read.
         workers: Parallel decoding processes (1 = in this process).
-        decoder: Decoding backend.
         progress: Show a progress bar on stderr.
 
     Returns:
@@ -188,10 +168,12 @@ def build_cache(
     """
     from tqdm import tqdm
 
+    if source.cache is None:
+        raise ValueError("build_cache needs a FrameSource with a cache folder")
     seen: dict[Path, str] = {}
     for r in records:
         seen.setdefault(Path(r.path), r.video_id)
-    tasks = [(str(cache_dir), str(p), vid, sample_every, fps, short_side, decoder) for p, vid in seen.items()]
+    tasks = [(source, str(p), vid) for p, vid in seen.items()]
     report = CacheReport()
     start = time.perf_counter()
     bar = tqdm(total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr)

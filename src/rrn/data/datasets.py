@@ -1,4 +1,4 @@
-"""Datasets: records + decoding (or the frame cache) + chunk sampling + transforms.
+"""Datasets: records + a frame source (cache, else decode) + chunk sampling + transforms.
 
 * train: ``len = len(records) * chunks_per_video``; item ``i`` is one random chunk of video
   ``i // chunks_per_video``: ``{"clip": (T, 3, S, S), "label", "video_index"}``.
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rrn.data.cache import FrameCache
-from rrn.data.decode import VideoDecodeError, decode_video, resolve_backend
+from rrn.data.decode import VideoDecodeError
 from rrn.data.sampling import eval_chunks, train_chunk
+from rrn.data.source import FrameSource
 from rrn.data.splits import VideoRecord
-from rrn.data.transforms import ClipTransform, default_short_side
+from rrn.data.transforms import ClipTransform
 
 
 @dataclass(frozen=True)
@@ -43,63 +43,54 @@ class SkippedVideo:
 
 
 class VideoChunkDataset(Dataset):
-    """Chunks of ``T`` sampled frames from a list of videos.
+    """Chunks of ``T`` sampled frames from a list of videos, built from injected parts.
 
     Args:
         records: The videos.
+        source: Where frames come from (:class:`~rrn.data.source.FrameSource`: cache, else
+            decode, with one sampling).
+        transform: :class:`~rrn.data.transforms.ClipTransform`; its ``train`` flag makes this a
+            training set (one random chunk per item, jittered) or an evaluation set (all chunks
+            of a video, centre crop).
         context: Frames per chunk ``T``.
-        train: Random chunks + jitter (``True``) or all chunks + centre crop (``False``).
-        sample_every: Keep every k-th decoded frame (paper: 10).
-        fps: Sample at this frame rate instead (overrides ``sample_every``).
-        frame_size: Output side ``S``.
-        short_side: Decode-time resize of the shorter side; default ``round(S * 8 / 7)``.
         chunks_per_video: Training items per video per epoch.
         eval_stride: Distance between eval chunk starts; default ``T`` (non-overlapping).
-        cache_dir: Frame cache folder (see :mod:`rrn.data.cache`). Cached videos are read
-            from it, others are decoded and added to it; ``None`` always decodes.
-        decoder: Decoding backend (``"auto"``, ``"pyav"``, ``"torchcodec"``).
         seed: Base seed of all random draws.
-        hflip: Random horizontal flips in training (off for direction classes such as
-            ``rrn synth``'s, where a flipped MoveRight is a MoveLeft).
     """
 
     def __init__(
         self,
         records: list[VideoRecord],
         *,
+        source: FrameSource,
+        transform: ClipTransform,
         context: int,
-        train: bool,
-        sample_every: int = 10,
-        fps: float | None = None,
-        frame_size: int = 112,
-        short_side: int | None = None,
         chunks_per_video: int = 1,
         eval_stride: int | None = None,
-        cache_dir=None,
-        decoder: str = "auto",
         seed: int = 0,
-        hflip: bool = True,
     ):
         if context < 1:
             raise ValueError(f"context (T) must be >= 1, got {context}")
         if chunks_per_video < 1:
             raise ValueError(f"chunks_per_video must be >= 1, got {chunks_per_video}")
-        if sample_every < 1:
-            raise ValueError(f"sample_every must be >= 1, got {sample_every}")
         self.records = list(records)
+        self.source = source
+        self.transform = transform
         self.context = context
-        self.train = train
-        self.sample_every = sample_every
-        self.fps = fps
-        self.frame_size = frame_size
-        self.short_side = default_short_side(frame_size) if short_side is None else short_side
+        self.train = transform.train
         self.chunks_per_video = chunks_per_video
         self.eval_stride = eval_stride
-        self.cache = FrameCache(cache_dir) if cache_dir is not None else None
-        self.decoder = resolve_backend(decoder)
         self.seed = seed
         self.epoch = 0
-        self.transform = ClipTransform(frame_size, train, hflip=hflip)
+
+    @classmethod
+    def from_config(cls, records: list[VideoRecord], data, *, context: int, train: bool,
+                    seed: int = 0) -> VideoChunkDataset:
+        """The training or evaluation set a :class:`~rrn.config.DataConfig` describes."""
+        return cls(records, source=FrameSource.from_config(data),
+                   transform=ClipTransform(data.frame_size, train, hflip=data.hflip),
+                   context=context, chunks_per_video=data.chunks_per_video if train else 1,
+                   eval_stride=data.eval_stride, seed=seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of this epoch (call before each epoch, like ``DistributedSampler``)."""
@@ -112,30 +103,13 @@ class VideoChunkDataset(Dataset):
         """The record behind dataset item ``index``."""
         return index // self.chunks_per_video if self.train else index
 
-    def load_frames(self, video_index: int) -> np.ndarray:
-        """All sampled, resized frames of a video ``(N, H, W, 3)`` uint8 (cache first)."""
-        rec = self.records[video_index]
-        key = (self.sample_every, self.fps, self.short_side)
-        if self.cache is not None:
-            frames = self.cache.get(rec.path, *key)
-            if frames is not None:
-                return frames
-        frames = decode_video(rec.path, sample_every=self.sample_every, fps=self.fps,
-                              short_side=self.short_side, backend=self.decoder)
-        if self.cache is not None:
-            try:
-                self.cache.put(rec.path, frames, *key)
-            except OSError as err:  # a full or read-only cache must not stop training
-                warnings.warn(f"could not write frame cache for {rec.video_id}: {err}", stacklevel=2)
-        return frames
-
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         vi = self.video_index(index)
         rec = self.records[vi]
         try:
-            frames = self.load_frames(vi)
+            frames = self.source(rec.path)
         except VideoDecodeError as err:
             warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
             return SkippedVideo(vi, rec.video_id, err.reason)

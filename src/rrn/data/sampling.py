@@ -18,8 +18,53 @@ reads the chunk left to right sees last. ``N == 0`` is an error: there is nothin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video are kept, at which size: one value for the decoder and the cache.
+
+    ``sample_every`` keeps decoded frames ``0, k, 2k, ...``; ``fps``, when given, keeps frames
+    evenly spaced in presentation time instead (``sample_every`` is then ignored by decoding
+    but stays part of the cache key, so existing caches keep their keys). ``short_side``
+    resizes while decoding (``None`` keeps the original size). ``fps`` is stored as a float:
+    ``5`` and ``5.0`` are one frame rate and one cache entry.
+    """
+
+    sample_every: int = 10
+    fps: float | None = None
+    short_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sample_every < 1:
+            raise ValueError(f"sample_every must be >= 1, got {self.sample_every}")
+        if self.fps is not None:
+            if self.fps <= 0:
+                raise ValueError(f"fps must be > 0, got {self.fps}")
+            object.__setattr__(self, "fps", float(self.fps))
+        if self.short_side is not None and self.short_side < 1:
+            raise ValueError(f"short_side must be >= 1, got {self.short_side}")
+
+    def describe(self) -> str:
+        """``'every 10th frame, short side 256'`` or ``'5 frames/s, short side 128'``."""
+        rate = f"{self.fps:g} frames/s" if self.fps else _every(self.sample_every)
+        size = f"short side {self.short_side}" if self.short_side else "original size"
+        return f"{rate}, {size}"
+
+
+def _every(k: int) -> str:
+    if k == 1:
+        return "every frame"
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"every {k}{suffix} frame"
+
+
+def default_short_side(frame_size: int) -> int:
+    """Decode-time short side for a crop of ``frame_size``: ``round(frame_size * 8 / 7)`` (112 -> 128)."""
+    return round(frame_size * 8 / 7)
 
 
 def _check(num_frames: int, context: int) -> None:

@@ -381,31 +381,3 @@ class _Resolver:
                 if name.lower().endswith(ext) and (path.parent / name).is_file():
                     return path.parent / name
         return None
-
-
-# --------------------------------------------------------------------------------------------
-# Command-line helpers shared by the commands that read a dataset.
-
-
-def add_dataset_arguments(parser) -> None:
-    """Add ``--dataset --data-root --split-dir --split --train-list --test-list --missing``."""
-    g = parser.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=("ucf101", "hmdb51", "list"), default="ucf101",
-                   help="split format (default: ucf101)")
-    g.add_argument("--data-root", required=True, help="folder of <Class>/<video> files")
-    g.add_argument("--split-dir", default=None,
-                   help="folder of the official split files (default: --data-root)")
-    g.add_argument("--split", type=int, choices=(1, 2, 3), default=1, help="official split (default: 1)")
-    g.add_argument("--train-list", default=None, help="list dataset: 'relative/path label' lines")
-    g.add_argument("--test-list", default=None, help="list dataset: 'relative/path label' lines")
-    g.add_argument("--missing", choices=("error", "skip"), default="error",
-                   help="a listed video that is not on disk: stop (default) or skip it")
-
-
-def split_from_args(args, *, missing: str | None = None) -> DatasetSplit:
-    """Load the split described by :func:`add_dataset_arguments`' options."""
-    return load_split(
-        args.dataset, args.data_root, args.split_dir, args.split,
-        train_list=args.train_list, test_list=args.test_list,
-        missing=missing or args.missing,
-    )

@@ -12,17 +12,16 @@ video, and jittering its frames independently would invent motion the RRN would 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rrn.data.sampling import Sampling, default_short_side
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def default_short_side(frame_size: int) -> int:
-    """Decode-time short side for a crop of ``frame_size``: ``round(frame_size * 8 / 7)`` (112 -> 128)."""
-    return round(frame_size * 8 / 7)
 
 
 class ClipTransform:
@@ -89,3 +88,29 @@ def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     if tuple(x.shape[-2:]) == (h, w):
         return x
     return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How frames must look to a trained model (what :func:`rrn.load_model` attaches to it).
+
+    Frames are sampled and resized while decoding by ``sampling``, centre-cropped to
+    ``frame_size`` (after resizing the short side to ``round(8/7 * frame_size)``), scaled to
+    [0, 1] and normalised with ``mean`` / ``std`` per RGB channel.
+    """
+
+    frame_size: int
+    sampling: Sampling
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def transform(self) -> ClipTransform:
+        """uint8 ``(N, H, W, 3)`` frames -> float ``(N, 3, S, S)``, exactly as in evaluation."""
+        return ClipTransform(self.frame_size, train=False)
+
+    def to_dict(self) -> dict:
+        s = self.sampling
+        return {"frame_size": self.frame_size, "sample_every": s.sample_every, "fps": s.fps,
+                "short_side": s.short_side, "crop_short_side": default_short_side(self.frame_size),
+                "mean": list(self.mean), "std": list(self.std), "channels": "RGB",
+                "scale": "1/255 then (x - mean) / std"}
