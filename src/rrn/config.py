@@ -1,12 +1,21 @@
-"""Training configuration: one dataclass per concern, the ``rrn train`` flags generated from them.
+"""Configuration: one dataclass per concern; every command's flags are generated from them.
 
-Precedence, lowest first: the dataclass defaults (or, with ``--resume``, the config stored in
-the run's checkpoint), then a YAML file (``--config``), then command-line flags. Every field is
-documented by the string under it; that string is also the flag's ``--help``. Each dataclass
-validates itself in ``__post_init__`` so a bad value fails before any data is read.
+:class:`TrainConfig` (sections ``data``, ``model``, ``optim``, ``run``) is what ``rrn train``
+resolves and saves next to every run and in every checkpoint. The other commands take the
+fields they need from the same sections (``rrn cache`` the data fields, ``rrn eval`` the data
+and run fields it may change, ...) plus a dataclass of their own (:class:`EvalConfig`,
+:class:`FeaturesConfig`, :class:`BaselineConfig`), so a setting has one name, one help text and
+one default everywhere.
+
+Precedence, lowest first: the dataclass defaults (or, with ``--resume`` and in ``rrn eval``, the
+config stored in the checkpoint), then a YAML file (``--config``), then command-line flags.
+Every field is documented by the string under it; that string is also the flag's ``--help``.
+Each dataclass validates itself in ``__post_init__`` so a bad value fails before any data is
+read.
 
 A YAML file may be nested by section (``optim: {lr: 1e-4}``) or flat (``lr: 1e-4``); an unknown
-key or flag is an error that names it and suggests the closest valid one.
+key or flag is an error that names it and suggests the closest valid one. A renamed key keeps
+working under its old spelling with a deprecation warning (:data:`RENAMED`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import os
 import sys
 import types
 import typing
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,14 +43,16 @@ import yaml
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 SCHEDULES = ("constant", "step", "cosine")
+DATASETS = ("ucf101", "hmdb51", "list")
+DECODERS = ("auto", "pyav", "torchcodec")
 
 
 class ConfigError(ValueError):
     """A config value, key or flag is wrong; the message says which and what to do."""
 
 
-def _hidden(**meta: Any) -> dict[str, Any]:
-    return {"hidden": True, **meta}
+class RenamedKeyWarning(FutureWarning):
+    """A config key or flag was given under a deprecated spelling (it still works)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,16 +83,18 @@ class DataConfig:
     frame_size: int = 224
     """Side of the square crop fed to the network, in pixels."""
     short_side: int | None = None
-    """Resize each frame's short side to this before cropping (default: the data layer's)."""
+    """Resize each frame's short side to this while decoding, before cropping (default:
+    round(8/7 x --frame-size), e.g. 256 for 224)."""
     chunks_per_video: int = 1
     """Training chunks drawn from each video per epoch."""
     eval_stride: int | None = None
-    """Stride, in sampled frames, between the chunks of a test video (default: data layer's)."""
+    """Stride, in sampled frames, between the chunks of a test video (default: T, i.e. all
+    N // T non-overlapping chunks)."""
     cache_dir: str | None = None
     """Frame cache folder, read and filled (default: <data-root>/.rrn-cache when rrn cache has
     built it, else no cache)."""
-    decoder: str = "auto"
-    """Video decoding backend passed to the data layer."""
+    decoder: Literal["auto", "pyav", "torchcodec"] = "auto"
+    """Video decoding backend (auto = PyAV, measured the fastest for strided sampling)."""
     hflip: bool = True
     """Random horizontal flips in training (turn off when left/right is the class, e.g. for
     rrn synth data)."""
@@ -88,16 +103,37 @@ class DataConfig:
     warning."""
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, ("ucf101", "hmdb51", "list"))
-        _check_choice("missing", self.missing, ("error", "skip"))
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("missing", self.missing, ("error", "skip"))
+        check_choice("decoder", self.decoder, DECODERS)
         if self.split not in (1, 2, 3):
             raise ConfigError(f"--split must be 1, 2 or 3, got {self.split}")
-        _check_positive("sample_every", self.sample_every)
-        _check_positive("frame_size", self.frame_size)
-        _check_positive("chunks_per_video", self.chunks_per_video)
+        for name in ("sample_every", "frame_size", "chunks_per_video"):
+            check_positive(name, getattr(self, name))
         for name in ("fps", "short_side", "eval_stride"):
             if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name))
+                check_positive(name, getattr(self, name))
+
+    def sampling(self):
+        """The frames a video gives (every k-th or by fps, at which short side): the frame
+        cache's key and the decoder's arguments, as one :class:`~rrn.data.sampling.Sampling`."""
+        from rrn.data.sampling import Sampling, default_short_side
+
+        short = self.short_side if self.short_side is not None else default_short_side(self.frame_size)
+        return Sampling(sample_every=self.sample_every, fps=self.fps, short_side=short)
+
+    def split_kwargs(self) -> dict[str, Any]:
+        """The arguments of :func:`rrn.data.splits.load_split` that pick this dataset's split."""
+        if self.data_root is None:
+            raise ConfigError("--data-root is required (the folder with the videos)")
+        return {"dataset": self.dataset, "data_root": self.data_root, "split_dir": self.split_dir,
+                "split": self.split, "train_list": self.train_list, "test_list": self.test_list}
+
+    def load_split(self, missing: str | None = None):
+        """The train/test records of this dataset and split (:func:`rrn.data.splits.load_split`)."""
+        from rrn.data.splits import load_split
+
+        return load_split(**self.split_kwargs(), missing=missing or self.missing)
 
 
 @dataclass
@@ -115,8 +151,9 @@ class ModelConfig:
     """Temporal context T = frames per training chunk = number of skips + 1. Alone it picks the
     last T-1 blocks; with --skip it must agree."""
     weights: str = "imagenet"
-    """Initial weights: none, imagenet, a torchvision state dict, or an rrn checkpoint (its
-    classifier is dropped when the class count differs)."""
+    """Initial weights: none, imagenet (torchvision's, downloaded once into its cache), a
+    torchvision state dict file, or an rrn checkpoint (its classifier is dropped when the class
+    count differs)."""
     temporal_init: Literal["kaiming", "zero"] = "kaiming"
     """Initialisation of the temporal skip parameters."""
     freeze: tuple[str, ...] = ()
@@ -126,11 +163,11 @@ class ModelConfig:
     """Under DDP, synchronise BatchNorm statistics across processes."""
 
     def __post_init__(self) -> None:
-        _check_choice("arch", self.arch, ARCHS)
-        _check_choice("temporal_init", self.temporal_init, ("kaiming", "zero"))
-        _check_choice("skip_type", self.skip_type, ("identity", "linear", "nonlinear"))
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("temporal_init", self.temporal_init, ("kaiming", "zero"))
+        check_choice("skip_type", self.skip_type, ("identity", "linear", "nonlinear"))
         if self.context is not None:
-            _check_positive("context", self.context)
+            check_positive("context", self.context)
         if self.skip is not None and self.context is not None:
             if len(self.skip) + 1 != self.context:
                 raise ConfigError(
@@ -139,7 +176,7 @@ class ModelConfig:
                     "give only one of the two, or make them agree"
                 )
         for stage in self.freeze:
-            _check_choice("freeze", stage, STAGES)
+            check_choice("freeze", stage, STAGES)
         if not self.weights:
             raise ConfigError("--weights must be none, imagenet or a file path")
 
@@ -154,9 +191,12 @@ class OptimConfig:
     """Adam learning rate at the start of the schedule."""
     weight_decay: float = 0.0
     """L2 weight decay added by Adam."""
-    update_every: float = 0.01
-    """Chunks per optimiser step: a fraction in (0, 1] of the training chunks (0.01 = 1%, the
-    paper's setting) or an integer >= 1 (a number of chunks). Gradients are accumulated."""
+    update_fraction: float = 0.01
+    """Optimiser step every this fraction of the training chunks, in (0, 1] (0.01 = 1%, the
+    paper's setting); gradients are accumulated over micro-batches until then."""
+    update_chunks: int | None = None
+    """Optimiser step every this many training chunks instead of --update-fraction (default:
+    use --update-fraction)."""
     schedule: Literal["constant", "step", "cosine"] = "constant"
     """Learning-rate schedule over the optimiser steps."""
     lr_milestones: tuple[int, ...] = ()
@@ -169,23 +209,20 @@ class OptimConfig:
     """Clip the gradient norm to this value (default: no clipping)."""
 
     def __post_init__(self) -> None:
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
+        check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        ue = self.update_every
-        if isinstance(ue, bool) or not isinstance(ue, int | float):
-            raise ConfigError(f"--update-every must be a number, got {ue!r}")
-        if isinstance(ue, int) and ue < 1:
-            raise ConfigError(f"--update-every {ue}: an integer means chunks and must be >= 1")
-        if isinstance(ue, float) and not (0.0 < ue <= 1.0):
+        if not (0.0 < self.update_fraction <= 1.0):
             raise ConfigError(
-                f"--update-every {ue}: a fraction of the training data must be in (0, 1]; "
-                "write an integer (e.g. 64) for a number of chunks"
+                f"--update-fraction {self.update_fraction}: a fraction of the training data must "
+                "be in (0, 1]; use --update-chunks N for a number of chunks"
             )
-        _check_choice("schedule", self.schedule, SCHEDULES)
+        if self.update_chunks is not None and self.update_chunks < 1:
+            raise ConfigError(f"--update-chunks must be >= 1, got {self.update_chunks}")
+        check_choice("schedule", self.schedule, SCHEDULES)
         if self.schedule == "step" and not self.lr_milestones:
             raise ConfigError("--schedule step needs --lr-milestones, e.g. --lr-milestones 4,8")
         if list(self.lr_milestones) != sorted(self.lr_milestones):
@@ -195,7 +232,13 @@ class OptimConfig:
         if self.warmup_steps < 0:
             raise ConfigError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         if self.grad_clip is not None:
-            _check_positive("grad_clip", self.grad_clip)
+            check_positive("grad_clip", self.grad_clip)
+
+    def chunks_per_step(self, num_chunks: int) -> int:
+        """Chunks per optimiser step for a training set of ``num_chunks`` chunks."""
+        if self.update_chunks is not None:
+            return self.update_chunks
+        return max(1, round(self.update_fraction * num_chunks))
 
 
 @dataclass
@@ -211,8 +254,9 @@ class RunConfig:
     """Mixed precision on CUDA (auto = bf16 where supported); ignored on CPU."""
     channels_last: bool = True
     """Use the channels_last memory format on CUDA (ignored on CPU)."""
-    workers: int = 4
-    """DataLoader worker processes per training process (0 = load in the main process)."""
+    workers: int | None = None
+    """DataLoader worker processes per process (0 = load in the main process; default: the CPU
+    cores this process may use, at most 8, shared by the processes of a torchrun job)."""
     pin_memory: bool = True
     """Pin host memory for faster copies to the GPU (ignored on CPU)."""
     checkpoint_every: int = 50
@@ -231,23 +275,20 @@ class RunConfig:
     overwrite: bool = False
     """Start afresh in an --out that already holds a run (its checkpoints and log are
     replaced)."""
-    fault: str | None = field(default=None, metadata=_hidden())
-    """Testing only: 'crash@N' raises after optimiser step N, 'nan@N' makes step N's loss NaN."""
 
     def __post_init__(self) -> None:
-        _check_choice("amp", self.amp, ("auto", "none", "bf16", "fp16"))
+        check_choice("amp", self.amp, ("auto", "none", "bf16", "fp16"))
         if not self.out:
             raise ConfigError("--out must name a run directory")
         for name in ("workers", "checkpoint_every", "val_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
-        _check_positive("log_every", self.log_every)
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"--{flag_name(name)} must be >= 0, got {value}")
+        check_positive("log_every", self.log_every)
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.fault is not None:
-            parse_fault(self.fault)
 
 
 SECTIONS: dict[str, type] = {
@@ -277,13 +318,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, nested dict (lists for tuples): safe for YAML, JSON and ``weights_only``."""
-        return {
-            name: {k: _plain(v) for k, v in dataclasses.asdict(getattr(self, name)).items()}
-            for name in SECTIONS
-        }
+        return {name: plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **sections: Mapping[str, Any]) -> TrainConfig:
+        """A copy with some fields changed, e.g. ``cfg.replace(run={"resume": True})``."""
+        new = {name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
+               for name in SECTIONS}
+        return TrainConfig(**new)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
@@ -291,12 +335,79 @@ class TrainConfig:
         return resolve_config([(source, values)])
 
 
-def parse_fault(spec: str) -> tuple[str, int]:
-    """``'crash@3'`` -> ``('crash', 3)``: the testing hook of ``--fault``."""
-    kind, _, step = spec.partition("@")
-    if kind not in ("crash", "nan") or not step.isdigit():
-        raise ConfigError(f"--fault expects crash@N or nan@N, got {spec!r}")
-    return kind, int(step)
+@dataclass
+class EvalConfig:
+    """What ``rrn eval`` adds to the checkpoint's data settings and the run settings."""
+
+    which: Literal["best", "last"] = "best"
+    """Checkpoint of a run directory: best (falling back to last) or last."""
+    batch_size: int = 32
+    """Chunks per forward pass."""
+    out: str | None = None
+    """Folder for the results (default: the checkpoint's folder)."""
+
+    def __post_init__(self) -> None:
+        check_choice("which", self.which, ("best", "last"))
+        check_positive("batch_size", self.batch_size)
+
+
+@dataclass
+class FeaturesConfig:
+    """What ``rrn features`` stores: pooled per-frame features of a frozen network."""
+
+    out: str | None = None
+    """Output folder (videos/<id>.npz and features.json)."""
+    source: str = "imagenet"
+    """imagenet (torchvision weights of --arch, the paper's baseline), none (random, fixed
+    seed; for tests), or an rrn checkpoint / run directory."""
+    stages: tuple[int, ...] = (2, 3, 4)
+    """Stages whose output is average-pooled and stored, comma-separated from 1,2,3,4."""
+    float16: bool = False
+    """Store features as float16 (half the disk)."""
+
+    def __post_init__(self) -> None:
+        if not self.stages or any(s not in (1, 2, 3, 4) for s in self.stages):
+            raise ConfigError(f"--stages must name stages among 1,2,3,4, got {list(self.stages)}")
+
+
+@dataclass
+class BaselineConfig:
+    """A classifier on stored features (``rrn baseline``; the paper's Table 1)."""
+
+    features: str | None = None
+    """Folder written by rrn features."""
+    model: Literal["avgpool", "gru"] = "avgpool"
+    """avgpool: mean of the frame features + linear classifier; gru: a GRU over the frames."""
+    stage: int = 4
+    """Which stored stage's features to use (1-4)."""
+    znorm: bool = False
+    """Z-normalise features with statistics of the training split only."""
+    epochs: int = 100
+    """Passes over the training videos."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 1e-4
+    """L2 weight decay added by Adam."""
+    batch_size: int = 64
+    """Videos per optimiser step."""
+    hidden: int = 128
+    """GRU units (the paper: 128)."""
+    seed: int = 0
+    """Seeds initialisation and order."""
+    out: str | None = None
+    """Where to write the results (default: the --features folder)."""
+
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, ("avgpool", "gru"))
+        if self.stage not in (1, 2, 3, 4):
+            raise ConfigError(f"--stage must be 1, 2, 3 or 4, got {self.stage}")
+        for name in ("epochs", "lr", "batch_size", "hidden"):
+            check_positive(name, getattr(self, name))
+
+    @property
+    def stem(self) -> str:
+        """Name of the result files: ``baseline_<model>_stage<s>[_znorm]``."""
+        return f"baseline_{self.model}_stage{self.stage}{'_znorm' if self.znorm else ''}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,27 +415,28 @@ def parse_fault(spec: str) -> tuple[str, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _check_positive(name: str, value: float) -> None:
+def check_positive(name: str, value: float) -> None:
     if value is None or value <= 0:
-        raise ConfigError(f"--{_flag(name)} must be > 0, got {value}")
+        raise ConfigError(f"--{flag_name(name)} must be > 0, got {value}")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         hint = difflib.get_close_matches(str(value), choices, n=1)
         did = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ConfigError(
-            f"--{_flag(name)}: {value!r} is not one of {', '.join(choices)}{did}"
-        )
+        raise ConfigError(f"--{flag_name(name)}: {value!r} is not one of {', '.join(choices)}{did}")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """Tuples/Paths/mappings -> lists/str/dicts of primitives (YAML, JSON, ``weights_only``)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -379,6 +491,30 @@ def _describe(tp: Any) -> str:
     )
 
 
+def _coerce_scalar(value: Any, base: Any) -> Any:
+    if typing.get_origin(base) is Literal:
+        return str(value)  # checked against the choices in __post_init__
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1", "on"):
+            return True
+        if str(value).lower() in ("false", "no", "0", "off"):
+            return False
+        raise ValueError
+    if base is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return int(value)
+    if base is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if base is str:
+        return str(value)
+    return value
+
+
 def coerce(value: Any, tp: Any, name: str) -> Any:
     """Convert a YAML or command-line value to a field's type, with an error naming ``name``."""
     base, optional = _strip_optional(tp)
@@ -390,98 +526,132 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         if optional:
             return None
         raise ConfigError(f"{name}: a value is required ({_describe(base)})")
-    origin = typing.get_origin(base)
     try:
-        if origin is tuple:
+        if is_list:
             item_tp = typing.get_args(base)[0]
             if isinstance(value, str):
                 parts = [p.strip() for p in value.split(",") if p.strip()]
-                if parts == ["none"]:
-                    parts = []
-            elif isinstance(value, list | tuple):
-                parts = list(value)
+                parts = [] if parts == ["none"] else parts
             else:
-                parts = [value]
+                parts = list(value) if isinstance(value, list | tuple) else [value]
             return tuple(coerce(p, item_tp, name) for p in parts)
-        if origin is Literal:
-            return str(value)  # checked against the choices in __post_init__
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "yes", "1", "on"):
-                return True
-            if str(value).lower() in ("false", "no", "0", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if base is float:
-            # An integer-looking update_every means chunks, so keep ints as ints here.
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, int):
-                return value
-            text = str(value).strip()
-            return int(text) if text.lstrip("+-").isdigit() else float(text)
-        if base is str:
-            return str(value)
+        return _coerce_scalar(value, base)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {_describe(base)}, got {value!r}") from None
-    return value
 
 
-def all_keys() -> dict[str, tuple[str, str]]:
+# --------------------------------------------------------------------------------------------
+# Keys, renamed keys, layers
+# --------------------------------------------------------------------------------------------
+
+
+def _update_every(value: Any, where: str) -> dict[str, Any]:
+    """The old ``update_every``: an integer meant chunks, a fraction of the data otherwise."""
+    text = str(value).strip()
+    if isinstance(value, int) and not isinstance(value, bool) or text.lstrip("+").isdigit():
+        return {"update_chunks": int(text)}
+    try:
+        fraction = float(text)
+    except ValueError:
+        raise ConfigError(f"{where} --update-every {value!r}: expected a number") from None
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(
+            f"{where} --update-every {value}: a fraction of the training data must be in (0, 1]; "
+            "write --update-chunks N for a number of chunks"
+        )
+    return {"update_fraction": fraction}
+
+
+#: Old spelling -> (section, translation to the new keys, what to write instead).
+RENAMED: dict[str, tuple[str, Callable[[Any, str], dict[str, Any]], str]] = {
+    "update_every": ("optim", _update_every, "--update-fraction F or --update-chunks N"),
+}
+#: Keys older checkpoints hold that mean nothing now (dropped when a saved config is read).
+RETIRED = {("run", "fault")}
+
+
+def all_keys(sections: Mapping[str, type] = SECTIONS) -> dict[str, tuple[str, str]]:
     """Every accepted key, flat (``lr``) and dotted (``optim.lr``) -> (section, field)."""
     keys: dict[str, tuple[str, str]] = {}
-    for section, cls in SECTIONS.items():
+    for section, cls in sections.items():
         for f in dataclasses.fields(cls):
-            keys[f.name] = (section, f.name)
+            keys.setdefault(f.name, (section, f.name))
             keys[f"{section}.{f.name}"] = (section, f.name)
     return keys
 
 
-def _unknown(key: str, valid: typing.Iterable[str], where: str, prefix: str = "") -> ConfigError:
+def _unknown(key: str, valid: Iterable[str], where: str) -> ConfigError:
     hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    did = f"; did you mean {prefix}{hint[0]!r}?" if hint else ""
+    did = f"; did you mean {hint[0]!r}?" if hint else ""
     return ConfigError(f"{where}: unknown key {key!r}{did}")
 
 
-def flatten(values: dict[str, Any], where: str) -> dict[tuple[str, str], Any]:
-    """Nested-or-flat dict -> {(section, field): value}; unknown keys raise."""
-    keys = all_keys()
+def _renamed(key: str, value: Any, where: str, quiet: bool) -> dict[tuple[str, str], Any]:
+    section, translate, instead = RENAMED[key.rpartition(".")[2]]
+    if not quiet:
+        old = f"--{flag_name(key.rpartition('.')[2])}" if where == "flags" else f"{where}: '{key}'"
+        warnings.warn(f"{old} is deprecated and will be removed; write {instead}",
+                      RenamedKeyWarning, stacklevel=4)
+    return {(section, k): v for k, v in translate(value, where).items()}
+
+
+def flatten(values: Mapping[str, Any], where: str, *, quiet: bool = False,
+            sections: Mapping[str, type] = SECTIONS) -> dict[tuple[str, str], Any]:
+    """Nested-or-flat dict -> {(section, field): value}; unknown keys raise, renamed ones warn."""
+    keys = all_keys(sections)
     out: dict[tuple[str, str], Any] = {}
     for key, value in values.items():
-        if key in SECTIONS and isinstance(value, dict):
-            names = {f.name for f in dataclasses.fields(SECTIONS[key])}
-            for sub, sub_value in value.items():
-                if sub not in names:
-                    raise _unknown(f"{key}.{sub}", [f"{key}.{n}" for n in names] + list(keys), where)
-                out[(key, sub)] = sub_value
+        if key in sections and isinstance(value, Mapping):
+            out.update(flatten({f"{key}.{k}": v for k, v in value.items()}, where, quiet=quiet,
+                               sections=sections))
         elif key in keys:
             out[keys[key]] = value
+        elif key.rpartition(".")[2] in RENAMED:
+            out.update(_renamed(key, value, where, quiet))
+        elif quiet and (tuple(key.split(".", 1)) in RETIRED or key in {k for _, k in RETIRED}):
+            continue
         else:
             raise _unknown(key, keys, where)
     return out
 
 
-def resolve_config(layers: list[tuple[str, dict[str, Any]]]) -> TrainConfig:
+def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *, quiet: Iterable[str] = ()) -> TrainConfig:
     """Apply ``layers`` (name, values) in order over the defaults and validate the result.
 
     Args:
         layers: e.g. ``[("checkpoint", saved), ("exp.yaml", yaml_values), ("flags", flags)]``.
+        quiet: names of layers written by rrn itself (a checkpoint's config), whose renamed
+            keys are translated without a deprecation warning.
 
     Returns:
         The validated :class:`TrainConfig`.
     """
-    merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    for where, values in layers:
-        for (section, name), value in flatten(values, where).items():
-            tp = _hints(SECTIONS[section])[name]
-            label = f"--{_flag(name)}" if where == "flags" else f"{where}: {section}.{name}"
-            merged[section][name] = coerce(value, tp, label)
+    merged = _merge_layers(layers, SECTIONS, set(quiet))
     return TrainConfig(**{name: cls(**merged[name]) for name, cls in SECTIONS.items()})
+
+
+def _merge_layers(layers, sections: Mapping[str, type], quiet: set[str]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for where, values in layers:
+        for (section, name), value in flatten(values, where, quiet=where in quiet,
+                                              sections=sections).items():
+            tp = _hints(sections[section])[name]
+            label = f"--{flag_name(name)}" if where == "flags" else f"{where}: {section}.{name}"
+            merged[section][name] = coerce(value, tp, label)
+    return merged
+
+
+def build_dataclass(cls: type, layers: list[tuple[str, Mapping[str, Any]]]):
+    """One dataclass (``EvalConfig``, ``BaselineConfig``, ...) from flat layers of values."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    merged: dict[str, Any] = {}
+    for where, values in layers:
+        for key, value in values.items():
+            if key not in names:
+                raise _unknown(key, names, where)
+            label = f"--{flag_name(key)}" if where == "flags" else f"{where}: {key}"
+            merged[key] = coerce(value, _hints(cls)[key], label)
+    return cls(**merged)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -526,28 +696,45 @@ def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per config field, grouped by section; absent flags stay absent."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *,
+                            only: Iterable[str] | None = None, title: str | None = None,
+                            defaults_from: str = "") -> None:
+    """One ``--flag`` per field of ``cls`` (or of ``only``); absent flags stay absent.
+
+    Args:
+        section: the namespace prefix of the destinations (``args.<section>.<field>``).
+        only: the fields to expose (default: all).
+        title: heading of the flag group in ``--help``.
+        defaults_from: shown instead of the dataclass default, e.g. "the checkpoint".
+    """
+    group = parser.add_argument_group(title or f"{section} options")
+    docs, defaults = field_docs(cls), cls()
+    names = list(only) if only is not None else [f.name for f in dataclasses.fields(cls)]
+    for name in names:
+        tp, _ = _strip_optional(_hints(cls)[name])
+        default = getattr(defaults, name)
+        shown = defaults_from or (",".join(map(str, default)) if isinstance(default, tuple) else default)
+        text = docs.get(name, "") + ("" if shown is None else f" [{shown}]")  # None: the doc says
+        kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": argparse.SUPPRESS,
+                                  "help": text.replace("%", "%%")}
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = _metavar(name, tp)
+        group.add_argument(f"--{flag_name(name)}", **kwargs)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser,
+                         only: Mapping[str, Iterable[str] | None] | None = None,
+                         defaults_from: str = "") -> None:
+    """Add the flags of :class:`TrainConfig`'s sections (all, or ``only={section: fields}``)."""
     for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(f"{section} options")
-        docs = field_docs(cls)
-        defaults = cls()
-        for f in dataclasses.fields(cls):
-            tp, _ = _strip_optional(_hints(cls)[f.name])
-            default = getattr(defaults, f.name)
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            text = docs.get(f.name, "")
-            helptext = argparse.SUPPRESS if f.metadata.get("hidden") else f"{text} [{shown}]"
-            kwargs: dict[str, Any] = {
-                "dest": f"{section}.{f.name}",
-                "default": argparse.SUPPRESS,
-                "help": helptext.replace("%", "%%"),
-            }
-            if tp is bool:
-                kwargs["action"] = argparse.BooleanOptionalAction
-            else:
-                kwargs["metavar"] = _metavar(f.name, tp)
-            group.add_argument(f"--{_flag(f.name)}", **kwargs)
+        if only is None or section in only:
+            add_dataclass_arguments(parser, cls, section, only=(only or {}).get(section),
+                                    defaults_from=defaults_from)
+    if only is None or "update_fraction" in (only.get("optim") or ()):
+        parser.add_argument("--update-every", dest="optim.update_every", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)  # renamed: still accepted, with a warning
 
 
 def _metavar(name: str, tp: Any) -> str:
@@ -556,14 +743,19 @@ def _metavar(name: str, tp: Any) -> str:
     return name.upper()
 
 
-def flag_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The config flags actually given on the command line, nested by section."""
+def flag_overrides(args: argparse.Namespace, sections: Iterable[str] = SECTIONS) -> dict[str, dict[str, Any]]:
+    """The flags of ``sections`` actually given on the command line, nested by section."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in vars(args).items():
         section, dot, name = key.partition(".")
-        if dot and section in SECTIONS:
+        if dot and section in sections:
             out.setdefault(section, {})[name] = value
     return out
+
+
+def from_flags(cls: type, args: argparse.Namespace, section: str):
+    """The dataclass ``cls`` from the flags of ``section`` (see :func:`add_dataclass_arguments`)."""
+    return build_dataclass(cls, [("flags", flag_overrides(args, (section,)).get(section, {}))])
 
 
 def describe_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
