@@ -1,4 +1,5 @@
-"""Engine units: step accumulation, schedules, skipped items, non-finite loss, evaluation dedup."""
+"""Training units: step accumulation, schedules, skipped items, non-finite loss, evaluation
+dedup, the run state and the run folder."""
 
 import copy
 import math
@@ -7,18 +8,20 @@ import pytest
 import torch
 from torch import nn
 
+from faults import NanAt
 from rrn.config import OptimConfig
 from rrn.distributed import ResumableDistributedSampler, StepBatchSampler
-from rrn.engine import (
+from rrn.train import (
     EpochTotals,
     NonFiniteLossError,
-    chunks_per_step,
+    RunState,
+    StepContext,
     evaluate,
     freeze_stages,
     lr_at,
-    set_train_mode,
     train_one_epoch,
 )
+from rrn.train.step import set_train_mode
 
 T, S, K = 2, 4, 3
 
@@ -55,12 +58,13 @@ def loader_for(data, batch_size, step_size, skip=()):
     return gen(), batches.schedule(), batches.steps_per_epoch()
 
 
-def run_epoch(data, batch_size, step_size, skip=(), lr=0.1, **kw):
+def run_epoch(data, batch_size, step_size, skip=(), lr=0.1, on_step=None, **ctx):
     model = ClipNet()
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loader, schedule, steps = loader_for(data, batch_size, step_size, skip)
-    totals = train_one_epoch(model, loader, schedule, opt, device=torch.device("cpu"), epoch=0,
-                             steps_per_epoch=steps, **kw)
+    state = RunState(steps_per_epoch=steps)
+    totals = train_one_epoch(model, loader, schedule, opt, state,
+                             StepContext(device=torch.device("cpu"), **ctx), on_step)
     return model, totals
 
 
@@ -116,10 +120,10 @@ def test_non_finite_loss_stops_before_the_update():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loader, schedule, steps = loader_for(data, 2, 2)
     seen = []
+    ctx = StepContext(device=torch.device("cpu"), hooks=[NanAt(2)])
     with pytest.raises(NonFiniteLossError, match="global step 2"):
-        train_one_epoch(model, loader, schedule, opt, device=torch.device("cpu"), epoch=0,
-                        steps_per_epoch=steps, fault="nan@2", on_step=lambda s: seen.append(
-                            copy.deepcopy(model.state_dict())))
+        train_one_epoch(model, loader, schedule, opt, RunState(steps_per_epoch=steps), ctx,
+                        on_step=lambda s: seen.append(copy.deepcopy(model.state_dict())))
     assert len(seen) == 1  # step 1 applied, step 2 refused
     assert all(torch.equal(seen[0][k], v) for k, v in model.state_dict().items())
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
@@ -127,10 +131,10 @@ def test_non_finite_loss_stops_before_the_update():
 
 
 def test_chunks_per_step():
-    assert chunks_per_step(0.01, 9537) == 95  # the paper's 1% of UCF-101 split 1
-    assert chunks_per_step(0.01, 10) == 1
-    assert chunks_per_step(1.0, 10) == 10
-    assert chunks_per_step(64, 10) == 64
+    assert OptimConfig(update_fraction=0.01).chunks_per_step(9537) == 95  # the paper's 1% of UCF-101 split 1
+    assert OptimConfig(update_fraction=0.01).chunks_per_step(10) == 1
+    assert OptimConfig(update_fraction=1.0).chunks_per_step(10) == 10
+    assert OptimConfig(update_chunks=64).chunks_per_step(10) == 64  # chunks win over the fraction
 
 
 def test_lr_schedules():
@@ -208,7 +212,7 @@ def test_grad_scaler_path_matches_unscaled_training():
 
 
 def test_amp_dtype():
-    from rrn.engine import amp_dtype
+    from rrn.train import amp_dtype
 
     assert amp_dtype("auto", torch.device("cpu")) is None
     assert amp_dtype("bf16", torch.device("cpu")) is None  # AMP is a CUDA feature here
@@ -226,27 +230,26 @@ def test_amp_dtype():
     ],
 )
 def test_resolve_skips(model_cfg, expected):
-    from rrn.config import ModelConfig, TrainConfig
-    from rrn.engine import resolve_skips
+    from rrn.config import ModelConfig
     from rrn.model import skips_for_context
+    from rrn.train import resolve_skips
 
-    cfg = TrainConfig(model=ModelConfig(arch="resnet18", **model_cfg))
-    assert resolve_skips(cfg) == expected
+    assert resolve_skips(ModelConfig(arch="resnet18", **model_cfg)) == expected
     if "context" in model_cfg and "skip" not in model_cfg:
         assert expected == skips_for_context("resnet18", 3)
 
 
 def test_resolve_skips_names_an_unknown_block():
-    from rrn.config import ModelConfig, TrainConfig
-    from rrn.engine import resolve_skips
+    from rrn.config import ModelConfig
+    from rrn.train import resolve_skips
 
     with pytest.raises(ValueError, match="block9"):
-        resolve_skips(TrainConfig(model=ModelConfig(arch="resnet18", skip=("block9",))))
+        resolve_skips(ModelConfig(arch="resnet18", skip=("block9",)))
 
 
 def test_frozen_bn_stats_keeps_running_estimates_and_restores_momentum():
-    from rrn.engine import frozen_bn_stats
     from rrn.model import build_model
+    from rrn.train.step import frozen_bn_stats
 
     model = build_model("resnet18", num_classes=3, skip_blocks=("block1",)).train()
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
@@ -257,3 +260,85 @@ def test_frozen_bn_stats_keeps_running_estimates_and_restores_momentum():
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
     model(torch.randn(2, 2, 3, 32, 32))  # outside: the estimates move again
     assert not torch.equal(before["bn1.running_mean"], model.state_dict()["bn1.running_mean"])
+
+
+def test_run_state_round_trips_through_a_checkpoint_entry():
+    state = RunState(steps_per_epoch=3, world_size=2)
+    info = state.advance(loss_sum=2.0, correct=1.0, chunks=4.0, lr=0.1, seconds=2.0)
+    assert (info.step_in_epoch, info.global_step, info.loss, info.acc) == (1, 1, 0.5, 0.25)
+    assert info.clips_per_s == 2.0 and info.record()["kind"] == "step"
+    state.totals.skipped.append(7)
+    again = RunState.from_dict(torch.load(_saved(state.to_dict()), weights_only=True))
+    assert again == state and isinstance(again.totals, EpochTotals)
+    assert state.end_epoch({"kind": "epoch"}, metric=0.3) is True
+    assert (state.epoch, state.step_in_epoch, state.global_step) == (1, 0, 1)
+    assert state.totals == EpochTotals() and state.history == [{"kind": "epoch", "best": True}]
+    assert state.end_epoch({"kind": "epoch"}, metric=0.2) is False and state.best_metric == 0.3
+    # an older checkpoint without some entries still loads
+    assert RunState.from_dict({"epoch": 2, "step_in_epoch": 1, "global_step": 9}).global_step == 9
+
+
+def _saved(obj):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
+
+
+def test_run_dir_policy(tmp_path):
+    from rrn.checkpoint import LAST
+    from rrn.config import TrainConfig
+    from rrn.train import RunDir
+
+    run = RunDir.open(tmp_path / "r", resume=False, overwrite=False)
+    assert run.resumed is None and run.path.is_dir()
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        RunDir.open(tmp_path / "r", resume=True, overwrite=False)
+    model = ClipNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    run.start(TrainConfig(), ["a", "b"], {"note": 1})
+    state = RunState(steps_per_epoch=4, epoch=1, step_in_epoch=2, global_step=6)
+    run.save(LAST, model, opt, scaler, state)
+    (tmp_path / "r" / "best.pt").write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+        RunDir.open(tmp_path / "r", resume=False, overwrite=False)
+    resumed = RunDir.open(tmp_path / "r", resume=True, overwrite=False)
+    assert resumed.restore(opt, scaler, 4, 1) == state
+    with pytest.raises(ValueError, match="4 steps per epoch"):
+        resumed.restore(opt, scaler, 5, 1)
+    with pytest.raises(ValueError, match="classes"):
+        resumed.check_classes(["a", "c"])
+    fresh = RunDir.open(tmp_path / "r", resume=False, overwrite=True)
+    fresh.start(TrainConfig(), ["a", "b"], {})
+    assert not (tmp_path / "r" / "best.pt").exists()  # nothing of the replaced run survives
+    # other ranks write nothing
+    quiet = RunDir(tmp_path / "q", is_main=False)
+    quiet.start(TrainConfig(), ["a"], {})
+    quiet.save(LAST, model, opt, scaler, state)
+    quiet.log({"kind": "x"})
+    assert list((tmp_path / "q").iterdir()) == []
+
+
+def test_step_plan_cuts_epochs_into_steps():
+    from rrn.train import StepPlan
+
+    plan = StepPlan.create(OptimConfig(update_chunks=6), num_chunks=13, world_size=2)
+    # 13 chunks padded to 7 per rank, 3 per rank per step: 3 steps
+    assert (plan.chunks_per_step, plan.local_step, plan.steps_per_epoch) == (6, 3, 3)
+    assert StepPlan.create(OptimConfig(), 9537, 1).chunks_per_step == 95
+
+
+def test_default_workers_follow_the_machine(monkeypatch):
+    import os
+
+    from rrn.train import resolve_workers
+
+    assert resolve_workers(3) == 3 and resolve_workers(0) == 0
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert resolve_workers(None) == max(1, min(8, cores))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * cores))  # more processes than cores
+    assert resolve_workers(None) == 1

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rrn.config import TrainConfig, plain, resolve_config
+
 FORMAT = "rrn-checkpoint"
 VERSION = 1
 LAST = "last.pt"
@@ -99,17 +101,6 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def _plain(value: Any) -> Any:
-    """Tuples/Paths/dicts -> lists/str/dicts of primitives so ``weights_only`` loads them."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def make_checkpoint(
     model: nn.Module,
     *,
@@ -127,13 +118,13 @@ def make_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        "model_config": _plain(model_config),
-        "config": _plain(config),
+        "model_config": plain(model_config),
+        "config": plain(config),
         "classes": list(classes),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-        "progress": _plain(progress or {}),
-        "metrics": _plain(metrics or {}),
+        "progress": plain(progress or {}),
+        "metrics": plain(metrics or {}),
         "torch_version": str(torch.__version__),
     }
 
@@ -210,6 +201,46 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
     model = build_model(**cfg)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
+
+
+def saved_config(ckpt: Mapping[str, Any], name: str = "checkpoint") -> TrainConfig:
+    """The training configuration stored in a checkpoint (defaults where it stores none).
+
+    Keys renamed since the checkpoint was written are translated silently.
+    """
+    saved = ckpt.get("config") or {}
+    return resolve_config([(name, saved)], quiet=[name])
+
+
+def load_model(run_or_checkpoint: str | os.PathLike, which: str = "last",
+               device: str | torch.device = "cpu") -> nn.Module:
+    """A trained model in eval mode, with what it needs to see frames as in training.
+
+    Args:
+        run_or_checkpoint: a run directory or a checkpoint file.
+        which: ``"last"`` or ``"best"`` checkpoint of a run directory.
+        device: where to put the model.
+
+    Returns:
+        The :class:`~rrn.model.RecurrentResNet` with ``classes`` (class names in label order),
+        ``inputs`` (:class:`~rrn.data.transforms.InputSpec`: frame size, sampling,
+        normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config``
+        (the :class:`~rrn.config.TrainConfig` it was trained with) and ``checkpoint`` (path).
+
+    Raises:
+        CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
+    """
+    from rrn.data.transforms import InputSpec
+
+    path = find_checkpoint(run_or_checkpoint, which)
+    ckpt = load_checkpoint(path)
+    model = build_from_checkpoint(ckpt, device)
+    cfg = saved_config(ckpt, str(path))
+    model.classes = list(ckpt["classes"])
+    model.inputs = InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling())
+    model.train_config = cfg
+    model.checkpoint = path
+    return model
 
 
 def load_weights_into(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:

@@ -115,24 +115,6 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every process."""
-    if not is_enabled():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def any_true(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every process when ``flag`` is true on any."""
-    if not is_enabled():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 class ResumableDistributedSampler(DistributedSampler):
     """``DistributedSampler`` that can skip the first ``start`` indices of this rank's share.
 

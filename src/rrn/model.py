@@ -213,6 +213,13 @@ class RecurrentResNet(tv_resnet.ResNet):
     frames through :meth:`_levels`, a flat list of the network's pieces in depth order.
     """
 
+    # Set by rrn.load_model on a trained model: class names, input settings (InputSpec), the
+    # TrainConfig it was trained with, and the checkpoint's path. None on a fresh model.
+    classes: list[str] | None = None
+    inputs: object = None
+    train_config: object = None
+    checkpoint: object = None
+
     def __init__(
         self,
         arch: str,
@@ -451,11 +458,30 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+class WeightsUnavailableError(OSError):
+    """torchvision's ImageNet weights are neither in its cache nor downloadable here."""
+
+
 def _imagenet_state_dict(arch: str) -> dict[str, Tensor]:
+    """torchvision's ImageNet weights of ``arch``: from its cache (``$TORCH_HOME``), else downloaded.
+
+    Raises:
+        WeightsUnavailableError: offline and not cached; the message names the ways out.
+    """
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(arch).DEFAULT
-    return weights.get_state_dict(progress=True)
+    try:
+        return weights.get_state_dict(progress=True)
+    except OSError as err:  # urllib's URLError and socket errors are OSErrors
+        reason = getattr(err, "reason", None) or err.strerror or err
+        file = Path(weights.url).name
+        raise WeightsUnavailableError(
+            f"cannot download torchvision's ImageNet weights for {arch} ({reason}); train from "
+            f"scratch with --weights none, or download {weights.url} elsewhere and pass "
+            f"--weights /path/to/{file} (a torchvision state dict; or put it in "
+            f"$TORCH_HOME/hub/checkpoints/ where torchvision looks first)"
+        ) from None
 
 
 def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor]) -> dict[str, list[str]]:

@@ -1,0 +1,197 @@
+"""Evaluation of a trained run or checkpoint on a test split (paper §3.3), as a library.
+
+Each video's prediction is the mean of its M chunks' probabilities. :func:`evaluate_checkpoint`
+writes, next to the checkpoint (or into ``EvalConfig.out``): ``eval_split{k}.json``
+(``video_error``, ``video_top1``, ``video_top5``, ``clip_top1``, ``mean_class_accuracy``,
+``num_videos``, ``num_chunks``, split, checkpoint, config, timing), ``eval_split{k}_per_class.csv``
+and ``eval_split{k}_confusion.png``.
+
+:func:`evaluate_run` evaluates one run per split when its path holds ``{split}``
+(``runs/ucf_split{split}`` with splits 1 2 3) and writes their mean, as the paper reports it, to
+``eval_mean.json``. Both run under torchrun; the videos that ``DistributedSampler`` pads in are
+counted once.
+
+Data settings default to the checkpoint's (the frames a model sees must be sampled as in its
+training); the run settings (device, precision, workers) are this machine's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rrn import distributed as rdist
+from rrn.checkpoint import (
+    atomic_write_json,
+    build_from_checkpoint,
+    find_checkpoint,
+    load_checkpoint,
+)
+from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
+from rrn.metrics import evaluate_probs, mean_over_splits
+from rrn.train.builders import amp_dtype, create_eval_loader
+from rrn.train.evaluate import evaluate
+
+
+def eval_targets(run: str, splits: Sequence[int] | None) -> list[tuple[int | None, str]]:
+    """``(split, path)`` pairs to evaluate: one checkpoint, or ``{split}`` filled in per split.
+
+    Raises:
+        ConfigError: ``{split}`` without splits, or several splits for one checkpoint (it would
+            be tested on videos it trained on).
+    """
+    placeholder = "{split}" in run
+    if placeholder and not splits:
+        raise ConfigError(f"{run} contains {{split}}: say which with --split, e.g. --split 1 2 3")
+    if not placeholder and splits and len(splits) > 1:
+        raise ConfigError(
+            f"--split {' '.join(map(str, splits))} with one checkpoint would test on videos it "
+            "trained on; put {split} in the path, one run per split "
+            "(e.g. rrn eval runs/ucf_split{split} --split 1 2 3)"
+        )
+    if bad := [k for k in splits or [] if k not in (1, 2, 3)]:
+        raise ConfigError(f"--split must be among 1 2 3, got {bad}")
+    if not splits:
+        return [(None, run)]
+    return [(k, run.replace("{split}", str(k))) for k in splits]
+
+
+def eval_config(ckpt: Mapping[str, Any], name: str, overrides: Mapping[str, Mapping[str, Any]],
+                split: int | None) -> TrainConfig:
+    """The checkpoint's data and model settings, this machine's run settings, then ``overrides``
+    (``{"data": {...}, "run": {...}}``) and ``split``."""
+    saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k != "run"}
+    seed = (ckpt.get("config") or {}).get("run", {}).get("seed")
+    if seed is not None:
+        saved["run"] = {"seed": seed}
+    data = {**overrides.get("data", {}), **({"split": split} if split is not None else {})}
+    return resolve_config([(name, saved), ("flags", {**overrides, "data": data})], quiet=[name])
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    split: int | None = None,
+    settings: EvalConfig | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    info: rdist.DistInfo | None = None,
+    device: torch.device | None = None,
+) -> dict[str, Any] | None:
+    """Evaluate one checkpoint (or run directory) on one split.
+
+    Args:
+        path: a checkpoint file or a run directory (``settings.which`` picks the file).
+        split: the split to test on (default: the checkpoint's).
+        settings: which checkpoint, chunks per forward pass, output folder.
+        overrides: data and run settings replacing the checkpoint's / the defaults, nested by
+            section (``{"data": {"data_root": ...}, "run": {"workers": 0}}``).
+        info, device: this process's place in a torchrun job and its device (default: single
+            process, ``run.device``).
+
+    Returns:
+        The result written to ``eval_split{k}.json`` on rank 0, None on the other ranks.
+    """
+    settings = settings or EvalConfig()
+    ckpt_path = find_checkpoint(path, settings.which)
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = eval_config(ckpt, str(ckpt_path), overrides or {}, split)
+    info = info or rdist.DistInfo()
+    device = device or rdist.resolve_device(cfg.run.device, info)
+    trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
+    if split is not None and trained_on not in (None, split) and info.is_main:
+        print(f"rrn eval: warning: {ckpt_path} was trained on split {trained_on}, evaluating "
+              f"split {split}", file=sys.stderr)
+    data = cfg.data.load_split()
+    if data.classes != list(ckpt["classes"]):
+        raise ConfigError(
+            f"the classes of {ckpt_path} ({len(ckpt['classes'])}) differ from those of "
+            f"{cfg.data.split_dir or cfg.data.data_root} ({len(data.classes)}); evaluate on the "
+            "dataset it was trained on"
+        )
+    model = build_from_checkpoint(ckpt, device)
+    res, seconds = _run(model, data.test, cfg, settings, info, device)
+    if not info.is_main:
+        return None
+    return _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device)
+
+
+def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
+    from rrn.data import VideoChunkDataset
+
+    dataset = VideoChunkDataset.from_config(records, cfg.data, context=model.temporal_context,
+                                            train=False, seed=cfg.run.seed)
+    loader = create_eval_loader(dataset, workers=cfg.run.workers,
+                                pin_memory=cfg.run.pin_memory and device.type == "cuda")
+    t0 = time.perf_counter()
+    res = evaluate(model, loader, device=device, chunk_batch=settings.batch_size,
+                   dtype=amp_dtype(cfg.run.amp, device), progress=cfg.run.progress and info.is_main)
+    return res, time.perf_counter() - t0
+
+
+def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context: int,
+           settings: EvalConfig, info, device) -> dict[str, Any]:
+    d = cfg.data
+    ids = [data.test[i].video_id for i in res["video_index"].tolist()]
+    extra = {
+        "split": d.split,
+        "dataset": d.dataset,
+        "checkpoint": str(ckpt_path),
+        "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k) for k in ("epoch", "global_step")},
+        "context": context,
+        "eval_stride": d.eval_stride,
+        "skipped": [data.test[i].video_id for i in res["skipped"] if i >= 0],
+        "num_test_videos": len(data.test),
+        "timing": {"seconds": round(seconds, 3), "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),
+                   "device": str(device), "world_size": info.world_size},
+        "config": cfg.to_dict(),
+    }
+    out_dir = Path(settings.out) if settings.out else ckpt_path.parent
+    return evaluate_probs(
+        res["video_probs"], res["labels"], data.classes, out_dir=out_dir, stem=f"eval_split{d.split}",
+        chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids, extra=extra,
+    )
+
+
+def evaluate_run(
+    run: str,
+    *,
+    splits: Sequence[int] | None = None,
+    settings: EvalConfig | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run (or one run per split via ``{split}`` in ``run``) and, for several splits,
+    write the mean over them to ``eval_mean.json``.
+
+    Returns:
+        ``{"results": [per-split results], "mean": eval_mean.json's content or None,
+        "mean_file": its path or None}`` on rank 0; empty results on the other ranks.
+    """
+    settings = settings or EvalConfig()
+    overrides = overrides or {}
+    targets = eval_targets(run, splits)
+    run_cfg = resolve_config([("flags", {"run": overrides.get("run", {})})]).run
+    owner = not rdist.is_initialized()
+    info, device = rdist.init_distributed(run_cfg.device)
+    results = []
+    try:
+        for split, path in targets:
+            result = evaluate_checkpoint(path, split=split, settings=settings, overrides=overrides,
+                                         info=info, device=device)
+            if result is not None:
+                results.append(result)
+    finally:
+        if owner:
+            rdist.cleanup()
+    mean = mean_file = None
+    if info.is_main and len(targets) > 1:
+        mean = mean_over_splits(results)
+        out = Path(settings.out) if settings.out else Path(os.path.commonpath(
+            [str(Path(r["checkpoint"]).parent.resolve()) for r in results]))
+        mean_file = atomic_write_json(out / "eval_mean.json", mean)
+    return {"results": results, "mean": mean, "mean_file": mean_file}

@@ -1,0 +1,213 @@
+"""Builders: each piece of a training run made from the config, one function per concern
+(timm's ``create_*``): the model, the optimiser, the datasets, the step plan and the loaders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+
+from rrn import distributed as rdist
+from rrn.checkpoint import is_rrn_checkpoint, load_checkpoint, load_weights_into
+from rrn.config import ConfigError, ModelConfig, OptimConfig, TrainConfig
+from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
+
+STAGE_MODULES = {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
+
+
+# ---------------------------------------------------------------------------------- the model
+def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
+    """The module paths of the temporal skips from ``--skip`` / ``--context`` (see ModelConfig)."""
+    from rrn.model import resolve_skip_blocks, skips_for_context
+
+    m = model_cfg
+    if m.skip is None:
+        return skips_for_context(m.arch, m.context) if m.context else resolve_skip_blocks(m.arch, ["block4"])
+    skips = resolve_skip_blocks(m.arch, list(m.skip))
+    if m.context is not None and len(skips) + 1 != m.context:
+        raise ConfigError(
+            f"--context {m.context} needs {m.context - 1} temporal skip(s) but --skip "
+            f"{','.join(m.skip)} resolves to {len(skips)} ({', '.join(skips) or 'none'})"
+        )
+    return skips
+
+
+def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``skip`` as module paths and ``context`` set: what is saved with the run."""
+    skips = resolve_skips(cfg.model)
+    return cfg.replace(model={"skip": skips, "context": len(skips) + 1})
+
+
+def create_model(cfg: TrainConfig, num_classes: int, *, resuming: bool = False) -> tuple[nn.Module, str]:
+    """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
+
+    A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
+    an rrn checkpoint as ``--weights`` gives every tensor whose shape fits.
+    """
+    from rrn.model import build_model
+
+    weights = cfg.model.weights
+    init_ckpt = weights_arg = None
+    if not resuming and weights.lower() == "imagenet":
+        weights_arg = "imagenet"
+    elif not resuming and weights.lower() != "none":
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"--weights {weights}: no such file (expected none, imagenet or a file)")
+        init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
+    model = build_model(arch=cfg.model.arch, num_classes=num_classes, skip_blocks=cfg.model.skip,
+                        skip_type=cfg.model.skip_type, weights=weights_arg,
+                        temporal_init=cfg.model.temporal_init)
+    note = "resumed" if resuming else "random initialisation" if weights_arg is None else f"{weights_arg} weights"
+    if init_ckpt is not None:
+        missing = load_weights_into(model, load_checkpoint(init_ckpt)["model"])
+        note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
+    return model, note
+
+
+def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
+    """Stop gradients through ``stages``; return their BatchNorm layers (kept in eval mode)."""
+    frozen_bn: list[nn.Module] = []
+    for stage in stages:
+        for name in STAGE_MODULES[stage]:
+            module = model.get_submodule(name)
+            for p in module.parameters():
+                p.requires_grad_(False)
+            frozen_bn += [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return frozen_bn
+
+
+def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
+                  state_dict=None) -> tuple[nn.Module, list[nn.Module]]:
+    """Freeze stages, load a resumed ``state_dict``, move to ``device`` and wrap for DDP.
+
+    Returns:
+        ``(model, frozen_bn)``: the (possibly DDP-wrapped) model and the BatchNorm layers of
+        frozen stages, which training keeps in eval mode.
+    """
+    frozen_bn = freeze_stages(model, cfg.model.freeze)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    model.to(device)
+    if device.type == "cuda" and cfg.run.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if not info.enabled:
+        return model, frozen_bn
+    if cfg.model.sync_bn and device.type != "cuda":
+        if info.is_main:
+            print("rrn train: warning: --sync-bn needs CUDA (SyncBatchNorm has no CPU kernel); "
+                  "each process keeps its own BatchNorm statistics", file=sys.stderr)
+    elif cfg.model.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        frozen_bn = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)
+                     and not any(p.requires_grad for p in m.parameters())]
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None), frozen_bn
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16/fp16 on CUDA, None (full precision) on CPU or with ``none``."""
+    if device.type != "cuda" or amp == "none":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+# ---------------------------------------------------------------------------- the optimiser
+def create_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters (the paper's optimiser)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(trainable, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def lr_at(step: int, cfg: OptimConfig, steps_per_epoch: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): a pure function, nothing to save.
+
+    ``constant``; ``step``: times ``lr_gamma`` after each epoch in ``lr_milestones``;
+    ``cosine``: from ``lr`` to 0 over all steps. A linear warm-up multiplies any of them.
+    """
+    total = max(1, cfg.epochs * steps_per_epoch)
+    lr = cfg.lr
+    if cfg.schedule == "step":
+        epoch = step / max(1, steps_per_epoch)
+        lr *= cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+    elif cfg.schedule == "cosine":
+        lr *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        lr *= (step + 1) / (cfg.warmup_steps + 1)
+    return lr
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How an epoch is cut into optimiser steps over ``world_size`` processes."""
+
+    chunks_per_step: int  # over all processes, as configured
+    local_step: int  # this process's chunks per step
+    steps_per_epoch: int
+
+    @classmethod
+    def create(cls, optim: OptimConfig, num_chunks: int, world_size: int) -> StepPlan:
+        chunks = optim.chunks_per_step(num_chunks)
+        local = math.ceil(chunks / world_size)
+        per_rank = math.ceil(num_chunks / world_size)  # DistributedSampler pads to this
+        return cls(chunks, local, math.ceil(per_rank / local))
+
+
+# ------------------------------------------------------------------------ data and loaders
+def create_datasets(cfg: TrainConfig, split, context: int):
+    """The training set (random chunks) and the test set (all chunks of each video)."""
+    from rrn.data import VideoChunkDataset
+
+    train = VideoChunkDataset.from_config(split.train, cfg.data, context=context, train=True, seed=cfg.run.seed)
+    test = VideoChunkDataset.from_config(split.test, cfg.data, context=context, train=False, seed=cfg.run.seed)
+    return train, test
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``--workers``, or by default the CPU cores this process may use (at most 8), shared by the
+    processes a torchrun job starts on this machine."""
+    if workers is not None:
+        return workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, cores // max(1, per_machine)))
+
+
+def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, cfg: TrainConfig,
+                        info: rdist.DistInfo, device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
+    """This epoch's loader from ``step_in_epoch`` on, and its schedule of micro-batches."""
+    from rrn.data import collate_chunks
+
+    dataset.set_epoch(epoch)
+    sampler = ResumableDistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
+                                          shuffle=True, seed=cfg.run.seed)
+    sampler.set_epoch(epoch)
+    sampler.set_start(min(step_in_epoch * plan.local_step, sampler.num_samples))
+    batches = StepBatchSampler(sampler, cfg.optim.batch_size, plan.local_step)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=resolve_workers(cfg.run.workers),
+                        collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda")
+    return loader, batches.schedule()
+
+
+def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: int = 4,
+                       pin_memory: bool = False) -> DataLoader:
+    """Whole-video batches (``collate_videos``), sharded over DDP ranks without shuffling."""
+    from rrn.data import collate_videos
+
+    sampler = None
+    if rdist.is_enabled():
+        sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
+    return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
+                      num_workers=resolve_workers(workers), collate_fn=collate_videos,
+                      pin_memory=pin_memory)

@@ -1,0 +1,250 @@
+"""The training loop: :func:`train_one_epoch` and :func:`fit`, read top to bottom.
+
+Optimisation follows the paper: cross-entropy on each chunk's last-frame output, Adam, and one
+optimiser step per ``--update-fraction`` of the training chunks (1% by default; or every
+``--update-chunks``), gradients accumulated over micro-batches (:mod:`rrn.train.step`).
+
+DDP is detected from torchrun's environment (:mod:`rrn.distributed`); only rank 0 writes
+(:class:`~rrn.train.run_dir.RunDir`). Data order and augmentation are a pure function of
+(seed, epoch, index), and a checkpoint holds the :class:`~rrn.train.state.RunState` reached
+inside the epoch, so a resumed run ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rrn import distributed as rdist
+from rrn.checkpoint import BEST, LAST, unwrap
+from rrn.config import TrainConfig
+from rrn.metrics import compute_metrics
+from rrn.train.builders import (
+    StepPlan,
+    amp_dtype,
+    create_datasets,
+    create_eval_loader,
+    create_model,
+    create_optimizer,
+    create_train_loader,
+    lr_at,
+    prepare_model,
+    with_resolved_skips,
+)
+from rrn.train.evaluate import chunk_loss, evaluate
+from rrn.train.run_dir import RunDir
+from rrn.train.state import EpochTotals, RunState, StepInfo
+from rrn.train.step import (
+    Hook,
+    NonFiniteLossError,
+    StepContext,
+    forward_backward,
+    optimizer_step,
+    set_train_mode,
+    sync_buffers,
+)
+
+
+def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: torch.optim.Optimizer,
+                    state: RunState, ctx: StepContext,
+                    on_step: Callable[[StepInfo], None] | None = None) -> EpochTotals:
+    """Train for (the rest of) one epoch; ``state`` advances after every optimiser step.
+
+    Args:
+        model: the model, possibly wrapped in DistributedDataParallel.
+        loader: yields ``collate_chunks`` batches in the order of ``schedule``.
+        schedule: one :class:`~rrn.distributed.MicroBatch` per batch.
+        optimizer: stepped once per optimiser step (after the step's last micro-batch).
+        state: the run's state; its epoch totals continue where a resumed epoch stopped.
+        ctx: device, precision, clipping, learning rate and hooks of the run.
+        on_step: called after every optimiser step (logging, checkpoints).
+
+    Returns:
+        The epoch's totals over all ranks.
+
+    Raises:
+        NonFiniteLossError: before applying a step whose loss is not finite.
+    """
+    set_train_mode(model, ctx.frozen_bn)
+    world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
+    sums = torch.zeros(3, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks
+    t_step = time.perf_counter()
+    bar = tqdm(total=len(schedule), desc=f"epoch {state.epoch + 1}", unit="batch",
+               disable=not ctx.progress, dynamic_ncols=True, leave=False)
+    with contextlib.closing(bar):
+        for batch, mb in zip(loader, schedule, strict=True):
+            state.totals.skipped.extend(int(i) for i in batch["skipped"])
+            forward_backward(model, batch, mb, ctx, state.global_step, sums)
+            bar.update(1)
+            if not mb.last:
+                continue
+            lr = ctx.lr_fn(state.global_step) if ctx.lr_fn else optimizer.param_groups[0]["lr"]
+            where = (f"epoch {state.epoch + 1}, step {mb.step + 1}/{state.steps_per_epoch} "
+                     f"(global step {state.global_step + 1})")
+            step = optimizer_step(model, optimizer, sums, nominal_chunks=mb.step_chunks * world,
+                                  lr=lr, ctx=ctx, where=where)
+            sums.zero_()
+            now = time.perf_counter()
+            info = state.advance(*step, lr=lr, seconds=now - t_step)
+            t_step = now
+            bar.set_postfix(loss=f"{state.totals.loss:.3f}", acc=f"{state.totals.acc:.3f}",
+                            clips_s=f"{info.clips_per_s:.1f}", refresh=False)
+            if on_step is not None:
+                on_step(info)
+            for hook in ctx.hooks:
+                hook.after_step(state)
+    return state.totals
+
+
+def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train as configured: the whole of ``rrn train`` (also under torchrun).
+
+    Args:
+        cfg: the resolved configuration (see :func:`~rrn.train.run_dir.resolve_train_config`).
+        hooks: callbacks (:class:`~rrn.train.step.Hook`), e.g. the test suite's faults.
+
+    Returns:
+        ``run_dir``, ``global_step``, ``history`` (epoch records), ``best_metric``,
+        ``last``/``best`` checkpoint paths, ``classes``, ``config`` and the trained ``model``
+        (unwrapped; identical on every rank).
+
+    Raises:
+        OSError: the run directory cannot be written, holds another run, or has no ``last.pt``
+            to resume (before any training).
+        NonFiniteLossError: the loss became NaN/inf; ``last.pt`` holds the last good weights.
+    """
+    owner = not rdist.is_initialized()  # a caller's process group is left to the caller
+    info, device = rdist.init_distributed(cfg.run.device)
+    try:
+        return _fit(cfg, info, device, hooks)
+    finally:
+        if owner:
+            rdist.cleanup()
+
+
+def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Sequence[Hook]) -> dict[str, Any]:
+    run = RunDir.open(cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite, is_main=info.is_main)
+    torch.manual_seed(cfg.run.seed)
+    split = cfg.data.load_split()
+    cfg = with_resolved_skips(cfg)
+    run.check_classes(split.classes)
+    model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
+    model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"])
+    optimizer = create_optimizer(model, cfg.optim)
+    dtype = amp_dtype(cfg.run.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    context = cfg.model.context
+    train_set, test_set = create_datasets(cfg, split, context)
+    plan = StepPlan.create(cfg.optim, len(train_set), info.world_size)
+    state = run.restore(optimizer, scaler, plan.steps_per_epoch, info.world_size)
+    ctx = StepContext(device=device, dtype=dtype, scaler=scaler, grad_clip=cfg.optim.grad_clip,
+                      lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
+                      frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
+                      clip_shape=(context, 3, cfg.data.frame_size, cfg.data.frame_size))
+    _start(run, cfg, split.classes, state, plan, info, device, init_note, len(train_set), len(test_set))
+
+    def on_step(s: StepInfo) -> None:
+        if s.global_step % cfg.run.log_every == 0:
+            run.log(s.record(), step=s.global_step)
+        every = cfg.run.checkpoint_every
+        if every and s.global_step % every == 0 and s.step_in_epoch < s.steps_per_epoch:
+            run.save(LAST, model, optimizer, scaler, state)
+
+    try:
+        while state.epoch < cfg.optim.epochs:
+            t0 = time.perf_counter()
+            loader, schedule = create_train_loader(train_set, plan, state.epoch, state.step_in_epoch,
+                                                   cfg, info, device)
+            train_one_epoch(model, loader, schedule, optimizer, state, ctx, on_step)
+            record = _epoch_record(model, state, train_set, test_set, cfg, ctx)
+            record["time_s"] = round(time.perf_counter() - t0, 2)
+            _end_epoch(run, record, model, optimizer, scaler, state, cfg)
+    except NonFiniteLossError as err:
+        raise _explained(err, run, cfg) from None
+    finally:
+        run.close()
+    rdist.barrier()
+    return {"run_dir": str(run.path), "global_step": state.global_step, "history": state.history,
+            "best_metric": state.best_metric, "last": str(run.path / LAST),
+            "best": str(run.path / BEST), "classes": split.classes, "config": cfg.to_dict(),
+            "model": unwrap(model)}
+
+
+def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
+           info: rdist.DistInfo, device: torch.device, init_note: str, n_train: int, n_test: int) -> None:
+    """Write the run's config and first log line; print what is about to happen."""
+    run.start(cfg, classes, {
+        "global_step": state.global_step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+        "world_size": info.world_size, "device": str(device), "train_chunks": n_train,
+        "test_videos": n_test, "chunks_per_step": plan.chunks_per_step,
+        "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
+    })
+    skips = ",".join(cfg.model.skip) or "none"
+    run.print(
+        f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
+        f"{n_train} train chunks, {n_test} test videos | {plan.chunks_per_step} chunks/step, "
+        f"{plan.steps_per_epoch} steps/epoch | {info.world_size} x {device} | {init_note} -> {run.path}"
+    )
+    if state.epoch >= cfg.optim.epochs:
+        run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
+
+
+def _epoch_record(model: nn.Module, state: RunState, train_set, test_set, cfg: TrainConfig,
+                  ctx: StepContext) -> dict[str, Any]:
+    """The epoch's log record: training totals over all ranks, skipped videos and, when it is
+    due, the evaluation on the test split."""
+    sync_buffers(model)
+    totals = state.totals
+    skipped = sorted({i for part in rdist.all_gather_objects(totals.skipped) for i in part})
+    record: dict[str, Any] = {
+        "kind": "epoch", "epoch": state.epoch, "global_step": state.global_step,
+        "train_loss": totals.loss, "train_acc": totals.acc, "train_chunks": int(totals.chunks),
+        "lr": ctx.lr_fn(state.global_step - 1) if ctx.lr_fn else None,
+        "skipped": [train_set.records[i].video_id if i >= 0 else "?" for i in skipped],
+    }
+    every, last_epoch = cfg.run.val_every, state.epoch + 1 == cfg.optim.epochs
+    if every and ((state.epoch + 1) % every == 0 or last_epoch):
+        loader = create_eval_loader(test_set, workers=cfg.run.workers, pin_memory=ctx.device.type == "cuda")
+        res = evaluate(model, loader, device=ctx.device, chunk_batch=2 * cfg.optim.batch_size,
+                       dtype=ctx.dtype, progress=ctx.progress)
+        m, _ = compute_metrics(res["video_probs"], res["labels"], chunk_probs=res["chunk_probs"],
+                               chunk_labels=res["chunk_labels"])
+        record.update(val_loss=chunk_loss(res["chunk_probs"], res["chunk_labels"]),
+                      val_video_top1=m["video_top1"], val_video_top5=m["video_top5"],
+                      val_clip_top1=m["clip_top1"], val_mean_class_accuracy=m["mean_class_accuracy"],
+                      val_videos=m["num_videos"])
+    return record
+
+
+def _end_epoch(run: RunDir, record: dict[str, Any], model, optimizer, scaler, state: RunState,
+               cfg: TrainConfig) -> None:
+    """Close the epoch: state, checkpoints, log, curves, one printed line."""
+    skipped = record["skipped"]
+    metric = record.get("val_video_top1", -record["train_loss"])
+    is_best = state.end_epoch(record, metric)
+    run.save(LAST, model, optimizer, scaler, state, record)
+    if is_best:
+        run.save(BEST, model, optimizer, scaler, state, record)
+    run.log(record, step=state.global_step)
+    run.plot(state.history)
+    val = (f" | test video acc {record['val_video_top1']:.3f} clip acc {record['val_clip_top1']:.3f}"
+           if "val_video_top1" in record else "")
+    run.print(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
+              f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} ({record['time_s']:.1f}s)")
+    if skipped:
+        run.print(f"  skipped {len(skipped)} unreadable video(s): {', '.join(skipped)}")
+
+
+def _explained(err: NonFiniteLossError, run: RunDir, cfg: TrainConfig) -> NonFiniteLossError:
+    last = run.path / LAST
+    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+    return NonFiniteLossError(
+        f"{err}; stopped without applying it, {kept}. Lower --lr (now {cfg.optim.lr:g}), "
+        "set --grad-clip, or check the input data; continue with --resume"
+    )
