@@ -17,12 +17,16 @@ from rrn.baselines import (
     load_feature_model,
     load_features,
     run_baseline,
+    write_features_meta,
     znorm_stats,
 )
 from rrn.cli import main
+from rrn.config import BaselineConfig
 from rrn.data import (
     ClipTransform,
     FrameCache,
+    FrameSource,
+    Sampling,
     decode_video,
     default_short_side,
     load_split,
@@ -65,10 +69,21 @@ def stored(out):
     return sorted(str(p.relative_to(out / "videos").with_suffix("")) for p in (out / "videos").rglob("*.npz"))
 
 
-def extract(split, out, net, **kw):
+SAMPLING = Sampling(sample_every=EVERY, short_side=default_short_side(32))  # what --frame-size 32 decodes
+
+
+def extract(split, out, net, cache_dir=None, **kw):
+    _, records, _ = split
+    source = FrameSource(SAMPLING, cache_dir=cache_dir)
+    return extract_features(records, out, model=net, source=source, frame_size=32, progress=False, **kw)
+
+
+def write_meta(split, out, world_size=1):
+    """features.json as `rrn features` writes it once every shard is done."""
     s, records, subsets = split
-    return extract_features(records, subsets, out, model=net, classes=s.classes, sample_every=EVERY,
-                            frame_size=32, progress=False, source="none", **kw)
+    return write_features_meta(out, records, subsets, s.classes, (2, 3, 4), world_size, source="none",
+                               arch="resnet18", sample_every=EVERY, fps=None, frame_size=32,
+                               short_side=default_short_side(32), float16=False)
 
 
 def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
@@ -120,6 +135,12 @@ def test_bad_stages_are_a_user_error(synth, tmp_path, capsys, stages):
     assert "--stages" in capsys.readouterr().err and not (tmp_path / "f").exists()
 
 
+def test_features_without_out_is_a_user_error(synth, capsys):
+    argv = [a for a in features_argv(synth, "unused") if a not in ("--out", "unused")]
+    assert main(argv) == 2
+    assert "--out is required" in capsys.readouterr().err
+
+
 def test_rerun_reuses_every_video(feats, split, net):
     mtimes = {p: p.stat().st_mtime_ns for p in (feats / "videos").rglob("*.npz")}
     report = extract(split, feats, net)
@@ -131,11 +152,12 @@ def test_two_ranks_partition_the_videos_and_equal_one_run(feats, split, net, tmp
     _, records, _ = split
     ids = [r.video_id for r in records]
     one = extract(split, tmp_path, net, rank=1, world_size=2)
-    assert one.written == 4 and not (tmp_path / "features.json").exists()  # rank 0 writes it
+    assert one.written == 4 and not (tmp_path / "features.json").exists()  # written once all are done
     assert stored(tmp_path) == sorted(ids[1::2])
     zero = extract(split, tmp_path, net, rank=0, world_size=2)
     assert zero.written == 4 and zero.reused == 0  # nothing of rank 1's share
-    assert stored(tmp_path) == sorted(ids)
+    assert stored(tmp_path) == sorted(ids) and not (tmp_path / "features.json").exists()
+    assert write_meta(split, tmp_path, world_size=2) == tmp_path / "features.json"
     for vid in ids:
         with np.load(feature_file(tmp_path, vid)) as a, np.load(feature_file(feats, vid)) as b:
             for stage in (2, 3, 4):
@@ -143,6 +165,17 @@ def test_two_ranks_partition_the_videos_and_equal_one_run(feats, split, net, tmp
     sharded = json.loads((tmp_path / "features.json").read_text())
     single = json.loads((feats / "features.json").read_text())
     assert sharded["videos"] == single["videos"] and sharded["failures"] == []
+    assert sharded == single  # the same settings, classes, stages and videos as `rrn features`
+
+
+def test_meta_gathers_the_failures_of_every_shard(split, tmp_path):
+    (tmp_path / "failures.rank0.json").write_text(json.dumps([["a", "file is empty (0 bytes)"]]))
+    (tmp_path / "failures.rank2.json").write_text(json.dumps([["c", "cannot decode"]]))
+    write_meta(split, tmp_path, world_size=3)  # rank 1 wrote no file: nothing of its own failed
+    meta = json.loads((tmp_path / "features.json").read_text())
+    assert meta["failures"] == [["a", "file is empty (0 bytes)"], ["c", "cannot decode"]]
+    assert meta["source"] == "none" and meta["sample_every"] == EVERY and meta["frame_size"] == 32
+    assert meta["float16"] is False and meta["classes"] == split[0].classes
 
 
 def test_corrupt_video_is_reported_not_fatal_and_left_out(synth, split, tmp_path, capsys):
@@ -235,8 +268,8 @@ def separable(root, classes=3, train=5, test=3, dim=6, test_shift=0.0):
 @pytest.mark.parametrize("model, znorm", [("avgpool", False), ("avgpool", True), ("gru", True)])
 def test_separable_features_are_classified_perfectly(tmp_path, model, znorm):
     root, _, _ = separable(tmp_path / "f")
-    result = run_baseline(root, model=model, znorm=znorm, epochs=40, lr=0.03, batch_size=8,
-                          hidden=16, out_dir=tmp_path / "out")
+    result = run_baseline(BaselineConfig(features=str(root), model=model, znorm=znorm, epochs=40,
+                                         lr=0.03, batch_size=8, hidden=16, out=str(tmp_path / "out")))
     assert result["video_error"] == 0.0 and result["video_top1"] == 1.0
     assert result["num_videos"] == 9 and result["train_videos"] == 15
     assert result["misclassified"] == [] and result["mean_class_accuracy"] == 1.0
@@ -250,8 +283,9 @@ def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatc
     seen = []
     real = baselines.znorm_stats
     monkeypatch.setattr(baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled))
-    run_baseline(root, model="avgpool", znorm=True, epochs=1, plot=False, out_dir=tmp_path / "o")
-    run_baseline(root, model="gru", znorm=True, epochs=1, plot=False, out_dir=tmp_path / "o")
+    for model in ("avgpool", "gru"):
+        cfg = BaselineConfig(features=str(root), model=model, znorm=True, epochs=1, out=str(tmp_path / "o"))
+        run_baseline(cfg, plot=False)
     train = [s for s, sub in zip(seqs, subsets) if sub == "train"]
     assert [pooled for _, pooled in seen] == [True, False]  # video means / frames
     for used, _ in seen:
@@ -286,10 +320,12 @@ def test_cli_baselines_on_extracted_features(feats, tmp_path, capsys, model, zno
 def test_missing_features_json_says_run_rrn_features(tmp_path, capsys):
     folder = tmp_path / "nothing_here"
     with pytest.raises(FileNotFoundError, match="rrn features") as err:
-        run_baseline(folder)
+        run_baseline(BaselineConfig(features=str(folder)))
     assert str(folder) in str(err.value)
     assert main(["baseline", "--features", str(folder)]) == 2
     assert "rrn features" in capsys.readouterr().err
+    assert main(["baseline"]) == 2  # no folder at all
+    assert "--features is required" in capsys.readouterr().err
 
 
 def test_unfinished_extraction_and_wrong_stage_are_explained(tmp_path):
@@ -307,7 +343,8 @@ def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
     short = default_short_side(32)
     # poison the cache for one video: what it holds must be what the features are computed from
     frames = decode_video(records[0].path, sample_every=EVERY, short_side=short)
-    cache.put(records[0].path, np.zeros_like(frames), EVERY, None, short)
+    assert SAMPLING == Sampling(EVERY, None, short)
+    cache.put(records[0].path, np.zeros_like(frames), SAMPLING)
     extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache")
     extract(split, tmp_path / "without", net)
     with torch.no_grad():
@@ -318,3 +355,28 @@ def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
         with np.load(feature_file(tmp_path / "with", rec.video_id)) as a, \
                 np.load(feature_file(tmp_path / "without", rec.video_id)) as b:
             np.testing.assert_array_equal(a["stage4"], b["stage4"])
+
+
+def test_checkpoint_source_is_the_runs_last_checkpoint(tmp_path):
+    """A run directory as --source gives its last.pt (trained to the end), not best.pt (picked
+    on the test split); a checkpoint file gives that file."""
+    from rrn.checkpoint import make_checkpoint, save_checkpoint
+    from rrn.config import TrainConfig
+    from rrn.model import build_model
+
+    cfg = TrainConfig().replace(model={"arch": "resnet18", "skip": (), "weights": "none"})
+    run = tmp_path / "run"
+    weights = {}
+    for seed, name in ((1, "best.pt"), (2, "last.pt")):
+        torch.manual_seed(seed)
+        model = build_model("resnet18", num_classes=2, skip_blocks=())
+        save_checkpoint(run / name, make_checkpoint(model, config=cfg.to_dict(), classes=["a", "b"]))
+        weights[name] = model.state_dict()
+    for source, name in ((run, "last.pt"), (run / "best.pt", "best.pt"), (run / "last.pt", "last.pt")):
+        got = load_feature_model(str(source), "resnet50")  # the checkpoint's arch, not this one
+        assert not got.training
+        state = got.state_dict()
+        assert state.keys() == weights[name].keys()
+        assert all(torch.equal(state[k], v) for k, v in weights[name].items()), (source, name)
+    with pytest.raises(FileNotFoundError, match="neither 'imagenet', 'none' nor"):
+        load_feature_model(str(tmp_path / "no_such_run"))

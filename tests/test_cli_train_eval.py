@@ -10,8 +10,11 @@ import pytest
 import torch
 import yaml
 
-from rrn.cli import main
+from faults import CrashAfter, NanAt, SimulatedCrash
+from rrn.cli import build_parser, main
+from rrn.config import flag_overrides
 from rrn.data import load_split, make_synthetic_dataset
+from rrn.train import fit, resolve_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +30,7 @@ def synth(tmp_path_factory):
 def counts(synth):
     split = load_split("ucf101", synth, synth, 1)
     n_train, n_test = len(split.train), len(split.test)
-    steps = -(-n_train // 2)  # --update-every 2
+    steps = -(-n_train // 2)  # --update-chunks 2
     assert steps >= 3, "the resume test needs 3+ optimiser steps per epoch"
     return n_train, n_test, steps
 
@@ -35,8 +38,14 @@ def counts(synth):
 def tiny(synth, out, *extra):
     return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
             "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
-            "--batch-size", "2", "--update-every", "2", "--workers", "0", "--no-progress",
+            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
             "--lr", "1e-3", "--out", str(out), *extra]
+
+
+def config_of(argv):
+    """The TrainConfig `rrn train` resolves from ``argv`` (to call fit with test hooks)."""
+    args = build_parser().parse_args(argv)
+    return resolve_train_config([("flags", flag_overrides(args))])[0]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +105,7 @@ def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsy
     for k in (1, 2):
         shutil.copytree(trained, runs / f"ucf_split{k}")
     pattern = str(runs / "ucf_split{split}")
-    assert main(["eval", pattern, "--splits", "1", "2", "--data-root", str(data), "--workers", "0",
+    assert main(["eval", pattern, "--split", "1", "2", "--data-root", str(data), "--workers", "0",
                  "--no-progress", "--which", "last"]) == 0
     one = json.loads((runs / "ucf_split1" / "eval_split1.json").read_text())
     two = json.loads((runs / "ucf_split2" / "eval_split2.json").read_text())
@@ -136,7 +145,8 @@ def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path
         # a mid-epoch checkpoint at step 2 of epoch 2; killed one step later, losing that step
         common = ["--epochs", "2", "--val-every", "0", "--checkpoint-every", str(per_epoch + 2)]
         assert main(tiny(synth, tmp_path / "a", *common)) == 0
-        assert main(tiny(synth, tmp_path / "b", *common, "--fault", f"crash@{per_epoch + 3}")) == 3
+        with pytest.raises(SimulatedCrash):
+            fit(config_of(tiny(synth, tmp_path / "b", *common)), hooks=[CrashAfter(per_epoch + 3)])
         killed = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["progress"]
         assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (1, 2, per_epoch + 2)
         assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
@@ -154,9 +164,11 @@ def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path
     assert kinds.count("resume") == 1
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_path, capsys):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_path, capsys,
+                                                                  monkeypatch):
     out = tmp_path / "nan"
-    assert main(tiny(synth, out, "--epochs", "1", "--checkpoint-every", "1", "--fault", "nan@3")) == 1
+    monkeypatch.setattr("rrn.train.fit", lambda cfg: fit(cfg, hooks=[NanAt(3)]))
+    assert main(tiny(synth, out, "--epochs", "1", "--checkpoint-every", "1")) == 1
     err = capsys.readouterr().err
     assert "loss is nan" in err and f"last good checkpoint is {out / 'last.pt'}" in err
     ckpt = torch.load(out / "last.pt", weights_only=True)
@@ -169,7 +181,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_pat
     [
         (["--skip", "block4", "--context", "3"], "--context 3 needs 2"),
         (["--skip", "block9"], "block9"),
-        (["--update-every", "2.5"], "--update-every 2.5"),
+        pytest.param(["--update-every", "2.5"], "--update-every 2.5",  # the old spelling, checked
+                     marks=pytest.mark.filterwarnings("ignore::FutureWarning")),
+        (["--update-fraction", "2"], "--update-fraction 2"),
+        (["--update-chunks", "0"], "--update-chunks must be >= 1"),
     ],
 )
 def test_config_errors_exit_2(synth, tmp_path, capsys, argv, message):
@@ -262,3 +277,41 @@ def test_train_and_eval_on_one_folder_per_class(synth, tmp_path):
     assert main(["eval", str(run), "--which", "last", "--no-progress", "--workers", "0"]) == 0
     result = json.loads((run / "eval_split1.json").read_text())
     assert result["num_videos"] == len(split.test) and result["dataset"] == "list"
+
+
+def test_eval_split_means_what_it_means_for_train(trained, capsys):
+    # `--split K` chooses the split, as for rrn train (`--splits` is the same flag)
+    assert main(["eval", str(trained), "--split", "1", "--which", "last", "--workers", "0",
+                 "--no-progress", "--out", str(trained / "by_split")]) == 0
+    assert json.loads((trained / "by_split" / "eval_split1.json").read_text())["split"] == 1
+    assert main(["eval", str(trained), "--split", "4"]) == 2
+    assert "--split must be among 1 2 3" in capsys.readouterr().err
+
+
+def test_update_every_keeps_working_with_a_deprecation_warning(synth, tmp_path):
+    argv = tiny(synth, tmp_path / "old", "--epochs", "1")
+    argv[argv.index("--update-chunks")] = "--update-every"  # the old spelling of '--update-chunks 2'
+    with pytest.warns(FutureWarning, match="--update-every is deprecated.*--update-chunks"):
+        cfg = config_of(argv)
+    assert (cfg.optim.update_chunks, cfg.optim.update_fraction) == (2, 0.01)
+    with pytest.warns(FutureWarning):
+        assert config_of([*argv, "--update-every", "0.5"]).optim.update_fraction == 0.5
+
+
+def test_imagenet_weights_offline_is_one_line_with_the_ways_out(synth, tmp_path, capsys, monkeypatch):
+    import socket
+    import urllib.error
+
+    from torchvision.models._api import WeightsEnum
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    argv = tiny(synth, tmp_path / "r", "--epochs", "1")
+    argv[argv.index("--weights") + 1] = "imagenet"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "urlopen" not in err and "Traceback" not in err
+    assert "ImageNet weights for resnet18" in err and "Name or service not known" in err
+    assert "--weights none" in err and "state dict" in err

@@ -78,7 +78,7 @@ DDP_SCRIPT = r'''
 import os, sys, torch
 from rrn.cli import main
 from rrn.config import resolve_config
-from rrn.engine import fit
+from rrn.train import fit
 
 from rrn.distributed import cleanup, init_distributed
 
@@ -88,7 +88,7 @@ init_distributed("cpu")  # one process group for both fit and eval: they leave i
 cfg = resolve_config([("flags", {
     "data": {"data_root": data, "frame_size": 32, "sample_every": 1, "hflip": False},
     "model": {"arch": "resnet18", "skip": "block4", "weights": "none"},
-    "optim": {"epochs": 1, "batch_size": 3, "update_every": 6, "lr": 1e-3},
+    "optim": {"epochs": 1, "batch_size": 3, "update_chunks": 6, "lr": 1e-3},
     "run": {"out": out, "workers": 0, "progress": False, "device": "cpu", "val_every": 1},
 })])
 result = fit(cfg)
@@ -154,7 +154,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in log].count("start") == 1 and log[0]["world_size"] == 2
     steps = [r for r in log if r["kind"] == "step"]
-    # n_train padded to n_train + 1, half per rank; 3 per rank per step (--update-every 6)
+    # n_train padded to n_train + 1, half per rank; 3 per rank per step (--update-chunks 6)
     per_rank = (n_train + 1) // 2
     expected = [2 * min(3, per_rank - lo) for lo in range(0, per_rank, 3)]
     assert [s["chunks"] for s in steps] == expected and sum(expected) == n_train + 1

@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from rrn import engine
+from rrn import evaluation
 from rrn.cli import main
 from rrn.config import ConfigError
-from rrn.engine import resolve_skips
 from rrn.experiment import cell_config, load_grid, parse_sets, parse_value, run_grid
+from rrn.train import resolve_skips
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_GRIDS = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
@@ -25,7 +25,7 @@ PAPER = 0.5  # the "published" error of the early cell
 def base(data):
     return {"dataset": "ucf101", "data_root": str(data), "weights": "none", "arch": "resnet18",
             "frame_size": 32, "epochs": 1, "batch_size": 4, "sample_every": 1, "hflip": False,
-            "workers": 0, "device": "cpu", "update_every": 4, "val_every": 0}
+            "workers": 0, "device": "cpu", "update_chunks": 4, "val_every": 0}
 
 
 def write_grid(path, data, cells, **extra):
@@ -61,9 +61,10 @@ def grid(synth, tmp_path_factory):
     path = write_grid(root / "tiny.yaml", synth, TRAIN_CELLS)
     out = root / "out"
     workers = []
-    real = engine.eval_loader
+    real = evaluation.create_eval_loader
     with pytest.MonkeyPatch.context() as mp:  # see which DataLoader the evaluation asks for
-        mp.setattr(engine, "eval_loader", lambda ds, **kw: workers.append(kw["workers"]) or real(ds, **kw))
+        mp.setattr(evaluation, "create_eval_loader",
+                   lambda ds, **kw: workers.append(kw["workers"]) or real(ds, **kw))
         assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert workers == [0, 0]  # the grid's `workers: 0` holds for the evaluation too
     return path, out
@@ -105,9 +106,19 @@ def test_rerun_reuses_finished_cells_and_a_lost_result_is_re_evaluated(grid, cap
     stamps = {c: p.stat().st_mtime_ns for c, p in last.items()}
     before = {r["cell"]: r["video_error"] for r in read_csv(out)}
 
-    assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
+    results = {c: out / c / "split1" / "eval_split1.json" for c in ("per_frame", "early")}
+    result_stamps = {c: p.stat().st_mtime_ns for c, p in results.items()}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished cell was trained or evaluated again")
+
+    with pytest.MonkeyPatch.context() as mp:  # nothing trained, nothing evaluated
+        mp.setattr("rrn.train.fit", refuse)
+        mp.setattr("rrn.evaluation.evaluate_checkpoint", refuse)
+        assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert [r["status"] for r in read_csv(out)] == ["reused", "reused"]
-    assert "rrn train" not in capsys.readouterr().out  # nothing trained, nothing evaluated
+    assert "== tiny: cell" not in capsys.readouterr().out
+    assert {c: p.stat().st_mtime_ns for c, p in results.items()} == result_stamps
     assert {c: p.stat().st_mtime_ns for c, p in last.items()} == stamps
 
     (out / "early" / "split1" / "eval_split1.json").unlink()  # last.pt stays
@@ -210,7 +221,7 @@ def test_shipped_paper_grids_resolve(path):
             cfg = cell_config(grid, cell, split, {}, Path("runs") / cell.name / f"split{split}")
             assert cfg.data.split == split and cfg.model.arch == "resnet50"
             if cell.kind == "train":
-                skips = resolve_skips(cfg)
+                skips = resolve_skips(cfg.model)
                 assert all(s.startswith("layer") for s in skips)
             else:
                 assert cell.model in ("avgpool", "gru") and cell.stage in (2, 3, 4)
@@ -224,7 +235,7 @@ def test_shipped_grids_carry_the_papers_numbers():
     assert paper("table3_skip_types") == {"identity": 0.197, "linear": 0.219, "nonlinear": 0.210}
     assert paper("table4_context") == {"T1": None, "T2": 0.197, "T3": 0.194, "T5": 0.209}
     grid = load_grid(ROOT / "configs" / "paper" / "table4_context.yaml")
-    contexts = [len(resolve_skips(cell_config(grid, c, 1, {}, Path("x")))) + 1 for c in grid.cells]
+    contexts = [len(resolve_skips(cell_config(grid, c, 1, {}, Path("x")).model)) + 1 for c in grid.cells]
     assert contexts == [1, 2, 3, 5]
 
 

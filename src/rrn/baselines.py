@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from rrn import distributed as rdist
 from rrn.checkpoint import atomic_write, atomic_write_json
-from rrn.data import ClipTransform, FrameCache, VideoRecord, decode_video, default_short_side
+from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
+from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
 
 FEATURE_STAGES = (2, 3, 4)
@@ -50,13 +52,18 @@ class FeatureReport:
     frames: int = 0
     seconds: float = 0.0
 
+    def summary(self, out: str | os.PathLike) -> str:
+        lines = [f"features: {self.written} videos written, {self.reused} already there, "
+                 f"{self.frames} frames in {self.seconds:.1f}s -> {out}"]
+        return "\n".join(lines + [f"  skipped {vid}: {why}" for vid, why in self.failures])
+
 
 def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
     """Where the features of ``video_id`` live: ``OUT/videos/<video_id>.npz``."""
     return Path(out_dir) / "videos" / f"{video_id}.npz"
 
 
-def load_feature_model(source: str, arch: str = "resnet50", device: str = "cpu") -> nn.Module:
+def load_feature_model(source: str, arch: str = "resnet50", device: str | torch.device = "cpu") -> nn.Module:
     """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn checkpoint."""
     from rrn.model import build_model
 
@@ -67,9 +74,9 @@ def load_feature_model(source: str, arch: str = "resnet50", device: str = "cpu")
             torch.manual_seed(0)
             model = build_model(arch, num_classes=1000, skip_blocks=(), weights=weights)
     elif Path(source).exists():
-        from rrn.checkpoint import build_from_checkpoint, find_checkpoint, load_checkpoint
+        from rrn.checkpoint import load_model
 
-        model = build_from_checkpoint(load_checkpoint(find_checkpoint(source)), device)
+        model = load_model(source, which="last", device=device)
     else:
         raise FileNotFoundError(
             f"feature source {source!r} is neither 'imagenet', 'none' nor an existing rrn "
@@ -81,64 +88,49 @@ def load_feature_model(source: str, arch: str = "resnet50", device: str = "cpu")
 @torch.no_grad()
 def extract_features(
     records: Sequence[VideoRecord],
-    subsets: Sequence[str],
     out_dir: str | os.PathLike,
     *,
     model: nn.Module,
-    classes: Sequence[str],
+    source: FrameSource,
+    frame_size: int,
     stages: Sequence[int] = FEATURE_STAGES,
-    sample_every: int = 10,
-    fps: float | None = None,
-    frame_size: int = 224,
     float16: bool = False,
-    decoder: str = "auto",
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     rank: int = 0,
     world_size: int = 1,
     progress: bool = True,
-    source: str = "",
-    cache_dir: str | os.PathLike | None = None,
 ) -> FeatureReport:
-    """Per-frame pooled features of ``records`` written to ``out_dir``.
+    """Per-frame pooled features of ``records`` written to ``out_dir/videos/<video_id>.npz``.
 
     Args:
-        records: Videos; ``subsets[i]`` ("train"/"test") is stored with record ``i``.
-        out_dir: Output folder (``videos/<video_id>.npz`` + ``features.json``).
+        records: Videos; this process takes ``records[rank::world_size]``.
+        out_dir: Output folder; a video whose file exists is skipped (resumable).
         model: Frozen network with ``video_features`` (:class:`rrn.model.RecurrentResNet`).
-        classes: Class names, stored in the metadata.
+        source: Where frames come from (sampling, frame cache, decoder).
+        frame_size: Centre crop fed to the network.
         stages: Stages whose end is pooled: arrays ``stage2``... of shape (N, C).
         float16: Store features as float16 (half the disk).
-        cache_dir: A frame cache (``rrn cache``) to read the sampled frames from, when built
-            with the same sampling; videos not in it are decoded.
-        rank, world_size: This process takes videos ``rank::world_size``; rank 0 writes
-            the metadata once every shard is done (call again after the others finish, or
-            under torchrun where a barrier waits for them).
 
     Returns:
-        This process's :class:`FeatureReport`. Failed videos are listed, never fatal.
+        This process's :class:`FeatureReport`, also written to ``failures.rank<r>.json``
+        (failed videos are listed, never fatal).
     """
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     transform = ClipTransform(frame_size, train=False)
-    short_side = default_short_side(frame_size)
     report = FeatureReport()
-    cache = FrameCache(cache_dir) if cache_dir is not None else None
     start = time.perf_counter()
     mine = list(range(rank, len(records), world_size))
-    bar = tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video")
-    for i in bar:
+    for i in tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video"):
         rec = records[i]
         path = feature_file(out, rec.video_id)
         if path.exists():
             report.reused += 1
             continue
         try:
-            frames = cache.get(rec.path, sample_every, fps, short_side) if cache is not None else None
-            if frames is None:
-                frames = decode_video(rec.path, sample_every=sample_every, fps=fps,
-                                      short_side=short_side, backend=decoder)
+            frames = source(rec.path)
         except VideoDecodeError as err:
             warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
             report.failures.append((rec.video_id, str(err)))
@@ -152,21 +144,21 @@ def extract_features(
         report.written += 1
         report.frames += len(frames)
     report.seconds = time.perf_counter() - start
-    failures_file = out / f"failures.rank{rank}.json"
-    atomic_write_json(failures_file, report.failures)
-    if rank == 0:
-        _write_meta(out, records, subsets, classes, stages, source=source, sample_every=sample_every,
-                    fps=fps, frame_size=frame_size, float16=float16, world_size=world_size)
+    atomic_write_json(out / f"failures.rank{rank}.json", report.failures)
     return report
 
 
-def _write_meta(out: Path, records, subsets, classes, stages, world_size: int, **settings) -> None:
+def write_features_meta(out: str | os.PathLike, records, subsets, classes, stages, world_size: int,
+                        **settings) -> Path:
+    """``features.json``: settings, classes, stages, every video with its subset, and the
+    failures of all ``world_size`` shards (call once every shard is done)."""
+    out = Path(out)
     failures: list[Any] = []
     for r in range(world_size):
         f = out / f"failures.rank{r}.json"
         if f.exists():
             failures += json.loads(f.read_text())
-    atomic_write_json(out / META_FILE, {
+    return atomic_write_json(out / META_FILE, {
         **settings,
         "classes": list(classes),
         "stages": list(stages),
@@ -176,6 +168,41 @@ def _write_meta(out: Path, records, subsets, classes, stages, world_size: int, *
         ],
         "failures": failures,
     })
+
+
+def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> FeatureReport:
+    """``rrn features``: every video of ``cfg.data``'s split through the frozen network
+    ``feats.source`` (``cfg.model.arch`` for imagenet/none), sharded over torchrun ranks.
+
+    Returns:
+        This process's report; rank 0 writes ``features.json`` once every shard is done.
+    """
+    if not feats.out:
+        raise ConfigError("--out is required (the folder for the features)")
+    split = cfg.data.load_split()
+    records = split.train + split.test
+    subsets = ["train"] * len(split.train) + ["test"] * len(split.test)
+    owner = not rdist.is_initialized()  # a caller's process group (rrn experiment) stays
+    info, device = rdist.init_distributed(cfg.run.device)
+    try:
+        model = load_feature_model(feats.source, cfg.model.arch, device)
+        report = extract_features(
+            records, feats.out, model=model, source=FrameSource.from_config(cfg.data),
+            frame_size=cfg.data.frame_size, stages=feats.stages, float16=feats.float16,
+            device=device, rank=info.rank, world_size=info.world_size,
+            progress=cfg.run.progress and info.is_main,
+        )
+        rdist.barrier()
+        if info.is_main:
+            d = cfg.data
+            write_features_meta(feats.out, records, subsets, split.classes, feats.stages,
+                                info.world_size, source=feats.source, arch=cfg.model.arch,
+                                sample_every=d.sample_every, fps=d.fps, frame_size=d.frame_size,
+                                short_side=d.sampling().short_side, float16=feats.float16)
+    finally:
+        if owner:
+            rdist.cleanup()
+    return report
 
 
 # ------------------------------------------------------------------------------ classifiers
@@ -273,67 +300,57 @@ def znorm_stats(train_seqs: Sequence[np.ndarray], pooled: bool) -> tuple[torch.T
     return mean, std
 
 
-def run_baseline(
-    features_dir: str | os.PathLike,
-    *,
-    model: str = "avgpool",
-    stage: int = 4,
-    znorm: bool = False,
-    epochs: int = 100,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 64,
-    hidden: int = 128,
-    seed: int = 0,
-    out_dir: str | os.PathLike | None = None,
-    plot: bool = True,
-) -> dict[str, Any]:
+def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     """Train a baseline classifier on stored features and evaluate it on the test videos.
 
     Returns:
         The evaluation JSON (as :func:`rrn.metrics.evaluate_probs`), also written to
-        ``out_dir`` (default: the features folder) as ``baseline_<model>_stage<s>[_znorm].json``.
+        ``cfg.out`` (default: the features folder) as ``baseline_<model>_stage<s>[_znorm].json``.
     """
     from rrn.metrics import evaluate_probs
 
-    if model not in ("avgpool", "gru"):
-        raise ValueError(f"--model must be avgpool or gru, got {model!r}")
-    seqs, labels, ids, classes = load_features(features_dir, stage)
-    torch.manual_seed(seed)
+    if not cfg.features:
+        raise ConfigError("--features is required (the folder written by rrn features)")
+    seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
+    torch.manual_seed(cfg.seed)
     dim = seqs["train"][0].shape[1]
-    mean, std = znorm_stats(seqs["train"], pooled=model == "avgpool") if znorm else (None, None)
-    if model == "avgpool":
+    mean, std = znorm_stats(seqs["train"], pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
+    if cfg.model == "avgpool":
         clf: nn.Module = AvgPoolClassifier(dim, len(classes), mean, std)
     else:
-        clf = GRUClassifier(dim, len(classes), hidden, mean, std)
-    x_train, len_train = _pad(seqs["train"])
-    y_train = labels["train"]
-    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
+        clf = GRUClassifier(dim, len(classes), cfg.hidden, mean, std)
     start = time.perf_counter()
-    clf.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y_train), generator=gen)
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            loss = nn.functional.cross_entropy(clf(x_train[idx], len_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    _train_classifier(clf, seqs["train"], labels["train"], cfg)
     train_s = time.perf_counter() - start
     clf.eval()
     x_test, len_test = _pad(seqs["test"])
     with torch.no_grad():
         probs = clf(x_test, len_test).softmax(dim=1)  # (V, K)
-    stem = f"baseline_{model}_stage{stage}{'_znorm' if znorm else ''}"
     return evaluate_probs(
         probs, labels["test"], classes,
-        out_dir=out_dir if out_dir is not None else features_dir,
-        stem=stem,
+        out_dir=cfg.out if cfg.out is not None else cfg.features,
+        stem=cfg.stem,
         video_ids=ids["test"],
         extra={
-            "model": model, "stage": stage, "znorm": znorm, "features": str(features_dir),
-            "epochs": epochs, "lr": lr, "train_videos": len(y_train), "train_seconds": train_s,
+            "model": cfg.model, "stage": cfg.stage, "znorm": cfg.znorm, "features": str(cfg.features),
+            "epochs": cfg.epochs, "lr": cfg.lr, "train_videos": len(labels["train"]),
+            "train_seconds": train_s,
         },
         plot=plot,
     )
+
+
+def _train_classifier(clf: nn.Module, train_seqs, y_train: torch.Tensor, cfg: BaselineConfig) -> None:
+    """Adam on the cross-entropy of shuffled mini-batches of videos."""
+    x_train, len_train = _pad(train_seqs)
+    opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    clf.train()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(y_train), generator=gen)
+        for b in range(0, len(order), cfg.batch_size):
+            idx = order[b : b + cfg.batch_size]
+            loss = nn.functional.cross_entropy(clf(x_train[idx], len_train[idx]), y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from rrn import __version__
 
@@ -45,17 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"rrn: warning: {message}\n"  # for people: no source file and line of rrn's code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    formatter, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as err:
+    except (UserError, ValueError, OSError) as err:
+        # configuration and data errors, unwritable folders, missing files, weights that cannot
+        # be downloaded: the message names the file and the way out; a traceback would not help
         print(f"rrn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatter
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rrn.checkpoint import atomic_write_text
+from rrn.config import EvalConfig
 
 #: (key, label, --skip) of the three models, in the order they are trained.
 MODELS = (
@@ -69,7 +70,7 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, ou
         "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
         "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
         "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
-        "update_every": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
+        "update_chunks": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
         "out": str(out), "seed": seed, "device": "cpu", "workers": 0, "val_every": 0,
         "checkpoint_every": 0, "progress": progress,
         "overwrite": True,  # the demo owns its folder: a rerun retrains (same seed, same numbers)
@@ -79,9 +80,9 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, ou
 def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
     """Run the whole demo into ``out``; returns the table rows and the report path."""
-    from rrn.cli import main as cli_main
     from rrn.data import make_synthetic_dataset
-    from rrn.engine import fit
+    from rrn.evaluation import evaluate_checkpoint
+    from rrn.train import fit
 
     settings = DemoSettings.quick() if quick else DemoSettings()
     out = Path(out)
@@ -108,11 +109,11 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
         fit(cfg)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        argv = ["eval", str(run_dir), "--which", "last", "--device", "cpu", "--workers", "0"]
-        if cli_main(argv + ([] if progress else ["--no-progress"])) != 0:
-            raise RuntimeError(f"evaluating {run_dir} failed")
+        result = evaluate_checkpoint(run_dir, settings=EvalConfig(which="last"), overrides={
+            "run": {"device": "cpu", "workers": 0, "progress": progress}})
         eval_s = time.perf_counter() - t0
-        result = json.loads((run_dir / "eval_split1.json").read_text())
+        print(f"rrn demo: {label}: video error {result['video_error']:.3f} on "
+              f"{result['num_videos']} test videos ({train_s:.0f}s training)", flush=True)
         rows.append({
             "key": key, "model": label, "skip": skip,
             "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],

@@ -3,12 +3,13 @@
 A grid file names a ``base`` training configuration (any ``rrn train`` key, flat or nested)
 and a list of ``cells``. A cell is either
 
-* ``kind: train`` (default): ``set`` overrides the base; the cell is trained with
-  ``rrn train`` and its *last* checkpoint evaluated with ``rrn eval`` (never the "best" one:
-  that is picked on the test split and would flatter the number), or
-* ``kind: baseline``: frozen per-frame features (``rrn features``, shared by every baseline
-  cell of a split) and a classifier on them (``rrn baseline``: ``model``, ``stage``,
-  ``znorm``).
+* ``kind: train`` (default): ``set`` overrides the base; the cell is trained
+  (:func:`rrn.train.fit`) and its *last* checkpoint evaluated
+  (:func:`rrn.evaluation.evaluate_checkpoint`; never the "best" one: that is picked on the
+  test split and would flatter the number), or
+* ``kind: baseline``: frozen per-frame features (:func:`rrn.baselines.extract_dataset_features`,
+  shared by every baseline cell of a split) and a classifier on them
+  (:func:`rrn.baselines.run_baseline`: ``model``, ``stage``, ``znorm``).
 
 Each cell runs once per requested split into ``OUT/<cell>/split<k>``; a cell whose result
 file exists is read, not redone, and an interrupted training cell resumes from its
@@ -23,6 +24,7 @@ scaled down on a CPU.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import math
@@ -34,12 +36,23 @@ from typing import Any
 
 import yaml
 
+from rrn import distributed as rdist
 from rrn.checkpoint import atomic_write_text
-from rrn.config import ConfigError, TrainConfig, load_yaml, resolve_config
+from rrn.config import (
+    BaselineConfig,
+    ConfigError,
+    EvalConfig,
+    FeaturesConfig,
+    TrainConfig,
+    build_dataclass,
+    load_yaml,
+    resolve_config,
+)
 
 GRID_KEYS = ("name", "title", "description", "base", "features", "splits", "cells", "paper_note")
 CELL_KEYS = ("name", "kind", "set", "model", "stage", "znorm", "paper_error", "note")
 FEATURE_KEYS = ("source", "arch", "stages", "float16", "epochs", "lr")
+FEATURE_SETTINGS = ("source", "stages", "float16")  # of FeaturesConfig; arch is the model's
 
 
 @dataclass
@@ -175,64 +188,55 @@ def _result_path(cell: Cell, run_dir: Path, split: int) -> Path:
     return run_dir / f"baseline_{cell.model}_stage{cell.stage}{'_znorm' if cell.znorm else ''}.json"
 
 
-def _run_cli(argv: list[str]) -> None:
-    from rrn.cli import main
+def _run_train_cell(cfg: TrainConfig, run_dir: Path, progress: bool) -> None:
+    from rrn.evaluation import evaluate_checkpoint
+    from rrn.train import fit
 
-    code = main(argv)
-    if code:
-        raise RuntimeError(f"`rrn {' '.join(argv)}` failed with exit code {code}")
-
-
-def _run_train_cell(cfg: TrainConfig, run_dir: Path, split: int, progress: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_file = run_dir / "cell.yaml"
-    atomic_write_text(config_file, cfg.to_yaml())
-    argv = ["train", "--config", str(config_file)]
-    if (run_dir / "last.pt").exists():
-        argv.append("--resume")  # an interrupted cell goes on where it stopped
-    if not progress:
-        argv.append("--no-progress")
-    _run_cli(argv)
-    # the cell's run settings hold for its evaluation too (rrn eval's own defaults would not)
-    _run_cli(["eval", str(run_dir), "--which", "last", "--device", cfg.run.device,
-              "--workers", str(cfg.run.workers), "--amp", cfg.run.amp]
-             + ([] if progress else ["--no-progress"]))
+    atomic_write_text(run_dir / "cell.yaml", cfg.to_yaml())  # what the cell ran, for the record
+    resume = (run_dir / "last.pt").exists()  # an interrupted cell goes on where it stopped
+    fit(cfg.replace(run={"resume": resume, "progress": progress}))
+    # the last checkpoint, never the "best" one (picked on the test split, it would flatter)
+    run = {k: getattr(cfg.run, k) for k in ("device", "workers", "amp")}
+    evaluate_checkpoint(run_dir, settings=EvalConfig(which="last"),
+                        overrides={"run": {**run, "progress": progress}},
+                        info=rdist.dist_info_from_env(), device=_device(cfg))
 
 
-def _run_baseline_cell(grid: Grid, cell: Cell, cfg: TrainConfig, feats: dict[str, Any],
-                       run_dir: Path, root: Path, split: int, progress: bool) -> None:
+def _device(cfg: TrainConfig):
+    return rdist.resolve_device(cfg.run.device, rdist.dist_info_from_env())
+
+
+def features_dir(root: Path, cfg: TrainConfig, feats: FeaturesConfig, split: int) -> Path:
+    """The shared extraction of a split: everything that changes the stored features is in the
+    folder name, so a changed setting never reuses an old extraction."""
     d = cfg.data
-    source = str(feats.get("source", "imagenet"))
-    arch = str(feats.get("arch", cfg.model.arch))
-    stages = ",".join(str(s) for s in feats.get("stages", (2, 3, 4)))
-    # Everything that changes the stored features is in the folder name, so a changed
-    # setting never reuses an old extraction.
-    settings = [source, arch, d.dataset, str(d.data_root), str(d.split_dir), str(d.train_list),
-                str(d.test_list), d.frame_size, d.sample_every, d.fps, stages, bool(feats.get("float16"))]
+    settings = [feats.source, cfg.model.arch, d.dataset, str(d.data_root), str(d.split_dir),
+                str(d.train_list), str(d.test_list), d.frame_size, d.sample_every, d.fps,
+                ",".join(map(str, feats.stages)), feats.float16]
+    if d.short_side is not None:  # appended only when set: default-sized folders keep their names
+        settings.append(d.short_side)
     digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
-    tag = f"{Path(source).name if os.sep in source else source}_{arch}_{d.frame_size}px_{digest}"
-    features_dir = root / "_features" / f"{tag}_split{split}"
-    argv = ["features", "--dataset", d.dataset, "--data-root", str(d.data_root), "--split", str(split),
-            "--source", source, "--arch", arch, "--sample-every", str(d.sample_every),
-            "--frame-size", str(d.frame_size), "--out", str(features_dir), "--missing", d.missing,
-            "--device", cfg.run.device, "--stages", stages]
-    for flag, value in (("--split-dir", d.split_dir), ("--train-list", d.train_list),
-                        ("--test-list", d.test_list), ("--fps", d.fps)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if feats.get("float16"):
-        argv.append("--float16")
-    if not progress:
-        argv.append("--no-progress")
-    _run_cli(argv)  # resumable: videos already done are reused
-    argv = ["baseline", "--features", str(features_dir), "--model", cell.model, "--stage",
-            str(cell.stage), "--out", str(run_dir), "--seed", str(cfg.run.seed)]
-    if cell.znorm:
-        argv.append("--znorm")
-    for key in ("epochs", "lr"):
-        if key in feats:
-            argv += [f"--{key}", str(feats[key])]
-    _run_cli(argv)
+    name = Path(feats.source).name if os.sep in feats.source else feats.source
+    return root / "_features" / f"{name}_{cfg.model.arch}_{d.frame_size}px_{digest}_split{split}"
+
+
+def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_dir: Path,
+                       root: Path, split: int, progress: bool) -> None:
+    from rrn.baselines import extract_dataset_features, run_baseline
+
+    extraction = build_dataclass(FeaturesConfig, [("grid features", {k: v for k, v in feats.items()
+                                                                     if k in FEATURE_SETTINGS})])
+    cfg = cfg.replace(model={"arch": str(feats.get("arch", cfg.model.arch))}, run={"progress": progress})
+    folder = features_dir(root, cfg, extraction, split)
+    extraction = dataclasses.replace(extraction, out=str(folder))
+    report = extract_dataset_features(cfg, extraction)  # resumable: videos already done are reused
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    print(report.summary(folder), flush=True)
+    classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
+    run_baseline(BaselineConfig(features=str(folder), model=cell.model, stage=cell.stage,
+                                znorm=cell.znorm, out=str(run_dir), seed=cfg.run.seed, **classifier))
 
 
 def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None = None,
@@ -298,9 +302,9 @@ def _run_plan(grid: Grid, plan, root: Path, feats: dict[str, Any], progress: boo
             if main_rank:
                 print(f"== {grid.name}: cell {cell.name}, split {split} -> {run_dir}", flush=True)
             if cell.kind == "train":
-                _run_train_cell(cfg, run_dir, split, progress)
+                _run_train_cell(cfg, run_dir, progress)
             else:
-                _run_baseline_cell(grid, cell, cfg, feats, run_dir, root, split, progress)
+                _run_baseline_cell(cell, cfg, feats, run_dir, root, split, progress)
         rows.append(_row(cell, split, result_file, status))
         if main_rank:
             write_results(grid, rows, root)

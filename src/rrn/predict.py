@@ -1,8 +1,8 @@
 """Predict the action of whole videos with a trained checkpoint (CPU is fine).
 
-A video's frames are decoded as in training (``sample_every``/``fps``, short side, centre
-crop) and streamed once through :meth:`RecurrentResNet.forward_video`, which carries the
-temporal skip states along: row ``n`` of its output is the prediction of the chunk ending at
+A video's frames are sampled as in training (``sample_every``/``fps``, short side; from the
+frame cache when it holds them), centre-cropped and streamed once through
+:meth:`RecurrentResNet.forward_video`, which carries the temporal skip states along: row ``n`` of its output is the prediction of the chunk ending at
 frame ``n``. The video prediction is the mean of the per-frame probabilities over the frames
 with a full temporal context (``n >= T - 1``), i.e. the mean over all stride-1 chunks (paper
 §3.3 with every chunk); shorter videos use every frame.
@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-
-from rrn.checkpoint import build_from_checkpoint, find_checkpoint, load_checkpoint
-from rrn.config import TrainConfig
 
 
 @dataclass
@@ -61,39 +59,37 @@ def _frame_times(path: Path, n: int, sample_every: int, fps: float | None) -> li
 
 
 class Predictor:
-    """A checkpoint ready to classify videos.
+    """A trained model ready to classify videos (see :func:`rrn.load_model`).
+
+    Frames come from the model's :class:`~rrn.data.source.FrameSource` (its sampling; its
+    frame cache when the training data's cache holds the video), preprocessed as in evaluation.
 
     Args:
-        checkpoint: a checkpoint file or a run directory (its best.pt, else last.pt).
+        checkpoint: a checkpoint file or a run directory.
         device: where to run (default CPU).
+        which: ``"best"`` (falling back to ``"last"``) or ``"last"`` checkpoint of a run directory.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
-        from rrn.data.transforms import ClipTransform, default_short_side
+    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
+                 which: str = "best"):
+        from rrn.checkpoint import load_model
+        from rrn.data import FrameSource
 
-        self.path = find_checkpoint(checkpoint)
-        ckpt = load_checkpoint(self.path)
         self.device = torch.device(device)
-        self.model = build_from_checkpoint(ckpt, self.device)
-        self.classes: list[str] = list(ckpt["classes"])
-        cfg = ckpt.get("config") or {}
-        saved = {**cfg, "run": {k: v for k, v in cfg.get("run", {}).items() if k != "fault"}}
-        self.config = TrainConfig.from_dict(saved).data if cfg else TrainConfig().data
-        size = self.config.frame_size
-        self.short_side = self.config.short_side or default_short_side(size)
-        self.transform = ClipTransform(size, train=False)
+        self.model = load_model(checkpoint, which=which, device=self.device)
+        self.path = self.model.checkpoint
+        self.classes: list[str] = self.model.classes
+        self.config = self.model.train_config.data
+        self.source = FrameSource.from_config(self.config)
+        self.transform = self.model.inputs.transform()
 
     @property
     def context(self) -> int:
         return self.model.temporal_context
 
     def load(self, video: str | os.PathLike) -> torch.Tensor:
-        """Decode and transform a video: float (N, 3, S, S)."""
-        from rrn.data import decode_video
-
-        frames = decode_video(video, sample_every=self.config.sample_every, fps=self.config.fps,
-                              short_side=self.short_side, backend=self.config.decoder)
-        return self.transform(frames)  # uint8 (N, H, W, 3) -> (N, 3, S, S)
+        """Decode (or read from the cache) and transform a video: float (N, 3, S, S)."""
+        return self.transform(np.array(self.source(video)))  # uint8 (N, H, W, 3) -> (N, 3, S, S)
 
     @torch.inference_mode()
     def predict(self, video: str | os.PathLike, top: int = 5) -> VideoPrediction:

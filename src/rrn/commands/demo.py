@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,13 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="a tiny setting (seconds; for tests)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_dataclass_arguments(p, RunConfig, "run", only=("seed", "progress"), title="run")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rrn.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, seed=args.seed, progress=args.progress)
+    cfg = resolve_config([("flags", flag_overrides(args))]).run
+    run_demo(args.out, quick=args.quick, seed=cfg.seed, progress=cfg.progress)
     return 0

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("grid", help="grid YAML file (see configs/paper/)")
     p.add_argument("--out", help="output folder (default: runs/<grid name>)")
-    p.add_argument("--splits", type=int, nargs="+", choices=(1, 2, 3),
+    p.add_argument("--split", "--splits", dest="splits", type=int, nargs="+", choices=(1, 2, 3),
                    help="splits to run (default: the grid's)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training key of every cell (repeatable), or a feature "
@@ -29,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", nargs="+", default=[], metavar="CELL", help="run only these cells")
     p.add_argument("--dry-run", action="store_true",
                    help="validate every cell's configuration and list the plan, run nothing")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_dataclass_arguments(p, RunConfig, "run", only=("progress",), title="run")
     p.set_defaults(func=run)
 
 
@@ -38,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
 
     grid = load_grid(args.grid)
     out = Path(args.out or Path("runs") / grid.name)
+    progress = resolve_config([("flags", flag_overrides(args))]).run.progress
     rows = run_grid(grid, out, splits=args.splits, sets=args.sets, only=args.only,
-                    progress=args.progress, dry_run=args.dry_run)
+                    progress=progress, dry_run=args.dry_run)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun rank 0 reports
     width = max(len(r["cell"]) for r in rows)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from rrn.model import ARCHS, SKIP_TYPES, build_model, chunk_gflops, count_parameters
+from rrn.config import (
+    DataConfig,
+    ModelConfig,
+    add_dataclass_arguments,
+    flag_overrides,
+    resolve_config,
+)
+from rrn.model import build_model, chunk_gflops, count_parameters
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,22 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="summarise an RRN: parameters, receptive field, skip blocks, GFLOPs per chunk",
         description="Summarise a Recurrent Residual Network without data or weights.",
     )
-    p.add_argument("--arch", default="resnet50", choices=ARCHS)
-    p.add_argument(
-        "--skip",
-        default="block4",
-        help="comma-separated skip blocks: aliases block1,block2,midblock4,block4 or paths "
-        "like layer4.2; 'none' for a plain ResNet (default: block4)",
-    )
-    p.add_argument("--skip-type", default="identity", choices=SKIP_TYPES)
-    p.add_argument("--num-classes", type=int, default=101)
-    p.add_argument("--frame-size", type=int, default=224, help="frame side in px for GFLOPs")
+    add_dataclass_arguments(p, ModelConfig, "model", only=("arch", "skip", "skip_type", "context"),
+                            title="model")
+    add_dataclass_arguments(p, DataConfig, "data", only=("frame_size",), title="input")
+    p.add_argument("--num-classes", type=int, default=101, help="classifier outputs K [101]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
-def model_info(arch: str, skip: str, skip_type: str, num_classes: int, frame_size: int) -> dict:
-    skips = [] if skip.strip().lower() in ("", "none") else skip
+def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: int) -> dict:
+    """Parameters, receptive field, resolved skips and GFLOPs; ``skip`` as in ``build_model``."""
+    skips = [] if isinstance(skip, str) and skip.strip().lower() in ("", "none") else skip
     model = build_model(arch, num_classes=num_classes, skip_blocks=skips, skip_type=skip_type)
     T = model.temporal_context
     params = count_parameters(model)
@@ -52,7 +54,11 @@ def model_info(arch: str, skip: str, skip_type: str, num_classes: int, frame_siz
 
 
 def run(args: argparse.Namespace) -> int:
-    info = model_info(args.arch, args.skip, args.skip_type, args.num_classes, args.frame_size)
+    from rrn.train import resolve_skips
+
+    cfg = resolve_config([("flags", flag_overrides(args))])
+    skips = resolve_skips(cfg.model)
+    info = model_info(cfg.model.arch, skips, cfg.model.skip_type, args.num_classes, cfg.data.frame_size)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -1,4 +1,4 @@
-"""``rrn predict CKPT VIDEO [VIDEO ...]``: top-5 classes per video (see :mod:`rrn.predict`)."""
+"""``rrn predict RUN_OR_CKPT VIDEO [VIDEO ...]``: top-5 classes per video (see :mod:`rrn.predict`)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,32 @@ import argparse
 import json
 from pathlib import Path
 
+from rrn.config import (
+    EvalConfig,
+    RunConfig,
+    add_dataclass_arguments,
+    flag_overrides,
+    from_flags,
+    resolve_config,
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="classify videos with a trained checkpoint (top-5, optional timeline plot)",
         description="Classify whole videos: frames are streamed once through the network "
-        "(forward_video) and the video's probabilities are the mean over its chunks. Runs on CPU.",
+        "(forward_video) and the video's probabilities are the mean over its chunks.",
     )
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
     p.add_argument("videos", metavar="VIDEO", nargs="+", help="video files")
     p.add_argument("--top", type=int, default=5, help="classes to list per video (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document for machines")
     p.add_argument("--timeline", metavar="PNG",
                    help="plot per-frame class probabilities over time; with several videos "
                    "each gets PNG's stem + '-<video stem>.png'")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
+    add_dataclass_arguments(p, RunConfig, "run", only=("device",), title="run")
     p.set_defaults(func=run)
 
 
@@ -33,9 +43,9 @@ def timeline_path(base: str, video: str, many: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.checkpoint import CheckpointError
     from rrn.cli import UserError
     from rrn.data import VideoDecodeError
+    from rrn.distributed import DistInfo, resolve_device
     from rrn.predict import Predictor
 
     if args.top < 1:
@@ -43,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [v for v in args.videos if not Path(v).is_file()]
     if missing:
         raise UserError(f"no such video file: {', '.join(missing)}")
-    try:
-        predictor = Predictor(args.checkpoint, device=args.device)
-    except CheckpointError as err:
-        raise UserError(str(err)) from None
+    device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo())
+    predictor = Predictor(args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which)
     results = []
     for video in args.videos:
         try:

@@ -1,4 +1,4 @@
-"""``rrn train``: train a Recurrent Residual Network (see :func:`rrn.engine.fit`).
+"""``rrn train``: train a Recurrent Residual Network (see :func:`rrn.train.fit`).
 
 Scale out with ``torchrun --nproc_per_node=N -m rrn train ...`` (DDP; NCCL on GPU, gloo on CPU).
 """
@@ -8,16 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrn.config import (
-    RunConfig,
-    TrainConfig,
-    add_config_arguments,
-    describe_changes,
-    flag_overrides,
-    load_yaml,
-    make_suggesting,
-    resolve_config,
-)
+from rrn.config import add_config_arguments, flag_overrides, load_yaml, make_suggesting
 
 EXAMPLES = """\
 examples:
@@ -27,9 +18,9 @@ examples:
   rrn train --out runs/ucf_split1 --resume            # continue an interrupted run
   torchrun --nproc_per_node 4 -m rrn train --config exp.yaml   # DistributedDataParallel
 
---update-every: a fraction (0.01 = 1% of the training chunks, the paper's setting) or an
-integer number of chunks per optimiser step; --batch-size chunks go through the network at
-once and gradients accumulate until the step.
+One optimiser step per --update-fraction of the training chunks (0.01 = 1%, the paper's
+setting) or per --update-chunks N chunks; --batch-size chunks go through the network at once
+and gradients accumulate until the step.
 """
 
 
@@ -49,56 +40,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
-    """The run's config from defaults (or the resumed checkpoint's), YAML and flags.
-
-    Returns:
-        ``(config, notes)``; notes list settings that changed against a resumed run.
-    """
-    from rrn.checkpoint import LAST, load_checkpoint
-    from rrn.cli import UserError
-
-    layers = []
-    if args.config:
-        layers.append((args.config, load_yaml(args.config)))
-    layers.append(("flags", flag_overrides(args)))
-    cfg = resolve_config(layers)
-    if not cfg.run.resume:
-        return cfg, []
-    last = f"{cfg.run.out}/{LAST}"
-    try:
-        saved = load_checkpoint(last)["config"]
-    except ValueError as err:
-        raise UserError(f"--resume: {err}; start the run without --resume") from None
-    saved["run"] = {k: v for k, v in saved["run"].items() if k not in ("resume", "fault")}
-    before = resolve_config([(last, saved)])
-    cfg = resolve_config([(last, saved), *layers])
-    return cfg, describe_changes(before, cfg)
-
-
 def run(args: argparse.Namespace) -> int:
-    from rrn.cli import UserError
-    from rrn.engine import NonFiniteLossError, SimulatedCrash, fit
+    from rrn.train import NonFiniteLossError, fit, resolve_train_config
 
-    cfg, changes = resolve(args)
+    layers = [(args.config, load_yaml(args.config))] if args.config else []
+    cfg, changes = resolve_train_config([*layers, ("flags", flag_overrides(args))])
     for change in changes:
-        if not change.startswith(("run.resume", "run.progress")):
-            print(f"rrn train: --resume with a changed setting: {change}", file=sys.stderr)
+        print(f"rrn train: --resume with a changed setting: {change}", file=sys.stderr)
     try:
         fit(cfg)
-    except OSError as err:  # unwritable --out, an existing run, a missing last.pt
-        raise UserError(str(err)) from None
     except NonFiniteLossError as err:
         print(f"rrn train: error: {err}", file=sys.stderr)
         return 1
-    except SimulatedCrash as err:
-        print(f"rrn train: {err}", file=sys.stderr)
-        return 3
     except KeyboardInterrupt:
         print(f"rrn train: interrupted; continue with rrn train --out {cfg.run.out} --resume",
               file=sys.stderr)
         return 130
     return 0
-
-
-__all__ = ["register", "run", "resolve", "RunConfig"]
