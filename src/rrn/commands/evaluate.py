@@ -22,7 +22,7 @@ examples:
 """
 #: The data settings an evaluation may change; sampling and frame size stay the checkpoint's.
 DATA_FIELDS = ("dataset", "data_root", "split_dir", "train_list", "test_list", "eval_stride",
-               "cache_dir", "decoder", "missing")
+               "cache_dir", "cache_format", "cache_quality", "decoder", "missing")
 RUN_FIELDS = ("device", "amp", "workers", "pin_memory", "progress")
 
 
