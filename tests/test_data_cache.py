@@ -204,6 +204,20 @@ def test_jpeg_and_npy_entries_give_the_same_frames_up_to_jpegs_loss(tmp_path):
     assert size["jpeg"] * 3 < size["npy"]
 
 
+def test_a_cold_and_a_warm_jpeg_cache_serve_the_same_frames(tmp_path):
+    # what a run sees must not depend on whether the cache was cold (a resumed run re-reads the
+    # videos an interrupted one had just cached, and must see what an uninterrupted run saw)
+    v = natural_video(tmp_path / "a.avi")
+    sampling = Sampling(sample_every=3, short_side=48)
+    source = FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="jpeg")
+    first, was_cached = source.ensure_cached(v)
+    assert not was_cached
+    second, was_cached = source.ensure_cached(v)
+    assert was_cached
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    assert not np.array_equal(np.asarray(first), decode_video(v, sample_every=3, short_side=48))  # JPEG's
+
+
 UCF_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101_mini" / "UCF-101"
 
 

@@ -360,12 +360,20 @@ class EvalConfig:
     which: Literal["best", "last"] = "best"
     """Checkpoint of a run directory: best (falling back to last) or last."""
     batch_size: int = 32
-    """Chunks per forward pass."""
+    """Clips (chunks, or chunk views) per forward pass."""
     out: str | None = None
     """Folder for the results (default: the checkpoint's folder)."""
+    views: Literal["center", "3crop"] = "center"
+    """Spatial views of every chunk: center (one centre crop, the paper's protocol) or 3crop
+    (three crops of the frame resized to short side --frame-size, at both ends and the middle of
+    its long side: together they cover the frame); a video's prediction averages every view."""
+    flip: bool = False
+    """Also evaluate each view mirrored left-right (doubles the views; not for datasets whose
+    classes are directions, e.g. ssv2)."""
 
     def __post_init__(self) -> None:
         check_choice("which", self.which, ("best", "last"))
+        check_choice("views", self.views, ("center", "3crop"))
         check_positive("batch_size", self.batch_size)
 
 

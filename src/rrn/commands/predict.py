@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(forward_video) and the video's probabilities are the mean over its chunks.",
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
-    p.add_argument("videos", metavar="VIDEO", nargs="+", help="video files")
+    p.add_argument("videos", metavar="VIDEO", nargs="+",
+                   help="video files, or frame folders (img_00001.jpg ...) for a model trained on "
+                   "--dataset rawframes (timeline in frame numbers: a folder has no timestamps)")
     p.add_argument("--top", type=int, default=5, help="classes to list per video (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document for machines")
     p.add_argument("--timeline", metavar="PNG",
@@ -50,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    missing = [v for v in args.videos if not Path(v).is_file()]
+    missing = [v for v in args.videos if not (Path(v).is_file() or Path(v).is_dir())]
     if missing:
-        raise UserError(f"no such video file: {', '.join(missing)}")
+        raise UserError(f"no such video file or frame folder: {', '.join(missing)}")
     device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo())
     predictor = Predictor(args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which)
     results = []

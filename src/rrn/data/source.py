@@ -81,6 +81,11 @@ class FrameSource:
                       strict: bool = False) -> tuple[np.ndarray | CachedFrames, bool]:
         """``(frames, were_cached)``; decoded frames are added to the cache.
 
+        Decoded frames are served as the cache then holds them (a JPEG entry is read back), so
+        a video looks the same on its first read and on every later one: the frames a run sees
+        never depend on whether the cache was cold, and a resumed run sees what an uninterrupted
+        one saw.
+
         A cache entry that fails a check (see :mod:`rrn.data.cache`) is decoded again and
         rewritten, with a warning. A cache that cannot be written (full, read-only) is a
         warning, or with ``strict`` (what ``rrn cache`` uses) the ``OSError`` itself; ``strict``
@@ -92,24 +97,29 @@ class FrameSource:
                 frames.fallback = lambda err: self._redecode(path, len(frames), err)
                 return frames, True
         frames = read_frames(path, self.sampling, self.decoder)
-        self._store(path, frames, strict)
-        return frames, False
+        stored = self._store(path, frames, strict)
+        return (frames if stored is None else stored), False
 
-    def _store(self, path, frames: np.ndarray, strict: bool) -> None:
+    def _store(self, path, frames: np.ndarray, strict: bool) -> np.ndarray | CachedFrames | None:
+        """Write ``frames`` to the cache; what it now holds for ``path`` (``frames`` without one;
+        None if another process removed the entry before it was read back)."""
         if self.cache is None:
-            return
+            return frames
         try:
             self.cache.put(path, frames, self.sampling)
         except OSError as err:  # a full or read-only cache must not stop training
             if strict:
                 raise
             warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
+            return frames
+        return self.cache.get(path, self.sampling) if self.cache.format == "jpeg" else frames
 
-    def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray:
+    def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray | CachedFrames:
         """A cache entry failed a check while being read: decode again, rewrite, serve that."""
         warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
-        frames = read_frames(path, self.sampling, self.decoder)
-        self._store(path, frames, strict=False)
+        decoded = read_frames(path, self.sampling, self.decoder)
+        stored = self._store(path, decoded, strict=False)
+        frames = decoded if stored is None else stored  # None: removed again before read back
         if len(frames) != expected:  # the caller chose its frames from the entry's count
             raise VideoDecodeError(path, f"its cache entry held {expected} frames, the video gives "
                                    f"{len(frames)}; rewritten, used from the next epoch on")
