@@ -99,7 +99,7 @@ class DataConfig:
     """Frame cache folder, read and filled (default: <data-root>/.rrn-cache when rrn cache has
     built it, else no cache)."""
     cache_format: Literal["jpeg", "npy"] = "jpeg"
-    """Format of the frames written to the frame cache: jpeg (JPEG frames behind an index, ~9-13x
+    """Format of the frames written to the frame cache: jpeg (JPEG frames behind an index, 9-14x
     smaller) or npy (uncompressed, memory-mapped, fastest to read). Reading finds either."""
     cache_quality: int = 90
     """JPEG quality (1-100) of --cache-format jpeg."""

@@ -6,11 +6,12 @@ that decodes on the fly pays for 10x the frames it uses, every epoch. ``rrn cach
 Formats (:mod:`~rrn.data.cache_entries`; one file per video either way, a chunk reads only its
 ``T`` frames, training and evaluation read both): ``jpeg`` (``<key>.jpgs``: JPEG frames behind
 an index; the default) or ``npy`` (``<key>.npy``: uncompressed, memory-mapped). Measured by
-``benchmarks/data.py`` (``benchmarks/data_results.md``): on real UCF-101 clips JPEG at quality
-90 takes ~9x less disk at short side 128 and ~13x less at 256, and a 2-worker DataLoader
-still delivers hundreds of clips/s from it -- UCF-101 at the training default (short side 256,
-every 10th frame) is ~4 GB as JPEG against ~50 GB as ``.npy``, Kinetics-400 ~0.2 TB against
-~2.5 TB. ``.npy`` stays one flag away (``--cache-format npy``) for the last bit of read speed.
+``benchmarks/data.py`` (``benchmarks/data_results.md``): on real UCF-101 and HMDB-51 clips JPEG
+at quality 90 takes ~9x less disk than ``.npy`` at short side 128 and ~14x less at 256 (mean
+error ~2 grey levels), and a 2-worker DataLoader still delivers 0.7-0.9x the clips/s -- a cache of
+UCF-101 at the training default (short side 256, every 10th frame) is ~4.7 GB as JPEG against
+~65 GB as ``.npy``, of Kinetics-400 ~0.2 TB against ~2.8 TB. ``.npy`` stays one flag away
+(``--cache-format npy``) for the last bit of read speed.
 
 Keys: ``sha1`` of (absolute path, file size, mtime in ns, the
 :class:`~rrn.data.sampling.Sampling` -- sample_every, fps, short_side -- and the key version):
@@ -25,13 +26,16 @@ short side is the sampling's; every entry records its frame count, size and one 
 frame, checked for the frames a read touches; ``rrn cache`` reads every frame of an entry and
 compares its frame count with the video container's before counting it as done. A ``.npy``
 written before checksums existed is checked against the container (frame count within a few
-percent, exact frame size) once per process. An entry that fails is ignored with a warning,
-decoded again and rewritten.
+percent, exact frame size) once per process, and frames it serves must not be all zero. An
+entry that fails is ignored with a warning, decoded again and rewritten.
+
+Consistency: decoded frames are served as the cache then holds them (a JPEG entry is read back
+after writing), so what a run sees never depends on whether the cache was cold.
 
 Concurrency: a write goes to a unique temporary file in the cache folder, then
 ``os.replace`` renames it into place (atomic on POSIX and Windows), so readers never see a
 partial file and any number of DataLoader workers or DDP ranks can cache the same video at
-once (the last rename wins; the contents are identical). An interrupted ``rrn cache`` leaves
+once (the last rename wins; for one format and quality the contents are identical). An interrupted ``rrn cache`` leaves
 at worst stray ``*.tmp`` files; a rerun skips every finished video (resumable).
 """
 
