@@ -231,14 +231,23 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
 Entry = tuple  # (side, str | tuple[str, ...], label, file, line[, frames])
 
 
-def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank lines of a text file as ``(1-based line number, whitespace-split fields)``."""
+def read_split_text(path: Path) -> str:
+    """The text of a split or annotation file (UTF-8, a byte-order mark tolerated).
+
+    Raises:
+        SplitError: the file is missing or not UTF-8.
+    """
     if not path.is_file():
         raise SplitError(f"split file {path} not found; check --split-dir")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
+
+
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank lines of a text file as ``(1-based line number, whitespace-split fields)``."""
+    text = read_split_text(path)
     # splitlines() handles CRLF, LF and CR alike.
     return [(i, line.split()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 

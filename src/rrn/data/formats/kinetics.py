@@ -19,7 +19,7 @@ import csv
 import io
 from pathlib import Path
 
-from rrn.data.splits import Entry, SplitError, _bad_line
+from rrn.data.splits import Entry, SplitError, _bad_line, read_split_text
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("validate", "val")}
@@ -31,13 +31,7 @@ def read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
     Raises:
         SplitError: the file is missing, not UTF-8, or its header lacks a needed column.
     """
-    if not path.is_file():
-        raise SplitError(f"annotation file {path} not found; check --split-dir")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_split_text(path)))
     header = [h.strip() for h in next(reader, [])]
     if absent := [c for c in COLUMNS if c not in header]:
         raise SplitError(f"{path}:1: the header must name the columns {','.join(COLUMNS)}; "

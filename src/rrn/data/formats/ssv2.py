@@ -20,19 +20,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrn.data.splits import Entry, SplitError, _bad_line
+from rrn.data.splits import Entry, SplitError, _bad_line, read_split_text
 
 LABELS = "something-something-v2-labels.json"
 FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
-
-
-def _text(path: Path) -> str:
-    if not path.is_file():
-        raise SplitError(f"annotation file {path} not found; check --split-dir")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
 
 
 def json_items(path: Path) -> list[tuple[int, Any]]:
@@ -41,7 +32,7 @@ def json_items(path: Path) -> list[tuple[int, Any]]:
     Raises:
         SplitError: not a JSON list (naming the line where parsing failed).
     """
-    text = _text(path)
+    text = read_split_text(path)
     newlines = [i for i, c in enumerate(text) if c == "\n"]
 
     def line(pos: int) -> int:
@@ -71,7 +62,7 @@ def json_items(path: Path) -> list[tuple[int, Any]]:
 def read_labels(path: Path) -> list[str]:
     """Class names in index order from ``{name: "index"}``; a broken file is always fatal."""
     try:
-        labels = json.loads(_text(path))
+        labels = json.loads(read_split_text(path))
     except json.JSONDecodeError as err:
         raise SplitError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
     if not isinstance(labels, dict) or not labels:
