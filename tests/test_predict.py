@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
                                      "model": {"arch": "resnet18", "skip": "block2,block4"}})])
     run = tmp / "run"
     ckpt = make_checkpoint(model, config=cfg.to_dict(), classes=["A", "B", "C"])
-    save_checkpoint(run / "best.pt", ckpt)
+    save_checkpoint(run / "last.pt", ckpt)
     video = sorted(data.glob("*/*.avi"))[0]
     return run, video
 
@@ -34,7 +34,7 @@ def setup(tmp_path_factory):
 def test_video_probs_are_the_mean_over_all_full_chunks(setup):
     run, video = setup
     pred_ = Predictor(run)
-    assert pred_.path.name == "best.pt" and pred_.context == 3
+    assert pred_.path.name == "last.pt" and pred_.context == 3
     pred = pred_.predict(video, top=5)
     frames = pred_.load(video)  # (N, 3, S, S)
     assert frames.shape == (5, 3, 32, 32)  # 10 frames, every 2nd
@@ -56,7 +56,7 @@ def test_video_probs_are_the_mean_over_all_full_chunks(setup):
 
 def test_timeline_png(setup, tmp_path):
     run, video = setup
-    predictor = Predictor(run / "best.pt")
+    predictor = Predictor(run / "last.pt")
     predictor.plot_timeline(predictor.predict(video), tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -70,7 +70,7 @@ def test_cli_json_and_errors(setup, tmp_path, capsys):
     run, video = setup
     assert main(["predict", str(run), str(video), "--json", "--top", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["checkpoint"].endswith("best.pt") and len(out["videos"][0]["top"]) == 2
+    assert out["checkpoint"].endswith("last.pt") and len(out["videos"][0]["top"]) == 2
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"not a video at all")
     assert main(["predict", str(run), str(bad)]) == 2
