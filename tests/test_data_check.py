@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cut_videos import cut_avi_before_frame
 from rrn.cli import main
 from rrn.config import DataConfig
 from rrn.data.check import check_dataset
@@ -94,3 +95,26 @@ def test_training_still_stops_at_the_first_bad_line(tmp_path, capsys):
     with pytest.raises(SplitError, match=r"trainlist01.txt:1: label 5 is not in classInd.txt \(1..2\)"):
         load_split("ucf101", out, out, 1)
     assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1  # reports, no traceback
+
+
+@pytest.mark.parametrize("frames,size", [(2, 16), (7, 32), (24, 64)])  # 24 x 64 px: rrn synth's default
+def test_synth_videos_are_never_taken_for_truncated(tmp_path, frames, size):
+    out = make_synthetic_dataset(tmp_path, classes=4, videos_per_class=2, frames=frames, size=size)
+    split = load_split("ucf101", out, out, 1)
+    assert len(split.train) + len(split.test) == 8
+    assert check_dataset(split) == [] and check_dataset(split, decode=False) == []
+
+
+def test_truncated_video_reported_by_check_data_and_skipped_by_cache(tmp_path, capsys):
+    out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=16, size=32)
+    video = out / "MoveLeft" / "v_MoveLeft_g02_c01.avi"
+    cut_avi_before_frame(video, tmp_path / "cut.avi", 6).replace(video)  # 6 of 16 frames left
+    for flags, count in (([], "6"), (["--quick"], "about 6")):
+        assert main(["check-data", "--data-root", str(out), "--no-progress", *flags]) == 1
+        text = capsys.readouterr().out
+        assert f"problem: MoveLeft/v_MoveLeft_g02_c01: truncated: {count} of 16 frames; the video " \
+               "stream ends at 0.24 s of the 0.64 s its header promises -> re-download" in text
+        assert "1 problem(s) in 4 listed videos" in text
+    assert main(["cache", "--data-root", str(out), "--no-progress", "--workers", "1"]) == 1
+    text = capsys.readouterr().out
+    assert "cached 3 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01: truncated: 6 of 16" in text
