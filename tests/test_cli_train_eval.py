@@ -139,8 +139,8 @@ def test_predict_top5_json_and_timeline(trained, synth, tmp_path, capsys):
     assert main(["predict", str(trained), *videos]) == 0
     text = capsys.readouterr().out
     assert text.count("1. Move") == 2
-    assert main(["predict", str(trained), str(tmp_path / "nope.avi")]) == 2
-    assert "no such video file" in capsys.readouterr().err
+    assert main(["predict", str(trained), str(tmp_path / "nope.avi")]) == 1  # reported per video
+    assert "nope.avi: file not readable (No such file or directory)" in capsys.readouterr().err
 
 
 def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path):

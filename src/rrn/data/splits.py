@@ -155,21 +155,7 @@ def load_split(
         raise SplitError(f"unknown dataset {dataset!r}; choose ucf101, hmdb51 or list")
 
     out = DatasetSplit(classes=classes, train=[], test=[])
-    resolve = _Resolver(root)
-    first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
-    for side, rel, label, src, lineno in entries:
-        video_id = str(PurePosixPath(rel).with_suffix(""))
-        if (side, video_id) in first_seen:  # would count the video twice
-            at, line = first_seen[(side, video_id)]
-            _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
-            continue
-        first_seen[(side, video_id)] = (src, lineno)
-        path = resolve(rel)
-        if path is None:
-            out.missing.append(MissingVideo(video_id, src, lineno))
-            continue
-        (out.train if side == "train" else out.test).append(VideoRecord(path, label, video_id))
-
+    _place(out, entries, _Resolver(root))
     if out.missing:
         first = out.missing[0]
         total = len(entries)
@@ -193,6 +179,30 @@ def load_split(
                 + "; check --data-root, --split-dir and --split"
             )
     return out
+
+
+def _place(out: DatasetSplit, entries: list[Entry], resolve: _Resolver) -> None:
+    """Add each entry to ``out.train``/``out.test``, or to ``out.missing`` when its file is not
+    there; a video listed twice on one side, or whose file lies outside the data root, is a bad line."""
+    first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
+    for side, rel, label, src, lineno in entries:
+        video_id = str(PurePosixPath(rel).with_suffix(""))
+        if (side, video_id) in first_seen:  # would count the video twice
+            at, line = first_seen[(side, video_id)]
+            _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
+            continue
+        first_seen[(side, video_id)] = (src, lineno)
+        path = resolve(rel)
+        if path is None:
+            out.missing.append(MissingVideo(video_id, src, lineno))
+        elif resolve.outside(path):
+            _bad_line(
+                f"{src}:{lineno}: {rel} is a symbolic link (or in a linked folder) to {path.resolve()}, "
+                f"outside the data root {resolve.root.resolve()}; paths must stay inside --data-root: "
+                "move or copy the video into it, or pass a --data-root that holds the link's target"
+            )
+        else:
+            (out.train if side == "train" else out.test).append(VideoRecord(path, label, video_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,11 +274,18 @@ def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
         if not 1 <= label <= len(classes):
             _bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
             continue
-        folder = PurePosixPath(rel).parts[0] if len(PurePosixPath(rel).parts) > 1 else None
-        if folder is not None and folder in index and index[folder] != label - 1:
+        parts = PurePosixPath(rel).parts
+        if len(parts) < 2 or parts[0] not in index:
+            where = f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
+            _bad_line(
+                f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 lists "
+                "'<Class>/<video>' with a class of classInd.txt: fix the line, or add the class there"
+            )
+            continue
+        if index[parts[0]] != label - 1:
             _bad_line(
                 f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
-                f"class folder {folder!r} ({index[folder] + 1} in classInd.txt)"
+                f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
             )
             continue
         entries.append(("train", rel, label - 1, train_file, lineno))
@@ -316,7 +333,6 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
     ind = split_dir / "classInd.txt"
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
-    max_label = -1
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in _lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
@@ -330,11 +346,34 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
             rel = _check_relative(fields[0], src, lineno)
             if rel is None:
                 continue
-            max_label = max(max_label, label)
             entries.append((side, rel, label, src, lineno))
     if classes is None:
-        classes = [str(i) for i in range(max_label + 1)]
+        entries = _without_label_gaps(entries, ind)
+        classes = [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
     return entries, classes
+
+
+def _without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:
+    """Without a ``classInd.txt`` the classes are ``0..largest label``: a label past one that no
+    line uses would add classes without any video (one label 999: a 1000-class model), so each
+    such line is a bad line, dropped when collecting."""
+    used = {e[2] for e in entries}
+    gap = 0  # the smallest unused label
+    while gap in used:
+        gap += 1
+    if all(e[2] < gap for e in entries):
+        return entries
+    top = max(used)
+    for _, _, label, src, lineno in entries:
+        if label > gap:
+            _bad_line(
+                f"{src}:{lineno}: label {label}, but no line has label {gap}"
+                f"{' (labels are 0-based)' if gap == 0 else ''}: without a class index "
+                f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them without "
+                f"any video. Fix the label, or name the classes in {ind} ('<1-based index> <name>' "
+                "lines: label k is named on the line '<k+1> <name>')"
+            )
+    return [e for e in entries if e[2] < gap]
 
 
 def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
@@ -358,6 +397,21 @@ class _Resolver:
     def __init__(self, root: Path):
         self.root = root
         self._dirs: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
+        self._real_root = os.path.realpath(root)
+        self._folder_inside: dict[Path, bool] = {}
+
+    def outside(self, path: Path) -> bool:
+        """Whether a found video really lies outside the root: it, or a folder on its way, is a
+        symbolic link pointing elsewhere (one ``realpath`` per folder, one per linked file)."""
+        if path.parent not in self._folder_inside:
+            real = os.path.realpath(path.parent)
+            self._folder_inside[path.parent] = os.path.commonpath([real, self._real_root]) == self._real_root
+        if not self._folder_inside[path.parent]:
+            return True
+        if not path.is_symlink():
+            return False
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, self._real_root]) != self._real_root
 
     def __call__(self, rel: str) -> Path | None:
         path = self.root / rel
