@@ -77,13 +77,20 @@ def test_load_rejects_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_find_checkpoint_prefers_best(tmp_path):
-    with pytest.raises(CheckpointError, match="without best.pt or last.pt"):
+def test_find_checkpoint_takes_best_only_when_a_validation_split_chose_it(tmp_path):
+    with pytest.raises(CheckpointError, match="without last.pt"):
         find_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="without best.pt or last.pt"):
+        find_checkpoint(tmp_path, "best")
     (tmp_path / "last.pt").write_bytes(b"")
     assert find_checkpoint(tmp_path).name == "last.pt"
     (tmp_path / "best.pt").write_bytes(b"")
-    assert find_checkpoint(tmp_path).name == "best.pt"
+    assert find_checkpoint(tmp_path).name == "last.pt"  # no config: nothing says how best.pt was chosen
+    (tmp_path / "config.yaml").write_text("data:\n  val_fraction: 0.0\nrun:\n  val_every: 1\n")
+    assert find_checkpoint(tmp_path).name == "last.pt"  # chosen on the test split: never by default
+    assert find_checkpoint(tmp_path, "best").name == "best.pt"  # unless asked for
+    (tmp_path / "config.yaml").write_text("data:\n  val_fraction: 0.1\n")
+    assert find_checkpoint(tmp_path).name == "best.pt"  # chosen on a validation split
     assert find_checkpoint(tmp_path, "last").name == "last.pt"
     assert find_checkpoint(tmp_path / "best.pt").name == "best.pt"
 

@@ -51,14 +51,15 @@ def config_of(argv):
 @pytest.fixture(scope="module")
 def trained(synth, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "ucf_split1"
-    assert main(tiny(synth, run, "--epochs", "2")) == 0
+    assert main(tiny(synth, run, "--epochs", "2", "--watch-test")) == 0
     return run
 
 
 def test_train_writes_the_run_directory(trained, counts):
     n_train, n_test, per_epoch = counts
-    for name in ("config.yaml", "last.pt", "best.pt", "log.jsonl", "curves.png"):
+    for name in ("config.yaml", "last.pt", "log.jsonl", "curves.png"):
         assert (trained / name).is_file(), name
+    assert not (trained / "best.pt").exists()  # no validation split: nothing is selected
     cfg = yaml.safe_load((trained / "config.yaml").read_text())
     assert cfg["model"]["skip"] == ["layer4.1"] and cfg["model"]["context"] == 2  # resolved
     log = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
@@ -68,7 +69,10 @@ def test_train_writes_the_run_directory(trained, counts):
     assert [s["global_step"] for s in steps] == list(range(1, 2 * per_epoch + 1))
     assert sum(s["chunks"] for s in steps[:per_epoch]) == n_train == epochs[0]["train_chunks"]
     assert all(s["chunks"] <= 2 and 0 <= s["acc"] <= 1 for s in steps)
-    assert epochs[-1]["val_videos"] == n_test and epochs[-1]["skipped"] == []
+    assert epochs[-1]["test_videos"] == n_test and epochs[-1]["skipped"] == []
+    assert not any(k.startswith("val_") for k in epochs[-1])  # the test split is only watched
+    assert not any(e["best"] for e in epochs)
+    assert "no --val-fraction" in log[0]["selection"] and log[0]["watch_test"] is True
     ckpt = torch.load(trained / "last.pt", weights_only=True)  # the contract
     assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["global_step"] == 2 * per_epoch
     assert ckpt["config"]["model"]["skip"] == ["layer4.1"]
@@ -78,7 +82,7 @@ def test_train_writes_the_run_directory(trained, counts):
 
 def test_eval_writes_json_csv_png(trained, counts, capsys):
     n_test = counts[1]
-    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress"]) == 0
+    assert main(["eval", str(trained), "--workers", "0", "--no-progress"]) == 0  # last.pt: auto
     result = json.loads((trained / "eval_split1.json").read_text())
     for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
                 "num_videos", "num_chunks", "split", "checkpoint", "config", "timing"):
@@ -89,8 +93,10 @@ def test_eval_writes_json_csv_png(trained, counts, capsys):
     assert result["video_top5"] == 1.0  # 2 classes
     # the same numbers as the validation at the end of training (same weights, same code)
     last_epoch = [json.loads(x) for x in (trained / "log.jsonl").read_text().splitlines()][-1]
-    assert result["video_top1"] == pytest.approx(last_epoch["val_video_top1"])
-    assert result["clip_top1"] == pytest.approx(last_epoch["val_clip_top1"])
+    assert result["video_top1"] == pytest.approx(last_epoch["test_video_top1"])
+    assert result["clip_top1"] == pytest.approx(last_epoch["test_clip_top1"])
+    assert result["checkpoint"] == str(trained / "last.pt")
+    assert result["checkpoint_choice"]["chosen_by"] == "last"
     assert (trained / "eval_split1_per_class.csv").read_text().startswith("class_index,class,")
     assert (trained / "eval_split1_confusion.png").read_bytes()[:4] == b"\x89PNG"
     protocol = "video-level, all N//T chunks (T=2), 1 centre crop"  # never a number without it
@@ -151,8 +157,8 @@ def test_predict_top5_json_and_timeline(trained, synth, tmp_path, capsys):
     assert main(["predict", str(trained), *videos]) == 0
     text = capsys.readouterr().out
     assert text.count("1. Move") == 2
-    assert main(["predict", str(trained), str(tmp_path / "nope.avi")]) == 2
-    assert "no such video file" in capsys.readouterr().err
+    assert main(["predict", str(trained), str(tmp_path / "nope.avi")]) == 1  # reported per video
+    assert "nope.avi: file not readable (No such file or directory)" in capsys.readouterr().err
 
 
 def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cut_videos import cut_avi_before_frame
 from rrn.cli import main
 from rrn.config import DataConfig
 from rrn.data.check import check_dataset
@@ -98,3 +99,52 @@ def test_training_still_stops_at_the_first_bad_line(tmp_path, capsys):
     with pytest.raises(SplitError, match=r"trainlist01.txt:1: label 5 is not in classInd.txt \(1..2\)"):
         load_split("ucf101", out, out, 1)
     assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1  # reports, no traceback
+
+
+def test_cli_reports_links_out_unknown_folders_and_label_gaps(tmp_path, capsys):
+    out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=3, size=16)
+    outside = (out / "MoveLeft" / "v_MoveLeft_g02_c01.avi").rename(tmp_path / "outside.avi")
+    (out / "MoveLeft" / "v_MoveLeft_g02_c01.avi").symlink_to(outside)
+    (out / "Jumping").mkdir()
+    (out / "Jumping" / "v_Jumping_g02_c01.avi").symlink_to(out / "MoveRight" / "v_MoveRight_g02_c01.avi")
+    with open(out / "trainlist01.txt", "a") as f:
+        f.write("Jumping/v_Jumping_g02_c01.avi 1\n")  # trained as MoveRight until now
+    assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 1
+    text = capsys.readouterr().out
+    assert "trainlist01.txt:2: MoveLeft/v_MoveLeft_g02_c01.avi is a symbolic link (or in a linked " \
+           f"folder) to {outside}, outside the data root" in text
+    assert "trainlist01.txt:3: Jumping/v_Jumping_g02_c01.avi: class folder 'Jumping' is not in" in text
+    assert "MoveLeft: class has no training video" in text and "3 problem(s)" in text
+
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    train.write_text("MoveRight/v_MoveRight_g02_c01.avi 0\nMoveRight/v_MoveLeft_g02_c01.avi 999\n")
+    test.write_text("MoveRight/v_MoveRight_g01_c01.avi 0\n")
+    assert main(["check-data", "--dataset", "list", "--data-root", str(out), "--split-dir", str(tmp_path),
+                 "--train-list", str(train), "--test-list", str(test), "--no-progress"]) == 1  # no classInd.txt
+    text = capsys.readouterr().out
+    assert f"problem: {train}:2: label 999, but no line has label 1: without a class index the classes " \
+           "are 0..999 (the largest label), 998 of them without any video." in text
+    assert "1 classes, 1 train + 1 test videos" in text and "1 problem(s)" in text
+
+
+@pytest.mark.parametrize("frames,size", [(2, 16), (7, 32), (24, 64)])  # 24 x 64 px: rrn synth's default
+def test_synth_videos_are_never_taken_for_truncated(tmp_path, frames, size):
+    out = make_synthetic_dataset(tmp_path, classes=4, videos_per_class=2, frames=frames, size=size)
+    split = load_split("ucf101", out, out, 1)
+    assert len(split.train) + len(split.test) == 8
+    assert check_dataset(split) == [] and check_dataset(split, decode=False) == []
+
+
+def test_truncated_video_reported_by_check_data_and_skipped_by_cache(tmp_path, capsys):
+    out = make_synthetic_dataset(tmp_path / "s", classes=2, videos_per_class=2, frames=16, size=32)
+    video = out / "MoveLeft" / "v_MoveLeft_g02_c01.avi"
+    cut_avi_before_frame(video, tmp_path / "cut.avi", 6).replace(video)  # 6 of 16 frames left
+    for flags, count in (([], "6"), (["--quick"], "about 6")):
+        assert main(["check-data", "--data-root", str(out), "--no-progress", *flags]) == 1
+        text = capsys.readouterr().out
+        assert f"problem: MoveLeft/v_MoveLeft_g02_c01: truncated: {count} of 16 frames; the video " \
+               "stream ends at 0.24 s of the 0.64 s its header promises -> re-download" in text
+        assert "1 problem(s) in 4 listed videos" in text
+    assert main(["cache", "--data-root", str(out), "--no-progress", "--workers", "1"]) == 1
+    text = capsys.readouterr().out
+    assert "cached 3 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01: truncated: 6 of 16" in text

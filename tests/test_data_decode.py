@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from cut_videos import cut_avi_before_frame, cut_copy
 from rrn.data.decode import (
     VideoDecodeError,
     available_decoders,
@@ -130,12 +131,92 @@ def test_truncated_video(tmp_path, lossless):
     with pytest.raises(VideoDecodeError):
         decode_video(cut)
     half = tmp_path / "half.avi"
-    half.write_bytes(data[: len(data) // 2])  # FFmpeg decodes what is there
-    try:
-        out = decode_video(half, sample_every=1)
-        assert 0 < len(out) < 25 and frame_ids(out) == list(range(len(out)))
-    except VideoDecodeError as err:  # or reports it: never a crash, never wrong frames
-        assert "half.avi" in str(err)
+    half.write_bytes(data[: len(data) // 2])  # never a short video: unreadable or truncated
+    with pytest.raises(VideoDecodeError, match=r"half\.avi: (not a readable|truncated)"):
+        decode_video(half, sample_every=1)
+
+
+def random_frames(n, h=48, w=64):
+    return np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def write_faststart_mp4(path, frames):
+    """MPEG-4 in an MP4 with its index in front (as web videos are): a cut copy still opens."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("name,writer", [
+    ("v.mp4", write_faststart_mp4),  # what threaded decoding let through
+    ("v.avi", lambda p, f: write_video(p, f, codec="mpeg4")),
+    ("v.mkv", lambda p, f: write_video(p, f, codec="ffv1")),
+    ("v.webm", lambda p, f: write_video(p, f, codec="libvpx")),
+])
+def test_cut_file_is_reported_truncated_not_decoded_short(tmp_path, name, writer):
+    full = writer(tmp_path / name, random_frames(40))
+    assert len(decode_video(full, sample_every=1)) == 40 and probe_video(full) == (48, 64)
+    cut = cut_copy(full, tmp_path / f"cut-{name}", 0.45)
+    with pytest.raises(VideoDecodeError, match=r"truncated: (\d+) of 40 frames; the video stream "
+                       r"ends at [\d.]+ s of the 1\.60 s its header promises") as err:
+        decode_video(cut, sample_every=10)
+    decoded = int(err.value.reason.split()[1])
+    assert 5 < decoded < 30 and str(cut) in str(err.value)
+    with pytest.raises(VideoDecodeError, match=r"truncated: about \d+ of 40 frames"):
+        probe_video(cut)  # rrn check-data --quick: packets read, not decoded
+
+
+def test_avi_cut_at_a_frame_boundary(tmp_path):
+    # rrn synth's MJPEG AVI, cut after 6 of its 16 frames: every remaining frame decodes cleanly
+    full = write_video(tmp_path / "v.avi", random_frames(16, 32, 32))
+    cut = cut_avi_before_frame(full, tmp_path / "cut.avi", 6)
+    with pytest.raises(VideoDecodeError, match=r"truncated: 6 of 16 frames; the video stream ends at "
+                       r"0\.24 s of the 0\.64 s"):
+        decode_video(cut, sample_every=1)
+    with pytest.raises(VideoDecodeError, match=r"truncated: about 6 of 16 frames"):
+        probe_video(cut)
+
+
+def test_file_ending_inside_its_last_frame(tmp_path):
+    full = write_video(tmp_path / "v.avi", random_frames(40), codec="mpeg4")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: data.rindex(b"idx1") - 100])  # all 40 chunks begin, the last one ends early
+    for check in (lambda p: decode_video(p, sample_every=1), probe_video):
+        with pytest.raises(VideoDecodeError, match="truncated: the file ends inside frame 40 of 40"):
+            check(cut)
+
+
+def test_dropped_frames_and_a_lost_index_are_not_truncation(tmp_path):
+    # An AVI with empty chunks for dropped frames (its header counts 14 frames, 9 carry data)
+    path = tmp_path / "drops.avi"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 25)
+        frames = random_frames(14)
+        for i in (0, 1, 2, 5, 6, 7, 8, 12, 13):
+            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].frames == 14
+    assert len(decode_video(path, sample_every=1)) == 9 and probe_video(path) == (48, 64)
+    # every frame there, only the index at the end of the file lost: nothing is missing
+    full = write_video(tmp_path / "v.avi", random_frames(16, 32, 32))
+    data = full.read_bytes()
+    no_index = tmp_path / "no-index.avi"
+    no_index.write_bytes(data[: data.rindex(b"idx1")])
+    assert len(decode_video(no_index, sample_every=1)) == 16 and probe_video(no_index) == (32, 32)
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):

@@ -1,6 +1,7 @@
 """Kinetics, Something-Something v2 and mmaction2 rawframes: parsers, layouts, bad lines, frames."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
                  "abseiling,../up,1,11,train\n")
     with open(kinetics / "validate.csv", "a") as fh:
         fh.write("knitting,kkk,1,11,val\n")
-    split, problems = split_problems("kinetics", kinetics)
+    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+        split, problems = split_problems("kinetics", kinetics)
     assert split is not None and len(split.train) == 4
     t, v = kinetics / "train.csv", kinetics / "validate.csv"
     assert problems == [
@@ -106,10 +108,7 @@ def test_ssv2_miniature_is_vp9_webm_and_parses(ssv2):
 
 def test_ssv2_bad_entries_are_reported_with_the_line_they_start_on(ssv2, tmp_path):
     d = tmp_path / "ssv2"
-    d.mkdir()
-    for f in ssv2.iterdir():
-        (d / f.name).symlink_to(f)
-    (d / "something-something-v2-validation.json").unlink()
+    shutil.copytree(ssv2, d)  # (links out of the data root would be refused)
     (d / "something-something-v2-validation.json").write_text(
         '[\n  {"id": "104", "template": "Pushing [something] from left to right"},\n'
         '  {"id": "105",\n   "template": "Spinning [something]"},\n'
@@ -128,7 +127,6 @@ def test_ssv2_bad_entries_are_reported_with_the_line_they_start_on(ssv2, tmp_pat
     v.write_text('[{"id": "104", "template": "x"} {"id": "105"}]')
     with pytest.raises(SplitError, match=r"validation.json:1: expected ',' or '\]' after an entry"):
         load_split("ssv2", d)
-    (d / "something-something-v2-labels.json").unlink()
     (d / "something-something-v2-labels.json").write_text('{"a": "0", "b": "2"}')
     with pytest.raises(SplitError, match=r"class indices must be 0..1, each once"):
         load_split("ssv2", d)
@@ -169,7 +167,8 @@ def test_rawframes_lists(tmp_path):
     (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 1\na/missing 2 0\n")
     (tmp_path / "test.txt").write_text("a/v2 3 0\nb/v3 five 1\nb/v3 5\n../x 3 1\n")
     kw = {"train_list": tmp_path / "train.txt", "test_list": tmp_path / "test.txt"}
-    split, problems = split_problems("rawframes", root, **kw)
+    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+        split, problems = split_problems("rawframes", root, **kw)
     assert split.classes == ["0", "1"]
     assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [("a/v1", 0, 4), ("b/v3", 1, 5)]
     assert [r.path for r in split.test] == [root / "a/v2"] and split.test[0].path.is_dir()
@@ -180,7 +179,12 @@ def test_rawframes_lists(tmp_path):
         f"{t}:3: expected '<frame_dir> <total_frames> <0-based label>', got 'b/v3 5'",
         f"{t}:4: path '../x' leaves the data root; list paths must be relative to --data-root without '..'",
     ]
+    (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 7\n")  # label 7, no 1..6: not 8 classes
+    split, problems = split_problems("rawframes", root, **kw)
+    assert split.classes == ["0"] and len(problems) == 4
+    assert problems[-1].startswith(f"{tmp_path / 'train.txt'}:2: label 7, but no line has label 1")
     (tmp_path / "classInd.txt").write_text("1 Apply\n2 Brush\n")
+    (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 1\n")
     split, _ = split_problems("rawframes", root, tmp_path, **kw)
     assert split.classes == ["Apply", "Brush"]
     with pytest.raises(SplitError, match="needs both --train-list and --test-list"):

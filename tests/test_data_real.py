@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cut_videos import cut_copy, faststart_copy
 from rrn.data.check import check_dataset
 from rrn.data.datasets import VideoChunkDataset, collate_videos
-from rrn.data.decode import VideoDecodeError, decode_video
+from rrn.data.decode import VideoDecodeError, decode_video, probe_video
 from rrn.data.sampling import Sampling, default_short_side
 from rrn.data.source import FrameSource
 from rrn.data.splits import SplitError, load_split
@@ -99,3 +100,42 @@ def test_corrupt_copies_reported_not_fatal(mini_split, tmp_path):
     recs = [VideoRecord(tmp_path / n, 0, n) for n in ("trunc.mp4", "head.mp4", "zero.mp4")]
     problems = check_dataset(DatasetSplit(["a"], recs, [mini_split.test[0]]))
     assert {p.video for p in problems} >= {"head.mp4", "zero.mp4"}
+
+
+ALL_CLIPS = sorted(p for p in DATA.rglob("*") if p.suffix in (".avi", ".mp4")) if DATA.is_dir() else []
+
+
+def test_no_real_clip_is_taken_for_truncated():
+    # 97 UCF-101 H.264 re-encodes (one extra leading frame), 4 Xvid AVIs, 10 HMDB-51 MP4s
+    assert len(ALL_CLIPS) == 111
+    wrong = {}
+    for clip in ALL_CLIPS:
+        try:
+            probe_video(clip)  # rrn check-data --quick
+            decode_video(clip, sample_every=10, short_side=32)  # training, caching, check-data
+        except VideoDecodeError as err:
+            wrong[str(clip.relative_to(DATA))] = err.reason
+    assert wrong == {}
+
+
+def test_cut_real_clips_are_reported_truncated(tmp_path):
+    avi = cut_copy(DATA / "videos/ucf101_avi/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+                   tmp_path / "cut.avi", 0.4)
+    remuxed = faststart_copy(MINI / "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.mp4", tmp_path / "fs.mp4")
+    assert len(decode_video(remuxed, sample_every=1)) == 165  # remuxing alone loses nothing
+    mp4 = cut_copy(remuxed, tmp_path / "cut.mp4", 0.4)
+    for path, decoded, total in ((avi, 61, 164), (mp4, 61, 165)):  # the 61 of 165
+        with pytest.raises(VideoDecodeError, match=rf"truncated: (\d+) of {total} frames; the video "
+                           r"stream ends at \d\.\d\d s of the 6\.[56][06] s its header promises") as err:
+            decode_video(path)
+        assert abs(int(err.value.reason.split()[1]) - decoded) <= 1  # +-1: FFmpeg's frame threads
+        with pytest.raises(VideoDecodeError, match=rf"truncated: about \d+ of {total} frames"):
+            probe_video(path)
+    from rrn.data.splits import DatasetSplit, VideoRecord
+
+    split = DatasetSplit(["a"], [VideoRecord(avi, 0, "a/avi"), VideoRecord(remuxed, 0, "a/fs")],
+                         [VideoRecord(mp4, 0, "a/mp4")])
+    for decode in (True, False):
+        problems = check_dataset(split, decode=decode)
+        assert [p.video for p in problems] == ["a/avi", "a/mp4"]
+        assert all(p.what.startswith("truncated: ") and "re-download" in p.fix for p in problems)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rrn.data.splits import SplitError, load_split
+from rrn.data.splits import SplitError, load_split, split_problems
 
 CLASSES = ["Archery", "Biking"]
 
@@ -165,3 +165,68 @@ def test_class_folders_three_fold_by_group(tmp_path):
     for f in folds:  # groups never on both sides
         assert not {r.video_id for r in f.train} & {r.video_id for r in f.test}
         assert len(f.train) + len(f.test) == 8
+
+
+def test_symlinks_leaving_the_data_root_rejected(ucf, tmp_path):
+    root, sd = ucf
+    elsewhere = tmp_path / "elsewhere"
+    touch(elsewhere / "secret.avi")
+    for name in ("v_Biking_g08_c01.avi", "v_Biking_g09_c02.avi", "v_Biking_g01_c01.avi"):
+        touch(elsewhere / "Biking" / name)
+    link = root / "Archery/v_Archery_g08_c01.avi"
+    link.unlink()
+    link.symlink_to(elsewhere / "secret.avi")  # a video linked out
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:1: Archery/v_Archery_g08_c01\.avi is a "
+                       r"symbolic link .* outside the data root .*--data-root"):
+        load_split("ucf101", root, sd, 1)
+    link.unlink()
+    link.symlink_to(touch(root / "Archery/take2.avi"))  # a link inside the root is fine
+    assert load_split("ucf101", root, sd, 1).train[0].path == link
+    for video in (root / "Biking").iterdir():  # a class folder linked out
+        video.unlink()
+    (root / "Biking").rmdir()
+    (root / "Biking").symlink_to(elsewhere / "Biking")
+    split, problems = split_problems("ucf101", root, sd, 1)
+    assert [p.split(": ")[0] for p in problems] == [f"{sd / 'trainlist01.txt'}:2", f"{sd / 'trainlist01.txt'}:3",
+                                                  f"{sd / 'testlist01.txt'}:2"]
+    assert [r.video_id for r in split.train + split.test] == ["Archery/v_Archery_g08_c01",
+                                                              "Archery/v_Archery_g01_c01"]
+    assert split.missing == []
+    linked_root = tmp_path / "linked-root"  # the data root itself may be a link
+    linked_root.symlink_to(root)
+    assert len(split_problems("ucf101", linked_root, sd, 1)[1]) == 3
+
+
+def test_train_entry_outside_the_class_index(ucf):
+    root, sd = ucf
+    touch(root / "Yoga/v_Yoga_g08_c01.avi")
+    touch(root / "v_Loose_g08_c01.avi")
+    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", "Yoga/v_Yoga_g08_c01.avi 2",
+                                   "v_Loose_g08_c01.avi 1"])
+    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: Yoga/v_Yoga_g08_c01\.avi: class folder "
+                       r"'Yoga' is not in .*classInd\.txt; .*add the class there"):
+        load_split("ucf101", root, sd, 1)
+    split, problems = split_problems("ucf101", root, sd, 1)
+    assert len(problems) == 2 and "trainlist01.txt:3: v_Loose_g08_c01.avi: no class folder" in problems[1]
+    assert [r.video_id for r in split.train] == ["Archery/v_Archery_g08_c01"]
+
+
+def test_list_labels_with_a_gap_need_a_class_index(tmp_path):
+    root = tmp_path / "data"
+    for rel in ["x/1.mp4", "y/2.mp4", "y/3.mp4", "z/4.mp4"]:
+        touch(root / rel)
+    tr = write(tmp_path / "train.txt", ["x/1.mp4 0", "y/2.mp4 1", "z/4.mp4 999"], eol="\n")
+    te = write(tmp_path / "test.txt", ["y/3.mp4 1", "x/1.mp4 0"], eol="\n")
+    with pytest.raises(SplitError, match=r"train\.txt:3: label 999, but no line has label 2: without a "
+                       r"class index the classes are 0\.\.999 .*, 997 of them without any video\. Fix the "
+                       r"label, or name the classes in .*classInd\.txt"):
+        load_split("list", root, train_list=tr, test_list=te)
+    split, problems = split_problems("list", root, train_list=tr, test_list=te)
+    assert len(problems) == 1 and split.classes == ["0", "1"] and len(split.train) == 2
+    write(tr, ["x/1.mp4 1", "y/2.mp4 2"])  # 1-based by mistake
+    write(te, ["y/3.mp4 2"])
+    split, problems = split_problems("list", root, train_list=tr, test_list=te)
+    assert "train.txt:1: label 1, but no line has label 0 (labels are 0-based)" in problems[0]
+    assert len(problems) == 4 and split is None and "train side" in problems[3]  # no line left
+    write(root / "classInd.txt", ["1 none", "2 cat", "3 dog"])  # naming the classes allows any labels
+    assert load_split("list", root, root, train_list=tr, test_list=te).classes == ["none", "cat", "dog"]

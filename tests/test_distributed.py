@@ -89,7 +89,8 @@ cfg = resolve_config([("flags", {
     "data": {"data_root": data, "frame_size": 32, "sample_every": 1, "hflip": False},
     "model": {"arch": "resnet18", "skip": "block4", "weights": "none"},
     "optim": {"epochs": 1, "batch_size": 3, "update_chunks": 6, "lr": 1e-3},
-    "run": {"out": out, "workers": 0, "progress": False, "device": "cpu", "val_every": 1},
+    "run": {"out": out, "workers": 0, "progress": False, "device": "cpu", "val_every": 1,
+            "watch_test": True},
 })])
 result = fit(cfg)
 torch.save(result["model"].state_dict(), os.path.join(out, "rank%s.state" % os.environ["RANK"]))
@@ -146,10 +147,10 @@ def test_ddp_two_gloo_processes(tmp_path):
     last = torch.load(out / "last.pt", weights_only=True)
     assert all(torch.equal(v, last["model"][k]) for k, v in rank0.items())
 
-    # only rank 0 wrote: one checkpoint of each kind, no stray temporary files, one log
-    # (tensorboard/ appears only where the optional tensorboard package is installed)
+    # only rank 0 wrote: one checkpoint (no validation split: no best.pt), no stray temporary
+    # files, one log, the run lock (tensorboard/ appears only where tensorboard is installed)
     names = sorted(p.name for p in out.iterdir() if p.name != "tensorboard")
-    assert names == ["best.pt", "config.yaml", "curves.png", "ddp_eval", "last.pt", "log.jsonl",
+    assert names == [".rrn-lock", "config.yaml", "curves.png", "ddp_eval", "last.pt", "log.jsonl",
                      "rank0.state", "rank1.state"]
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in log].count("start") == 1 and log[0]["world_size"] == 2
@@ -170,5 +171,5 @@ def test_ddp_two_gloo_processes(tmp_path):
     for key in ("video_top1", "clip_top1", "mean_class_accuracy"):
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
     epoch = [r for r in log if r["kind"] == "epoch"][0]
-    assert epoch["val_videos"] == n_test
-    assert epoch["val_video_top1"] == pytest.approx(single["video_top1"], abs=1e-6)
+    assert epoch["test_videos"] == n_test
+    assert epoch["test_video_top1"] == pytest.approx(single["video_top1"], abs=1e-6)

@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 
+from cut_videos import cut_avi_before_frame
 from rrn.checkpoint import make_checkpoint, save_checkpoint
 from rrn.cli import main
 from rrn.commands.predict import timeline_path
 from rrn.config import resolve_config
 from rrn.data import make_synthetic_dataset
 from rrn.model import build_model
-from rrn.predict import Predictor
+from rrn.predict import FailedVideo, Predictor
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def setup(tmp_path_factory):
                                      "model": {"arch": "resnet18", "skip": "block2,block4"}})])
     run = tmp / "run"
     ckpt = make_checkpoint(model, config=cfg.to_dict(), classes=["A", "B", "C"])
-    save_checkpoint(run / "best.pt", ckpt)
+    save_checkpoint(run / "last.pt", ckpt)
     video = sorted(data.glob("*/*.avi"))[0]
     return run, video
 
@@ -34,7 +35,7 @@ def setup(tmp_path_factory):
 def test_video_probs_are_the_mean_over_all_full_chunks(setup):
     run, video = setup
     pred_ = Predictor(run)
-    assert pred_.path.name == "best.pt" and pred_.context == 3
+    assert pred_.path.name == "last.pt" and pred_.context == 3
     pred = pred_.predict(video, top=5)
     frames = pred_.load(video)  # (N, 3, S, S)
     assert frames.shape == (5, 3, 32, 32)  # 10 frames, every 2nd
@@ -56,7 +57,7 @@ def test_video_probs_are_the_mean_over_all_full_chunks(setup):
 
 def test_timeline_png(setup, tmp_path):
     run, video = setup
-    predictor = Predictor(run / "best.pt")
+    predictor = Predictor(run / "last.pt")
     predictor.plot_timeline(predictor.predict(video), tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -70,10 +71,43 @@ def test_cli_json_and_errors(setup, tmp_path, capsys):
     run, video = setup
     assert main(["predict", str(run), str(video), "--json", "--top", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["checkpoint"].endswith("best.pt") and len(out["videos"][0]["top"]) == 2
+    assert out["checkpoint"].endswith("last.pt") and len(out["videos"][0]["top"]) == 2
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"not a video at all")
-    assert main(["predict", str(run), str(bad)]) == 2
+    assert main(["predict", str(run), str(bad)]) == 1
     assert "cannot decode" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "missing.pt"), str(video)]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_one_bad_video_does_not_stop_the_others(setup, tmp_path, capsys):
+    run, video = setup
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"not a video at all")
+    cut = cut_avi_before_frame(video, tmp_path / "cut.avi", 4)  # 4 of 10 frames left
+    videos = [str(video), str(bad), str(cut), str(tmp_path / "gone.avi"), str(video)]
+    assert main(["predict", str(run), *videos, "--top", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert out.count(f"{video}  (5 frames, 3 chunks of 3)") == 2 and out.count("  1. ") == 2
+    lines = err.splitlines()
+    assert lines[0].startswith(f"rrn predict: error: cannot decode {bad}: not a readable video")
+    assert lines[1] == f"rrn predict: error: cannot decode {cut}: truncated: 4 of 10 frames; the video " \
+                       "stream ends at 0.16 s of the 0.40 s its header promises"
+    assert lines[2].startswith(f"rrn predict: error: cannot decode {tmp_path / 'gone.avi'}: file not readable")
+    assert lines[3] == "rrn predict: 3 of 5 videos could not be classified" and len(lines) == 4
+
+    assert main(["predict", str(run), *videos, "--json"]) == 1
+    records = json.loads(capsys.readouterr().out)["videos"]
+    assert [r["video"] for r in records] == videos
+    assert [sorted(r) for r in records[1:4]] == [["error", "video"]] * 3
+    assert records[2]["error"].startswith("truncated: 4 of 10 frames")
+    assert records[0] == records[4] and len(records[0]["top"]) == 3 and "error" not in records[0]
+
+
+def test_predict_all_yields_failures_in_order(setup, tmp_path):
+    run, video = setup
+    results = list(Predictor(run).predict_all([video, tmp_path / "gone.avi", video], top=1))
+    assert [type(r).__name__ for r in results] == ["VideoPrediction", "FailedVideo", "VideoPrediction"]
+    assert results[1] == FailedVideo(str(tmp_path / "gone.avi"), results[1].error)
+    assert "No such file" in results[1].error
+    torch.testing.assert_close(results[0].video_probs, results[2].video_probs)

@@ -294,14 +294,15 @@ def test_run_dir_policy(tmp_path):
 
     run = RunDir.open(tmp_path / "r", resume=False, overwrite=False)
     assert run.resumed is None and run.path.is_dir()
-    with pytest.raises(FileNotFoundError, match="--resume"):
-        RunDir.open(tmp_path / "r", resume=True, overwrite=False)
     model = ClipNet()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     run.start(TrainConfig(), ["a", "b"], {"note": 1})
     state = RunState(steps_per_epoch=4, epoch=1, step_in_epoch=2, global_step=6)
     run.save(LAST, model, opt, scaler, state)
+    run.close()
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        RunDir.open(tmp_path / "empty", resume=True, overwrite=False)
     (tmp_path / "r" / "best.pt").write_bytes(b"old")
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
         RunDir.open(tmp_path / "r", resume=False, overwrite=False)
@@ -310,10 +311,12 @@ def test_run_dir_policy(tmp_path):
     with pytest.raises(ValueError, match="4 steps per epoch"):
         resumed.restore(opt, scaler, 5, 1)
     with pytest.raises(ValueError, match="classes"):
-        resumed.check_classes(["a", "c"])
+        resumed.check_resume(TrainConfig(), ["a", "c"])
+    resumed.close()
     fresh = RunDir.open(tmp_path / "r", resume=False, overwrite=True)
     fresh.start(TrainConfig(), ["a", "b"], {})
     assert not (tmp_path / "r" / "best.pt").exists()  # nothing of the replaced run survives
+    fresh.close()
     # other ranks write nothing
     quiet = RunDir(tmp_path / "q", is_main=False)
     quiet.start(TrainConfig(), ["a"], {})

@@ -7,10 +7,11 @@ loaded from an untrusted source with ``weights_only=True``::
      "model": state_dict, "model_config": {...}  # build_model(**model_config) rebuilds it
      "config": TrainConfig.to_dict(), "classes": [...],
      "optimizer": ..., "scaler": ..., "progress": {"epoch", "step_in_epoch", "global_step", ...},
-     "metrics": {...}}
+     "metrics": {...}, "selection": "last" | "validation"}  # how it was chosen (CHOICES)
 
 A run directory keeps ``last.pt`` (written every ``--checkpoint-every`` steps and at each epoch
-end) and ``best.pt``. Every write goes to a temporary file in the same directory that is then
+end) and, when a validation split is carved from the training videos, ``best.pt`` (the best
+validation accuracy). No checkpoint is ever chosen on the test split. Every write goes to a temporary file in the same directory that is then
 renamed over the target, so a crash mid-write never leaves a truncated checkpoint.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from rrn.config import TrainConfig, plain, resolve_config
@@ -44,6 +46,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        honour_umask(fd)
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
@@ -54,6 +57,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             os.unlink(tmp)
         raise
     return path
+
+
+def honour_umask(fd: int) -> None:
+    """Give a ``mkstemp`` file (always 0600) the permissions a plain ``open`` would: 0666 less
+    the umask, so a shared cache or a colleague's ``rrn eval`` can read what was written."""
+    if hasattr(os, "fchmod"):
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -110,8 +122,12 @@ def make_checkpoint(
     scaler: Any = None,
     progress: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    selection: str = "last",
 ) -> dict[str, Any]:
-    """Assemble the checkpoint dict (see the module docstring) from live objects."""
+    """Assemble the checkpoint dict (see the module docstring) from live objects.
+
+    ``selection`` records how the checkpoint was chosen (a key of :data:`CHOICES`).
+    """
     net = unwrap(model)
     model_config = dict(getattr(net, "config", {}) or {})
     return {
@@ -125,6 +141,7 @@ def make_checkpoint(
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "progress": plain(progress or {}),
         "metrics": plain(metrics or {}),
+        "selection": selection,
         "torch_version": str(torch.__version__),
     }
 
@@ -146,7 +163,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated file, pickle with classes, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CheckpointError(f"cannot read checkpoint {path} ({reason}); it is damaged, not a "
+                              "torch file, or holds more than tensors and plain values") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not an rrn checkpoint (no 'format': '{FORMAT}' entry); "
@@ -168,18 +187,31 @@ def is_rrn_checkpoint(path: str | os.PathLike) -> bool:
     return True
 
 
-def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "best") -> Path:
-    """A checkpoint file, or ``best.pt`` (falling back to ``last.pt``) inside a run directory.
+def validated_run(run_dir: str | os.PathLike) -> bool:
+    """Whether the run in ``run_dir`` chose its ``best.pt`` on a validation split carved from
+    its training videos (its ``config.yaml`` has ``val_fraction > 0``)."""
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return bool((cfg.get("data") or {}).get("val_fraction"))
+
+
+def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "auto") -> Path:
+    """A checkpoint file, or the checkpoint of a run directory that ``which`` names.
 
     Args:
         run_or_ckpt: a ``.pt`` file or a run directory.
-        which: ``"best"`` or ``"last"`` when given a directory.
+        which: for a directory: ``"auto"`` (``best.pt`` when a validation split chose it, else
+            ``last.pt``: never a checkpoint chosen on the test split), ``"best"`` (falling back
+            to ``last.pt``) or ``"last"``.
     """
     path = Path(run_or_ckpt)
     if path.is_file():
         return path
     if path.is_dir():
-        order = [BEST, LAST] if which == "best" else [LAST]
+        best_first = which == "best" or (which == "auto" and validated_run(path))
+        order = [BEST, LAST] if best_first else [LAST]
         for name in order:
             if (path / name).is_file():
                 return path / name
@@ -190,16 +222,59 @@ def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "best") -> Path
     raise CheckpointError(f"{path}: no such checkpoint file or run directory")
 
 
-def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file)."""
+#: How a checkpoint came to be the one a number is reported for.
+CHOICES = {
+    "last": "the last checkpoint of the run: nothing was selected",
+    "validation": "the best video accuracy on the validation split (--val-fraction: groups held "
+                  "out of the training videos); the test split played no part",
+    "test": "the best video accuracy ON THE TEST SPLIT, the data it is evaluated on: the number "
+            "is optimistic (rrn no longer selects this way; evaluate last.pt to report)",
+    "train_loss": "the lowest training loss",
+}
+
+
+def checkpoint_choice(path: str | os.PathLike, ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"file", "chosen_by", "description", "epoch", "global_step"}``: how a checkpoint was
+    chosen (older checkpoints, which do not record it, by what their config implies)."""
+    path = Path(path)
+    chosen = ckpt.get("selection")
+    if chosen is None:
+        run = (ckpt.get("config") or {}).get("run") or {}
+        chosen = ("test" if run.get("val_every") else "train_loss") if path.name == BEST else "last"
+    progress = ckpt.get("progress") or {}
+    return {"file": str(path), "chosen_by": chosen, "description": CHOICES[chosen],
+            "epoch": progress.get("epoch"), "global_step": progress.get("global_step")}
+
+
+def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = "cpu",
+                          name: str = "the checkpoint") -> nn.Module:
+    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file).
+
+    Raises:
+        CheckpointError: the checkpoint's description of its model and its weights disagree (a
+            damaged or hand-made file), naming the first difference.
+    """
     from rrn.model import build_model
 
-    cfg = dict(ckpt["model_config"])
-    cfg["weights"] = None
+    cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
+    if not isinstance(cfg, Mapping) or not isinstance(state, Mapping) or not isinstance(classes, list):
+        raise CheckpointError(f"{name} lacks its model description, weights or class names")
+    cfg = {**cfg, "weights": None}
     if "skip_blocks" in cfg:
         cfg["skip_blocks"] = tuple(cfg["skip_blocks"])
-    model = build_model(**cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = build_model(**cfg)
+        if model.num_classes != len(classes):
+            raise ValueError(f"{model.num_classes} outputs for {len(classes)} class names")
+        model.load_state_dict(state)
+    except (TypeError, ValueError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+        first = lines[1] if lines[0].startswith("Error(s) in loading") and len(lines) > 1 else lines[0]
+        first = first if len(first) <= 300 else first[:300] + "..."
+        raise CheckpointError(
+            f"{name}: its weights do not match the model it describes ({first}); the file is "
+            "damaged or was not written by rrn"
+        ) from None
     return model.to(device).eval()
 
 
@@ -212,13 +287,14 @@ def saved_config(ckpt: Mapping[str, Any], name: str = "checkpoint") -> TrainConf
     return resolve_config([(name, saved)], quiet=[name])
 
 
-def load_model(run_or_checkpoint: str | os.PathLike, which: str = "last",
+def load_model(run_or_checkpoint: str | os.PathLike, which: str = "auto",
                device: str | torch.device = "cpu") -> nn.Module:
     """A trained model in eval mode, with what it needs to see frames as in training.
 
     Args:
         run_or_checkpoint: a run directory or a checkpoint file.
-        which: ``"last"`` or ``"best"`` checkpoint of a run directory.
+        which: checkpoint of a run directory: ``"auto"`` (``best.pt`` when a validation split
+            chose it, else ``last.pt``), ``"best"`` or ``"last"``.
         device: where to put the model.
 
     Returns:
@@ -234,7 +310,7 @@ def load_model(run_or_checkpoint: str | os.PathLike, which: str = "last",
 
     path = find_checkpoint(run_or_checkpoint, which)
     ckpt = load_checkpoint(path)
-    model = build_from_checkpoint(ckpt, device)
+    model = build_from_checkpoint(ckpt, device, name=str(path))
     cfg = saved_config(ckpt, str(path))
     model.classes = list(ckpt["classes"])
     model.inputs = InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling())

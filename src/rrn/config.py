@@ -111,9 +111,15 @@ class DataConfig:
     missing: Literal["error", "skip"] = "error"
     """A video listed in the split files but missing on disk: error, or skip it with a
     warning."""
+    val_fraction: float = 0.0
+    """Hold out about this fraction of the training videos as a validation split, by group
+    (clips of one source video stay together): best.pt follows its accuracy. 0 = none; then no
+    checkpoint is selected and the result of a run is its last.pt."""
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         check_choice("missing", self.missing, ("error", "skip"))
         check_choice("decoder", self.decoder, DECODERS)
         check_choice("cache_format", self.cache_format, CACHE_FORMATS)
@@ -281,8 +287,11 @@ class RunConfig:
     """Also write RUN/last.pt every this many optimiser steps within an epoch (0 = only at the
     end of each epoch)."""
     val_every: int = 1
-    """Evaluate on the test split every this many epochs (0 = never); best.pt follows its video
-    accuracy, else the training loss."""
+    """Evaluate on the validation split (--val-fraction) every this many epochs and at the end
+    (0 = never); best.pt follows its video accuracy."""
+    watch_test: bool = False
+    """Also evaluate on the test split at those epochs, to watch it: logged as test_* and drawn
+    in curves.png, never used to choose a checkpoint."""
     log_every: int = 1
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
@@ -357,8 +366,10 @@ class TrainConfig:
 class EvalConfig:
     """What ``rrn eval`` adds to the checkpoint's data settings and the run settings."""
 
-    which: Literal["best", "last"] = "best"
-    """Checkpoint of a run directory: best (falling back to last) or last."""
+    which: Literal["auto", "best", "last"] = "auto"
+    """Checkpoint of a run directory: auto = best.pt when a validation split (--val-fraction)
+    chose it, else last.pt; best (falling back to last; the output says how it was chosen);
+    last."""
     batch_size: int = 32
     """Clips (chunks, or chunk views) per forward pass."""
     out: str | None = None
@@ -372,7 +383,7 @@ class EvalConfig:
     classes are directions, e.g. ssv2)."""
 
     def __post_init__(self) -> None:
-        check_choice("which", self.which, ("best", "last"))
+        check_choice("which", self.which, ("auto", "best", "last"))
         check_choice("views", self.views, ("center", "3crop"))
         check_positive("batch_size", self.batch_size)
 

@@ -40,10 +40,10 @@ class DemoSettings:
     classes: int = 4
     videos_per_class: int = 64
     frames: int = 12
-    size: int = 64
-    epochs: int = 8
+    size: int = 56
+    epochs: int = 5
     chunks_per_video: int = 4
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 1e-3
 
     @classmethod

@@ -1,7 +1,9 @@
 """Distributed helpers: torchrun detection, collectives, and the resumable training samplers.
 
 DDP is on when torchrun's environment says so (``WORLD_SIZE`` > 1, with ``RANK`` and
-``LOCAL_RANK``); the backend is NCCL on CUDA and gloo on CPU. Without torchrun every helper
+``LOCAL_RANK``), or, without torchrun, SLURM's (``srun`` with several tasks: ``SLURM_PROCID``,
+``SLURM_NTASKS``, ``SLURM_LOCALID``; the first host of the job's node list is the rendezvous);
+the backend is NCCL on CUDA and gloo on CPU. Without torchrun every helper
 degrades to the single-process case, so the engine has one code path.
 
 Training order is a pure function of (seed, epoch, position): :class:`ResumableDistributedSampler`
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,13 +45,37 @@ class DistInfo:
 
 
 def dist_info_from_env(env: dict[str, str] | None = None) -> DistInfo:
-    """Read torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (absent = single process)."""
+    """Where this process sits: torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``; else, for
+    processes started by SLURM's ``srun`` (one task per GPU), ``SLURM_PROCID``, ``SLURM_NTASKS``,
+    ``SLURM_LOCALID``; absent = a single process."""
     env = os.environ if env is None else env
+    if "WORLD_SIZE" not in env and int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return DistInfo(rank=int(env["SLURM_PROCID"]), world_size=int(env["SLURM_NTASKS"]),
+                        local_rank=int(env.get("SLURM_LOCALID", 0)))
     return DistInfo(
         rank=int(env.get("RANK", 0)),
         world_size=int(env.get("WORLD_SIZE", 1)),
         local_rank=int(env.get("LOCAL_RANK", 0)),
     )
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[07-09,12],cpu1`` -> ``gpu07``."""
+    m = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not m:
+        raise ValueError(f"cannot read the SLURM node list {nodelist!r}; export MASTER_ADDR")
+    prefix, ranges = m.group(1), m.group(2)
+    return prefix + ranges.split(",")[0].split("-")[0] if ranges else prefix
+
+
+def _slurm_rendezvous(info: DistInfo) -> None:
+    """``env://`` rendezvous for ``srun``-started processes: torchrun's variables from SLURM's."""
+    env = os.environ
+    if "WORLD_SIZE" in env or not info.enabled:
+        return
+    env.setdefault("MASTER_ADDR", first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost")))
+    env.setdefault("MASTER_PORT", str(29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000))
+    env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"] = str(info.rank), str(info.world_size), str(info.local_rank)
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -72,6 +99,7 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800) -> tuple[Dis
     """
     info = dist_info_from_env()
     dev = resolve_device(device, info)
+    _slurm_rendezvous(info)
     if info.enabled and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

@@ -32,6 +32,8 @@ from rrn import distributed as rdist
 from rrn.checkpoint import (
     atomic_write_json,
     build_from_checkpoint,
+    check_writable,
+    checkpoint_choice,
     find_checkpoint,
     load_checkpoint,
 )
@@ -117,7 +119,13 @@ def evaluate_checkpoint(
             f"{cfg.data.split_dir or cfg.data.data_root} ({len(data.classes)}); evaluate on the "
             "dataset it was trained on"
         )
-    model = build_from_checkpoint(ckpt, device)
+    choice = checkpoint_choice(ckpt_path, ckpt)
+    if choice["chosen_by"] == "test" and info.is_main:
+        print(f"rrn eval: warning: {ckpt_path} was chosen by {choice['description']}", file=sys.stderr)
+    out_dir = Path(settings.out) if settings.out else ckpt_path.parent
+    if info.is_main:
+        check_writable(out_dir)  # before the evaluation, not after it
+    model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
     if not info.is_main:
         return None
@@ -157,6 +165,7 @@ def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context:
         "split": d.split,
         "dataset": d.dataset,
         "checkpoint": str(ckpt_path),
+        "checkpoint_choice": checkpoint_choice(ckpt_path, ckpt),
         "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k) for k in ("epoch", "global_step")},
         "context": context,
         "eval_stride": d.eval_stride,

@@ -231,7 +231,7 @@ def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_
     folder = features_dir(root, cfg, extraction, split)
     extraction = dataclasses.replace(extraction, out=str(folder))
     report = extract_dataset_features(cfg, extraction)  # resumable: videos already done are reused
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not rdist.dist_info_from_env().is_main:
         return
     print(report.summary(folder), flush=True)
     classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
@@ -258,19 +258,17 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
         raise ConfigError(f"--only names unknown cells {unknown}; cells: {[c.name for c in grid.cells]}")
     plan = [(c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
             for c in cells for k in splits]  # every configuration is validated before any work
-    main_rank = int(os.environ.get("RANK", "0")) == 0
+    main_rank = rdist.dist_info_from_env().is_main
     if dry_run:
         rows = []
         for c, k, _ in plan:
             result_file = _result_path(c, root / c.name / f"split{k}", k)
             rows.append(_row(c, k, result_file, "reused" if result_file.exists() else "planned"))
         return rows
-    from rrn import distributed as rdist
-
     # Under torchrun, one process group serves every cell (train, eval and features join it
     # and leave it in place) instead of being created and torn down per command.
     owner = not rdist.is_initialized()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if rdist.dist_info_from_env().enabled:
         rdist.init_distributed(plan[0][2].run.device)
     try:
         return _run_plan(grid, plan, root, feats, progress, main_rank)

@@ -449,12 +449,20 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
             f"weights file {path} does not exist; pass weights=None, 'imagenet' or the path of a "
             "torchvision ResNet state dict (.pth)"
         )
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - not a torch file, a pickle with classes, truncated
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(
+            f"weights file {path} is not a file torch can load safely ({reason}); pass none, "
+            "imagenet, a torchvision ResNet state dict (.pth) or an rrn checkpoint (RUN/last.pt)"
+        ) from None
     for key in ("model", "state_dict"):  # rrn checkpoints and common training scripts
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors); pass "
+                         "a torchvision ResNet state dict (.pth) or an rrn checkpoint (RUN/last.pt)")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

@@ -11,6 +11,7 @@ with a full temporal context (``n >= T - 1``), i.e. the mean over all stride-1 c
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ class VideoPrediction:
             "num_frames": int(self.frame_probs.shape[0]),
             **self.extra,
         }
+
+
+@dataclass
+class FailedVideo:
+    """A video that could not be classified (missing, unreadable, corrupt or truncated)."""
+
+    path: str
+    error: str
+    """Why, e.g. ``"truncated: 61 of 165 frames; ..."``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"video": self.path, "error": self.error}
 
 
 def _frame_times(path: Path, n: int, sample_every: int, fps: float | None) -> list[float] | None:
@@ -111,6 +124,18 @@ class Predictor:
             times=_frame_times(path, frame_probs.shape[0], self.config.sample_every, self.config.fps),
             extra={"chunks": int(full.shape[0]), "context": self.context},
         )
+
+    def predict_all(self, videos: Iterable[str | os.PathLike], top: int = 5
+                    ) -> Iterator[VideoPrediction | FailedVideo]:
+        """:meth:`predict` for each video in turn; a video that cannot be decoded yields a
+        :class:`FailedVideo` instead of stopping the others."""
+        from rrn.data import VideoDecodeError
+
+        for video in videos:
+            try:
+                yield self.predict(video, top=top)
+            except VideoDecodeError as err:
+                yield FailedVideo(str(video), err.reason)
 
     def plot_timeline(self, pred: VideoPrediction, path: str | os.PathLike, top: int = 5) -> None:
         """Per-frame probabilities of the video's top classes over time, as a PNG."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
+from rrn.distributed import dist_info_from_env
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     progress = resolve_config([("flags", flag_overrides(args))]).run.progress
     rows = run_grid(grid, out, splits=args.splits, sets=args.sets, only=args.only,
                     progress=progress, dry_run=args.dry_run)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not dist_info_from_env().is_main:
         return 0  # under torchrun rank 0 reports
     width = max(len(r["cell"]) for r in rows)
     for r in rows:

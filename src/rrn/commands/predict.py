@@ -1,9 +1,15 @@
-"""``rrn predict RUN_OR_CKPT VIDEO [VIDEO ...]``: top-5 classes per video (see :mod:`rrn.predict`)."""
+"""``rrn predict RUN_OR_CKPT VIDEO [VIDEO ...]``: top-5 classes per video (see :mod:`rrn.predict`).
+
+A video that cannot be decoded (missing, corrupt, truncated) gets an error line on stderr and an
+``{"video", "error"}`` record in ``--json``; the others are still classified, and the exit code
+is 1 when any video failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rrn.config import (
@@ -21,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="classify videos with a trained checkpoint (top-5, optional timeline plot)",
         description="Classify whole videos: frames are streamed once through the network "
-        "(forward_video) and the video's probabilities are the mean over its chunks.",
+        "(forward_video) and the video's probabilities are the mean over its chunks. A video that "
+        "cannot be decoded is reported (stderr; an error record with --json) and the others are "
+        "still classified; the exit code is then 1.",
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
     p.add_argument("videos", metavar="VIDEO", nargs="+",
@@ -46,23 +54,20 @@ def timeline_path(base: str, video: str, many: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from rrn.cli import UserError
-    from rrn.data import VideoDecodeError
     from rrn.distributed import DistInfo, resolve_device
-    from rrn.predict import Predictor
+    from rrn.predict import FailedVideo, Predictor
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    missing = [v for v in args.videos if not (Path(v).is_file() or Path(v).is_dir())]
-    if missing:
-        raise UserError(f"no such video file or frame folder: {', '.join(missing)}")
     device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo())
     predictor = Predictor(args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which)
-    results = []
-    for video in args.videos:
-        try:
-            pred = predictor.predict(video, top=args.top)
-        except VideoDecodeError as err:
-            raise UserError(f"cannot decode {video}: {err}") from None
+    results, failed = [], 0
+    for video, pred in zip(args.videos, predictor.predict_all(args.videos, top=args.top)):
+        if isinstance(pred, FailedVideo):  # reported, and the other videos still get their answer
+            failed += 1
+            print(f"rrn predict: error: cannot decode {video}: {pred.error}", file=sys.stderr)
+            results.append(pred.to_json())
+            continue
         record = pred.to_json()
         if args.timeline:
             out = timeline_path(args.timeline, video, len(args.videos) > 1)
@@ -70,12 +75,18 @@ def run(args: argparse.Namespace) -> int:
             record["timeline"] = str(out)
         results.append(record)
         if not args.json:
-            print(f"{video}  ({record['num_frames']} frames, {record['chunks']} chunks of "
-                  f"{predictor.context})")
-            for rank, item in enumerate(record["top"], 1):
-                print(f"  {rank}. {item['class']:<30} {item['prob']:.3f}")
-            if args.timeline:
-                print(f"  timeline: {record['timeline']}")
+            print_prediction(record, predictor.context)
     if args.json:
         print(json.dumps({"checkpoint": str(predictor.path), "videos": results}, indent=2))
-    return 0
+    if failed:
+        print(f"rrn predict: {failed} of {len(args.videos)} videos could not be classified",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_prediction(record: dict, context: int) -> None:
+    print(f"{record['video']}  ({record['num_frames']} frames, {record['chunks']} chunks of {context})")
+    for rank, item in enumerate(record["top"], 1):
+        print(f"  {rank}. {item['class']:<30} {item['prob']:.3f}")
+    if "timeline" in record:
+        print(f"  timeline: {record['timeline']}")

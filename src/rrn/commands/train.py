@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rrn.train import NonFiniteLossError, fit, resolve_train_config
+    from rrn.train.signals import TrainingStopped
 
     layers = [(args.config, load_yaml(args.config))] if args.config else []
     cfg, changes = resolve_train_config([*layers, ("flags", flag_overrides(args))])
@@ -52,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         print(f"rrn train: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except TrainingStopped as err:  # SIGTERM / SIGINT / SIGUSR1: last.pt holds the step reached
+        print(f"rrn train: {err}; continue with rrn train --out {cfg.run.out} --resume",
+              file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
         print(f"rrn train: interrupted; continue with rrn train --out {cfg.run.out} --resume",
               file=sys.stderr)
         return 130

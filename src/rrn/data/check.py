@@ -2,8 +2,9 @@
 
 Reports (never raises for) per-video problems: missing files (from ``load_split(...,
 missing="skip")``), empty files, files that are not videos or have no video stream,
-corrupt or truncated streams (with ``decode=True``, a full decode), a video listed on both
-the train and test side, and classes without any training video.
+truncated files (also with ``decode=False``: the packets are read, not decoded), corrupt
+streams (with ``decode=True``, a full decode), a video listed on both the train and test side,
+and classes without any training video.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
     Args:
         split: The split, ideally loaded with ``missing="skip"`` so missing files are reported
             here rather than raised one at a time.
-        decode: Fully decode every video (finds truncated streams; slow) rather than only
-            open it and decode its first frame.
+        decode: Fully decode every video (finds damaged data inside a file; slow) rather than
+            decode its first frame and read the rest without decoding (finds truncated files).
         decoder: Decoding backend.
         progress: Show a progress bar.
 
@@ -68,7 +69,7 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
                 problems.append(Problem(rec.video_id, f"{rec.path} is empty (0 bytes)",
                                         "re-download or re-extract the video"))
                 continue
-            if decode:  # every frame decoded (finds truncation), one in 10 converted
+            if decode:  # every frame decoded (finds damaged data), one in 10 converted
                 decode_video(rec.path, sample_every=10, backend=decoder)
             else:
                 probe_video(rec.path)

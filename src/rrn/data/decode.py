@@ -17,12 +17,22 @@ Backends:
 Sampling is either every ``sample_every``-th decoded frame (the paper: 10) or, when ``fps``
 is given, frames evenly spaced in presentation time (:func:`rrn.data.sampling.select_by_time`),
 which is what a variable-frame-rate video needs.
+
+Truncated files (an interrupted download or copy) are errors, not short videos. FFmpeg's
+frame threading swallows the error of the frame the file ends in, so a cut file decodes into
+fewer frames without complaint; instead, the packets read on the way are compared with the
+length the container's header promises (AVI's frame count, MP4/MOV's sample table,
+Matroska/WebM's track duration): a stream that stops more than 1.5 frame intervals early, or
+whose last packet the demuxer flags as cut, raises :class:`VideoDecodeError` ("truncated: 61 of
+165 frames; ..."). Files whose header gives no length (MPEG-TS/PS, streamed WebM) can only be
+caught when they end inside a frame.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +112,8 @@ def decode_video(
         uint8 array ``(N, H, W, 3)``, RGB, ``N >= 1``.
 
     Raises:
-        VideoDecodeError: missing, empty, corrupt or non-video file, no video stream, or
-            no frame decoded.
+        VideoDecodeError: missing, empty, corrupt, truncated (see the module docstring) or
+            non-video file, no video stream, or no frame decoded.
     """
     if sample_every < 1:
         raise ValueError(f"sample_every must be >= 1, got {sample_every}")
@@ -143,8 +153,11 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
         selector = TimeSelector(fps) if fps is not None else None
         base_rate = float(stream.average_rate or stream.guessed_rate or 25.0)
         size: tuple[int, int] | None = None
+        tail = _StreamTail()
+        decoded = 0
         try:
-            for i, frame in enumerate(container.decode(stream)):
+            for i, frame in enumerate(_frames(container, stream, tail)):
+                decoded += 1
                 if selector is not None:
                     t = frame.time if frame.time is not None else i / base_rate
                     if not selector.keep(t):
@@ -160,9 +173,88 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
             raise VideoDecodeError(
                 path, f"decoding failed after {len(frames)} sampled frames ({_reason(err)})"
             ) from None
-    if not frames:
-        raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+        if not frames:
+            raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+        truncated = _truncation(container, stream, tail, decoded)
+        if truncated:
+            raise VideoDecodeError(path, truncated)
     return np.stack(frames)  # (N, H, W, 3)
+
+
+def _frames(container, stream, tail: _StreamTail):
+    """``container.decode(stream)``, with every demuxed packet shown to ``tail`` on the way."""
+    for packet in container.demux(stream):
+        tail.see(packet)
+        yield from packet.decode()  # the empty packet PyAV sends last flushes the decoder
+
+
+class _StreamTail:
+    """Where the packets read from a video stream end, to compare with what the container promises.
+
+    FFmpeg's frame-threaded decoding drops the error of a frame cut short by the end of the
+    file, so a truncated video decodes "successfully" into fewer frames; only the packets
+    tell: how far in time they reach, and whether the demuxer flagged the last one as corrupt
+    (it does when the file ends inside it).
+    """
+
+    def __init__(self):
+        self.last_pts: int | None = None
+        """Largest presentation time seen, in the stream's time base."""
+        self.end: int | None = None
+        """Largest ``pts + duration`` seen (equal to ``last_pts`` where packets carry no duration)."""
+        self.last_corrupt = False
+
+    def see(self, packet) -> None:
+        if packet.size == 0 and packet.dts is None:
+            return  # the flush packet, not data read from the file
+        self.last_corrupt = bool(packet.is_corrupt)
+        if packet.pts is not None:
+            end = packet.pts + (packet.duration or 0)
+            self.last_pts = packet.pts if self.last_pts is None else max(self.last_pts, packet.pts)
+            self.end = end if self.end is None else max(self.end, end)
+
+
+def _promised_seconds(container, stream) -> float | None:
+    """How long the container's header says the video stream is, or None when it does not say.
+
+    AVI: the header's frame count (FFmpeg re-derives an AVI's duration from the chunks it
+    finds, which shrinks with the file). Others: the stream's duration (MP4/MOV sample tables),
+    else Matroska/WebM's per-track ``DURATION`` tag (written by FFmpeg and mkvmerge).
+    """
+    if container.format.name == "avi":
+        return float(stream.frames * stream.time_base) if stream.frames else None
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", stream.metadata.get("DURATION", "").strip())
+    if tag:
+        return int(tag[1]) * 3600 + int(tag[2]) * 60 + float(tag[3])
+    return None
+
+
+def _truncation(container, stream, tail: _StreamTail, decoded: int | None) -> str | None:
+    """Why the stream looks cut short (the reason of a VideoDecodeError), or None.
+
+    Truncated = the demuxer flagged the last packet as corrupt (the file ends inside it), or
+    the packets stop more than 1.5 frame intervals before the end the header promises.
+    ``decoded`` is the number of frames decoded, None when they were not (``probe_video``).
+    """
+    if tail.end is None:
+        return None
+    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    tb = float(stream.time_base)
+    start = stream.start_time or 0
+    end = max((tail.end - start) * tb, (tail.last_pts - start) * tb + 1 / rate)  # seconds
+    promised = _promised_seconds(container, stream)
+    short = promised is not None and promised - end > 1.5 / rate
+    if not (short or tail.last_corrupt):
+        return None
+    expected = stream.frames or (round(promised * rate) if promised else None)
+    of = f" of {expected}" if expected else ""
+    if not short:  # every frame is there, but the file ends inside the last one
+        return f"truncated: the file ends inside frame {round((tail.last_pts - start) * tb * rate) + 1}{of}"
+    count = str(decoded) if decoded is not None else f"about {round(end * rate)}"
+    return (f"truncated: {count}{of} frames; the video stream ends at {end:.2f} s of the "
+            f"{promised:.2f} s its header promises")
 
 
 def _decode_torchcodec(path: Path, sample_every: int, short_side: int | None) -> np.ndarray:
@@ -188,7 +280,11 @@ def _reason(err: BaseException) -> str:
 
 
 def probe_video(path) -> tuple[int, int]:
-    """Open a video and decode its first frame only (a quick health check).
+    """A quick health check: open a video, decode its first frame, read (not decode) the rest.
+
+    Reading the packets finds truncation as :func:`decode_video` does (the stream ends before
+    the length its header promises, or inside a frame) for a few milliseconds per video;
+    what only decoding finds (damaged data inside the file) it does not.
 
     Returns:
         ``(height, width)`` of the first frame.
@@ -205,10 +301,18 @@ def probe_video(path) -> tuple[int, int]:
         with av.open(str(path), mode="r") as container:
             if not container.streams.video:
                 raise VideoDecodeError(path, "the file has no video stream")
-            for frame in container.decode(container.streams.video[0]):
-                return frame.height, frame.width
+            stream = container.streams.video[0]
+            tail = _StreamTail()
+            first = next(_frames(container, stream, tail), None)
+            if first is None:
+                raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+            for packet in container.demux(stream):
+                tail.see(packet)
+            truncated = _truncation(container, stream, tail, None)
     except VideoDecodeError:
         raise
     except Exception as err:  # noqa: BLE001
         raise VideoDecodeError(path, f"not a readable video ({_reason(err)})") from None
-    raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+    if truncated:
+        raise VideoDecodeError(path, truncated)
+    return first.height, first.width

@@ -152,7 +152,7 @@ def load_split(
         raise SplitError(f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files")
     split_dir = Path(split_dir) if split_dir is not None else root
     entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list)
-    out = _records(entries, classes, root, folders)
+    out = _records(entries, classes, _Resolver(root, folders=folders))
     if out.missing:
         _report_missing(out, len(entries), root, missing)
     for side in ("train", "test"):
@@ -185,14 +185,14 @@ def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
                             test_list=test_list)
 
 
-def _records(entries: list[Entry], classes: list[str], root: Path, folders: bool) -> DatasetSplit:
-    """Resolve each entry on disk: a record, or a missing video; a second listing is a bad line."""
+def _records(entries: list[Entry], classes: list[str], resolve: _Resolver) -> DatasetSplit:
+    """Resolve each entry on disk: a record, or a missing video; a video listed twice on one
+    side, or whose file lies outside the data root, is a bad line."""
     out = DatasetSplit(classes=classes, train=[], test=[])
-    resolve = _Resolver(root, folders=folders)
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
     for side, rel, label, src, lineno, *frames in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
-        video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not folders else candidates[0])
+        video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not resolve.folders else candidates[0])
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
             _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
@@ -201,9 +201,16 @@ def _records(entries: list[Entry], classes: list[str], root: Path, folders: bool
         path = next((p for p in map(resolve, candidates) if p is not None), None)
         if path is None:
             out.missing.append(MissingVideo(video_id, src, lineno, side))
-            continue
-        record = VideoRecord(path, label, video_id, frames[0] if frames else None)
-        (out.train if side == "train" else out.test).append(record)
+        elif resolve.outside(path):
+            _bad_line(
+                f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a linked "
+                f"folder) to {path.resolve()}, outside the data root {resolve.root.resolve()}; paths must "
+                "stay inside --data-root: move or copy the video into it, or pass a --data-root that "
+                "holds the link's target"
+            )
+        else:
+            record = VideoRecord(path, label, video_id, frames[0] if frames else None)
+            (out.train if side == "train" else out.test).append(record)
     return out
 
 
@@ -303,11 +310,18 @@ def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
         if not 1 <= label <= len(classes):
             _bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
             continue
-        folder = PurePosixPath(rel).parts[0] if len(PurePosixPath(rel).parts) > 1 else None
-        if folder is not None and folder in index and index[folder] != label - 1:
+        parts = PurePosixPath(rel).parts
+        if len(parts) < 2 or parts[0] not in index:
+            where = f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
+            _bad_line(
+                f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 lists "
+                "'<Class>/<video>' with a class of classInd.txt: fix the line, or add the class there"
+            )
+            continue
+        if index[parts[0]] != label - 1:
             _bad_line(
                 f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
-                f"class folder {folder!r} ({index[folder] + 1} in classInd.txt)"
+                f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
             )
             continue
         entries.append(("train", rel, label - 1, train_file, lineno))
@@ -355,7 +369,6 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
     ind = split_dir / "classInd.txt"
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
-    max_label = -1
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in _lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
@@ -369,11 +382,34 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
             rel = _check_relative(fields[0], src, lineno)
             if rel is None:
                 continue
-            max_label = max(max_label, label)
             entries.append((side, rel, label, src, lineno))
     if classes is None:
-        classes = [str(i) for i in range(max_label + 1)]
+        entries = _without_label_gaps(entries, ind)
+        classes = [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
     return entries, classes
+
+
+def _without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:
+    """Without a ``classInd.txt`` the classes are ``0..largest label``: a label past one that no
+    line uses would add classes without any video (one label 999: a 1000-class model), so each
+    such line is a bad line, dropped when collecting."""
+    used = {e[2] for e in entries}
+    gap = 0  # the smallest unused label
+    while gap in used:
+        gap += 1
+    if all(e[2] < gap for e in entries):
+        return entries
+    top = max(used)
+    for _, _, label, src, lineno, *_ in entries:
+        if label > gap:
+            _bad_line(
+                f"{src}:{lineno}: label {label}, but no line has label {gap}"
+                f"{' (labels are 0-based)' if gap == 0 else ''}: without a class index "
+                f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them without "
+                f"any video. Fix the label, or name the classes in {ind} ('<1-based index> <name>' "
+                "lines: label k is named on the line '<k+1> <name>')"
+            )
+    return [e for e in entries if e[2] < gap]
 
 
 def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
@@ -399,6 +435,21 @@ class _Resolver:
         self.root = root
         self.folders = folders
         self._dirs: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
+        self._real_root = os.path.realpath(root)
+        self._folder_inside: dict[Path, bool] = {}
+
+    def outside(self, path: Path) -> bool:
+        """Whether a found video really lies outside the root: it, or a folder on its way, is a
+        symbolic link pointing elsewhere (one ``realpath`` per folder, one per linked file)."""
+        if path.parent not in self._folder_inside:
+            real = os.path.realpath(path.parent)
+            self._folder_inside[path.parent] = os.path.commonpath([real, self._real_root]) == self._real_root
+        if not self._folder_inside[path.parent]:
+            return True
+        if not path.is_symlink():
+            return False
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, self._real_root]) != self._real_root
 
     def __call__(self, rel: str) -> Path | None:
         path = self.root / rel

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from rrn import distributed as rdist
 from rrn.checkpoint import is_rrn_checkpoint, load_checkpoint, load_weights_into
 from rrn.config import ConfigError, ModelConfig, OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
+from rrn.train.signals import ignore_stop_signals
 
 STAGE_MODULES = {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
 
@@ -162,13 +165,29 @@ class StepPlan:
 
 
 # ------------------------------------------------------------------------ data and loaders
-def create_datasets(cfg: TrainConfig, split, context: int):
-    """The training set (random chunks) and the test set (all chunks of each video)."""
-    from rrn.data import VideoChunkDataset
+class Datasets(NamedTuple):
+    """A run's data: training chunks; whole videos of the validation and test splits."""
 
-    train = VideoChunkDataset.from_config(split.train, cfg.data, context=context, train=True, seed=cfg.run.seed)
-    test = VideoChunkDataset.from_config(split.test, cfg.data, context=context, train=False, seed=cfg.run.seed)
-    return train, test
+    train: Any
+    val: Any  # None without --val-fraction
+    test: Any
+
+
+def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
+    """The training set (random chunks), the validation set carved from the training videos by
+    group (``--val-fraction``; else None) and the test set (all chunks of each video)."""
+    from rrn.data import VideoChunkDataset
+    from rrn.data.holdout import carve_validation
+
+    train, val = split.train, []
+    if cfg.data.val_fraction:
+        train, val = carve_validation(split.train, cfg.data.val_fraction, cfg.run.seed)
+
+    def make(records, is_train):
+        return VideoChunkDataset.from_config(records, cfg.data, context=context, train=is_train,
+                                             seed=cfg.run.seed)
+
+    return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -180,7 +199,8 @@ def resolve_workers(workers: int | None) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1")
+    per_machine = int(re.match(r"\d*", per_node).group() or 1)  # SLURM writes e.g. "4(x2)"
     return max(1, min(8, cores // max(1, per_machine)))
 
 
@@ -196,7 +216,8 @@ def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int,
     sampler.set_start(min(step_in_epoch * plan.local_step, sampler.num_samples))
     batches = StepBatchSampler(sampler, cfg.optim.batch_size, plan.local_step)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=resolve_workers(cfg.run.workers),
-                        collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda")
+                        collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals)
     return loader, batches.schedule()
 
 
@@ -210,4 +231,4 @@ def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: in
         sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
     return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
                       num_workers=resolve_workers(workers), collate_fn=collate_videos,
-                      pin_memory=pin_memory)
+                      pin_memory=pin_memory, worker_init_fn=ignore_stop_signals)

@@ -13,6 +13,7 @@ inside the epoch, so a resumed run ends with exactly the weights of an uninterru
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
 from rrn.metrics import compute_metrics
 from rrn.train.builders import (
+    Datasets,
     StepPlan,
     amp_dtype,
     create_datasets,
@@ -39,6 +41,7 @@ from rrn.train.builders import (
 )
 from rrn.train.evaluate import chunk_loss, evaluate
 from rrn.train.run_dir import RunDir
+from rrn.train.signals import StopRequest, TrainingStopped
 from rrn.train.state import EpochTotals, RunState, StepInfo
 from rrn.train.step import (
     Hook,
@@ -70,10 +73,11 @@ def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: to
 
     Raises:
         NonFiniteLossError: before applying a step whose loss is not finite.
+        StopAtStep: after the step during which a stop was requested (``ctx.stop``).
     """
     set_train_mode(model, ctx.frozen_bn)
     world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
-    sums = torch.zeros(3, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks
+    sums = torch.zeros(4, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks, stop
     t_step = time.perf_counter()
     bar = tqdm(total=len(schedule), desc=f"epoch {state.epoch + 1}", unit="batch",
                disable=not ctx.progress, dynamic_ncols=True, leave=False)
@@ -91,7 +95,7 @@ def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: to
                                   lr=lr, ctx=ctx, where=where)
             sums.zero_()
             now = time.perf_counter()
-            info = state.advance(*step, lr=lr, seconds=now - t_step)
+            info = state.advance(*step[:3], lr=lr, seconds=now - t_step)
             t_step = now
             bar.set_postfix(loss=f"{state.totals.loss:.3f}", acc=f"{state.totals.acc:.3f}",
                             clips_s=f"{info.clips_per_s:.1f}", refresh=False)
@@ -99,7 +103,13 @@ def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: to
                 on_step(info)
             for hook in ctx.hooks:
                 hook.after_step(state)
+            if step.stop:
+                raise StopAtStep()
     return state.totals
+
+
+class StopAtStep(Exception):
+    """Every rank agreed, in the step's all-reduce, to stop after it (a signal arrived)."""
 
 
 def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -130,25 +140,38 @@ def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
 
 def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Sequence[Hook]) -> dict[str, Any]:
     run = RunDir.open(cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite, is_main=info.is_main)
-    torch.manual_seed(cfg.run.seed)
-    split = cfg.data.load_split()
-    cfg = with_resolved_skips(cfg)
-    run.check_classes(split.classes)
-    model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
-    model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"])
-    optimizer = create_optimizer(model, cfg.optim)
-    dtype = amp_dtype(cfg.run.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    context = cfg.model.context
-    train_set, test_set = create_datasets(cfg, split, context)
-    plan = StepPlan.create(cfg.optim, len(train_set), info.world_size)
-    state = run.restore(optimizer, scaler, plan.steps_per_epoch, info.world_size)
-    ctx = StepContext(device=device, dtype=dtype, scaler=scaler, grad_clip=cfg.optim.grad_clip,
-                      lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
-                      frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
-                      clip_shape=(context, 3, cfg.data.frame_size, cfg.data.frame_size))
-    _start(run, cfg, split.classes, state, plan, info, device, init_note, len(train_set), len(test_set),
-           split.missing)
+    try:
+        torch.manual_seed(cfg.run.seed)
+        split = cfg.data.load_split()
+        cfg = with_resolved_skips(cfg)
+        run.check_resume(cfg, split.classes)
+        model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
+        model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"])
+        optimizer = create_optimizer(model, cfg.optim)
+        dtype = amp_dtype(cfg.run.amp, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        data = create_datasets(cfg, split, cfg.model.context)
+        plan = StepPlan.create(cfg.optim, len(data.train), info.world_size)
+        state = run.restore(optimizer, scaler, plan.steps_per_epoch, info.world_size)
+        ctx = StepContext(device=device, dtype=dtype, scaler=scaler, grad_clip=cfg.optim.grad_clip,
+                          lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
+                          frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
+                          clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size))
+        _start(run, cfg, split.classes, state, plan, info, device, init_note, data, split.missing)
+        with StopRequest() as ctx.stop:
+            _epochs(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
+    finally:
+        run.close()
+    rdist.barrier()
+    return {"run_dir": str(run.path), "global_step": state.global_step, "history": state.history,
+            "best_metric": state.best_metric, "last": str(run.path / LAST),
+            "best": str(run.path / BEST), "classes": split.classes, "config": cfg.to_dict(),
+            "model": unwrap(model)}
+
+
+def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunState,
+            plan: StepPlan, data: Datasets, ctx: StepContext, info, device) -> None:
+    """The epoch loop, with its checkpoints, and the ways it ends early."""
 
     def on_step(s: StepInfo) -> None:
         if s.global_step % cfg.run.log_every == 0:
@@ -160,31 +183,40 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
     try:
         while state.epoch < cfg.optim.epochs:
             t0 = time.perf_counter()
-            loader, schedule = create_train_loader(train_set, plan, state.epoch, state.step_in_epoch,
+            loader, schedule = create_train_loader(data.train, plan, state.epoch, state.step_in_epoch,
                                                    cfg, info, device)
             train_one_epoch(model, loader, schedule, optimizer, state, ctx, on_step)
-            record = _epoch_record(model, state, train_set, test_set, cfg, ctx)
+            record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
             _end_epoch(run, record, model, optimizer, scaler, state, cfg)
+            if _all_agree(ctx.stop.requested, device):
+                raise StopAtStep()
+    except StopAtStep:
+        run.save(LAST, model, optimizer, scaler, state)
+        raise TrainingStopped(ctx.stop.signum or signal.SIGTERM, str(run.path / LAST),
+                              state.global_step) from None
     except NonFiniteLossError as err:
         raise _explained(err, run, cfg) from None
-    finally:
-        run.close()
-    rdist.barrier()
-    return {"run_dir": str(run.path), "global_step": state.global_step, "history": state.history,
-            "best_metric": state.best_metric, "last": str(run.path / LAST),
-            "best": str(run.path / BEST), "classes": split.classes, "config": cfg.to_dict(),
-            "model": unwrap(model)}
+
+
+def _all_agree(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any."""
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    return bool(rdist.all_reduce_sum(t).item() > 0)
 
 
 def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
-           info: rdist.DistInfo, device: torch.device, init_note: str, n_train: int, n_test: int,
+           info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets,
            missing: list) -> None:
     """Write the run's config and first log line; print what is about to happen."""
+    n_val = len(data.val) if data.val is not None else 0
+    selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
+                 if n_val else "none (no --val-fraction): the run's result is last.pt")
     run.start(cfg, classes, {
         "global_step": state.global_step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
-        "world_size": info.world_size, "device": str(device), "train_chunks": n_train,
-        "test_videos": n_test, "chunks_per_step": plan.chunks_per_step,
+        "world_size": info.world_size, "device": str(device), "train_chunks": len(data.train),
+        "val_videos": n_val, "test_videos": len(data.test), "watch_test": cfg.run.watch_test,
+        "selection": selection, "chunks_per_step": plan.chunks_per_step,
         "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
         "missing_videos": {side: sum(m.side == side for m in missing) for side in ("train", "test")},
     })
@@ -192,8 +224,11 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
     skips = ",".join(cfg.model.skip) or "none"
     run.print(
         f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
-        f"{n_train} train chunks, {n_test} test videos | {plan.chunks_per_step} chunks/step, "
-        f"{plan.steps_per_epoch} steps/epoch | {info.world_size} x {device} | {init_note} -> {run.path}"
+        f"{len(data.train)} train chunks, {n_val} validation + {len(data.test)} test videos | "
+        f"{plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
+        f"{info.world_size} x {device} | {init_note} -> {run.path}\n"
+        f"rrn train: checkpoint selection: {selection}"
+        + ("; the test split is watched (logged as test_*), never used to choose" if cfg.run.watch_test else "")
     )
     if state.epoch >= cfg.optim.epochs:
         run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
@@ -212,10 +247,10 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
                   "right to left', another class; train with --no-hflip")
 
 
-def _epoch_record(model: nn.Module, state: RunState, train_set, test_set, cfg: TrainConfig,
+def _epoch_record(model: nn.Module, state: RunState, data: Datasets, cfg: TrainConfig,
                   ctx: StepContext) -> dict[str, Any]:
-    """The epoch's log record: training totals over all ranks, skipped videos and, when it is
-    due, the evaluation on the test split."""
+    """The epoch's log record: training totals over all ranks, skipped videos and, when due,
+    the evaluation on the validation split (``val_*``) and the watched test split (``test_*``)."""
     sync_buffers(model)
     totals = state.totals
     skipped = sorted({i for part in rdist.all_gather_objects(totals.skipped) for i in part})
@@ -223,35 +258,41 @@ def _epoch_record(model: nn.Module, state: RunState, train_set, test_set, cfg: T
         "kind": "epoch", "epoch": state.epoch, "global_step": state.global_step,
         "train_loss": totals.loss, "train_acc": totals.acc, "train_chunks": int(totals.chunks),
         "lr": ctx.lr_fn(state.global_step - 1) if ctx.lr_fn else None,
-        "skipped": [train_set.records[i].video_id if i >= 0 else "?" for i in skipped],
+        "skipped": [data.train.records[i].video_id if i >= 0 else "?" for i in skipped],
     }
     every, last_epoch = cfg.run.val_every, state.epoch + 1 == cfg.optim.epochs
     if every and ((state.epoch + 1) % every == 0 or last_epoch):
-        loader = create_eval_loader(test_set, workers=cfg.run.workers, pin_memory=ctx.device.type == "cuda")
-        res = evaluate(model, loader, device=ctx.device, chunk_batch=2 * cfg.optim.batch_size,
-                       dtype=ctx.dtype, progress=ctx.progress)
-        m, _ = compute_metrics(res["video_probs"], res["labels"], chunk_probs=res["chunk_probs"],
-                               chunk_labels=res["chunk_labels"])
-        record.update(val_loss=chunk_loss(res["chunk_probs"], res["chunk_labels"]),
-                      val_video_top1=m["video_top1"], val_video_top5=m["video_top5"],
-                      val_clip_top1=m["clip_top1"], val_mean_class_accuracy=m["mean_class_accuracy"],
-                      val_videos=m["num_videos"])
+        for prefix, dataset in (("val", data.val), ("test", data.test if cfg.run.watch_test else None)):
+            if dataset is not None:
+                record.update(_scores(model, dataset, prefix, cfg, ctx))
     return record
+
+
+def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig, ctx: StepContext) -> dict[str, Any]:
+    loader = create_eval_loader(dataset, workers=cfg.run.workers, pin_memory=ctx.device.type == "cuda")
+    res = evaluate(model, loader, device=ctx.device, chunk_batch=2 * cfg.optim.batch_size,
+                   dtype=ctx.dtype, progress=ctx.progress)
+    m, _ = compute_metrics(res["video_probs"], res["labels"], chunk_probs=res["chunk_probs"],
+                           chunk_labels=res["chunk_labels"])
+    return {f"{prefix}_loss": chunk_loss(res["chunk_probs"], res["chunk_labels"]),
+            f"{prefix}_video_top1": m["video_top1"], f"{prefix}_video_top5": m["video_top5"],
+            f"{prefix}_clip_top1": m["clip_top1"],
+            f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"], f"{prefix}_videos": m["num_videos"]}
 
 
 def _end_epoch(run: RunDir, record: dict[str, Any], model, optimizer, scaler, state: RunState,
                cfg: TrainConfig) -> None:
     """Close the epoch: state, checkpoints, log, curves, one printed line."""
     skipped = record["skipped"]
-    metric = record.get("val_video_top1", -record["train_loss"])
-    is_best = state.end_epoch(record, metric)
+    is_best = state.end_epoch(record, record.get("val_video_top1"))  # validation only, never test
     run.save(LAST, model, optimizer, scaler, state, record)
     if is_best:
         run.save(BEST, model, optimizer, scaler, state, record)
     run.log(record, step=state.global_step)
     run.plot(state.history)
-    val = (f" | test video acc {record['val_video_top1']:.3f} clip acc {record['val_clip_top1']:.3f}"
-           if "val_video_top1" in record else "")
+    val = "".join(f" | {name} video acc {record[f'{key}_video_top1']:.3f} clip acc "
+                  f"{record[f'{key}_clip_top1']:.3f}" for key, name in
+                  (("val", "val"), ("test", "test (watched)")) if f"{key}_video_top1" in record)
     run.print(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
               f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} ({record['time_s']:.1f}s)")
     if skipped:

@@ -1,10 +1,15 @@
 """The run folder and everything written to it (the role of timm's ``CheckpointSaver``).
 
-:class:`RunDir` owns ``RUN/``: the policy for an existing run (``--resume`` continues it,
-``--overwrite`` replaces it, anything else is refused), ``config.yaml``, ``log.jsonl`` (and
-TensorBoard events when installed), ``last.pt`` / ``best.pt`` and ``curves.png``. Only rank 0
-writes; the other ranks get the same object with writing turned off, so the loop has one code
-path.
+:class:`RunDir` owns ``RUN/``: a lock so one run writes it at a time, the policy for an existing
+run (``--resume`` continues it, ``--overwrite`` replaces it, anything else is refused),
+``config.yaml``, ``log.jsonl`` (and TensorBoard events when installed), ``last.pt`` / ``best.pt``
+and ``curves.png``. Only rank 0 writes; the other ranks get the same object with writing turned
+off, so the loop has one code path.
+
+What a killed run leaves is put right at the next start: temporary files of interrupted writes
+are removed, and a resumed run's ``log.jsonl`` is cut back to the checkpoint it resumes from (a
+line cut mid-write and the steps after the checkpoint dropped, epochs the checkpoint holds but
+the log lost restored), so the log never counts a step twice.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rrn import distributed as rdist
 from rrn.checkpoint import (
     BEST,
     LAST,
@@ -28,11 +34,13 @@ from rrn.checkpoint import (
     save_checkpoint,
 )
 from rrn.config import TrainConfig, describe_changes, resolve_config
+from rrn.train.lock import RunLock, RunLocked
 from rrn.train.state import RunState
 
 LOG = "log.jsonl"
 CURVES = "curves.png"
 CONFIG = "config.yaml"
+WRITTEN = (LAST, BEST, CONFIG, CURVES, LOG)  # files written by temporary file + rename
 
 
 def resolve_train_config(layers: list[tuple[str, dict[str, Any]]]) -> tuple[TrainConfig, list[str]]:
@@ -73,27 +81,53 @@ class RunDir:
         self._config: dict[str, Any] = {}
         self._classes: list[str] = []
         self._tb = None
+        self._lock: RunLock | None = None
+
+    def _take_lock(self) -> None:
+        """Rank 0 locks the folder; every rank learns whether it could."""
+        refusal = None
+        if self.is_main:
+            try:
+                self._lock = RunLock(self.path).acquire()
+            except RunLocked as err:
+                refusal = str(err)
+        refusal = rdist.all_gather_objects(refusal)[0]
+        if refusal:
+            raise RunLocked(refusal)
+        if self.is_main:  # temporaries of writes a killed run left (only ours: we hold the lock)
+            for name in WRITTEN:
+                for tmp in self.path.glob(f".{name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
 
     @classmethod
     def open(cls, path: str | Path, *, resume: bool, overwrite: bool, is_main: bool = True) -> RunDir:
         """Apply the policy for a folder that may hold a run; with ``resume`` load its ``last.pt``.
 
         Raises:
+            RunLocked: another ``rrn train`` writes this folder.
             FileNotFoundError: ``resume`` without a ``last.pt``.
             FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite``.
         """
         run = cls(path, is_main=is_main)
-        last = run.path / LAST
+        run._take_lock()
+        try:
+            run._apply_policy(resume, overwrite)
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    def _apply_policy(self, resume: bool, overwrite: bool) -> None:
+        last = self.path / LAST
         if resume:
             if not last.is_file():
                 raise FileNotFoundError(f"--resume: {last} does not exist; start the run without --resume")
-            run.resumed = load_checkpoint(last)
+            self.resumed = load_checkpoint(last)
         elif last.exists() and not overwrite:
             raise FileExistsError(
-                f"{run.path} already holds a run ({LAST}); continue it with --resume, replace it "
+                f"{self.path} already holds a run ({LAST}); continue it with --resume, replace it "
                 "with --overwrite, or choose another --out"
             )
-        return run
 
     def restore(self, optimizer, scaler, steps_per_epoch: int, world_size: int) -> RunState:
         """The state to start from: fresh, or the resumed checkpoint's (optimiser and scaler
@@ -118,9 +152,27 @@ class RunDir:
         state.steps_per_epoch, state.world_size = steps_per_epoch, world_size
         return state
 
-    def check_classes(self, classes: list[str]) -> None:
-        if self.resumed is not None and self.resumed["classes"] != classes:
-            raise ValueError(f"--resume: the classes of {self.path / LAST} differ from those of the data")
+    def check_resume(self, cfg: TrainConfig, classes: list[str]) -> None:
+        """A resumed run must be the same network on the same classes.
+
+        Raises:
+            ValueError: naming what differs and how to start from the run's weights instead.
+        """
+        if self.resumed is None:
+            return
+        last = self.path / LAST
+        if self.resumed["classes"] != classes:
+            raise ValueError(f"--resume: the classes of {last} differ from those of the data")
+        saved = (self.resumed.get("config") or {}).get("model") or {}
+        now = cfg.to_dict()["model"]
+        changed = [f"--{k.replace('_', '-')} {_shown(saved.get(k))} -> {_shown(now[k])}"
+                   for k in ("arch", "skip", "skip_type", "context", "freeze") if saved.get(k) != now[k]]
+        if changed:
+            raise ValueError(
+                f"--resume: {last} was trained as another network ({'; '.join(changed)}); it "
+                "cannot be continued as this one. Keep the run's model settings, or start a new "
+                f"run (another --out) from its weights with --weights {last}"
+            )
 
     def start(self, cfg: TrainConfig, classes: list[str], record: dict[str, Any]) -> None:
         """Write ``config.yaml`` and the log's start (or resume) line; a fresh run first removes
@@ -131,9 +183,29 @@ class RunDir:
         if self.resumed is None:
             for stale in (BEST, LOG, CURVES):
                 (self.path / stale).unlink(missing_ok=True)
+        else:
+            self._repair_log(RunState.from_dict(self.resumed["progress"]))
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
         self._tb = _tensorboard(self.path)
         self.log({"kind": "start" if self.resumed is None else "resume", **record})
+
+    def _repair_log(self, state: RunState) -> None:
+        """Cut ``log.jsonl`` back to what the resumed checkpoint holds."""
+        path, kept = self.path / LOG, []
+        lines = path.read_text().splitlines() if path.exists() else []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # cut mid-write by a kill
+            after = record.get("global_step", 0) > state.global_step
+            if after or (record.get("kind") == "epoch" and record.get("epoch", -1) >= state.epoch):
+                continue
+            kept.append(record)
+        logged = {r["epoch"] for r in kept if r.get("kind") == "epoch"}
+        kept += [r for r in state.history if r.get("epoch") not in logged]
+        if len(kept) != len(lines):
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, record: dict[str, Any], step: int | None = None) -> None:
         """Append a line to ``log.jsonl`` (and its numbers to TensorBoard at ``step``)."""
@@ -153,12 +225,26 @@ class RunDir:
 
     def save(self, name: str, model, optimizer, scaler, state: RunState,
              metrics: dict[str, Any] | None = None) -> None:
-        """Write checkpoint ``name`` (``last.pt`` or ``best.pt``) atomically."""
-        if self.is_main:
-            ckpt = make_checkpoint(model, config=self._config, classes=self._classes,
-                                   optimizer=optimizer, scaler=scaler, progress=state.to_dict(),
-                                   metrics=metrics)
+        """Write checkpoint ``name`` atomically: ``last.pt``, or ``best.pt`` (chosen on the
+        validation split).
+
+        Raises:
+            OSError: the write failed (a full disk...); the message says the previous file of
+                that name is intact.
+        """
+        if not self.is_main:
+            return
+        ckpt = make_checkpoint(model, config=self._config, classes=self._classes,
+                               optimizer=optimizer, scaler=scaler, progress=state.to_dict(),
+                               metrics=metrics, selection="validation" if name == BEST else "last")
+        try:
             save_checkpoint(self.path / name, ckpt)
+        except OSError as err:
+            kept = (f"the previous {name} is intact" if (self.path / name).exists()
+                    else f"no {name} was written before")
+            raise OSError(f"cannot write {self.path / name} ({err.strerror or err}); "
+                          f"{kept} (the interrupted write was removed). Free space or fix the "
+                          "folder, then continue with --resume") from None
 
     def plot(self, history: list[dict[str, Any]]) -> None:
         if self.is_main:
@@ -169,6 +255,9 @@ class RunDir:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def _tensorboard(path: Path):
@@ -183,3 +272,7 @@ def _tensorboard(path: Path):
 
 
 __all__ = ["BEST", "CONFIG", "CURVES", "LAST", "LOG", "RunDir", "resolve_train_config"]
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -97,9 +97,10 @@ class RunState:
             lr=lr, clips_per_s=chunks / max(seconds, 1e-9),
         )
 
-    def end_epoch(self, record: dict[str, Any], metric: float) -> bool:
-        """Close the epoch with its log ``record``; True when ``metric`` is the best so far."""
-        is_best = metric > self.best_metric
+    def end_epoch(self, record: dict[str, Any], metric: float | None) -> bool:
+        """Close the epoch with its log ``record``; True when ``metric`` (the validation
+        accuracy; None when there is none) is the best so far."""
+        is_best = metric is not None and metric > self.best_metric
         if is_best:
             self.best_metric = metric
         record["best"] = is_best

@@ -12,7 +12,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,7 @@ class StepContext:
     clip_shape: tuple[int, ...] | None = None  # (T, 3, S, S): the DDP dummy batch's clips
     hooks: Sequence[Hook] = ()
     progress: bool = False
+    stop: Any = None  # a StopRequest (rrn.train.signals): stop at the next step boundary
 
     @property
     def use_scaler(self) -> bool:
@@ -81,6 +82,27 @@ def frozen_bn_stats(model: nn.Module):
     finally:
         for m, momentum in zip(bns, saved):
             m.momentum = momentum
+
+
+@contextlib.contextmanager
+def batchnorm_from_running_stats(model: nn.Module, clip: torch.Tensor):
+    """A single clip whose last feature map is one pixel leaves BatchNorm one value per channel,
+    from which it cannot estimate batch statistics (PyTorch raises). For such a micro-batch (a
+    batch of one, or of two with one video skipped, at <= 32 px) normalise with the running
+    statistics instead, and leave them unchanged."""
+    H, W = clip.shape[-2:]
+    single = clip.shape[0] == 1 and math.ceil(H / 32) * math.ceil(W / 32) == 1
+    bns = [m for m in model.modules() if type(m) in (nn.BatchNorm2d, nn.BatchNorm1d) and m.training]
+    if not single or not bns:
+        yield
+        return
+    for m in bns:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in bns:
+            m.train()
 
 
 def sync_buffers(model: nn.Module) -> None:
@@ -116,7 +138,7 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
     sync = model.no_sync() if isinstance(model, DDP) and not mb.last else contextlib.nullcontext()
     # the dummy batch of zeros must not move BatchNorm's running statistics
     keep_bn = frozen_bn_stats(model) if weight == 0.0 else contextlib.nullcontext()
-    with sync, keep_bn:
+    with sync, keep_bn, batchnorm_from_running_stats(model, clip):
         with torch.autocast(ctx.device.type, dtype=ctx.dtype or torch.float32, enabled=ctx.dtype is not None):
             logits = model(clip)  # (B, K): the last frame's output
         loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
@@ -126,26 +148,41 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
         (ctx.scaler.scale(loss) if ctx.use_scaler else loss).backward()
     if weight:
         correct = (logits.argmax(1) == labels).sum()
-        sums += torch.stack([loss_sum.detach().double(), correct.double(),
-                             torch.tensor(float(labels.numel()), device=sums.device, dtype=torch.float64)])
+        sums[:3] += torch.stack([loss_sum.detach().double(), correct.double(),
+                                 torch.tensor(float(labels.numel()), device=sums.device, dtype=torch.float64)])
+
+
+class StepTotals(NamedTuple):
+    """One optimiser step over all ranks."""
+
+    loss_sum: float
+    correct: float
+    chunks: float
+    stop: bool  # some rank was asked to stop (a signal): every rank stops after this step
 
 
 def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, sums: torch.Tensor, *,
-                   nominal_chunks: int, lr: float, ctx: StepContext, where: str) -> tuple[float, float, float]:
+                   nominal_chunks: int, lr: float, ctx: StepContext, where: str) -> StepTotals:
     """Apply one optimiser step to the accumulated gradients, the same on every rank.
 
-    All-reduces the step's (loss sum, correct, chunks); refuses a non-finite loss before
-    touching the weights; rescales the gradient to the mean over the real chunks when videos
-    were skipped; sets the learning rate; clips (unscaling fp16 gradients first); steps.
+    All-reduces the step's (loss sum, correct, chunks, stop request) in one call; refuses a
+    non-finite loss before touching the weights; rescales the gradient to the mean over the real
+    chunks when videos were skipped; sets the learning rate; clips (unscaling fp16 gradients
+    first); steps.
+
+    Args:
+        sums: ``(4,)`` float64: loss sum, correct, chunks of this rank's micro-batches, and a slot
+            for the stop request (filled here).
 
     Returns:
-        The step's ``(loss_sum, correct, chunks)`` over all ranks.
+        The step's totals over all ranks.
 
     Raises:
         NonFiniteLossError: the loss is NaN or infinite (``where`` says which step).
     """
+    sums[3] = 1.0 if ctx.stop is not None and ctx.stop.requested else 0.0
     rdist.all_reduce_sum(sums)
-    loss_sum, correct, chunks = sums.tolist()
+    loss_sum, correct, chunks, stop = sums.tolist()
     if not math.isfinite(loss_sum):
         optimizer.zero_grad(set_to_none=True)
         raise NonFiniteLossError(f"the training loss is {loss_sum} at {where}")
@@ -166,4 +203,4 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, sums: tor
         else:
             optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum, correct, chunks
+    return StepTotals(loss_sum, correct, chunks, stop > 0)

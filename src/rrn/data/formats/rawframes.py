@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrn.data.splits import Entry, SplitError, _bad_line, _check_relative, _lines, read_class_index
+from rrn.data.splits import (
+    Entry,
+    SplitError,
+    _bad_line,
+    _check_relative,
+    _lines,
+    _without_label_gaps,
+    read_class_index,
+)
 
 
 def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | None) -> Entry | None:
@@ -51,6 +59,7 @@ def parse_rawframes(*, split_dir: Path, train_list=None, test_list=None,
             if (got := _parse_line(fields, src, lineno, classes)) is not None:
                 rel, label, frames = got
                 entries.append((side, rel, label, src, lineno, frames))
-    if classes is None:
+    if classes is None:  # labels 0..largest: one past an unused label is refused, as for --dataset list
+        entries = _without_label_gaps(entries, ind)
         classes = [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
     return entries, classes, True

@@ -1,0 +1,314 @@
+"""Numbers that can be trusted and runs that survive (issue 11): validation-only selection,
+signals, the run lock, what a killed run leaves, log consistency, BatchNorm with one chunk,
+errors for people and file permissions."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from faults import CrashAfter, SimulatedCrash
+from rrn.cli import build_parser, main
+from rrn.config import flag_overrides
+from rrn.data import load_split, make_synthetic_dataset
+from rrn.data.holdout import carve_validation, group_of
+from rrn.train import Hook, fit, resolve_train_config
+from rrn.train.signals import TrainingStopped
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    # 2 classes x 8 videos of 8 frames at 32 px: 4 groups per class, 3 of them for training
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=8,
+                                  frames=8, size=32, seed=0)
+
+
+def argv(synth, out, *extra):
+    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
+            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
+            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
+            "--lr", "1e-3", "--out", str(out), *extra]
+
+
+def config_of(args):
+    return resolve_train_config([("flags", flag_overrides(build_parser().parse_args(args)))])[0]
+
+
+def weights(run):
+    return torch.load(Path(run) / "last.pt", weights_only=True)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference(synth, tmp_path_factory):
+    """An uninterrupted 2-epoch run: what every interrupted and resumed run must end with."""
+    run = tmp_path_factory.mktemp("ref") / "run"
+    assert main(argv(synth, run, "--epochs", "2", "--val-every", "0")) == 0
+    return run
+
+
+# ------------------------------------------------------------------ 1. no test-split selection
+def test_validation_is_carved_by_group_and_chooses_best(synth, tmp_path, capsys):
+    split = load_split("ucf101", synth, synth, 1)
+    train, val = carve_validation(split.train, 0.3, seed=0)
+    assert {group_of(r) for r in train}.isdisjoint({group_of(r) for r in val})
+    assert {r.label for r in val} == {0, 1} and len(train) + len(val) == len(split.train)
+    assert carve_validation(split.train, 0.3, seed=0) == (train, val)  # pure
+    run = tmp_path / "val"
+    assert main(argv(synth, run, "--epochs", "2", "--val-fraction", "0.3")) == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert log[0]["val_videos"] == len(val) and log[0]["train_chunks"] == len(train)
+    assert "validation videos held out by group" in log[0]["selection"]
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    assert all(e["val_videos"] == len(val) for e in epochs) and not any("test_video_top1" in e for e in epochs)
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert best["selection"] == "validation"
+    capsys.readouterr()
+    # rrn eval RUN takes best.pt here: a validation split chose it
+    assert main(["eval", str(run), "--workers", "0", "--no-progress"]) == 0
+    result = json.loads((run / "eval_split1.json").read_text())
+    assert result["checkpoint"] == str(run / "best.pt")
+    assert result["checkpoint_choice"]["chosen_by"] == "validation"
+    assert "test split played no part" in result["checkpoint_choice"]["description"]
+
+
+def test_an_old_test_selected_best_is_not_evaluated_by_default(synth, reference, tmp_path, capsys):
+    run = tmp_path / "old"
+    run.mkdir()
+    ckpt = torch.load(reference / "last.pt", weights_only=True)
+    ckpt["config"]["run"]["val_every"] = 1  # how runs were configured before
+    del ckpt["selection"]  # and they did not record how best.pt was chosen
+    torch.save(ckpt, run / "best.pt")
+    torch.save(ckpt, run / "last.pt")
+    (run / "config.yaml").write_text((reference / "config.yaml").read_text())
+    assert main(["eval", str(run), "--workers", "0", "--no-progress"]) == 0
+    assert json.loads((run / "eval_split1.json").read_text())["checkpoint"] == str(run / "last.pt")
+    assert "warning" not in capsys.readouterr().err
+    # asked for explicitly, it is evaluated, and the output says how it was chosen
+    assert main(["eval", str(run), "--which", "best", "--workers", "0", "--no-progress"]) == 0
+    assert "ON THE TEST SPLIT" in capsys.readouterr().err
+    choice = json.loads((run / "eval_split1.json").read_text())["checkpoint_choice"]
+    assert choice["chosen_by"] == "test" and choice["file"] == str(run / "best.pt")
+
+
+def test_watching_the_test_split_never_selects(synth, tmp_path):
+    run = tmp_path / "watch"
+    assert main(argv(synth, run, "--epochs", "2", "--watch-test")) == 0
+    epochs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()
+              if json.loads(x)["kind"] == "epoch"]
+    assert all("test_video_top1" in e and "val_video_top1" not in e for e in epochs)
+    assert not (run / "best.pt").exists() and not any(e["best"] for e in epochs)
+
+
+# ------------------------------------------------------------------------------ 2. signals
+class SignalAfter(Hook):
+    """Send ``signum`` to this process after optimiser step ``step`` (as a scheduler would)."""
+
+    def __init__(self, signum, step):
+        self.signum, self.step = signum, step
+
+    def after_step(self, state):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
+                                          (signal.SIGUSR1, 138)])
+def test_a_signal_stops_at_the_step_and_resume_is_exact(synth, reference, tmp_path, signum, code):
+    run = tmp_path / "sig"
+    cfg = config_of(argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "0"))
+    with pytest.raises(TrainingStopped) as stopped:
+        fit(cfg, hooks=[SignalAfter(signum, 3)])  # arrives during step 4: step 4 is finished
+    assert stopped.value.exit_code == code and stopped.value.global_step == 4
+    progress = torch.load(run / "last.pt", weights_only=True)["progress"]
+    assert progress["global_step"] == 4  # written on the signal, though --checkpoint-every 0
+    assert signal.getsignal(signum) is not None and signal.getsignal(signum) != fit  # restored
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert_same_weights(weights(run), weights(reference))
+
+
+def test_sigterm_to_a_real_run_with_loader_workers(synth, reference, tmp_path):
+    """A separate process with 2 DataLoader workers, signalled like a batch scheduler does."""
+    run = tmp_path / "proc"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "rrn", *argv(synth, run, "--epochs", "2", "--val-every", "0")]
+    cmd[cmd.index("--workers") + 1] = "2"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "log.jsonl").exists() or \
+                '"kind": "step"' not in (run / "log.jsonl").read_text():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] >= 1
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert_same_weights(weights(run), weights(reference))
+
+
+# ------------------------------------------------------------------- 2. lock, temporaries, log
+HOLD = "import sys, time; from rrn.train.lock import RunLock; RunLock(sys.argv[1]).acquire(); " \
+       "print('held', flush=True); time.sleep(600)"
+
+
+def test_a_second_run_into_a_held_folder_is_refused_and_a_dead_holder_is_not(synth, tmp_path, capsys):
+    run = tmp_path / "locked"
+    run.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(argv(synth, run, "--epochs", "1", "--val-every", "0")) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another rrn train (pid {holder.pid}" in err and "another --out" in err
+        assert not (run / "last.pt").exists()
+    finally:
+        holder.kill()  # kill -9: the lock dies with its process
+        holder.wait()
+    assert main(argv(synth, run, "--epochs", "1", "--val-every", "0")) == 0
+
+
+def test_a_killed_run_leaves_nothing_behind_and_its_log_is_consistent(synth, reference, tmp_path):
+    run = tmp_path / "killed"
+    cfg = config_of(argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "2"))
+    with pytest.raises(SimulatedCrash):
+        fit(cfg, hooks=[CrashAfter(5)])  # last.pt at step 4; the log has step 5 too
+    (run / ".last.pt.x1y2.tmp").write_bytes(b"\0" * 4096)  # a checkpoint write cut by kill -9
+    with open(run / "log.jsonl", "a") as fh:
+        fh.write('{"kind": "step", "global_st')  # a log line cut by kill -9
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert not list(run.glob(".*.tmp"))
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]  # all parse
+    steps = [r["global_step"] for r in records if r["kind"] == "step"]
+    total = torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"]
+    assert steps == list(range(1, total + 1))  # every step once, none lost, none twice
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [0, 1]
+    assert [r["kind"] for r in records].count("resume") == 1
+    assert_same_weights(weights(run), weights(reference))
+
+
+# ------------------------------------------------------------- 3. BatchNorm with one chunk
+def test_a_micro_batch_of_one_chunk_at_32_px_trains(synth, tmp_path):
+    # layer4 of a 32 px frame is 1x1: one chunk leaves BatchNorm one value per channel
+    run = tmp_path / "one"
+    args = argv(synth, run, "--epochs", "1", "--val-every", "0")
+    args[args.index("--batch-size") + 1] = "1"
+    assert main(args) == 0
+    assert torch.load(run / "last.pt", weights_only=True)["progress"]["epoch"] == 1
+
+
+def test_a_skipped_video_leaving_one_chunk_at_32_px_trains(synth, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    victim = load_split("ucf101", data, data, 1).train[0]
+    victim.path.write_bytes(b"not a video")
+    with pytest.warns(UserWarning, match="skipping video"):
+        assert main(argv(data, tmp_path / "run", "--epochs", "1", "--val-every", "0")) == 0
+
+
+# ---------------------------------------------------------------- 4. errors for people
+def test_a_full_disk_while_writing_a_checkpoint(synth, reference, tmp_path, capsys, monkeypatch):
+    import rrn.checkpoint
+
+    run = tmp_path / "full"
+    assert main(argv(synth, run, "--epochs", "1", "--val-every", "0")) == 0
+    before = (run / "last.pt").read_bytes()
+    real = torch.save
+
+    def full_disk(obj, fh, *a, **k):
+        real(obj, fh, *a, **k)  # the bytes are written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rrn.checkpoint.torch, "save", full_disk)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 2
+    err = [x for x in capsys.readouterr().err.strip().splitlines() if "changed setting" not in x]
+    assert len(err) == 1 and "No space left on device" in err[0]
+    assert f"cannot write {run / 'last.pt'}" in err[0] and "previous last.pt is intact" in err[0]
+    assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))
+
+
+def test_eval_into_an_unwritable_folder_fails_before_evaluating(reference, tmp_path, capsys, monkeypatch):
+    import rrn.evaluation
+
+    monkeypatch.setattr(rrn.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["eval", str(reference), "--out", str(blocker / "out"), "--workers", "0",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to the output directory" in err and str(blocker / "out") in err
+
+
+def test_weights_that_are_not_a_checkpoint(synth, tmp_path, capsys):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("these are not weights")
+    args = argv(synth, tmp_path / "r", "--epochs", "1")
+    args[args.index("--weights") + 1] = str(bogus)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bogus) in err and "state dict" in err
+    assert "Traceback" not in err
+
+
+def test_resume_with_another_architecture(synth, reference, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "arch"
+    shutil.copytree(reference, run)
+    assert main(["train", "--out", str(run), "--resume", "--arch", "resnet34", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--arch resnet18 -> resnet34" in err and f"--weights {run / 'last.pt'}" in err
+
+
+def test_a_checkpoint_whose_config_disagrees_with_its_weights(reference, tmp_path, capsys):
+    ckpt = torch.load(reference / "last.pt", weights_only=True)
+    ckpt["model_config"]["arch"] = "resnet50"  # crafted: says resnet50, holds resnet18 weights
+    torch.save(ckpt, tmp_path / "crafted.pt")
+    assert main(["eval", str(tmp_path / "crafted.pt"), "--workers", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "weights do not match the model it describes" in err
+    video = next(Path(ckpt["config"]["data"]["data_root"]).glob("*/*.avi"))
+    assert main(["predict", str(tmp_path / "crafted.pt"), str(video)]) == 2
+
+
+def test_files_honour_the_umask(synth, tmp_path):
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "perm"
+        assert main(argv(synth, run, "--epochs", "1", "--val-every", "0")) == 0
+        assert main(["eval", str(run), "--workers", "0", "--no-progress"]) == 0
+    finally:
+        os.umask(old)
+    for name in ("last.pt", "config.yaml", "curves.png", "eval_split1.json", "eval_split1_per_class.csv"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_slurm_tasks_are_ranks_without_torchrun():
+    from rrn.distributed import DistInfo, dist_info_from_env, first_host
+
+    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}
+    assert dist_info_from_env(env) == DistInfo(rank=5, world_size=8, local_rank=1)
+    assert dist_info_from_env({**env, "RANK": "0", "WORLD_SIZE": "2"}) == DistInfo(0, 2, 0)  # torchrun wins
+    assert dist_info_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistInfo()  # one task
+    assert first_host("gpu[07-09,12],cpu1") == "gpu07" and first_host("node3") == "node3"
