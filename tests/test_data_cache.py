@@ -39,6 +39,19 @@ def test_put_get_roundtrip_reads_only_the_indexed_frames(tmp_path, fmt):
     assert [p.name for p in f.parent.iterdir()] == [f.name]  # no temporary file left behind
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("fmt", ["npy", "jpeg"])
+def test_entries_honour_the_umask(tmp_path, fmt):
+    # a shared cache: entries readable by group and others when the umask allows (not mkstemp's 0600)
+    v = video(tmp_path / "a.avi")
+    old = os.umask(0o022)
+    try:
+        f = FrameCache(tmp_path / "c", format=fmt).put(v, np.zeros((1, 16, 21, 3), np.uint8), Sampling(10, None, 16))
+    finally:
+        os.umask(old)
+    assert f.stat().st_mode & 0o777 == 0o644
+
+
 def test_put_refuses_frames_that_do_not_fit_the_key(tmp_path):
     v = video(tmp_path / "a.avi")
     with pytest.raises(ValueError, match="short side 16"):

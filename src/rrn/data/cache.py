@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rrn.checkpoint import honour_umask
 from rrn.data.cache_entries import (
     OPENERS,
     SUFFIX,
@@ -209,6 +210,7 @@ class FrameCache:
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
         try:
+            honour_umask(fd)  # a shared cache: readable by whoever the umask lets read
             with os.fdopen(fd, "wb") as fh:
                 if self.format == "npy":
                     write_npy(fh, frames)
