@@ -72,9 +72,9 @@ def stored(out):
 SAMPLING = Sampling(sample_every=EVERY, short_side=default_short_side(32))  # what --frame-size 32 decodes
 
 
-def extract(split, out, net, cache_dir=None, **kw):
+def extract(split, out, net, cache_dir=None, cache_format="jpeg", **kw):
     _, records, _ = split
-    source = FrameSource(SAMPLING, cache_dir=cache_dir)
+    source = FrameSource(SAMPLING, cache_dir=cache_dir, cache_format=cache_format)
     return extract_features(records, out, model=net, source=source, frame_size=32, progress=False, **kw)
 
 
@@ -339,13 +339,13 @@ def test_unfinished_extraction_and_wrong_stage_are_explained(tmp_path):
 
 def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
     s, records, subsets = split
-    cache = FrameCache(tmp_path / "cache")
+    cache = FrameCache(tmp_path / "cache", format="npy")  # lossless: an uncached video reads as decoded
     short = default_short_side(32)
     # poison the cache for one video: what it holds must be what the features are computed from
     frames = decode_video(records[0].path, sample_every=EVERY, short_side=short)
     assert SAMPLING == Sampling(EVERY, None, short)
     cache.put(records[0].path, np.zeros_like(frames), SAMPLING)
-    extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache")
+    extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache", cache_format="npy")
     extract(split, tmp_path / "without", net)
     with torch.no_grad():
         zero = net.video_features(ClipTransform(32, train=False)(np.zeros_like(frames)), stages=(4,))[4]

@@ -99,7 +99,25 @@ def test_eval_writes_json_csv_png(trained, counts, capsys):
     assert result["checkpoint_choice"]["chosen_by"] == "last"
     assert (trained / "eval_split1_per_class.csv").read_text().startswith("class_index,class,")
     assert (trained / "eval_split1_confusion.png").read_bytes()[:4] == b"\x89PNG"
-    assert "split 1: video accuracy" in capsys.readouterr().out
+    protocol = "video-level, all N//T chunks (T=2), 1 centre crop"  # never a number without it
+    assert result["protocol"] == protocol and result["views"] == {"crops": 1, "flip": False, "per_chunk": 1}
+    assert "split 1: video accuracy" in (out := capsys.readouterr().out) and f"[{protocol}]" in out
+
+
+def test_eval_with_three_crops_and_flips_says_so(trained, counts, tmp_path, capsys):
+    n_test = counts[1]
+    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress",
+                 "--views", "3crop", "--flip", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "eval_split1.json").read_text())
+    assert result["protocol"] == "video-level, all N//T chunks (T=2), 3 crops x 2 flips"
+    assert result["views"] == {"crops": 3, "flip": True, "per_chunk": 6}
+    assert result["num_chunks"] == n_test * 4  # chunks, each the mean of its 6 views
+    assert "3 crops x 2 flips" in capsys.readouterr().out
+    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress",
+                 "--eval-stride", "1", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "eval_split1.json").read_text())
+    assert result["protocol"] == "video-level, chunks at stride 1 (T=2), 1 centre crop"
+    assert result["num_chunks"] == n_test * 7  # 8 frames, T = 2, stride 1
 
 
 def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsys):

@@ -58,8 +58,12 @@ def test_cli_synth_check_cache(tmp_path, capsys):
                    "--sample-every", "2", "--frame-size", "14"])
     text = capsys.readouterr().out
     assert rc == 1 and "cached 6 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01" in text
-    assert f"cache {out / '.rrn-cache'} (every 2nd frame, short side 16)" in text  # 8/7 x 14
-    assert len(list((out / ".rrn-cache").rglob("*.npy"))) == 6
+    assert f"cache {out / '.rrn-cache'} (every 2nd frame, short side 16; writes jpeg, quality 90)" in text  # 8/7 x 14
+    # the estimate comes before the work: 7 videos present, 3 sampled frames each, the
+    # bytes per frame measured on the first 3 entries
+    assert "estimate: 7 videos x 3.0 frames (mean of 6 containers) x " in text  # one is broken
+    assert "(jpeg, measured on 3 videos, now cached)" in text and text.index("estimate:") < text.index("cached 6")
+    assert len(list((out / ".rrn-cache").rglob("*.jpgs"))) == 6
     # what training with the same flags reads: every readable video comes from that cache
     with pytest.warns(UserWarning, match="missing"):
         split = load_split("ucf101", out, out, 1, missing="skip")

@@ -10,6 +10,7 @@ import pytest
 
 from rrn.config import DataConfig
 from rrn.data.cache import FrameCache, build_cache, default_cache_dir
+from rrn.data.cache_entries import CachedFrames
 from rrn.data.decode import VideoDecodeError, decode_video
 from rrn.data.sampling import Sampling
 from rrn.data.source import FrameSource
@@ -38,7 +39,7 @@ def test_reads_the_cache_when_the_video_is_there(tmp_path):
     frames, was_cached = source.ensure_cached(v)
     assert was_cached
     np.testing.assert_array_equal(frames, poison)
-    assert isinstance(frames, np.memmap) and not frames.flags.writeable  # read-only memory map
+    assert isinstance(frames, CachedFrames) and frames.shape == poison.shape  # read lazily
     np.testing.assert_array_equal(source(v), poison)
     # another sampling is another entry: decoded, not the poisoned one
     other = FrameSource(Sampling(sample_every=5, short_side=18), cache_dir=tmp_path / "cache")

@@ -96,6 +96,11 @@ def test_grid_trains_each_cell_and_writes_the_tables(grid):
                            f"{err['early'] - PAPER:+.3f}"]
     text = (out / "results.md").read_text()
     assert text.startswith("# Tiny grid") and "- **early**: identity skip at block1" in text
+    # per_frame is T=1, early T=2: one protocol line each, naming its cells
+    assert "Protocol: video-level, all N//T chunks (T=1), 1 centre crop (per_frame)." in text
+    assert "Protocol: video-level, all N//T chunks (T=2), 1 centre crop (early)." in text
+    assert [r["protocol"] for r in rows] == ["video-level, all N//T chunks (T=1), 1 centre crop",
+                                             "video-level, all N//T chunks (T=2), 1 centre crop"]
     assert "![results](results.png)" in text
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -199,6 +204,10 @@ def test_baseline_cells_share_one_feature_extraction(synth, tmp_path, capsys):
         assert float(r["video_error"]) == pytest.approx(result["video_error"])
         assert 0 <= result["video_error"] <= 1 and result["num_videos"] == 4
         assert result["epochs"] == 3 and result["features"] == str(feats)
+    assert json.loads((out / "gru" / "split1" / "baseline_gru_stage3_znorm.json").read_text())["protocol"] == \
+        "video-level, GRU over all sampled frames, 1 centre crop"
+    assert "Protocol: video-level, mean of the features of all sampled frames, 1 centre crop (avg)." in \
+        (out / "results.md").read_text()
     assert md_rows(out)["gru"][-2:] == ["—", "—"]  # no paper number
     assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert [r["status"] for r in read_csv(out)] == ["reused", "reused"]

@@ -300,6 +300,12 @@ def znorm_stats(train_seqs: Sequence[np.ndarray], pooled: bool) -> tuple[torch.T
     return mean, std
 
 
+def baseline_protocol(model: str) -> str:
+    """How a baseline's number is measured (written into its JSON, like ``rrn eval``'s)."""
+    over = "mean of the features of all sampled frames" if model == "avgpool" else "GRU over all sampled frames"
+    return f"video-level, {over}, 1 centre crop"
+
+
 def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     """Train a baseline classifier on stored features and evaluate it on the test videos.
 
@@ -332,6 +338,7 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
         stem=cfg.stem,
         video_ids=ids["test"],
         extra={
+            "protocol": baseline_protocol(cfg.model),
             "model": cfg.model, "stage": cfg.stage, "znorm": cfg.znorm, "features": str(cfg.features),
             "epochs": cfg.epochs, "lr": cfg.lr, "train_videos": len(labels["train"]),
             "train_seconds": train_s,

@@ -43,7 +43,8 @@ import yaml
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 SCHEDULES = ("constant", "step", "cosine")
-DATASETS = ("ucf101", "hmdb51", "list")
+DATASETS = ("ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes")
+CACHE_FORMATS = ("jpeg", "npy")
 DECODERS = ("auto", "pyav", "torchcodec")
 
 
@@ -62,19 +63,23 @@ class RenamedKeyWarning(FutureWarning):
 
 @dataclass
 class DataConfig:
-    dataset: Literal["ucf101", "hmdb51", "list"] = "ucf101"
-    """Split-file format: ucf101 or hmdb51 official splits, or list (--train-list/--test-list, or
-    without them one folder per class under --data-root, split by group into 3 folds)."""
+    dataset: Literal["ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes"] = "ucf101"
+    """Annotation format: ucf101 or hmdb51 official splits; list (--train-list/--test-list, or
+    without them one folder per class under --data-root, split by group into 3 folds);
+    kinetics (train.csv/validate.csv, videos in train/ and validate/ or val/); ssv2
+    (Something-Something v2 JSON files, <id>.webm videos); rawframes (mmaction2 frame-folder
+    lists --train-list/--test-list, 'frame_dir total_frames label')."""
     data_root: str | None = None
-    """Folder with the videos (UCF-101: <root>/<Class>/<video>.avi)."""
+    """Folder with the videos or frame folders (UCF-101: <root>/<Class>/<video>.avi)."""
     split_dir: str | None = None
-    """Folder with the official split files (default: --data-root)."""
+    """Folder with the official split or annotation files (default: --data-root)."""
     split: int = 1
-    """Which official train/test split (1, 2 or 3)."""
+    """Which official train/test split (1, 2 or 3; kinetics and ssv2 have one, 1)."""
     train_list: str | None = None
-    """With --dataset list: text file of training videos, one 'path label' a line."""
+    """With --dataset list or rawframes: text file of training videos, one 'path label' (list)
+    or 'frame_dir total_frames label' (rawframes) a line."""
     test_list: str | None = None
-    """With --dataset list: text file of test videos, one 'path label' a line."""
+    """With --dataset list or rawframes: text file of test videos, in the same format."""
     sample_every: int = 10
     """Keep every n-th frame of a video; consecutive kept frames form a chunk."""
     fps: float | None = None
@@ -93,6 +98,11 @@ class DataConfig:
     cache_dir: str | None = None
     """Frame cache folder, read and filled (default: <data-root>/.rrn-cache when rrn cache has
     built it, else no cache)."""
+    cache_format: Literal["jpeg", "npy"] = "jpeg"
+    """Format of the frames written to the frame cache: jpeg (JPEG frames behind an index, 9-14x
+    smaller) or npy (uncompressed, memory-mapped, fastest to read). Reading finds either."""
+    cache_quality: int = 90
+    """JPEG quality (1-100) of --cache-format jpeg."""
     decoder: Literal["auto", "pyav", "torchcodec"] = "auto"
     """Video decoding backend (auto = PyAV, measured the fastest for strided sampling)."""
     hflip: bool = True
@@ -112,6 +122,14 @@ class DataConfig:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         check_choice("missing", self.missing, ("error", "skip"))
         check_choice("decoder", self.decoder, DECODERS)
+        check_choice("cache_format", self.cache_format, CACHE_FORMATS)
+        if not 1 <= self.cache_quality <= 100:
+            raise ConfigError(f"--cache-quality must be in 1..100, got {self.cache_quality}")
+        if self.dataset == "rawframes" and self.fps is not None:
+            raise ConfigError(
+                f"--fps {self.fps:g} with --dataset rawframes: frame folders have no timestamps; "
+                "use --sample-every k (a folder extracted at R frames/s gives R/k frames/s)"
+            )
         if self.split not in (1, 2, 3):
             raise ConfigError(f"--split must be 1, 2 or 3, got {self.split}")
         for name in ("sample_every", "frame_size", "chunks_per_video"):
@@ -353,12 +371,20 @@ class EvalConfig:
     chose it, else last.pt; best (falling back to last; the output says how it was chosen);
     last."""
     batch_size: int = 32
-    """Chunks per forward pass."""
+    """Clips (chunks, or chunk views) per forward pass."""
     out: str | None = None
     """Folder for the results (default: the checkpoint's folder)."""
+    views: Literal["center", "3crop"] = "center"
+    """Spatial views of every chunk: center (one centre crop, the paper's protocol) or 3crop
+    (three crops of the frame resized to short side --frame-size, at both ends and the middle of
+    its long side: together they cover the frame); a video's prediction averages every view."""
+    flip: bool = False
+    """Also evaluate each view mirrored left-right (doubles the views; not for datasets whose
+    classes are directions, e.g. ssv2)."""
 
     def __post_init__(self) -> None:
         check_choice("which", self.which, ("auto", "best", "last"))
+        check_choice("views", self.views, ("center", "3crop"))
         check_positive("batch_size", self.batch_size)
 
 
@@ -709,7 +735,7 @@ def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *,
                             only: Iterable[str] | None = None, title: str | None = None,
-                            defaults_from: str = "") -> None:
+                            defaults_from: str = "", aliases: Mapping[str, str] | None = None) -> None:
     """One ``--flag`` per field of ``cls`` (or of ``only``); absent flags stay absent.
 
     Args:
@@ -717,6 +743,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section:
         only: the fields to expose (default: all).
         title: heading of the flag group in ``--help``.
         defaults_from: shown instead of the dataclass default, e.g. "the checkpoint".
+        aliases: a shorter second spelling of some fields' flags where the command makes it
+            unambiguous, e.g. ``{"cache_format": "--format"}`` for ``rrn cache``.
     """
     group = parser.add_argument_group(title or f"{section} options")
     docs, defaults = field_docs(cls), cls()
@@ -732,7 +760,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["metavar"] = _metavar(name, tp)
-        group.add_argument(f"--{flag_name(name)}", **kwargs)
+        extra = [(aliases or {})[name]] if name in (aliases or {}) else []
+        group.add_argument(f"--{flag_name(name)}", *extra, **kwargs)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser,

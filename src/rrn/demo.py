@@ -68,6 +68,7 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, ou
         "dataset": "ucf101", "data_root": str(data), "split_dir": str(data), "split": 1,
         "sample_every": 1, "frame_size": settings.size, "hflip": False,  # a flip turns right into left
         "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
+        "cache_format": "npy",  # lossless: the 2-3 px texture pan is the whole signal; 64 px frames are tiny
         "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
         "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
         "update_chunks": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps

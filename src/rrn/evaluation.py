@@ -1,10 +1,12 @@
 """Evaluation of a trained run or checkpoint on a test split (paper §3.3), as a library.
 
-Each video's prediction is the mean of its M chunks' probabilities. :func:`evaluate_checkpoint`
-writes, next to the checkpoint (or into ``EvalConfig.out``): ``eval_split{k}.json``
-(``video_error``, ``video_top1``, ``video_top5``, ``clip_top1``, ``mean_class_accuracy``,
-``num_videos``, ``num_chunks``, split, checkpoint, config, timing), ``eval_split{k}_per_class.csv``
-and ``eval_split{k}_confusion.png``.
+Each video's prediction is the mean of its M chunks' probabilities (each chunk's the mean over
+its spatial views: one centre crop by default, or 3 crops and/or their mirror images, see
+:class:`~rrn.data.transforms.EvalViews`). :func:`evaluate_checkpoint` writes, next to the
+checkpoint (or into ``EvalConfig.out``): ``eval_split{k}.json`` (``video_error``, ``video_top1``,
+``video_top5``, ``clip_top1``, ``mean_class_accuracy``, ``num_videos``, ``num_chunks``,
+``protocol`` -- e.g. "video-level, all N//T chunks (T=2), 1 centre crop" --, ``views``, split,
+checkpoint, config, timing), ``eval_split{k}_per_class.csv`` and ``eval_split{k}_confusion.png``.
 
 :func:`evaluate_run` evaluates one run per split when its path holds ``{split}``
 (``runs/ucf_split{split}`` with splits 1 2 3) and writes their mean, as the paper reports it, to
@@ -36,6 +38,7 @@ from rrn.checkpoint import (
     load_checkpoint,
 )
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
+from rrn.data.transforms import EvalViews
 from rrn.metrics import evaluate_probs, mean_over_splits
 from rrn.train.builders import amp_dtype, create_eval_loader
 from rrn.train.evaluate import evaluate
@@ -129,11 +132,22 @@ def evaluate_checkpoint(
     return _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device)
 
 
+def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
+    """How a number was measured, written beside it: ``'video-level, all N//T chunks (T=2), 1
+    centre crop'``, ``'video-level, chunks at stride 1 (T=2), 3 crops x 2 flips'``, ..."""
+    chunks = "all N//T chunks" if stride in (None, context) else f"chunks at stride {stride}"
+    return f"video-level, {chunks} (T={context}), {views.describe()}"
+
+
 def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
     from rrn.data import VideoChunkDataset
 
+    views = EvalViews.named(settings.views, settings.flip)
+    if views.flip and cfg.data.dataset == "ssv2" and info.is_main:
+        print("rrn eval: warning: --flip on ssv2 mirrors 'left to right' into 'right to left', "
+              "another class", file=sys.stderr)
     dataset = VideoChunkDataset.from_config(records, cfg.data, context=model.temporal_context,
-                                            train=False, seed=cfg.run.seed)
+                                            train=False, seed=cfg.run.seed, views=views)
     loader = create_eval_loader(dataset, workers=cfg.run.workers,
                                 pin_memory=cfg.run.pin_memory and device.type == "cuda")
     t0 = time.perf_counter()
@@ -145,6 +159,7 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
 def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context: int,
            settings: EvalConfig, info, device) -> dict[str, Any]:
     d = cfg.data
+    views = EvalViews.named(settings.views, settings.flip)
     ids = [data.test[i].video_id for i in res["video_index"].tolist()]
     extra = {
         "split": d.split,
@@ -154,6 +169,8 @@ def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context:
         "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k) for k in ("epoch", "global_step")},
         "context": context,
         "eval_stride": d.eval_stride,
+        "protocol": eval_protocol(views, context, d.eval_stride),
+        "views": {"crops": views.crops, "flip": views.flip, "per_chunk": views.count},
         "skipped": [data.test[i].video_id for i in res["skipped"] if i >= 0],
         "num_test_videos": len(data.test),
         "timing": {"seconds": round(seconds, 3), "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),

@@ -284,7 +284,8 @@ def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, An
                            "paper_error": cell.paper_error, "note": cell.note}
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy", "num_videos"):
+        for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
+                    "num_videos", "protocol"):
             row[key] = result.get(key)
     return row
 
@@ -323,11 +324,23 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(cells.values())
 
 
+def protocol_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``Protocol: <how measured> (cells ...)``, one line per protocol found in the results."""
+    cells: dict[str, list[str]] = {}
+    for r in rows:
+        names = cells.setdefault(r.get("protocol") or "not recorded (an older result file)", [])
+        if r["cell"] not in names:
+            names.append(r["cell"])
+    if len(cells) == 1:
+        return [f"Protocol: {next(iter(cells))}."]
+    return [f"Protocol: {p} ({', '.join(names)})." for p, names in cells.items()]
+
+
 def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``results.csv`` (one row per cell and split), ``results.md`` and ``results.png``."""
     out.mkdir(parents=True, exist_ok=True)
     keys = ["cell", "kind", "split", "status", "video_error", "video_top1", "video_top5",
-            "clip_top1", "mean_class_accuracy", "num_videos", "paper_error"]
+            "clip_top1", "mean_class_accuracy", "num_videos", "paper_error", "protocol"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -356,6 +369,7 @@ def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict
               "per video; training cells use their last checkpoint). \"paper error\" is the "
               "number published by Iqbal et al. (GCPR 2017) where the paper reports this exact "
               "configuration; — where it does not."]
+    lines += ["", *protocol_lines(rows)]
     if grid.paper_note:
         lines += ["", grid.paper_note.strip()]
     notes = [f"- **{c['cell']}**: {c['note']}" for c in summary if c["note"]]

@@ -1,6 +1,6 @@
 """Predict the action of whole videos with a trained checkpoint (CPU is fine).
 
-A video's frames are sampled as in training (``sample_every``/``fps``, short side; from the
+A video's (or frame folder's) frames are sampled as in training (``sample_every``/``fps``, short side; from the
 frame cache when it holds them), centre-cropped and streamed once through
 :meth:`RecurrentResNet.forward_video`, which carries the temporal skip states along: row ``n`` of its output is the prediction of the chunk ending at
 frame ``n``. The video prediction is the mean of the per-frame probabilities over the frames
@@ -59,6 +59,8 @@ class FailedVideo:
 def _frame_times(path: Path, n: int, sample_every: int, fps: float | None) -> list[float] | None:
     if fps:
         return [i / fps for i in range(n)]
+    if path.is_dir():
+        return None  # a frame folder has no timestamps: the timeline counts sampled frames
     try:
         import av
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rrn.config import (
     DataConfig,
@@ -14,7 +15,8 @@ from rrn.config import (
 
 #: The dataset and the sampling: the same flags, help and defaults as rrn train's.
 DATA_FIELDS = ("dataset", "data_root", "split_dir", "split", "train_list", "test_list", "missing",
-               "sample_every", "fps", "frame_size", "short_side", "cache_dir", "decoder")
+               "sample_every", "fps", "frame_size", "short_side", "cache_dir", "cache_format",
+               "cache_quality", "decoder")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,25 +25,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="decode each video once into its sampled, resized frames on disk",
         description="Decode each video of the split (train and test) once into its sampled, "
         "resized uint8 frames, under --cache-dir (default <data-root>/.rrn-cache, which rrn "
-        "train/eval/features/predict then read). Resumable (finished videos are skipped), safe "
-        "to run concurrently. Give the same sampling flags as to rrn train.",
+        "train/eval/features/predict then read, whichever format). Prints the disk it will take "
+        "before it starts. Resumable (finished videos are checked and skipped), safe to run "
+        "concurrently. Give the same sampling flags as to rrn train.",
     )
-    add_dataclass_arguments(p, DataConfig, "data", only=DATA_FIELDS, title="data")
+    add_dataclass_arguments(p, DataConfig, "data", only=DATA_FIELDS, title="data",
+                            aliases={"cache_format": "--format", "cache_quality": "--quality"})
     add_dataclass_arguments(p, RunConfig, "run", only=("workers", "progress"), title="run")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rrn.data import FrameSource, build_cache, default_cache_dir
+    from rrn.data.cache import estimate_cache
     from rrn.train import resolve_workers
 
     cfg = resolve_config([("flags", flag_overrides(args))])
     d = cfg.data
     split = d.load_split()
     source = FrameSource(d.sampling(), cache_dir=d.cache_dir or default_cache_dir(d.data_root),
-                         decoder=d.decoder)
+                         decoder=d.decoder, cache_format=d.cache_format, cache_quality=d.cache_quality)
+    fmt = "npy" if d.cache_format == "npy" else f"jpeg, quality {d.cache_quality}"
+    print(f"cache {source.cache.root} ({d.sampling().describe()}; writes {fmt})", flush=True)
+    estimate = estimate_cache(split.train + split.test, source)
+    if estimate is not None:
+        print(estimate.summary(), flush=True)
+        if not estimate.fits:
+            print("rrn cache: warning: the estimate exceeds the free space; choose another "
+                  "--cache-dir, --format jpeg or a smaller --short-side", file=sys.stderr, flush=True)
     report = build_cache(split.train + split.test, source, workers=resolve_workers(cfg.run.workers),
                          progress=cfg.run.progress)
-    print(f"cache {source.cache.root} ({d.sampling().describe()})")
     print(report.summary())
     return 1 if report.failures else 0

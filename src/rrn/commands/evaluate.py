@@ -19,10 +19,11 @@ examples:
   rrn eval runs/ucf_split1                             # best.pt of the run, its own split
   rrn eval runs/ucf_split{split} --split 1 2 3         # one run per split + eval_mean.json
   rrn eval runs/ucf_split1/last.pt --data-root /data/UCF-101 --split-dir /data/ucfTrainTestlist
+  rrn eval runs/k400 --views 3crop --flip                 # 3 crops x 2 flips per chunk, averaged
 """
 #: The data settings an evaluation may change; sampling and frame size stay the checkpoint's.
 DATA_FIELDS = ("dataset", "data_root", "split_dir", "train_list", "test_list", "eval_stride",
-               "cache_dir", "decoder", "missing")
+               "cache_dir", "cache_format", "cache_quality", "decoder", "missing")
 RUN_FIELDS = ("device", "amp", "workers", "pin_memory", "progress")
 
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error {r['video_error']:.4f}, "
               f"top-5 {r['video_top5']:.4f}, clip {r['clip_top1']:.4f}, mean class "
               f"{r['mean_class_accuracy']:.4f}) on {r['num_videos']} videos / {r['num_chunks']} "
-              f"chunks{skipped} -> {r['files']['json']}")
+              f"chunks{skipped} [{r['protocol']}] -> {r['files']['json']}")
     if out["mean"] is not None:
         m = out["mean"]["mean_over_splits"]
         print(f"mean over splits {out['mean']['splits']}: video accuracy {m['video_top1']:.4f} "

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "still classified; the exit code is then 1.",
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
-    p.add_argument("videos", metavar="VIDEO", nargs="+", help="video files")
+    p.add_argument("videos", metavar="VIDEO", nargs="+",
+                   help="video files, or frame folders (img_00001.jpg ...) for a model trained on "
+                   "--dataset rawframes (timeline in frame numbers: a folder has no timestamps)")
     p.add_argument("--top", type=int, default=5, help="classes to list per video (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document for machines")
     p.add_argument("--timeline", metavar="PNG",

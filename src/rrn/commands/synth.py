@@ -8,11 +8,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
-        help="write a synthetic action dataset (UCF-101 layout) whose classes differ only in temporal order",
-        description="Write a deterministic synthetic action dataset as .avi files in the UCF-101 "
-        "layout (classInd.txt, trainlist01.txt, testlist01.txt). Class k = objects moving along "
-        "direction 360*k/K degrees: no single frame tells the class. Train on it with horizontal "
-        "flips off and sample_every <= 3.",
+        help="write a synthetic action dataset whose classes differ only in temporal order",
+        description="Write a deterministic synthetic action dataset, by default as .avi files in "
+        "the UCF-101 layout (classInd.txt, trainlist01.txt, testlist01.txt); --layout writes the "
+        "same videos as a miniature Kinetics, Something-Something v2 or mmaction2 rawframes "
+        "dataset. Class k = objects moving along direction 360*k/K degrees: no single frame "
+        "tells the class. Train on it with horizontal flips off and sample_every <= 3.",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--classes", type=int, default=4, help="motion directions K (default: 4)")
@@ -20,15 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames per video (default: 24)")
     p.add_argument("--size", type=int, default=64, help="frame side in px (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="default: 0")
+    p.add_argument("--layout", choices=("ucf101", "kinetics", "ssv2", "rawframes"), default="ucf101",
+                   help="the dataset format to write (default: ucf101); the flags that read it are "
+                   "printed and stored in OUT/rrn_synth.json")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from rrn.data.synth import make_synthetic_dataset
 
     out = make_synthetic_dataset(args.out, classes=args.classes, videos_per_class=args.videos_per_class,
-                                 frames=args.frames, size=args.size, seed=args.seed)
-    n = sum(1 for _ in out.glob("*/*.avi"))
-    print(f"wrote {n} videos of {args.classes} classes to {out} "
-          f"(train: {out / 'trainlist01.txt'}, test: {out / 'testlist01.txt'})")
+                                 frames=args.frames, size=args.size, seed=args.seed, layout=args.layout)
+    info = json.loads((out / "rrn_synth.json").read_text())
+    print(f"wrote {info['videos']} videos of {args.classes} classes to {out} in the {args.layout} "
+          f"layout (train: {info['train']}, test: {info['test']})")
+    print(f"read it with: {info['flags']}")
     return 0

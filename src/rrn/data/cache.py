@@ -3,26 +3,39 @@
 Sampling every 10th frame still decodes every frame (inter-coded video), so a training run
 that decodes on the fly pays for 10x the frames it uses, every epoch. ``rrn cache`` pays once.
 
-Format: one uncompressed ``.npy`` per video (``(N, H, W, 3)`` uint8), opened memory-mapped,
-so a training item reads only the ``T`` frames of its chunk. Measured by
-``benchmarks/data.py`` (``benchmarks/data_results.md``; 2 CPU cores, 320x240 videos, short
-side 128, every 10th frame): reading a whole cached video takes 0.31 ms from ``.npy`` vs
-2.8 ms from a zip of JPEGs (q=90), i.e. ~9x faster (a T=2 chunk via mmap: 0.19 ms), and
-DataLoader throughput from the ``.npy`` cache is ~10x that of direct decoding. JPEG is ~6x
-smaller on disk (155 vs 985 kB per video). UCF-101 at short side 128, every 10th frame, is about
-13k videos x 18 frames x 128x171x3 B = ~16 GB as ``.npy`` — acceptable for the speed, and the
-memory-mapped read of one chunk is what keeps many DataLoader workers cheap.
+Formats (:mod:`~rrn.data.cache_entries`; one file per video either way, a chunk reads only its
+``T`` frames, training and evaluation read both): ``jpeg`` (``<key>.jpgs``: JPEG frames behind
+an index; the default) or ``npy`` (``<key>.npy``: uncompressed, memory-mapped). Measured by
+``benchmarks/data.py`` (``benchmarks/data_results.md``): on real UCF-101 and HMDB-51 clips JPEG
+at quality 90 takes ~9x less disk than ``.npy`` at short side 128 and ~14x less at 256 (mean
+error ~2 grey levels), and a 2-worker DataLoader still delivers 0.75-0.91x the clips/s -- a cache of
+UCF-101 at the training default (short side 256, every 10th frame) is ~4.7 GB as JPEG against
+~65 GB as ``.npy``, of Kinetics-400 ~0.2 TB against ~2.8 TB. ``.npy`` stays one flag away
+(``--cache-format npy``) for the last bit of read speed.
 
 Keys: ``sha1`` of (absolute path, file size, mtime in ns, the
-:class:`~rrn.data.sampling.Sampling` -- sample_every, fps, short_side -- and the format
-version): everything that changes the frames, so an edited or replaced video is decoded
-again. The decoder backend is not part of the key (both produce the same sampled frames up to
-resize rounding).
+:class:`~rrn.data.sampling.Sampling` -- sample_every, fps, short_side -- and the key version):
+everything that changes the frames, so an edited or replaced video is decoded again. For a
+frame folder the size and mtime are its frame count with their total bytes and its latest
+modification (:func:`rrn.data.frame_folder.fingerprint`). Both formats of a video share its
+key (a ``.npy`` cache built before JPEG existed keeps its keys); the decoder backend and the
+JPEG quality are not part of it.
+
+Checks: an entry must hold what its key promises. Frames are ``(N, H, W, 3)`` uint8 whose
+short side is the sampling's; every entry records its frame count, size and one CRC-32 per
+frame, checked for the frames a read touches; ``rrn cache`` reads every frame of an entry and
+compares its frame count with the video container's before counting it as done. A ``.npy``
+written before checksums existed is checked against the container (frame count within a few
+percent, exact frame size) once per process, and frames it serves must not be all zero. An
+entry that fails is ignored with a warning, decoded again and rewritten.
+
+Consistency: decoded frames are served as the cache then holds them (a JPEG entry is read back
+after writing), so what a run sees never depends on whether the cache was cold.
 
 Concurrency: a write goes to a unique temporary file in the cache folder, then
 ``os.replace`` renames it into place (atomic on POSIX and Windows), so readers never see a
 partial file and any number of DataLoader workers or DDP ranks can cache the same video at
-once (the last rename wins; the contents are identical). An interrupted ``rrn cache`` leaves
+once (the last rename wins; for one format and quality the contents are identical). An interrupted ``rrn cache`` leaves
 at worst stray ``*.tmp`` files; a rerun skips every finished video (resumable).
 """
 
@@ -31,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -41,11 +55,24 @@ from pathlib import Path
 
 import numpy as np
 
+from rrn.checkpoint import honour_umask
+from rrn.data.cache_entries import (
+    OPENERS,
+    SUFFIX,
+    CachedFrames,
+    CacheEntryError,
+    NpyFrames,
+    write_jpeg,
+    write_npy,
+)
 from rrn.data.decode import VideoDecodeError
+from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
 
 FORMAT_VERSION = 1
+"""Part of every key: bump it only when the meaning of cached frames changes."""
 DEFAULT_CACHE_DIRNAME = ".rrn-cache"
+CACHE_FORMATS = ("jpeg", "npy")
 
 
 def default_cache_dir(data_root) -> Path:
@@ -63,52 +90,132 @@ def resolve_cache_dir(cache_dir, data_root) -> Path | None:
     return None
 
 
+def _fingerprint(path: Path) -> tuple[object, int]:
+    if path.is_dir():
+        from rrn.data.frame_folder import fingerprint
+
+        return fingerprint(path)
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 class FrameCache:
-    """A folder of cached videos: ``<root>/<key[:2]>/<key>.npy``.
+    """A folder of cached videos: ``<root>/<key[:2]>/<key>.jpgs`` or ``<key>.npy``.
 
     Args:
         root: Cache folder (created on the first write).
+        format: What :meth:`put` writes: ``"jpeg"`` or ``"npy"``; :meth:`get` reads both.
+        quality: JPEG quality (1-100) of the ``jpeg`` format.
     """
 
-    def __init__(self, root):
+    def __init__(self, root, *, format: str = "jpeg", quality: int = 90):
+        if format not in CACHE_FORMATS:
+            raise ValueError(f"cache format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}")
+        if not 1 <= quality <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
         self.root = Path(root)
+        self.format = format
+        self.quality = quality
+        self._legacy_ok: set[Path] = set()  # checksum-less .npy entries checked in this process
 
     def key(self, path, sampling: Sampling) -> str:
-        """The cache key of a video: changes whenever the cached frames would."""
+        """The cache key of a video (or frame folder): changes whenever the cached frames would.
+
+        Raises:
+            OSError: the video is gone. VideoDecodeError: a frame folder without frames.
+        """
         path = Path(path).resolve()
-        st = path.stat()
+        size, mtime = _fingerprint(path)
         s = sampling  # fps is a float in Sampling: `--fps 5` and `fps: 5` find the same file
-        ident = f"v{FORMAT_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|{s.sample_every}|{s.fps}|{s.short_side}"
+        ident = f"v{FORMAT_VERSION}|{path}|{size}|{mtime}|{s.sample_every}|{s.fps}|{s.short_side}"
         return hashlib.sha1(ident.encode()).hexdigest()
 
-    def file(self, path, sampling: Sampling) -> Path:
+    def file(self, path, sampling: Sampling, format: str | None = None) -> Path:
+        """The entry file of ``path`` in ``format`` (default: the format this cache writes)."""
         key = self.key(path, sampling)
-        return self.root / key[:2] / f"{key}.npy"
+        return self.root / key[:2] / f"{key}{SUFFIX[format or self.format]}"
 
-    def get(self, path, sampling: Sampling, *, mmap: bool = True) -> np.ndarray | None:
-        """The cached frames ``(N, H, W, 3)`` uint8 (memory-mapped by default), or ``None`` if absent."""
+    def find(self, path, sampling: Sampling) -> Path | None:
+        """The existing entry file of ``path`` (this cache's format first), or None."""
         try:
-            f = self.file(path, sampling)
-        except OSError:
-            return None  # the video itself is gone: nothing cached can be trusted
+            key = self.key(path, sampling)
+        except (OSError, VideoDecodeError):
+            return None
+        for fmt in (self.format, *(f for f in CACHE_FORMATS if f != self.format)):
+            file = self.root / key[:2] / f"{key}{SUFFIX[fmt]}"
+            if file.is_file():
+                return file
+        return None
+
+    def get(self, path, sampling: Sampling, *, verify: bool = False) -> CachedFrames | None:
+        """The cached frames of ``path`` (read lazily, see :class:`CachedFrames`), or ``None``
+        if absent or not what the key promises (then with a warning: decode it again).
+
+        Args:
+            verify: Read and check every frame now and compare the frame count with the
+                video's container (what ``rrn cache`` does before counting a video as done).
+        """
+        file = self.find(path, sampling)
+        if file is None:
+            return None  # nothing cached, or the video itself is gone: nothing can be trusted
+        fmt = next(f for f, suffix in SUFFIX.items() if file.name.endswith(suffix))
         try:
-            return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+            entry = OPENERS[fmt](file)
+            self._check_promise(entry, Path(path), sampling, against_container=verify)
+            if verify:
+                entry.verify()
         except FileNotFoundError:
+            return None  # removed between find and open
+        except CacheEntryError as err:
+            warnings.warn(f"ignoring {err}; decoding the video again", stacklevel=2)
             return None
-        except (OSError, ValueError) as err:
-            # Not written by us (renames are atomic): a damaged disk or a foreign file. Recompute.
-            warnings.warn(f"ignoring unreadable cache file {f}: {err}", stacklevel=2)
-            return None
+        return entry
+
+    def _check_promise(self, entry: CachedFrames, path: Path, sampling: Sampling, *,
+                       against_container: bool) -> None:
+        """Frame size from the key's short side; frame count and size from the container for
+        entries without checksums (once per process) or when asked."""
+        _, h, w, _ = entry.shape
+        if sampling.short_side is not None and min(h, w) != sampling.short_side:
+            raise CacheEntryError(entry.file, f"frames are {h}x{w}, its key promises short side "
+                                  f"{sampling.short_side}")
+        legacy = isinstance(entry, NpyFrames) and entry.legacy
+        if not (against_container or (legacy and entry.file not in self._legacy_ok)):
+            return
+        try:
+            promised = sampled_shape(path, sampling)
+        except (VideoDecodeError, ValueError):
+            return  # the container says nothing usable: the entry is all there is
+        if (h, w) != (promised.height, promised.width) or not plausible(entry.shape[0], promised):
+            raise CacheEntryError(
+                entry.file, f"holds {entry.shape[0]} frames of {h}x{w}; {path} promises "
+                f"{promised.frames:.0f} of {promised.height}x{promised.width}"
+            )
+        self._legacy_ok.add(entry.file)
 
     def put(self, path, frames: np.ndarray, sampling: Sampling) -> Path:
-        """Store frames atomically (temporary file + rename); returns the cache file."""
+        """Store frames atomically (temporary file + rename) in this cache's format.
+
+        Returns:
+            The entry file.
+
+        Raises:
+            ValueError: ``frames`` are not uint8 ``(N, H, W, 3)`` with the sampling's short side.
+        """
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or (
+                sampling.short_side is not None and min(frames.shape[1:3]) != sampling.short_side):
+            raise ValueError(f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, H, W, 3))")
         f = self.file(path, sampling)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
         try:
+            honour_umask(fd)  # a shared cache: readable by whoever the umask lets read
             with os.fdopen(fd, "wb") as fh:
-                np.save(fh, frames, allow_pickle=False)
+                if self.format == "npy":
+                    write_npy(fh, frames)
+                else:
+                    write_jpeg(fh, frames, self.quality)
             os.replace(tmp, f)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -125,6 +232,7 @@ class CacheReport:
     already_cached: int = 0
     frames: int = 0
     bytes: int = 0
+    """Bytes of their entries on disk."""
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     """``(video_id, reason)`` of every video that could not be cached."""
@@ -132,7 +240,7 @@ class CacheReport:
     def summary(self) -> str:
         lines = [
             f"cached {self.videos} videos ({self.already_cached} were already cached), "
-            f"{self.frames} frames, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s; "
+            f"{self.frames} frames, {self.bytes / 1e6:.1f} MB on disk in {self.seconds:.1f} s; "
             f"{len(self.failures)} failed"
         ]
         lines += [f"  FAILED {vid}: {reason}" for vid, reason in self.failures]
@@ -140,15 +248,100 @@ class CacheReport:
 
 
 def _cache_one(task) -> tuple[str, int, int, bool, str | None]:
-    """Worker: ensure one video is cached. Returns (video_id, frames, bytes, was_cached, error)."""
+    """Worker: ensure one video is cached. Returns (video_id, frames, bytes on disk, was_cached, error)."""
     source, path, video_id = task
     try:
         frames, was_cached = source.ensure_cached(path, strict=True)
-        return video_id, int(frames.shape[0]), int(frames.nbytes), was_cached, None
+        entry = source.cache.find(path, source.sampling)
+        return video_id, len(frames), entry.stat().st_size if entry else 0, was_cached, None
     except VideoDecodeError as err:
         return video_id, 0, 0, False, err.reason
     except OSError as err:
         return video_id, 0, 0, False, f"{type(err).__name__}: {err}"
+
+
+@dataclass
+class CacheEstimate:
+    """The disk a cache will take, estimated before building it (:func:`estimate_cache`)."""
+
+    videos: int
+    frames_per_video: float
+    """Mean sampled frames per video, from the containers of ``probed`` videos."""
+    probed: int
+    bytes_per_frame: float
+    """Measured on the entries of ``measured`` videos, in the cache's format."""
+    measured: int
+    format: str
+    free_bytes: int | None
+    """Free space on the cache's file system (None when it cannot be told)."""
+
+    @property
+    def total_bytes(self) -> float:
+        return self.videos * self.frames_per_video * self.bytes_per_frame
+
+    def summary(self) -> str:
+        free = "" if self.free_bytes is None else f"; {_size(self.free_bytes)} free there"
+        return (f"estimate: {self.videos} videos x {self.frames_per_video:.1f} frames (mean of "
+                f"{self.probed} containers) x {self.bytes_per_frame / 1e3:.1f} kB/frame ({self.format}, "
+                f"measured on {self.measured} videos, now cached) = ~{_size(self.total_bytes)}{free}")
+
+    @property
+    def fits(self) -> bool:
+        return self.free_bytes is None or self.total_bytes <= self.free_bytes
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
+
+
+def _measure(paths, source, measure: int) -> tuple[int, int]:
+    """Cache up to ``measure`` of ``paths`` (work ``build_cache`` then skips); their frames, bytes."""
+    frames = nbytes = done = 0
+    for path in paths:
+        if done == measure:
+            break
+        try:
+            got, _ = source.ensure_cached(path, strict=True)
+            entry = source.cache.find(path, source.sampling)
+        except (VideoDecodeError, OSError):
+            continue
+        if entry is not None:
+            frames, nbytes, done = frames + len(got), nbytes + entry.stat().st_size, done + 1
+    return frames, nbytes
+
+
+def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> CacheEstimate | None:
+    """Estimate the disk the cache of ``records`` will take: mean sampled frames per video from
+    the containers of up to ``probe`` videos (evenly spread over the list), times the bytes
+    per frame of the entries of the first ``measure`` videos, cached here in ``source``'s
+    format (so the estimate is this dataset's, at this quality).
+
+    Returns:
+        The estimate, or None when no probed video could be read.
+    """
+    paths = list(dict.fromkeys(str(r.path) for r in records))
+    if not paths:
+        return None
+    step = max(1, len(paths) // probe)
+    counts = []
+    for path in paths[::step][:probe]:
+        try:
+            counts.append(sampled_shape(path, source.sampling).frames)
+        except (VideoDecodeError, ValueError, OSError):
+            continue
+    frames, nbytes = _measure(paths, source, measure)
+    if not counts or not frames:
+        return None
+    source.cache.root.mkdir(parents=True, exist_ok=True)
+    try:
+        free = shutil.disk_usage(source.cache.root).free
+    except OSError:
+        free = None
+    return CacheEstimate(len(paths), sum(counts) / len(counts), len(counts), nbytes / frames,
+                         min(measure, len(paths)), source.cache.format, free)
 
 
 def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> CacheReport:

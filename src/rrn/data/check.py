@@ -61,6 +61,9 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
     seen = set()
     records = [r for r in split.train + split.test if not (r.path in seen or seen.add(r.path))]
     for rec in tqdm(records, desc="checking", unit="video", disable=not progress):
+        if rec.path.is_dir():
+            problems += _check_folder(rec, decode)
+            continue
         try:
             if os.path.getsize(rec.path) == 0:
                 problems.append(Problem(rec.video_id, f"{rec.path} is empty (0 bytes)",
@@ -76,3 +79,22 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
         except OSError as err:
             problems.append(Problem(rec.video_id, f"{rec.path}: {err}", "check the file's permissions"))
     return problems
+
+
+def _check_folder(rec, decode: bool) -> list[Problem]:
+    """A frame folder: numbering, the listed frame count, every sampled JPEG (``decode``)."""
+    from rrn.data.frame_folder import count_frames, probe_frame_folder, read_frame_folder
+
+    fix = f"re-extract the frames of {rec.path}, or remove it from the list (training skips it)"
+    try:
+        n = count_frames(rec.path)
+        if rec.num_frames is not None and n != rec.num_frames:
+            return [Problem(rec.video_id, f"the list says {rec.num_frames} frames, {rec.path} has {n}",
+                            f"correct total_frames in the list to {n}, or {fix}")]
+        if decode:
+            read_frame_folder(rec.path, sample_every=1)  # every frame, as decode=True does for videos
+        else:
+            probe_frame_folder(rec.path)
+    except VideoDecodeError as err:
+        return [Problem(rec.video_id, err.reason, fix)]
+    return []

@@ -3,7 +3,9 @@
 * train: ``len = len(records) * chunks_per_video``; item ``i`` is one random chunk of video
   ``i // chunks_per_video``: ``{"clip": (T, 3, S, S), "label", "video_index"}``.
 * eval: ``len = len(records)``; item ``i`` is every chunk of video ``i`` (see
-  :func:`rrn.data.sampling.eval_chunks`): ``{"clips": (M, T, 3, S, S), "label", "video_index"}``.
+  :func:`rrn.data.sampling.eval_chunks`): ``{"clips": (M, T, 3, S, S), "label", "video_index"}``,
+  or with several evaluation views (:class:`~rrn.data.transforms.EvalViews`) every view of
+  every chunk, ``(M, V, T, 3, S, S)``.
 
 All randomness (chunk start, crop, flip) comes from ``np.random.default_rng((seed, epoch,
 index))``: a pure function of the item, so results do not depend on ``num_workers``, worker
@@ -27,7 +29,7 @@ from rrn.data.decode import VideoDecodeError
 from rrn.data.sampling import eval_chunks, train_chunk
 from rrn.data.source import FrameSource
 from rrn.data.splits import VideoRecord
-from rrn.data.transforms import ClipTransform
+from rrn.data.transforms import CENTRE_CROP, ClipTransform, EvalViews
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,11 @@ class VideoChunkDataset(Dataset):
 
     @classmethod
     def from_config(cls, records: list[VideoRecord], data, *, context: int, train: bool,
-                    seed: int = 0) -> VideoChunkDataset:
-        """The training or evaluation set a :class:`~rrn.config.DataConfig` describes."""
+                    seed: int = 0, views: EvalViews = CENTRE_CROP) -> VideoChunkDataset:
+        """The training or evaluation set a :class:`~rrn.config.DataConfig` describes (an
+        evaluation set with ``views`` of each chunk)."""
         return cls(records, source=FrameSource.from_config(data),
-                   transform=ClipTransform(data.frame_size, train, hflip=data.hflip),
+                   transform=ClipTransform(data.frame_size, train, hflip=data.hflip, views=views),
                    context=context, chunks_per_video=data.chunks_per_video if train else 1,
                    eval_stride=data.eval_stride, seed=seed)
 
@@ -120,9 +123,12 @@ class VideoChunkDataset(Dataset):
             return {"clip": clip, "label": rec.label, "video_index": vi}
         chunks = eval_chunks(len(frames), self.context, self.eval_stride)
         used = sorted({i for c in chunks for i in c})
-        pos = {f: j for j, f in enumerate(used)}
-        x = self.transform(np.asarray(frames[used]), None)  # (N', 3, S, S): each frame once
-        clips = x[torch.tensor([[pos[i] for i in c] for c in chunks])]  # (M, T, 3, S, S)
+        pos = torch.tensor([[{f: j for j, f in enumerate(used)}[i] for i in c] for c in chunks])  # (M, T)
+        if self.transform.views.count == 1:
+            x = self.transform(np.asarray(frames[used]), None)  # (N', 3, S, S): each frame once
+            return {"clips": x[pos], "label": rec.label, "video_index": vi}  # (M, T, 3, S, S)
+        x = self.transform.views_of(np.asarray(frames[used]))  # (V, N', 3, S, S)
+        clips = x[:, pos].transpose(0, 1)  # (V, M, T, 3, S, S) -> (M, V, T, 3, S, S)
         return {"clips": clips, "label": rec.label, "video_index": vi}
 
 
@@ -161,7 +167,7 @@ def collate_videos(batch) -> dict:
     """Collate evaluation items (whole videos); skipped videos are dropped and listed.
 
     Returns:
-        ``{"clips": (sum M, T, 3, S, S), "chunk_video": (sum M,) long video index per chunk,
+        ``{"clips": (sum M, T, 3, S, S) (or (sum M, V, T, 3, S, S) with views), "chunk_video": (sum M,) long video index per chunk,
         "label": (V,) long, "video_index": (V,) long, "skipped": list of video indices}``.
     """
     items, skipped = _split_skipped(batch)
@@ -170,7 +176,7 @@ def collate_videos(batch) -> dict:
                 "label": torch.empty(0, dtype=torch.long),
                 "video_index": torch.empty(0, dtype=torch.long), "skipped": skipped}
     return {
-        "clips": torch.cat([it["clips"] for it in items]),  # V x (M_v, T, 3, S, S) -> (sum M, T, 3, S, S)
+        "clips": torch.cat([it["clips"] for it in items]),  # (M_v, [V,] T, 3, S, S) -> (sum M, [V,] T, 3, S, S)
         "chunk_video": torch.cat(
             [torch.full((len(it["clips"]),), it["video_index"], dtype=torch.long) for it in items]
         ),

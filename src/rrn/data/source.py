@@ -16,24 +16,44 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.cache import FrameCache, resolve_cache_dir
-from rrn.data.decode import decode_video, resolve_backend
+from rrn.data.cache_entries import CachedFrames, CacheEntryError
+from rrn.data.decode import VideoDecodeError, decode_video, resolve_backend
 from rrn.data.sampling import Sampling
 
 
+def read_frames(path: str | os.PathLike, sampling: Sampling, decoder: str = "auto") -> np.ndarray:
+    """The sampled frames of a video file (decoded) or a frame folder (read by index), uncached.
+
+    Returns:
+        uint8 ``(N, H, W, 3)`` RGB.
+
+    Raises:
+        VideoDecodeError: missing, empty or unreadable video or frame folder.
+    """
+    if Path(path).is_dir():
+        from rrn.data.frame_folder import read_frame_folder
+
+        return read_frame_folder(path, **dataclasses.asdict(sampling))
+    return decode_video(Path(path), **dataclasses.asdict(sampling), backend=decoder)
+
+
 class FrameSource:
-    """Sampled, resized uint8 frames ``(N, H, W, 3)`` of a video.
+    """Sampled, resized uint8 frames ``(N, H, W, 3)`` of a video or frame folder.
 
     Args:
         sampling: Which frames, at which short side (the cache key and the decoder's arguments).
         cache_dir: Frame cache folder, read first and filled with what is decoded; ``None``
             always decodes.
         decoder: Decoding backend (``"auto"``, ``"pyav"``, ``"torchcodec"``).
+        cache_format: What is written to the cache: ``"jpeg"`` or ``"npy"`` (both are read).
+        cache_quality: JPEG quality of ``cache_format="jpeg"``.
     """
 
     def __init__(self, sampling: Sampling, *, cache_dir: str | os.PathLike | None = None,
-                 decoder: str = "auto"):
+                 decoder: str = "auto", cache_format: str = "jpeg", cache_quality: int = 90):
         self.sampling = sampling
-        self.cache = FrameCache(cache_dir) if cache_dir is not None else None
+        self.cache = (FrameCache(cache_dir, format=cache_format, quality=cache_quality)
+                      if cache_dir is not None else None)
         self.decoder = resolve_backend(decoder)
 
     @classmethod
@@ -41,36 +61,66 @@ class FrameSource:
         """The source a :class:`~rrn.config.DataConfig` describes (its cache once ``rrn cache``
         built it under ``<data-root>/.rrn-cache``, or its ``--cache-dir``)."""
         return cls(data.sampling(), cache_dir=resolve_cache_dir(data.cache_dir, data.data_root),
-                   decoder=data.decoder)
+                   decoder=data.decoder, cache_format=data.cache_format,
+                   cache_quality=data.cache_quality)
 
     def __repr__(self) -> str:
-        cache = self.cache.root if self.cache is not None else None
+        cache = f"{self.cache.root} ({self.cache.format})" if self.cache is not None else None
         return f"FrameSource({self.sampling}, cache_dir={cache}, decoder={self.decoder!r})"
 
-    def __call__(self, path: str | os.PathLike) -> np.ndarray:
-        """The frames of ``path`` (a read-only memory map when they come from the cache).
+    def __call__(self, path: str | os.PathLike) -> np.ndarray | CachedFrames:
+        """The frames of ``path``: an array, or from the cache a :class:`CachedFrames` that
+        reads only the frames it is indexed with (``np.asarray`` gives the whole array).
 
         Raises:
             VideoDecodeError: the video is missing, empty or cannot be decoded.
         """
         return self.ensure_cached(path)[0]
 
-    def ensure_cached(self, path: str | os.PathLike, *, strict: bool = False) -> tuple[np.ndarray, bool]:
+    def ensure_cached(self, path: str | os.PathLike, *,
+                      strict: bool = False) -> tuple[np.ndarray | CachedFrames, bool]:
         """``(frames, were_cached)``; decoded frames are added to the cache.
 
-        A cache that cannot be written (full, read-only) is a warning, or with ``strict`` (what
-        ``rrn cache`` uses) the ``OSError`` itself.
+        Decoded frames are served as the cache then holds them (a JPEG entry is read back), so
+        a video looks the same on its first read and on every later one: the frames a run sees
+        never depend on whether the cache was cold, and a resumed run sees what an uninterrupted
+        one saw.
+
+        A cache entry that fails a check (see :mod:`rrn.data.cache`) is decoded again and
+        rewritten, with a warning. A cache that cannot be written (full, read-only) is a
+        warning, or with ``strict`` (what ``rrn cache`` uses) the ``OSError`` itself; ``strict``
+        also checks every frame of a cached entry before trusting it.
         """
         if self.cache is not None:
-            frames = self.cache.get(path, self.sampling)
+            frames = self.cache.get(path, self.sampling, verify=strict)
             if frames is not None:
+                frames.fallback = lambda err: self._redecode(path, len(frames), err)
                 return frames, True
-        frames = decode_video(Path(path), **dataclasses.asdict(self.sampling), backend=self.decoder)
-        if self.cache is not None:
-            try:
-                self.cache.put(path, frames, self.sampling)
-            except OSError as err:  # a full or read-only cache must not stop training
-                if strict:
-                    raise
-                warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=2)
-        return frames, False
+        frames = read_frames(path, self.sampling, self.decoder)
+        stored = self._store(path, frames, strict)
+        return (frames if stored is None else stored), False
+
+    def _store(self, path, frames: np.ndarray, strict: bool) -> np.ndarray | CachedFrames | None:
+        """Write ``frames`` to the cache; what it now holds for ``path`` (``frames`` without one;
+        None if another process removed the entry before it was read back)."""
+        if self.cache is None:
+            return frames
+        try:
+            self.cache.put(path, frames, self.sampling)
+        except OSError as err:  # a full or read-only cache must not stop training
+            if strict:
+                raise
+            warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
+            return frames
+        return self.cache.get(path, self.sampling) if self.cache.format == "jpeg" else frames
+
+    def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray | CachedFrames:
+        """A cache entry failed a check while being read: decode again, rewrite, serve that."""
+        warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
+        decoded = read_frames(path, self.sampling, self.decoder)
+        stored = self._store(path, decoded, strict=False)
+        frames = decoded if stored is None else stored  # None: removed again before read back
+        if len(frames) != expected:  # the caller chose its frames from the entry's count
+            raise VideoDecodeError(path, f"its cache entry held {expected} frames, the video gives "
+                                   f"{len(frames)}; rewritten, used from the next epoch on")
+        return frames

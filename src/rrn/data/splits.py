@@ -8,6 +8,8 @@ Formats (all parsed tolerant of CRLF line endings, blank lines and trailing spac
   (no label: it is the class folder's).
 * **HMDB-51** (``dataset="hmdb51"``): one ``<class>_test_split<k>.txt`` per class with lines
   ``<video> <0|1|2>`` (1 = train, 2 = test, 0 = unused); classes sorted by name.
+* **Kinetics** (``dataset="kinetics"``), **Something-Something v2** (``"ssv2"``) and
+  **mmaction2 frame folders** (``"rawframes"``): see :mod:`rrn.data.formats`.
 * **Custom** (``dataset="list"``): list files of ``relative/path <0-based label>`` lines
   (mmaction2's convention), with class names from an optional ``classInd.txt`` in
   ``split_dir`` (UCF format) or else ``"0", "1", ...``. Without list files: one folder per
@@ -44,6 +46,8 @@ class VideoRecord:
     """0-based class index into :attr:`DatasetSplit.classes`."""
     video_id: str
     """Relative path without extension, e.g. ``"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"``."""
+    num_frames: int | None = None
+    """Frames the annotation announces (rawframes' ``total_frames``), else None."""
 
 
 @dataclass
@@ -53,6 +57,8 @@ class MissingVideo:
     video_id: str
     listed_in: Path
     line: int
+    side: str = ""
+    """``"train"`` or ``"test"``."""
 
 
 @dataclass
@@ -117,13 +123,16 @@ def load_split(
     """Parse a dataset's split into video records.
 
     Args:
-        dataset: ``"ucf101"``, ``"hmdb51"`` or ``"list"`` (see the module docstring).
-        data_root: Folder holding the videos (``<Class>/<video>`` for UCF-101 and HMDB-51).
-        split_dir: Folder of the official split files; for ``"list"``, where an optional
-            ``classInd.txt`` is looked up. Defaults to ``data_root``.
-        split: Which official split, 1..3.
-        train_list: ``"list"`` only: the training list file.
-        test_list: ``"list"`` only: the test list file.
+        dataset: ``"ucf101"``, ``"hmdb51"``, ``"list"`` (see the module docstring),
+            ``"kinetics"``, ``"ssv2"`` or ``"rawframes"`` (see :mod:`rrn.data.formats`).
+        data_root: Folder holding the videos (``<Class>/<video>`` for UCF-101 and HMDB-51) or
+            frame folders (``rawframes``).
+        split_dir: Folder of the official split or annotation files; for ``"list"`` and
+            ``"rawframes"``, where an optional ``classInd.txt`` is looked up. Defaults to
+            ``data_root``.
+        split: Which official split, 1..3 (1 for Kinetics and SSv2, which have one).
+        train_list: ``"list"`` and ``"rawframes"`` only: the training list file.
+        test_list: ``"list"`` and ``"rawframes"`` only: the test list file.
         missing: What to do with an entry whose file is missing: ``"error"`` (raise, naming
             the split file and line), ``"skip"`` (drop, warn, record in ``missing``).
 
@@ -142,35 +151,10 @@ def load_split(
     if not root.is_dir():
         raise SplitError(f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files")
     split_dir = Path(split_dir) if split_dir is not None else root
-    if dataset == "ucf101":
-        entries, classes = _ucf101(split_dir, split)
-    elif dataset == "hmdb51":
-        entries, classes = _hmdb51(split_dir, split)
-    elif dataset == "list":
-        if train_list is not None or test_list is not None:
-            entries, classes = _lists(split_dir, train_list, test_list)
-        else:
-            entries, classes = _folders(root, split)
-    else:
-        raise SplitError(f"unknown dataset {dataset!r}; choose ucf101, hmdb51 or list")
-
-    out = DatasetSplit(classes=classes, train=[], test=[])
-    _place(out, entries, _Resolver(root))
+    entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list)
+    out = _records(entries, classes, _Resolver(root, folders=folders))
     if out.missing:
-        first = out.missing[0]
-        total = len(entries)
-        if missing == "error":
-            raise SplitError(
-                f"{first.listed_in}:{first.line}: video {first.video_id!r} not found under {root} "
-                f"(tried the listed name and the extensions {', '.join(VIDEO_EXTENSIONS)}); "
-                f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
-                "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
-            )
-        warnings.warn(
-            f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
-            f"(first: {first.video_id}, {first.listed_in}:{first.line})",
-            stacklevel=2,
-        )
+        _report_missing(out, len(entries), root, missing)
     for side in ("train", "test"):
         if not getattr(out, side):
             raise SplitError(
@@ -181,44 +165,96 @@ def load_split(
     return out
 
 
-def _place(out: DatasetSplit, entries: list[Entry], resolve: _Resolver) -> None:
-    """Add each entry to ``out.train``/``out.test``, or to ``out.missing`` when its file is not
-    there; a video listed twice on one side, or whose file lies outside the data root, is a bad line."""
+def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
+           test_list) -> tuple[list[Entry], list[str], bool]:
+    """``(entries, classes, folders)`` of a dataset's annotation files; ``folders``: the
+    entries name frame folders rather than video files."""
+    if dataset == "ucf101":
+        return (*_ucf101(split_dir, split), False)
+    if dataset == "hmdb51":
+        return (*_hmdb51(split_dir, split), False)
+    if dataset == "list":
+        if train_list is not None or test_list is not None:
+            return (*_lists(split_dir, train_list, test_list), False)
+        return (*_folders(root, split), False)
+    from rrn.data.formats import PARSERS
+
+    if dataset not in PARSERS:
+        raise SplitError(f"unknown dataset {dataset!r}; choose ucf101, hmdb51, list, {', '.join(PARSERS)}")
+    return PARSERS[dataset](root=root, split_dir=split_dir, split=split, train_list=train_list,
+                            test_list=test_list)
+
+
+def _records(entries: list[Entry], classes: list[str], resolve: _Resolver) -> DatasetSplit:
+    """Resolve each entry on disk: a record, or a missing video; a video listed twice on one
+    side, or whose file lies outside the data root, is a bad line."""
+    out = DatasetSplit(classes=classes, train=[], test=[])
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
-    for side, rel, label, src, lineno in entries:
-        video_id = str(PurePosixPath(rel).with_suffix(""))
+    for side, rel, label, src, lineno, *frames in entries:
+        candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
+        video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not resolve.folders else candidates[0])
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
             _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
             continue
         first_seen[(side, video_id)] = (src, lineno)
-        path = resolve(rel)
+        path = next((p for p in map(resolve, candidates) if p is not None), None)
         if path is None:
-            out.missing.append(MissingVideo(video_id, src, lineno))
+            out.missing.append(MissingVideo(video_id, src, lineno, side))
         elif resolve.outside(path):
             _bad_line(
-                f"{src}:{lineno}: {rel} is a symbolic link (or in a linked folder) to {path.resolve()}, "
-                f"outside the data root {resolve.root.resolve()}; paths must stay inside --data-root: "
-                "move or copy the video into it, or pass a --data-root that holds the link's target"
+                f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a linked "
+                f"folder) to {path.resolve()}, outside the data root {resolve.root.resolve()}; paths must "
+                "stay inside --data-root: move or copy the video into it, or pass a --data-root that "
+                "holds the link's target"
             )
         else:
-            (out.train if side == "train" else out.test).append(VideoRecord(path, label, video_id))
+            record = VideoRecord(path, label, video_id, frames[0] if frames else None)
+            (out.train if side == "train" else out.test).append(record)
+    return out
+
+
+def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> None:
+    first = out.missing[0]
+    if missing == "error":
+        raise SplitError(
+            f"{first.listed_in}:{first.line}: video {first.video_id!r} not found under {root} "
+            f"(tried the listed name and the extensions {', '.join(VIDEO_EXTENSIONS)}); "
+            f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
+            "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
+        )
+    warnings.warn(
+        f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
+        f"(first: {first.video_id}, {first.listed_in}:{first.line})",
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------------------------
-# Parsers. Each returns (entries, classes) with entries = (side, relative path, label, file, line).
+# Parsers. Each returns (entries, classes) with entries = (side, relative path, label, file, line)
+# and optionally the frame count the line announces; a format whose videos may lie in several
+# places gives a tuple of relative paths, tried in order (rrn.data.formats.kinetics).
 
-Entry = tuple[str, str, int, Path, int]
+Entry = tuple  # (side, str | tuple[str, ...], label, file, line[, frames])
+
+
+def read_split_text(path: Path) -> str:
+    """The text of a split or annotation file (UTF-8, a byte-order mark tolerated).
+
+    Raises:
+        SplitError: the file is missing or not UTF-8.
+    """
+    if not path.is_file():
+        raise SplitError(f"split file {path} not found; check --split-dir")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank lines of a text file as ``(1-based line number, whitespace-split fields)``."""
-    if not path.is_file():
-        raise SplitError(f"split file {path} not found; check --split-dir")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
+    text = read_split_text(path)
     # splitlines() handles CRLF, LF and CR alike.
     return [(i, line.split()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
@@ -364,7 +400,7 @@ def _without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:
     if all(e[2] < gap for e in entries):
         return entries
     top = max(used)
-    for _, _, label, src, lineno in entries:
+    for _, _, label, src, lineno, *_ in entries:
         if label > gap:
             _bad_line(
                 f"{src}:{lineno}: label {label}, but no line has label {gap}"
@@ -392,10 +428,12 @@ def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
 
 
 class _Resolver:
-    """Find listed videos on disk, listing each folder once (13k ``stat`` calls -> 101 listings)."""
+    """Find listed videos (or frame folders, with ``folders``) on disk, listing each folder once
+    (13k ``stat`` calls -> 101 listings)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, folders: bool = False):
         self.root = root
+        self.folders = folders
         self._dirs: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
         self._real_root = os.path.realpath(root)
         self._folder_inside: dict[Path, bool] = {}
@@ -426,6 +464,8 @@ class _Resolver:
                         by_stem.setdefault(stem, []).append(name)
             self._dirs[path.parent] = (names, by_stem)
         names, by_stem = self._dirs[path.parent]
+        if self.folders:
+            return path if path.name in names and path.is_dir() else None
         if path.name in names and path.is_file():
             return path
         # Same stem, another video extension, in VIDEO_EXTENSIONS' order of preference.

@@ -18,9 +18,10 @@ left, down; opposite classes are the same motion played forward and backward). E
 * no motion blur; written as intra-only MJPEG (every frame a JPEG, quality ~q2) in ``.avi``,
   so no frame carries information about its neighbours; byte-identical for the same seed.
 
-Layout = UCF-101's: ``<out>/<Class>/v_<Class>_gGG_cCC.avi``, ``classInd.txt``,
+Layout = UCF-101's by default: ``<out>/<Class>/v_<Class>_gGG_cCC.avi``, ``classInd.txt``,
 ``trainlist01.txt``, ``testlist01.txt``; groups ``1..~25%`` are test, the rest train
-(disjoint, as in UCF-101).
+(disjoint, as in UCF-101). The same videos can be written as a miniature Kinetics,
+Something-Something v2 or mmaction2 rawframes dataset (:mod:`rrn.data.synth_layouts`).
 
 Training on it: **turn horizontal flipping off** (``hflip=False``): a flipped MoveRight clip
 is a MoveLeft clip. Sample densely (``sample_every`` 1..3): beyond ~``size / (2 * 4 px)``
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +163,61 @@ def render_video(rng: np.random.Generator, look: dict, size: int, angle: float, 
     return out
 
 
+@dataclass(frozen=True)
+class SynthVideo:
+    """One rendered video of the synthetic dataset, before it is written in a layout."""
+
+    label: int
+    name: str
+    """Its class name (``MoveRight``, ...)."""
+    group: int
+    clip: int
+    test: bool
+    frames: np.ndarray
+    """uint8 ``(N, S, S, 3)``."""
+
+    @property
+    def stem(self) -> str:
+        """UCF-101's file stem: ``v_<Class>_gGG_cCC``."""
+        return f"v_{self.name}_g{self.group:02d}_c{self.clip:02d}"
+
+
+def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: int, seed: int):
+    """Render every video (see the module docstring); groups ``1..~25%`` are the test side.
+
+    Yields:
+        :class:`SynthVideo` s, class by class.
+    """
+    names = class_names(classes)
+    n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
+    per_group = math.ceil(videos_per_class / n_groups)
+    n_test_groups = max(1, round(n_groups / 4))
+    looks = [_group_look(np.random.default_rng((seed, 0, g))) for g in range(n_groups)]
+    for k, name in enumerate(names):
+        for v in range(videos_per_class):
+            g, c = divmod(v, per_group)
+            rng = np.random.default_rng((seed, 1, k, v))
+            video = render_video(rng, looks[g], size, 2 * math.pi * k / classes, frames)
+            yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
+
+
+def write_ucf101(out: Path, names: list[str], videos) -> dict:
+    """UCF-101's layout: ``<Class>/v_<Class>_gGG_cCC.avi`` and the three split files (CRLF)."""
+    train_lines, test_lines = [], []
+    for video in videos:
+        rel = f"{video.name}/{video.stem}.avi"
+        write_video(out / rel, video.frames, fps=25)
+        (test_lines if video.test else train_lines).append(rel if video.test else f"{rel} {video.label + 1}")
+    crlf = "\r\n"  # as the official UCF-101 files
+    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
+    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
+    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
+    return {"flags": f"--data-root {out}", "videos": len(train_lines) + len(test_lines),
+            "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
+
+
 def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16, frames: int = 24,
-                           size: int = 64, seed: int = 0) -> Path:
+                           size: int = 64, seed: int = 0, layout: str = "ucf101") -> Path:
     """Write the synthetic dataset (see the module docstring) and return ``out``.
 
     Args:
@@ -172,7 +227,14 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
         frames: Frames per video.
         size: Frame side in pixels.
         seed: Everything is a pure function of it.
+        layout: How the same videos are stored: ``ucf101`` (the module docstring),
+            ``kinetics``, ``ssv2`` or ``rawframes`` (see :mod:`rrn.data.synth_layouts`); the
+            flags that read it are in ``out/rrn_synth.json``.
     """
+    from rrn.data.synth_layouts import LAYOUTS
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if classes < 2:
         raise ValueError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
@@ -183,30 +245,16 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
         raise ValueError(f"--size must be >= 16 pixels, got {size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = class_names(classes)
+    videos = render_dataset(classes=classes, videos_per_class=videos_per_class, frames=frames,
+                            size=size, seed=seed)
+    written = LAYOUTS[layout](out, class_names(classes), videos)
+    written["flags"] = " ".join(written["flags"].split())
     n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
-    per_group = math.ceil(videos_per_class / n_groups)
-    n_test_groups = max(1, round(n_groups / 4))
-    looks = [_group_look(np.random.default_rng((seed, 0, g))) for g in range(n_groups)]
-    train_lines, test_lines = [], []
-    for k, name in enumerate(names):
-        for v in range(videos_per_class):
-            g, c = divmod(v, per_group)
-            rel = f"{name}/v_{name}_g{g + 1:02d}_c{c + 1:02d}.avi"
-            rng = np.random.default_rng((seed, 1, k, v))
-            video = render_video(rng, looks[g], size, 2 * math.pi * k / classes, frames)
-            write_video(out / rel, video, fps=25)
-            if g < n_test_groups:
-                test_lines.append(rel)
-            else:
-                train_lines.append(f"{rel} {k + 1}")
-    crlf = "\r\n"  # as the official UCF-101 files
-    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
-    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
-    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
     (out / "rrn_synth.json").write_text(json.dumps({
         "classes": classes, "videos_per_class": videos_per_class, "frames": frames, "size": size,
-        "seed": seed, "groups": n_groups, "test_groups": list(range(1, n_test_groups + 1)),
+        "seed": seed, "layout": layout, "flags": written["flags"], "videos": written["videos"],
+        "train": str(written["train"]), "test": str(written["test"]), "groups": n_groups,
+        "test_groups": list(range(1, max(1, round(n_groups / 4)) + 1)),
         "note": "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3",
     }, indent=2) + "\n")
     return out

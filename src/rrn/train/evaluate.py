@@ -34,14 +34,14 @@ def evaluate(
         loader: yields ``collate_videos`` batches (see
             :func:`~rrn.train.builders.create_eval_loader`).
         device: where the model lives.
-        chunk_batch: chunks per forward pass.
+        chunk_batch: clips (chunks, or chunk views) per forward pass.
         dtype: autocast dtype (None = full precision).
         progress: show a progress bar.
 
     Returns:
         On every rank, sorted by video index and each video counted once:
         ``video_index`` (V,), ``labels`` (V,), ``video_probs`` (V, K) = mean of the video's
-        chunk probabilities, ``chunk_probs`` (C, K), ``chunk_labels`` (C,), ``chunk_video``
+        chunk probabilities, ``chunk_probs`` (C, K) (each the mean over the chunk's views), ``chunk_labels`` (C,), ``chunk_video``
         (C,) position of each chunk's video in 0..V-1, ``skipped`` (video indices).
     """
     net = unwrap(model)
@@ -51,20 +51,35 @@ def evaluate(
     skipped: list[int] = []
     for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
         skipped += [int(i) for i in batch["skipped"]]
-        clips = batch["clips"]  # (sum M, T, 3, S, S)
+        clips = batch["clips"]  # (sum M, T, 3, S, S), or (sum M, views, T, 3, S, S)
         if clips.numel() == 0:
             continue
-        probs = []
-        for lo in range(0, clips.shape[0], chunk_batch):
-            x = clips[lo : lo + chunk_batch].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = net(x)  # (b, K)
-            probs.append(logits.float().softmax(dim=1).cpu())
-        probs_all = torch.cat(probs)  # (sum M, K)
+        probs_all = _chunk_probs(net, clips, device, chunk_batch, dtype)  # (sum M, K)
         for vi, label in zip(batch["video_index"].tolist(), batch["label"].tolist()):
             per_video[vi] = (label, probs_all[batch["chunk_video"] == vi])  # (M_v, K)
     net.train(was_training)
     return _gather(per_video, skipped)
+
+
+def _chunk_probs(net: nn.Module, clips: torch.Tensor, device: torch.device, chunk_batch: int,
+                 dtype: torch.dtype | None) -> torch.Tensor:
+    """Probabilities of each chunk, averaged over its views: ``(C, K)``.
+
+    ``clips``: ``(C, T, 3, S, S)``, or ``(C, views, T, 3, S, S)`` for several views of each
+    chunk; ``chunk_batch`` clips (chunk views) go through the network at once.
+    """
+    views = clips.shape[1] if clips.ndim == 6 else 1
+    step = max(1, chunk_batch // views)
+    probs = []
+    for lo in range(0, clips.shape[0], step):
+        x = clips[lo : lo + step].to(device, non_blocking=True)
+        b = x.shape[0]
+        x = x.flatten(0, 1) if views > 1 else x  # (b, views, T, 3, S, S) -> (b*views, T, 3, S, S)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = net(x)  # (b*views, K)
+        p = logits.float().softmax(dim=1).cpu()
+        probs.append(p.view(b, views, -1).mean(dim=1))  # (b*views, K) -> (b, views, K) -> (b, K)
+    return torch.cat(probs)  # (C, K)
 
 
 def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
                           lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
                           frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
                           clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size))
-        _start(run, cfg, split.classes, state, plan, info, device, init_note, data)
+        _start(run, cfg, split.classes, state, plan, info, device, init_note, data, split.missing)
         with StopRequest() as ctx.stop:
             _epochs(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
     finally:
@@ -206,7 +206,8 @@ def _all_agree(flag: bool, device: torch.device) -> bool:
 
 
 def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
-           info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets) -> None:
+           info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets,
+           missing: list) -> None:
     """Write the run's config and first log line; print what is about to happen."""
     n_val = len(data.val) if data.val is not None else 0
     selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
@@ -217,7 +218,9 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
         "val_videos": n_val, "test_videos": len(data.test), "watch_test": cfg.run.watch_test,
         "selection": selection, "chunks_per_step": plan.chunks_per_step,
         "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
+        "missing_videos": {side: sum(m.side == side for m in missing) for side in ("train", "test")},
     })
+    _note_data(run, cfg, missing)
     skips = ",".join(cfg.model.skip) or "none"
     run.print(
         f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
@@ -229,6 +232,19 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
     )
     if state.epoch >= cfg.optim.epochs:
         run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
+
+
+def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
+    """Log the listed videos ``--missing skip`` left out (normal for Kinetics) and warn about
+    flips on a dataset whose classes are directions."""
+    if missing:  # the counts are in the start record; the list follows it
+        run.log({"kind": "missing_videos", "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing]})
+        n_train = sum(m.side == "train" for m in missing)
+        run.print(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} train, "
+                  f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}")
+    if cfg.data.dataset == "ssv2" and cfg.data.hflip:
+        run.print("rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
+                  "right to left', another class; train with --no-hflip")
 
 
 def _epoch_record(model: nn.Module, state: RunState, data: Datasets, cfg: TrainConfig,

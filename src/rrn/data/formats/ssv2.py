@@ -1,0 +1,112 @@
+"""Something-Something v2 as distributed: three JSON files in ``--split-dir``, videos flat.
+
+* ``something-something-v2-labels.json``: ``{"<class name>": "<index>", ...}``, indices
+  0..K-1 (the class order);
+* ``something-something-v2-train.json`` (train) and ``something-something-v2-validation.json``
+  (test): lists of ``{"id": "78687", "template": "Holding [something] next to [something]",
+  ...}``; the class is the template with its brackets removed ("Holding something next to
+  something");
+* videos ``<id>.webm`` (VP9) flat under ``--data-root``.
+
+The class is often the direction or order of a motion ("Pushing something from left to
+right"): train without horizontal flips (``--no-hflip``) and evaluate without ``--flip``.
+A malformed entry is reported by file and line (where the entry starts) and skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from pathlib import Path
+from typing import Any
+
+from rrn.data.splits import Entry, SplitError, _bad_line, read_split_text
+
+LABELS = "something-something-v2-labels.json"
+FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
+
+
+def json_items(path: Path) -> list[tuple[int, Any]]:
+    """``(line, item)`` for each item of a JSON file holding one list, ``line`` where it starts.
+
+    Raises:
+        SplitError: not a JSON list (naming the line where parsing failed).
+    """
+    text = read_split_text(path)
+    newlines = [i for i, c in enumerate(text) if c == "\n"]
+
+    def line(pos: int) -> int:
+        return bisect.bisect_left(newlines, pos) + 1
+
+    decoder, items = json.JSONDecoder(), []
+    pos = len(text) - len(text.lstrip())
+    if not text.startswith("[", pos):
+        raise SplitError(f"{path}:{line(pos)}: expected a JSON list ('[')")
+    pos += 1
+    try:
+        while True:
+            pos += len(text[pos:]) - len(text[pos:].lstrip())
+            if text.startswith("]", pos):
+                return items
+            item, end = decoder.raw_decode(text, pos)
+            items.append((line(pos), item))
+            pos = end + len(text[end:]) - len(text[end:].lstrip())
+            if text.startswith(",", pos):
+                pos += 1
+            elif not text.startswith("]", pos):
+                raise SplitError(f"{path}:{line(pos)}: expected ',' or ']' after an entry")
+    except json.JSONDecodeError as err:
+        raise SplitError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
+def read_labels(path: Path) -> list[str]:
+    """Class names in index order from ``{name: "index"}``; a broken file is always fatal."""
+    try:
+        labels = json.loads(read_split_text(path))
+    except json.JSONDecodeError as err:
+        raise SplitError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(labels, dict) or not labels:
+        raise SplitError(f"{path}: expected a JSON object {{\"class name\": \"index\", ...}}")
+    try:
+        by_index = {int(v): k for k, v in labels.items()}
+    except (TypeError, ValueError):
+        raise SplitError(f"{path}: every value must be a class index such as \"0\"") from None
+    if sorted(by_index) != list(range(len(labels))):
+        raise SplitError(f"{path}: class indices must be 0..{len(labels) - 1}, each once")
+    return [by_index[i] for i in range(len(labels))]
+
+
+def _entry(item: Any, index: dict[str, int], path: Path, line: int) -> tuple[str, int] | None:
+    """``(relative video path, label)`` of one list item, or None (reported)."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str | int) or \
+            not isinstance(item.get("template"), str):
+        _bad_line(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
+        return None
+    vid = str(item["id"])
+    if not vid or "/" in vid or "\\" in vid or vid in (".", ".."):
+        _bad_line(f"{path}:{line}: id {vid!r} is not a video id")
+        return None
+    name = item["template"].replace("[", "").replace("]", "")
+    if name not in index:
+        _bad_line(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
+        return None
+    return f"{vid}.webm", index[name]
+
+
+def parse_ssv2(*, split_dir: Path, split: int, **_) -> tuple[list[Entry], list[str], bool]:
+    """Entries and classes of Something-Something v2 (train: train.json, test: validation.json).
+
+    Raises:
+        SplitError: ``split`` is not 1, or a JSON file is missing or not a list.
+    """
+    if split != 1:
+        raise SplitError(f"ssv2 has one official split (train / validation); --split {split} must be 1")
+    classes = read_labels(split_dir / LABELS)
+    index = {name: i for i, name in enumerate(classes)}
+    entries: list[Entry] = []
+    for side, name in FILES.items():
+        path = split_dir / name
+        for line, item in json_items(path):
+            if (got := _entry(item, index, path, line)) is not None:
+                entries.append((side, got[0], got[1], path, line))
+    return entries, classes, False
