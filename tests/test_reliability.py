@@ -312,3 +312,64 @@ def test_slurm_tasks_are_ranks_without_torchrun():
     assert dist_info_from_env({**env, "RANK": "0", "WORLD_SIZE": "2"}) == DistInfo(0, 2, 0)  # torchrun wins
     assert dist_info_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistInfo()  # one task
     assert first_host("gpu[07-09,12],cpu1") == "gpu07" and first_host("node3") == "node3"
+
+
+# ---------------------------------------------------------------- what rrn cache leaves
+def _children(pid):
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # the field after the state is the parent pid
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find processes")
+def test_a_killed_rrn_cache_leaves_no_worker_alive(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "data", classes=2, videos_per_class=24, frames=24,
+                                  size=64, seed=0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "rrn", "cache", "--data-root", str(data),
+                             "--workers", "2", "--sample-every", "1", "--no-progress"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while len(workers := _children(proc.pid)) < 2 and time.time() < deadline:
+            assert proc.poll() is None, "rrn cache ended before its workers could be seen"
+            time.sleep(0.05)
+        assert len(workers) >= 2
+    finally:
+        proc.kill()  # kill -9: no cleanup runs in the parent
+        proc.wait()
+    deadline = time.time() + 10
+    while any(Path(f"/proc/{w}").exists() for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"cache workers outlived their parent: {alive}"
+
+
+def test_stale_cache_temporaries_are_removed_and_fresh_ones_kept(tmp_path):
+    from rrn.data.cache import remove_stale_temporaries
+
+    (tmp_path / "ab").mkdir()
+    old, new = tmp_path / "ab" / ".abc.x1.tmp", tmp_path / "ab" / ".abd.x2.tmp"
+    old.write_bytes(b"0" * 100)
+    new.write_bytes(b"0" * 100)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert not old.exists() and new.exists()  # a write in progress elsewhere is left alone
+
+
+def test_umask_is_read_without_changing_it():
+    from rrn.checkpoint import current_umask
+
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # unchanged by reading it
+    finally:
+        os.umask(old)

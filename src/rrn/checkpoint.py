@@ -59,13 +59,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     return path
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux reports it
+    in /proc/self/status; elsewhere it is set and restored, which is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def honour_umask(fd: int) -> None:
     """Give a ``mkstemp`` file (always 0600) the permissions a plain ``open`` would: 0666 less
     the umask, so a shared cache or a colleague's ``rrn eval`` can read what was written."""
     if hasattr(os, "fchmod"):
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
+        os.fchmod(fd, 0o666 & ~current_umask())
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

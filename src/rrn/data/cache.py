@@ -35,8 +35,10 @@ after writing), so what a run sees never depends on whether the cache was cold.
 Concurrency: a write goes to a unique temporary file in the cache folder, then
 ``os.replace`` renames it into place (atomic on POSIX and Windows), so readers never see a
 partial file and any number of DataLoader workers or DDP ranks can cache the same video at
-once (the last rename wins; for one format and quality the contents are identical). An interrupted ``rrn cache`` leaves
-at worst stray ``*.tmp`` files; a rerun skips every finished video (resumable).
+once (the last rename wins; for one format and quality the contents are identical). An
+interrupted ``rrn cache`` leaves at worst stray ``*.tmp`` files, which the next one removes once
+they are an hour old, and no worker process (they end with their parent); a rerun skips every
+finished video (resumable).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from rrn.data.cache_entries import (
 from rrn.data.decode import VideoDecodeError
 from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
+from rrn.procs import exit_with_parent
 
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
@@ -344,6 +347,29 @@ def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> Ca
                          min(measure, len(paths)), source.cache.format, free)
 
 
+STALE_AFTER_S = 3600.0
+
+
+def remove_stale_temporaries(root: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove the temporary files of cache writes that a killed process never finished.
+
+    A write takes seconds; a temporary file untouched for ``older_than_s`` belongs to no live
+    writer (a concurrent ``rrn cache`` or DataLoader worker writing now is left alone).
+
+    Returns:
+        How many files were removed.
+    """
+    now, removed = time.time(), 0
+    for tmp in Path(root).glob("*/.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            continue  # another process removed or finished it meanwhile
+    return removed
+
+
 def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> CacheReport:
     """Decode every record once into the frame cache of ``source`` (skipping those already cached).
 
@@ -363,6 +389,7 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
 
     if source.cache is None:
         raise ValueError("build_cache needs a FrameSource with a cache folder")
+    remove_stale_temporaries(source.cache.root)
     seen: dict[Path, str] = {}
     for r in records:
         seen.setdefault(Path(r.path), r.video_id)
@@ -388,8 +415,10 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
             for task in tasks:
                 account(_cache_one(task))
         else:
-            # spawn: forking a process whose torch/OpenMP threads are running can deadlock
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            # spawn: forking a process whose torch/OpenMP threads are running can deadlock;
+            # exit_with_parent: workers of a killed rrn cache end instead of living on
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                     initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
                     account(fut.result())
     finally:

@@ -1,0 +1,25 @@
+"""Worker processes that never outlive the process that started them.
+
+A process pool's workers wait on a queue; when their parent is killed (``kill -9``, an OOM kill,
+a scheduler), nothing tells them, and they live on. :func:`exit_with_parent` is a pool
+``initializer``: a daemon thread checks every half second that the parent still exists and
+ends the worker when it does not (portable: the parent's pid is compared, no Linux-only prctl).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:
+    """Watch ``parent_pid`` from a daemon thread; ``os._exit`` when it is gone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent_pid:  # re-parented: the parent died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
