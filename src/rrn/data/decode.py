@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.data.sampling import TimeSelector
+from rrn.data.sampling import FrameSelector, Sampling
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -87,6 +87,21 @@ def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int,
     if height <= width:
         return short_side, max(1, round(width * short_side / height))
     return max(1, round(height * short_side / width)), short_side
+
+
+def stream_rate(stream) -> float:
+    """Frames per second of a PyAV video stream (average, else guessed, else 25)."""
+    return float(stream.average_rate or stream.guessed_rate or 25.0)
+
+
+def to_rgb(frame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded PyAV frame as uint8 RGB ``(H, W, 3)`` at ``size = (H, W)``.
+
+    FFmpeg's swscale converts and resizes in one step, with area averaging (what every
+    sampled frame of training, evaluation and ``rrn stream`` goes through).
+    """
+    h, w = size
+    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 def decode_video(
@@ -150,25 +165,18 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
             raise VideoDecodeError(path, "the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        selector = TimeSelector(fps) if fps is not None else None
-        base_rate = float(stream.average_rate or stream.guessed_rate or 25.0)
+        selector = FrameSelector(Sampling(sample_every, fps, short_side), stream_rate(stream))
         size: tuple[int, int] | None = None
         tail = _StreamTail()
         decoded = 0
         try:
             for i, frame in enumerate(_frames(container, stream, tail)):
                 decoded += 1
-                if selector is not None:
-                    t = frame.time if frame.time is not None else i / base_rate
-                    if not selector.keep(t):
-                        continue
-                elif i % sample_every:
+                if not selector.keep(i, frame.time):
                     continue  # decoded (inter-coded video needs it) but never converted
                 if size is None:  # the first kept frame fixes the size, should the stream change it
                     size = resized_shape(frame.height, frame.width, short_side)
-                h, w = size
-                rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
-                frames.append(rgb.to_ndarray())
+                frames.append(to_rgb(frame, size))
         except Exception as err:  # noqa: BLE001
             raise VideoDecodeError(
                 path, f"decoding failed after {len(frames)} sampled frames ({_reason(err)})"
@@ -240,7 +248,7 @@ def _truncation(container, stream, tail: _StreamTail, decoded: int | None) -> st
     """
     if tail.end is None:
         return None
-    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    rate = stream_rate(stream)
     tb = float(stream.time_base)
     start = stream.start_time or 0
     end = max((tail.end - start) * tb, (tail.last_pts - start) * tb + 1 / rate)  # seconds
