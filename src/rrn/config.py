@@ -421,6 +421,28 @@ class BaselineConfig:
         return f"baseline_{self.model}_stage{self.stage}{'_znorm' if self.znorm else ''}"
 
 
+@dataclass
+class ExportConfig:
+    """What ``rrn export`` writes (see :mod:`rrn.export`)."""
+
+    format: Literal["onnx", "torchscript"] = "onnx"
+    """onnx (step.onnx, chunk.onnx; for ONNX Runtime and other runtimes) or torchscript
+    (step.pt, chunk.pt; for torch.jit.load in Python or LibTorch)."""
+    out: str | None = None
+    """Folder for the exported graphs and model.json (required)."""
+    opset: int = 18
+    """ONNX opset version (onnx only)."""
+    check: bool = True
+    """Run the exported graphs once against PyTorch (a random video through the step, a random
+    clip through the chunk classifier) and report the largest difference (onnx: needs
+    onnxruntime)."""
+
+    def __post_init__(self) -> None:
+        check_choice("format", self.format, ("onnx", "torchscript"))
+        if self.opset < 17:
+            raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
+
+
 # --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------
