@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "train"),
     ("eval", "evaluate"),
     ("predict", "predict"),
+    ("stream", "stream"),
     ("export", "export"),
     ("features", "features"),
     ("baseline", "baseline"),
