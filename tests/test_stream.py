@@ -290,3 +290,26 @@ def test_segment_tracker():
     assert closed == {"class": "A", "start": 0.0, "end": 0.8, "frames": 2, "mean_prob": 0.6}
     assert t.finish(1.2) == {"class": "B", "start": 0.8, "end": 1.2, "frames": 1, "mean_prob": 0.9}
     assert t.finish(2.0) is None and len(t.done) == 2
+
+
+def test_streaming_benchmark_quick_mode(tmp_path):
+    """benchmarks/stream.py --quick: every column and target is computed (numbers not judged)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stream.py"
+    spec = importlib.util.spec_from_file_location("stream_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--quick", "--out", str(tmp_path / "r.md")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    text = (tmp_path / "r.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| resnet18 | 64 | 1 |"))
+    assert len(row.split("|")) == 13 and row.count(" / ") == 4
+    assert "| whole file | 50 | 5 | 0 |" in text and "`--realtime`" in text
+    assert text.count("- [") == 4 and "generated clip (--quick)" in text

@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if live:
         live.clear()
     report(summary, cfg)
+    if summary.status == "end" and summary.frames == 0:
+        print(f"rrn stream: error: {args.source} gave no frame", file=sys.stderr)
+        return 1
     return {"end": 0, "interrupted": 130}.get(summary.status, 1)
 
 
