@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from rrn.data.decode import resized_shape, stream_rate, to_rgb
+from rrn.data.decode import error_text, resized_shape, stream_rate, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -127,18 +127,13 @@ def open_source(spec: SourceSpec, timeout: float = 10.0):
         container = av.open(spec.target, format=spec.format, options=spec.options,
                             timeout=timeout if spec.kind == "network" else None)
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure: the source cannot be read
-        raise SourceError(f"cannot open {spec.kind} {spec.name}: {_reason(err)}") from None
+        raise SourceError(f"cannot open {spec.kind} {spec.name}: {error_text(err)}") from None
     if not container.streams.video:
         container.close()
         raise SourceError(f"{spec.name} has no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO" if spec.kind == "file" else "SLICE"  # live: no frame delay
     return container, stream
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text if len(text) < 300 else text[:300] + "..."
 
 
 @dataclass
@@ -463,6 +458,9 @@ class StreamSummary:
     """Frames the model stepped on (``sampled - dropped``)."""
     dropped: int = 0
     """Sampled frames skipped to keep up (``realtime``)."""
+    expected_frames: int | None = None
+    """Frames a file's header declares (None: unknown or a live source); fewer read is an
+    error: the file is truncated or damaged."""
     last_index: int | None = None
     last_time: float | None = None
     end_time: float = 0.0
@@ -547,6 +545,10 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         summary.wall = time.perf_counter() - start
         if summary.last_time is not None:
             summary.end_time = summary.last_time + 1.0 / rate
+        if summary.status == "end" and summary.frames < (summary.expected_frames or 0):
+            summary.status = "error"  # FFmpeg reads a cut file as a short one
+            summary.error = (f"the file declares {summary.expected_frames} frames, "
+                             f"{summary.frames} could be read (truncated or damaged)")
         _finish(outputs, summary, segments)
     return summary
 
@@ -562,7 +564,7 @@ def _next_batch(batches: Iterator[list[SourceFrame]], summary: StreamSummary):
     except StopIteration:
         summary.status = "end"
     except Exception as err:  # noqa: BLE001 - FFmpeg/network failures: keep what was written
-        summary.status, summary.error = "error", _reason(err)
+        summary.status, summary.error = "error", error_text(err)
     return None
 
 
@@ -668,7 +670,9 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         if config.json:
             outputs.events = EventLog(config.json)
             outputs.events.write("start", **_start_record(recognizer, spec, rate, config))
-        return run_stream(recognizer, batches, outputs, StreamSummary(source), rate)
+        declared = video.frames if spec.kind == "file" and video.frames > 0 else None
+        summary = StreamSummary(source, expected_frames=declared)
+        return run_stream(recognizer, batches, outputs, summary, rate)
     finally:
         # A reader thread still inside FFmpeg (a network read) must not see its container closed.
         if live is None or live.close():

@@ -159,7 +159,7 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
     try:
         container = av.open(str(path), mode="r")
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure means "not a readable video"
-        raise VideoDecodeError(path, f"not a readable video container ({_reason(err)})") from None
+        raise VideoDecodeError(path, f"not a readable video container ({error_text(err)})") from None
     with container:
         if not container.streams.video:
             raise VideoDecodeError(path, "the file has no video stream")
@@ -179,7 +179,7 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
                 frames.append(to_rgb(frame, size))
         except Exception as err:  # noqa: BLE001
             raise VideoDecodeError(
-                path, f"decoding failed after {len(frames)} sampled frames ({_reason(err)})"
+                path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
             ) from None
         if not frames:
             raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
@@ -282,7 +282,8 @@ def _decode_torchcodec(path: Path, sample_every: int, short_side: int | None) ->
     return batch.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 3, H, W) -> (N, H, W, 3)
 
 
-def _reason(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
+    """An exception's message for one line of output (its type when empty; at most 300 chars)."""
     text = str(err).strip() or type(err).__name__
     return text if len(text) < 300 else text[:300] + "..."
 
@@ -320,7 +321,7 @@ def probe_video(path) -> tuple[int, int]:
     except VideoDecodeError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise VideoDecodeError(path, f"not a readable video ({_reason(err)})") from None
+        raise VideoDecodeError(path, f"not a readable video ({error_text(err)})") from None
     if truncated:
         raise VideoDecodeError(path, truncated)
     return first.height, first.width
