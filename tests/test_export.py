@@ -80,6 +80,7 @@ def test_model_json_describes_the_graphs(exported):
     inputs = desc["inputs"]
     assert inputs["frame_size"] == SIZE and inputs["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert inputs["sample_every"] == 1 and inputs["channels"] == "RGB"
+    assert desc["preprocessing"].startswith("frames: every frame, short side 37 (RGB, resized by area)")
     states = desc["step"]["states"]
     assert [s["block"] for s in states] == list(model.skip_blocks)
     assert [tuple(s["shape"]) for s in states] == model.term_shapes(SIZE)

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rrn.data.sampling import default_short_side
+
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 DESCRIPTION = "model.json"
 EXAMPLE_BATCH = 2  # torch.export treats a size-1 axis as a constant: trace at 2, run at any
@@ -84,6 +86,7 @@ def describe(model: nn.Module, fmt: str) -> dict:
         "temporal_context": T,
         "classes": list(model.classes),
         "inputs": model.inputs.to_dict(),
+        "preprocessing": _preprocessing(model.inputs),
         "batch": "axis 0 of every input and output is dynamic; shapes are given for batch 1",
         "step": {"file": f"step{ext}",
                  "frame": {"name": "frame", "shape": [1, 3, size, size], "dtype": "float32"},
@@ -96,6 +99,15 @@ def describe(model: nn.Module, fmt: str) -> dict:
                     "frame, feed the preprocessed frame and the previous call's state outputs "
                     "as the state inputs; logits of frame n = the chunk of frames n-T+1..n.",
     }
+
+
+def _preprocessing(inputs) -> str:
+    """How a frame becomes the graphs' input, in words (what rrn's evaluation does)."""
+    size = inputs.frame_size
+    return (f"frames: {inputs.sampling.describe()} (RGB, resized by area); then resize the "
+            f"short side to {default_short_side(size)} (antialiased bilinear; nothing when "
+            f"equal), centre crop {size}x{size}, divide by 255, subtract mean and divide by std "
+            f"per channel: (1, 3, {size}, {size}) float32")
 
 
 @dataclass
