@@ -6,6 +6,17 @@ Streams CLIP with the run's model (its training sampling), writes the annotated 
 temporary folder, takes ``--frames`` frames evenly spread over the clip (from the first
 frame with a full temporal context on), downscales them by ``--scale`` and writes them side
 by side as one palette PNG (small enough to commit).
+
+The README's strip: a run trained on ``../shared/data/ucf101_mini`` with split-1 files written
+from its manifest (``classInd.txt`` of its 10 classes, ``trainlist01.txt`` = groups 08-25,
+``testlist01.txt`` = groups 01-07, under /tmp):
+
+    rrn train --data-root ../shared/data/ucf101_mini/UCF-101 --split-dir /tmp/ucfmini_splits \
+        --cache-dir /tmp/cache --arch resnet18 --weights none --skip block4 --frame-size 112 \
+        --sample-every 10 --chunks-per-video 4 --epochs 14 --batch-size 8 --lr 1e-3 \
+        --update-chunks 16 --schedule cosine --workers 1 --val-every 2 --out RUN
+    python docs/make_stream_strip.py RUN \
+        ../shared/data/ucf101_mini/UCF-101/BasketballDunk/v_BasketballDunk_g01_c01.mp4 --which last
 """
 
 from __future__ import annotations
