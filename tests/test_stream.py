@@ -3,6 +3,9 @@ annotated video, keeping up with a live-paced source, and outputs that stay vali
 stream is interrupted or dies."""
 
 import json
+import os
+import signal
+import threading
 import time
 
 import av
@@ -195,6 +198,23 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
     events = _events(tmp_path / "e.jsonl")
     assert events[-1]["type"] == "end" and events[-1]["status"] == "interrupted"
     assert [e["frame"] for e in events if e["type"] == "frame"] == list(range(0, 11, 2))
+
+
+def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path, capsys):
+    """A real SIGINT while a file plays at its frame rate: exit 130, outputs complete."""
+    _, run, video = setup
+    timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        rc = main(["stream", str(run), str(video), "--realtime", "--out", str(tmp_path / "a.mp4"),
+                   "--json", str(tmp_path / "e.jsonl")])
+    finally:
+        timer.cancel()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    end = _events(tmp_path / "e.jsonl")[-1]
+    assert rc == 130 and end["status"] == "interrupted" and 0 < end["frames"] < 48
+    assert f"was interrupted (Ctrl-C) after frame {end['frames'] - 1} " in capsys.readouterr().out
+    assert len(_decode_all(tmp_path / "a.mp4")) == end["frames"]
 
 
 def _frames(video, n, error=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 from rrn.config import (
     DataConfig,
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
-    from rrn.stream import sampling_for, stream_source
+    from rrn.stream import ctrl_c_stops, sampling_for, stream_source
 
     cfg = from_flags(StreamConfig, args, "stream")
     if cfg.threads:
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     sampling = sampling_for(model, data.sample_every if "sample_every" in given else None,
                             data.fps if "fps" in given else None)
     live = LiveLine(model.classes) if sys.stderr.isatty() else None
-    summary = stream_source(model, args.source, cfg, sampling=sampling,
-                            on_prediction=live.update if live else None)
+    with ctrl_c_stops(threading.Event()) as stop:
+        summary = stream_source(model, args.source, cfg, sampling=sampling,
+                                on_prediction=live.update if live else None, stop=stop)
     if live:
         live.clear()
     report(summary, cfg)
