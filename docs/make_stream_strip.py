@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/stream_strip.png")
     p.add_argument("--frames", type=int, default=4, help="frames in the strip (default: 4)")
     p.add_argument("--scale", type=float, default=0.75, help="downscale factor (default: 0.75)")
-    p.add_argument("--which", default="best", choices=("best", "last"))
+    p.add_argument("--which", default="auto", choices=("auto", "best", "last"))
     args = p.parse_args(argv)
     model = load_model(args.run, which=args.which)
     with tempfile.TemporaryDirectory() as tmp:

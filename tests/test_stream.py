@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cut_videos import cut_avi_before_frame
 from rrn.checkpoint import load_model, make_checkpoint, save_checkpoint
 from rrn.cli import main
 from rrn.config import StreamConfig
@@ -228,15 +229,17 @@ def _frames(video, n, error=True):
             yield [SourceFrame(i, i / FPS, frame)]
 
 
-def test_a_file_shorter_than_its_header_says_is_an_error(setup):
-    model, _, video = setup
-    summary = run_stream(Recognizer(model), _frames(video, 30, error=False), Outputs(),
-                         StreamSummary("v", expected_frames=48), FPS)
-    assert summary.status == "error" and summary.frames == 30
-    assert summary.error == "the file declares 48 frames, 30 could be read (truncated or damaged)"
-    whole = run_stream(Recognizer(model), _frames(video, 99), Outputs(),
-                       StreamSummary("v", expected_frames=48), FPS)
-    assert whole.status == "end" and whole.frames == 48
+def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys):
+    """FFmpeg reads a file cut at a frame boundary as a short video; the header says otherwise."""
+    _, run, video = setup
+    cut = cut_avi_before_frame(video, tmp_path / "cut.avi", 30)  # frames 0-29, header: 48
+    rc = main(["stream", str(run), str(cut), "--out", str(tmp_path / "a.mp4"),
+               "--json", str(tmp_path / "e.jsonl")])
+    end = _events(tmp_path / "e.jsonl")[-1]
+    assert rc == 1 and end["status"] == "error" and end["frames"] == 30
+    assert end["error"].startswith("cannot decode video") and "truncated: 30 of 48 frames" in end["error"]
+    assert "the stream stopped after frame 29 (1.16 s)" in capsys.readouterr().err
+    assert len(_decode_all(tmp_path / "a.mp4")) == 30
 
 
 def test_a_source_dying_mid_way_keeps_the_outputs_valid(setup, tmp_path):

@@ -48,7 +48,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from rrn.data.decode import error_text, resized_shape, stream_rate, to_rgb
+from rrn.data.decode import checked_frames, error_text, resized_shape, stream_rate, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -150,17 +150,22 @@ class SourceFrame:
     """The ``av.VideoFrame``."""
 
 
-def read_frames(container, stream, paced: bool = False) -> Iterator[SourceFrame]:
+def read_frames(container, stream, paced: bool = False, name: str = "") -> Iterator[SourceFrame]:
     """Decode every frame of ``stream``, in order.
 
     Args:
         paced: Deliver frame ``n`` no earlier than its presentation time after the first
             (a file played like a live source).
+        name: The source, for errors.
+
+    Raises:
+        VideoDecodeError: after the last frame when a file is cut short (as training's
+            decoder decides, :func:`~rrn.data.decode.checked_frames`).
     """
     rate = stream_rate(stream)
     t0: float | None = None
     start = time.perf_counter()
-    for index, frame in enumerate(container.decode(stream)):
+    for index, frame in enumerate(checked_frames(container, stream, name)):
         t = frame.time if frame.time is not None else index / rate
         t0 = t if t0 is None else t0
         t -= t0
@@ -460,9 +465,6 @@ class StreamSummary:
     """Frames the model stepped on (``sampled - dropped``)."""
     dropped: int = 0
     """Sampled frames skipped to keep up (``realtime``)."""
-    expected_frames: int | None = None
-    """Frames a file's header declares (None: unknown or a live source); fewer read is an
-    error: the file is truncated or damaged."""
     last_index: int | None = None
     last_time: float | None = None
     end_time: float = 0.0
@@ -552,10 +554,6 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         summary.wall = time.perf_counter() - start
         if summary.last_time is not None:
             summary.end_time = summary.last_time + 1.0 / rate
-        if summary.status == "end" and summary.frames < (summary.expected_frames or 0):
-            summary.status = "error"  # FFmpeg reads a cut file as a short one
-            summary.error = (f"the file declares {summary.expected_frames} frames, "
-                             f"{summary.frames} could be read (truncated or damaged)")
         _finish(outputs, summary, segments)
     return summary
 
@@ -695,16 +693,14 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
     live = None
     outputs = Outputs(labels=config.labels, on_prediction=on_prediction)
     try:
-        frames = read_frames(container, video, paced=config.realtime and not spec.live)
+        frames = read_frames(container, video, config.realtime and not spec.live, spec.name)
         live = LiveFrames(frames) if config.realtime else None
         batches = live if live is not None else ([f] for f in frames)
         outputs.writer = AnnotatedWriter(config.out, rate) if config.out else None
         if config.json:
             outputs.events = EventLog(config.json)
             outputs.events.write("start", **_start_record(recognizer, spec, rate, config))
-        declared = video.frames if spec.kind == "file" and video.frames > 0 else None
-        summary = StreamSummary(source, expected_frames=declared)
-        return run_stream(recognizer, batches, outputs, summary, rate, stop)
+        return run_stream(recognizer, batches, outputs, StreamSummary(source), rate, stop)
     finally:
         # A reader thread still inside FFmpeg (a network read) must not see its container closed.
         if live is None or live.close():

@@ -189,6 +189,23 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
     return np.stack(frames)  # (N, H, W, 3)
 
 
+def checked_frames(container, stream, name: str):
+    """Every decoded frame of ``stream`` in order, then a truncation check (for ``rrn stream``).
+
+    Raises:
+        VideoDecodeError: after the last frame, when the file is cut short (the rule of the
+            module docstring); ``name`` is the path it reports.
+    """
+    tail = _StreamTail()
+    decoded = 0
+    for frame in _frames(container, stream, tail):
+        decoded += 1
+        yield frame
+    truncated = _truncation(container, stream, tail, decoded)
+    if truncated:
+        raise VideoDecodeError(name, truncated)
+
+
 def _frames(container, stream, tail: _StreamTail):
     """``container.decode(stream)``, with every demuxed packet shown to ``tail`` on the way."""
     for packet in container.demux(stream):
