@@ -201,20 +201,24 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
     assert [e["frame"] for e in events if e["type"] == "frame"] == list(range(0, 11, 2))
 
 
-def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path, capsys):
-    """A real SIGINT while a file plays at its frame rate: exit 130, outputs complete."""
+@pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path, capsys, signum, rc):
+    """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete."""
     _, run, video = setup
-    timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGINT))
+    before = signal.getsignal(signum)
+    timer = threading.Timer(0.8, os.kill, (os.getpid(), signum))
     timer.start()
     try:
-        rc = main(["stream", str(run), str(video), "--realtime", "--out", str(tmp_path / "a.mp4"),
-                   "--json", str(tmp_path / "e.jsonl")])
+        code = main(["stream", str(run), str(video), "--realtime", "--out", str(tmp_path / "a.mp4"),
+                     "--json", str(tmp_path / "e.jsonl")])
     finally:
         timer.cancel()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signum) is before  # restored
     end = _events(tmp_path / "e.jsonl")[-1]
-    assert rc == 130 and end["status"] == "interrupted" and 0 < end["frames"] < 48
-    assert f"was interrupted (Ctrl-C) after frame {end['frames'] - 1} " in capsys.readouterr().out
+    assert code == rc and end["status"] == "interrupted" and 0 < end["frames"] < 48
+    out = capsys.readouterr().out
+    assert f"{signal.Signals(signum).name} received; stopping after the current frame" in out
+    assert f"was stopped after frame {end['frames'] - 1} " in out
     assert len(_decode_all(tmp_path / "a.mp4")) == end["frames"]
 
 

@@ -33,13 +33,11 @@ import json
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -518,8 +516,7 @@ class Outputs:
 
 
 def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], outputs: Outputs,
-               summary: StreamSummary, rate: float = 25.0,
-               stop: threading.Event | None = None) -> StreamSummary:
+               summary: StreamSummary, rate: float = 25.0, stop=None) -> StreamSummary:
     """Classify the sampled frames of ``batches`` and write the outputs.
 
     Args:
@@ -531,7 +528,8 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         outputs: Annotated video, events, the per-prediction callback.
         summary: Filled in as frames come, returned; ``status`` tells how it ended.
         rate: The source's frame rate (frame duration at the end, frames without time).
-        stop: When set (e.g. by :func:`ctrl_c_stops`), the loop ends after the frames in hand.
+        stop: A :class:`~rrn.train.signals.StopRequest` (or anything with ``requested``): once
+            it is requested (Ctrl-C, SIGTERM), the loop ends after the frames in hand.
 
     Returns:
         ``summary``. ``stop``, Ctrl-C (``KeyboardInterrupt``) and a failing source end the
@@ -545,7 +543,7 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         while (batch := _next_batch(batches, summary)) is not None:
             _process_batch(recognizer, batch, outputs, summary, segments)
             summary.wall = time.perf_counter() - start
-            if stop is not None and stop.is_set():
+            if stop is not None and stop.requested:
                 summary.status = "interrupted"
                 break
     except KeyboardInterrupt:
@@ -627,30 +625,6 @@ def _finish(outputs: Outputs, summary: StreamSummary, segments: SegmentTracker) 
             outputs.events.close()
 
 
-@contextmanager
-def ctrl_c_stops(stop: threading.Event) -> Iterator[threading.Event]:
-    """Within the block, the first Ctrl-C sets ``stop`` instead of raising.
-
-    The loop then ends at a frame boundary (no frame half encoded); a second Ctrl-C raises
-    ``KeyboardInterrupt`` at once, which :func:`run_stream` also ends cleanly. Outside the main
-    thread (where Python delivers no signals) it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def first_ctrl_c(signum, frame) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next one raises
-
-    signal.signal(signal.SIGINT, first_ctrl_c)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def sampling_for(model, sample_every: int | None = None, fps: float | None = None) -> Sampling:
     """The model's training sampling with its frame rate replaced (the short side stays).
 
@@ -667,7 +641,7 @@ def sampling_for(model, sample_every: int | None = None, fps: float | None = Non
 
 def stream_source(model, source: str, config, *, sampling: Sampling | None = None,
                   on_prediction: Callable[[Prediction, StreamSummary], None] | None = None,
-                  stop: threading.Event | None = None) -> StreamSummary:
+                  stop=None) -> StreamSummary:
     """Open ``source`` and classify it online with ``model`` (what ``rrn stream`` runs).
 
     Args:
@@ -676,7 +650,7 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         config: A :class:`~rrn.config.StreamConfig` (outputs, smoothing, realtime, timeout).
         sampling: Which frames to classify (default: the model's training sampling).
         on_prediction: Called after each classified frame (e.g. a live line).
-        stop: Ends the stream when set (:func:`ctrl_c_stops`).
+        stop: Ends the stream once requested (a :class:`~rrn.train.signals.StopRequest`).
 
     Returns:
         The :class:`StreamSummary`; its ``status`` is ``end``, ``interrupted`` (Ctrl-C) or

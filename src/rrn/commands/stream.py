@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 
 from rrn.config import (
     DataConfig,
@@ -26,6 +25,8 @@ examples:
   rrn stream runs/ucf_split1 video.mp4 --realtime              # play a file at its frame rate
 """
 SEGMENTS_SHOWN = 20
+STOPPING = ("\nrrn stream: {signal} received; stopping after the current frame (send it again to "
+            "stop at once)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
-    from rrn.stream import ctrl_c_stops, sampling_for, stream_source
+    from rrn.stream import sampling_for, stream_source
+    from rrn.train.signals import StopRequest
 
     cfg = from_flags(StreamConfig, args, "stream")
     if cfg.threads:
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = sampling_for(model, data.sample_every if "sample_every" in given else None,
                             data.fps if "fps" in given else None)
     live = LiveLine(model.classes) if sys.stderr.isatty() else None
-    with ctrl_c_stops(threading.Event()) as stop:
+    with StopRequest(STOPPING) as stop:
         summary = stream_source(model, args.source, cfg, sampling=sampling,
                                 on_prediction=live.update if live else None, stop=stop)
     if live:
@@ -78,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if summary.status == "end" and summary.frames == 0:
         print(f"rrn stream: error: {args.source} gave no frame", file=sys.stderr)
         return 1
-    return {"end": 0, "interrupted": 130}.get(summary.status, 1)
+    if summary.status == "interrupted":
+        return 128 + (stop.signum or 2)  # 130 for Ctrl-C (SIGINT, or a KeyboardInterrupt), 143 SIGTERM
+    return 0 if summary.status == "end" else 1
 
 
 class LiveLine:
@@ -105,7 +109,7 @@ class LiveLine:
 def report(summary, cfg: StreamConfig) -> None:
     """The summary: where the stream stopped, counts, speed, segments, output files."""
     s = summary.to_json()
-    how = {"end": "ended", "interrupted": "was interrupted (Ctrl-C)", "error": "failed"}[summary.status]
+    how = {"end": "ended", "interrupted": "was stopped", "error": "failed"}[summary.status]
     print(f"{summary.source} {how} {summary.where()}: {s['frames']} frames read, {s['sampled']} "
           f"sampled, {s['classified']} classified, {s['dropped']} dropped")
     if summary.classified:
