@@ -355,3 +355,13 @@ def test_streaming_benchmark_quick_mode(tmp_path):
     assert len(row.split("|")) == 13 and row.count(" / ") == 4
     assert "| whole file | 50 | 5 | 0 |" in text and "`--realtime`" in text
     assert text.count("- [") == 4 and "generated clip (--quick)" in text
+
+
+def test_annotated_video_of_an_odd_sized_source(setup, tmp_path):
+    """yuv420p needs even sides: an odd-sized source is written one pixel smaller, every frame."""
+    model, _, _ = setup
+    frames = np.random.default_rng(0).integers(0, 255, (7, 45, 61, 3), dtype=np.uint8)
+    video = write_video(tmp_path / "odd.avi", frames, fps=FPS)
+    summary, preds = _stream(model, video, tmp_path)
+    assert summary.status == "end" and len(preds) == 4  # frames 0, 2, 4, 6
+    assert _decode_all(tmp_path / "annotated.mp4").shape == (7, 44, 60, 3)
