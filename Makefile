@@ -23,6 +23,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/model.py
 	$(PY) benchmarks/data.py
+	$(PY) benchmarks/stream.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

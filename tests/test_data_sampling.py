@@ -62,3 +62,15 @@ def test_select_by_time_variable_rate_samples_evenly_in_time():
     kept = select_by_time(ts, 4)  # targets 0, .25, .5, .75, 1.0 (gap -> 1.5), 1.75, 2.0
     assert [ts[i] for i in kept] == [0.0, 0.25, 0.5, 0.75, 1.5, 1.75, 2.0]
     assert select_by_time(ts, 1000) == tuple(range(len(ts)))  # never keeps a frame twice
+
+
+def test_frame_selector_is_the_decoders_rule_frame_by_frame():
+    from rrn.data.sampling import FrameSelector, Sampling
+
+    every = FrameSelector(Sampling(sample_every=3))
+    assert tuple(i for i in range(10) if every.keep(i, None)) == every_kth(10, 3)
+    ts = [0.0, 0.1, 0.2, 0.5, 0.6, 0.7, 1.5, 1.6]
+    by_time = FrameSelector(Sampling(sample_every=3, fps=4))  # fps wins over sample_every
+    assert tuple(i for i, t in enumerate(ts) if by_time.keep(i, t)) == select_by_time(ts, 4)
+    untimed = FrameSelector(Sampling(fps=5), base_rate=20)  # no timestamps: index / rate
+    assert tuple(i for i in range(12) if untimed.keep(i, None)) == (0, 4, 8)

@@ -205,6 +205,50 @@ def test_forward_video_and_step_equal_windowed_model(arch, skip_type):
             _close(logits, ref[0, t])
 
 
+@pytest.mark.parametrize("skip_type", SKIP_TYPES)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_step_terms_from_zeros_equals_forward_video(arch, skip_type):
+    """The exported state form: zero terms = no previous frame, then forward_video's rows."""
+    from runs import randomize_batchnorm
+
+    model, _ = _pair(arch, ("block1", "midblock4", "block4"), skip_type)
+    randomize_batchnorm(model)  # a projection shortcut now maps a zero input off zero
+    frames = _clip(2, 5)  # (B, N, 3, H, W)
+    shapes = model.term_shapes(SIZE)
+    assert len(shapes) == 3 and all(s[0] == 1 for s in shapes)
+    terms = [torch.zeros(2, *s[1:]) for s in shapes]
+    with torch.no_grad():
+        ref = model.forward_video(frames)  # (B, N, K)
+        rows = []
+        for t in range(5):
+            logits, terms = model.step_terms(frames[:, t], terms)
+            rows.append(logits)
+            assert [tuple(x.shape[1:]) for x in terms] == [s[1:] for s in shapes]
+    _close(torch.stack(rows, dim=1), ref)
+
+
+def test_a_zero_block_input_is_not_the_absent_term():
+    """Why the exported state is the temporal term: S(0) through midblock4's projection is the
+    BatchNorm's shift, not zero, so zeros as the previous *input* would change frame 0."""
+    from runs import randomize_batchnorm
+
+    model, _ = _pair("resnet18", ("midblock4",), "identity")
+    randomize_batchnorm(model)
+    frame = _clip(1, 1)[0]  # (1, 3, H, W)
+    with torch.no_grad():
+        absent, _ = model.step(frame, None)
+        zero_input, _ = model.step(frame, [torch.zeros(1, 256, 2, 2)])  # layer4.0's input
+        zero_term, _ = model.step_terms(frame, [torch.zeros(1, *model.term_shapes(SIZE)[0][1:])])
+    _close(zero_term, absent)
+    assert (zero_input - absent).abs().max() > 1e-3
+
+
+def test_step_terms_wants_one_tensor_per_skip():
+    model, _ = _pair("resnet18", ("block1", "block4"))
+    with pytest.raises(ValueError, match="expected 2 state tensors"):
+        model.step_terms(_clip(1, 1)[0], [])
+
+
 def test_forward_video_segment_below_one_means_one_frame_at_a_time():
     model, _ = _pair("resnet18", ("block1",))
     frames = _clip(1, 3)[0]  # (N, 3, H, W)

@@ -22,6 +22,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("train", "train"),
     ("eval", "evaluate"),
     ("predict", "predict"),
+    ("stream", "stream"),
+    ("export", "export"),
     ("features", "features"),
     ("baseline", "baseline"),
     ("experiment", "experiment"),

@@ -447,6 +447,61 @@ class BaselineConfig:
         return f"baseline_{self.model}_stage{self.stage}{'_znorm' if self.znorm else ''}"
 
 
+@dataclass
+class StreamConfig:
+    """What ``rrn stream`` writes and how it keeps up (see :mod:`rrn.stream`)."""
+
+    out: str | None = None
+    """Annotated video: every source frame, with the top classes of the latest sampled frame
+    drawn on it (.mp4; default: none)."""
+    json: str | None = None
+    """Events file: one JSON line per sampled frame (time, top classes) and one per action
+    segment (class, start, end) (default: none)."""
+    smooth: int | None = None
+    """Average the probabilities of the last N sampled frames before picking the top classes
+    and segments (1 = no smoothing; default: the model's temporal context T)."""
+    labels: int = 3
+    """Most probable classes shown per sampled frame: drawn on the annotated video and listed
+    in the events file."""
+    realtime: bool = False
+    """Keep up with the source: when the model falls behind, skip to the newest frame and count
+    the dropped ones. A file is then played at its frame rate, like a live source (default:
+    every sampled frame is classified)."""
+    threads: int | None = None
+    """CPU threads for the model (default: torch's, the cores available)."""
+    timeout: float = 10.0
+    """Seconds a network stream may take to open or to deliver data before it is given up."""
+
+    def __post_init__(self) -> None:
+        for name in ("smooth", "threads"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
+        check_positive("labels", self.labels)
+        check_positive("timeout", self.timeout)
+
+
+@dataclass
+class ExportConfig:
+    """What ``rrn export`` writes (see :mod:`rrn.export`)."""
+
+    format: Literal["onnx", "torchscript"] = "onnx"
+    """onnx (step.onnx, chunk.onnx; for ONNX Runtime and other runtimes) or torchscript
+    (step.pt, chunk.pt; for torch.jit.load in Python or LibTorch)."""
+    out: str | None = None
+    """Folder for the exported graphs and model.json (required)."""
+    opset: int = 18
+    """ONNX opset version (onnx only)."""
+    check: bool = True
+    """Run the exported graphs once against PyTorch (a random video through the step, a random
+    clip through the chunk classifier) and report the largest difference (onnx: needs
+    onnxruntime)."""
+
+    def __post_init__(self) -> None:
+        check_choice("format", self.format, ("onnx", "torchscript"))
+        if self.opset < 17:
+            raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
+
+
 # --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------

@@ -424,6 +424,49 @@ class RecurrentResNet(tv_resnet.ResNet):
         logits = self.forward_head(feats[:, -1])
         return (logits[0] if single else logits), new_state
 
+    def step_terms(self, frame: Tensor, terms: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`step` with the state as plain tensors, the form an exported graph needs.
+
+        The state of skip block j is the temporal term ``S(x_{t-1})`` it will add (shaped like
+        the block's output), not the block input :meth:`step` keeps: at block j the output is
+        ``relu(F(x_t) + shortcut(x_t) + terms[j])`` and the new ``terms[j]`` is
+        ``S(x_t)``. All-zero terms are then exactly "no previous frame" (``step(frame,
+        None)``), for every skip type; a zero block *input* would not be, since a projection
+        shortcut's BatchNorm maps zero to its bias. The cost per frame is :meth:`step`'s:
+        each term is computed once, one frame earlier.
+
+        Args:
+            frame: (B, 3, H, W).
+            terms: One tensor per skip block, shaped as :meth:`term_shapes` says (batch B).
+
+        Returns:
+            Logits (B, K) and the terms for the next frame.
+        """
+        if len(terms) != len(self.skip_blocks):
+            raise ValueError(f"expected {len(self.skip_blocks)} state tensors (one per skip "
+                             f"block {', '.join(self.skip_blocks)}), got {len(terms)}")
+        h, new_terms = frame, []
+        for name, module in self._levels():
+            j = self._skip_index.get(name)
+            if j is None:
+                h = module(h)
+            else:
+                new_terms.append(module.temporal_term(h))
+                h = module.relu(module.residual_sum(h) + terms[j])
+        return self.forward_head(h), new_terms
+
+    def term_shapes(self, frame_size: int) -> list[tuple[int, ...]]:
+        """Shape (1, C, h, w) of each skip block's state in :meth:`step_terms` at ``frame_size``."""
+        param = next(self.parameters())
+        x = torch.zeros(1, 3, frame_size, frame_size, device=param.device, dtype=param.dtype)
+        shapes = []
+        with torch.no_grad():
+            for name, module in self._levels():
+                x = module(x)  # a skip block without its term: the shapes are the same
+                if name in self._skip_index:
+                    shapes.append(tuple(x.shape))
+        return shapes
+
     def _stream(self, frames: Tensor, segment: int, taps: tuple[str, ...]):
         """Yield (pooled features (B, n, C), taps) for consecutive segments of a video."""
         x = frames[None] if frames.dim() == 4 else frames  # (N, 3, H, W) -> (1, N, 3, H, W)

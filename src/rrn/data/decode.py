@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.data.sampling import TimeSelector
+from rrn.data.sampling import FrameSelector, Sampling
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -87,6 +87,21 @@ def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int,
     if height <= width:
         return short_side, max(1, round(width * short_side / height))
     return max(1, round(height * short_side / width)), short_side
+
+
+def stream_rate(stream) -> float:
+    """Frames per second of a PyAV video stream (average, else guessed, else 25)."""
+    return float(stream.average_rate or stream.guessed_rate or 25.0)
+
+
+def to_rgb(frame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded PyAV frame as uint8 RGB ``(H, W, 3)`` at ``size = (H, W)``.
+
+    FFmpeg's swscale converts and resizes in one step, with area averaging (what every
+    sampled frame of training, evaluation and ``rrn stream`` goes through).
+    """
+    h, w = size
+    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 def decode_video(
@@ -144,34 +159,27 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
     try:
         container = av.open(str(path), mode="r")
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure means "not a readable video"
-        raise VideoDecodeError(path, f"not a readable video container ({_reason(err)})") from None
+        raise VideoDecodeError(path, f"not a readable video container ({error_text(err)})") from None
     with container:
         if not container.streams.video:
             raise VideoDecodeError(path, "the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        selector = TimeSelector(fps) if fps is not None else None
-        base_rate = float(stream.average_rate or stream.guessed_rate or 25.0)
+        selector = FrameSelector(Sampling(sample_every, fps, short_side), stream_rate(stream))
         size: tuple[int, int] | None = None
         tail = _StreamTail()
         decoded = 0
         try:
             for i, frame in enumerate(_frames(container, stream, tail)):
                 decoded += 1
-                if selector is not None:
-                    t = frame.time if frame.time is not None else i / base_rate
-                    if not selector.keep(t):
-                        continue
-                elif i % sample_every:
+                if not selector.keep(i, frame.time):
                     continue  # decoded (inter-coded video needs it) but never converted
                 if size is None:  # the first kept frame fixes the size, should the stream change it
                     size = resized_shape(frame.height, frame.width, short_side)
-                h, w = size
-                rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
-                frames.append(rgb.to_ndarray())
+                frames.append(to_rgb(frame, size))
         except Exception as err:  # noqa: BLE001
             raise VideoDecodeError(
-                path, f"decoding failed after {len(frames)} sampled frames ({_reason(err)})"
+                path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
             ) from None
         if not frames:
             raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
@@ -179,6 +187,23 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
         if truncated:
             raise VideoDecodeError(path, truncated)
     return np.stack(frames)  # (N, H, W, 3)
+
+
+def checked_frames(container, stream, name: str):
+    """Every decoded frame of ``stream`` in order, then a truncation check (for ``rrn stream``).
+
+    Raises:
+        VideoDecodeError: after the last frame, when the file is cut short (the rule of the
+            module docstring); ``name`` is the path it reports.
+    """
+    tail = _StreamTail()
+    decoded = 0
+    for frame in _frames(container, stream, tail):
+        decoded += 1
+        yield frame
+    truncated = _truncation(container, stream, tail, decoded)
+    if truncated:
+        raise VideoDecodeError(name, truncated)
 
 
 def _frames(container, stream, tail: _StreamTail):
@@ -240,7 +265,7 @@ def _truncation(container, stream, tail: _StreamTail, decoded: int | None) -> st
     """
     if tail.end is None:
         return None
-    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    rate = stream_rate(stream)
     tb = float(stream.time_base)
     start = stream.start_time or 0
     end = max((tail.end - start) * tb, (tail.last_pts - start) * tb + 1 / rate)  # seconds
@@ -274,7 +299,8 @@ def _decode_torchcodec(path: Path, sample_every: int, short_side: int | None) ->
     return batch.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 3, H, W) -> (N, H, W, 3)
 
 
-def _reason(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
+    """An exception's message for one line of output (its type when empty; at most 300 chars)."""
     text = str(err).strip() or type(err).__name__
     return text if len(text) < 300 else text[:300] + "..."
 
@@ -312,7 +338,7 @@ def probe_video(path) -> tuple[int, int]:
     except VideoDecodeError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise VideoDecodeError(path, f"not a readable video ({_reason(err)})") from None
+        raise VideoDecodeError(path, f"not a readable video ({error_text(err)})") from None
     if truncated:
         raise VideoDecodeError(path, truncated)
     return first.height, first.width

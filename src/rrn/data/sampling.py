@@ -170,3 +170,28 @@ class TimeSelector:
         while self.next_t <= t + 1e-6:
             self.next_t += self.step
         return True
+
+
+class FrameSelector:
+    """A :class:`Sampling`'s frame rule, decided per decoded frame in decoding order.
+
+    Every ``sample_every``-th frame (by decode index), or with ``fps`` the frames
+    :class:`TimeSelector` keeps (by presentation time; ``index / base_rate`` where a frame
+    has none). The decoder and ``rrn stream`` both ask it, so a file and a live stream keep
+    the same frames.
+
+    Args:
+        sampling: The rule.
+        base_rate: The stream's frame rate, for frames without a timestamp.
+    """
+
+    def __init__(self, sampling: Sampling, base_rate: float = 25.0):
+        self.sample_every = sampling.sample_every
+        self.base_rate = base_rate
+        self.times = TimeSelector(sampling.fps) if sampling.fps is not None else None
+
+    def keep(self, index: int, time: float | None) -> bool:
+        """Whether decoded frame ``index`` (presented at ``time`` seconds, or None) is sampled."""
+        if self.times is None:
+            return index % self.sample_every == 0
+        return self.times.keep(time if time is not None else index / self.base_rate)

@@ -1,5 +1,7 @@
 """Stopping a run cleanly when a scheduler or a person asks: SIGTERM, SIGINT, SIGUSR1.
 
+(``rrn stream`` stops the same way, after the frame in hand.)
+
 Batch schedulers send SIGTERM (SLURM: also SIGUSR1 with ``--signal``) some time before they kill
 a job; Ctrl-C sends SIGINT. :class:`StopRequest` turns each into a request the training loop
 honours at the next optimiser step boundary: all ranks agree on it in the step's all-reduce,
@@ -33,10 +35,16 @@ class TrainingStopped(Exception):
 
 
 class StopRequest:
-    """Catches :data:`STOP_SIGNALS` while active (a context manager; main thread only)."""
+    """Catches :data:`STOP_SIGNALS` while active (a context manager; main thread only).
 
-    def __init__(self) -> None:
+    Args:
+        announce: Printed when the first signal arrives; ``{signal}`` becomes its name.
+    """
+
+    def __init__(self, announce: str = "rrn train: {signal} received; stopping after the "
+                 "current step (send it again to stop at once)") -> None:
         self.signum: int | None = None
+        self.announce = announce
         self._previous: dict[int, object] = {}
 
     @property
@@ -60,8 +68,7 @@ class StopRequest:
             signal.raise_signal(signum)
             return
         self.signum = signum
-        print(f"rrn train: {signal.Signals(signum).name} received; stopping after the current "
-              "step (send it again to stop at once)", flush=True)
+        print(self.announce.format(signal=signal.Signals(signum).name), flush=True)
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
