@@ -168,7 +168,7 @@ def test_every_command_declares_a_shared_flag_once():
                  "--workers", "--progress", "--cache-dir", "--which"):
         assert len(shared[flag]) >= 2, flag
     for flag, by in shared.items():
-        if flag in ("--out", "--seed", "--split", "--splits", "--batch-size", "--json", "--quick",
+        if flag in ("--out", "--seed", "--split", "--splits", "--batch-size", "--json", "--quick", "--format",
                     "--epochs", "--lr", "--weight-decay"):
             continue  # same name, another meaning per command (documented in each --help)
         helps = {h.split(" [")[0] for h, _ in by.values()}
