@@ -60,3 +60,18 @@ def test_load_model_errors_name_the_path(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="without last.pt"):
         rrn.load_model(tmp_path / "empty")
+
+
+def test_the_command_line_sets_passive_openmp_waiting_before_torch_loads():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, sys, rrn.cli; print('torch' in sys.modules, os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "PASSIVE"], out.stderr
+    code = "import os, rrn.cli; print(os.environ['OMP_WAIT_POLICY'])"  # a user's choice wins
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "ACTIVE"

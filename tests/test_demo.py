@@ -46,7 +46,7 @@ def test_quick_demo_trains_evaluates_and_reports_three_models(demo):
     report = (demo / "report.md").read_text()
     assert all(label in report for label in LABELS)
     assert format_table(rows) in report
-    for paragraph in verdict(rows, quick.classes):
+    for paragraph in verdict(rows, quick.classes, quick.frame_size):
         assert paragraph in report
     links = re.findall(r"\]\(([^)]+)\)", report)
     assert len(links) == 7 and all((demo / link).is_file() for link in links)  # 3 + 3 + timeline

@@ -40,15 +40,17 @@ class DemoSettings:
     classes: int = 4
     videos_per_class: int = 64
     frames: int = 12
-    size: int = 56
-    epochs: int = 5
+    size: int = 64
+    frame_size: int = 64
+    epochs: int = 8
     chunks_per_video: int = 4
-    batch_size: int = 16
+    batch_size: int = 32
     lr: float = 1e-3
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(videos_per_class=8, frames=6, size=32, epochs=1, chunks_per_video=1, batch_size=8)
+        return cls(videos_per_class=8, frames=6, size=32, frame_size=32, epochs=1, chunks_per_video=1,
+                   batch_size=8)
 
 
 def _synth_settings(data: Path) -> dict[str, Any] | None:
@@ -66,9 +68,9 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, ou
 
     return resolve_config([("rrn demo", {
         "dataset": "ucf101", "data_root": str(data), "split_dir": str(data), "split": 1,
-        "sample_every": 1, "frame_size": settings.size, "hflip": False,  # a flip turns right into left
+        "sample_every": 1, "frame_size": settings.frame_size, "hflip": False,  # a flip turns right into left
         "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
-        "cache_format": "npy",  # lossless: the 2-3 px texture pan is the whole signal; 64 px frames are tiny
+        "cache_format": "npy",  # lossless: the 2-3 px texture pan is the whole signal; the frames are tiny
         "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
         "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
         "update_chunks": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
@@ -138,7 +140,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def verdict(rows: list[dict[str, Any]], classes: int) -> list[str]:
+def verdict(rows: list[dict[str, Any]], classes: int, frame_size: int = DemoSettings.frame_size) -> list[str]:
     """What the numbers say, in words: which skip position won and why (from the measurement)."""
     chance = 1 - 1 / classes
     by = {r["key"]: r for r in rows}
@@ -164,7 +166,8 @@ def verdict(rows: list[dict[str, Any]], classes: int) -> list[str]:
             "residual sum. At block1 that input is a feature map at 1/4 of the frame's resolution, "
             "where the scene's shift of 2-3 px between frames is still a shift of most of a feature "
             "cell: the block's convolutions see both positions and can tell which way things moved. "
-            "At block4 the map is 1/32 of the frame (2x2 cells at 64 px) and every unit summarises "
+            f"At block4 the map is 1/32 of the frame ({-(-frame_size // 32)}x{-(-frame_size // 32)} "
+            f"cells at {frame_size} px) and every unit summarises "
             "the whole view: a few pixels of motion no longer change it, and what is left is "
             "appearance, which here carries no class information. On UCF-101 the paper finds the "
             "deep position best: real actions are recognised mostly by appearance (scene, objects, "
@@ -190,13 +193,14 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
         f"{settings.classes} classes = motion directions of a panning scene "
         f"({settings.videos_per_class} videos per class, {settings.frames} frames of "
         f"{settings.size}x{settings.size} px, groups disjoint between train and test; `rrn synth`). "
-        f"ResNet-18 from scratch, {settings.epochs} epochs of Adam (lr {settings.lr}), identical "
+        f"ResNet-18 from scratch on {settings.frame_size} px crops, {settings.epochs} epochs of Adam "
+        f"(lr {settings.lr}, batches of {settings.batch_size} chunks), identical "
         f"for all three models; seed {seed}{'; --quick setting' if quick else ''}. "
         f"Total time {total_s:.0f} s on {os.cpu_count()} CPU cores.",
         "",
         format_table(rows),
         "",
-        *[p + "\n" for p in verdict(rows, settings.classes)],
+        *[p + "\n" for p in verdict(rows, settings.classes, settings.frame_size)],
         "## Training curves",
         "",
     ]
