@@ -1,4 +1,5 @@
-"""Test-only: an rrn run directory holding a random model, as rrn.load_model expects one."""
+"""Test-only runs: an rrn run directory holding a random model (as rrn.load_model expects one),
+and the argv/config of a tiny `rrn train` on synthetic data."""
 
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import torch
 from torch import nn
 
 from rrn.checkpoint import make_checkpoint, save_checkpoint
-from rrn.config import resolve_config
+from rrn.cli import build_parser
+from rrn.config import flag_overrides, resolve_config
 from rrn.model import build_model
 
 
@@ -39,3 +41,19 @@ def save_run(run: Path, *, skips=("block4",), skip_type="identity", arch="resnet
     save_checkpoint(run / "last.pt", make_checkpoint(model.eval(), config=cfg.to_dict(),
                                                      classes=list(classes)))
     return run
+
+
+def tiny_train_argv(synth, out, *extra) -> list[str]:
+    """`rrn train` argv for a resnet18 at 32 px on ``synth``, two chunks per optimiser step."""
+    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
+            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
+            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
+            "--lr", "1e-3", "--out", str(out), *extra]
+
+
+def train_config(argv: list[str]):
+    """The TrainConfig `rrn train` resolves from ``argv`` (to call fit with test hooks)."""
+    from rrn.train import resolve_train_config
+
+    args = build_parser().parse_args(argv)
+    return resolve_train_config([("flags", flag_overrides(args))])[0]

@@ -11,10 +11,11 @@ import torch
 import yaml
 
 from faults import CrashAfter, NanAt, SimulatedCrash
-from rrn.cli import build_parser, main
-from rrn.config import flag_overrides
+from rrn.cli import main
 from rrn.data import load_split, make_synthetic_dataset
-from rrn.train import fit, resolve_train_config
+from rrn.train import fit
+from runs import tiny_train_argv as tiny
+from runs import train_config as config_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,19 +34,6 @@ def counts(synth):
     steps = -(-n_train // 2)  # --update-chunks 2
     assert steps >= 3, "the resume test needs 3+ optimiser steps per epoch"
     return n_train, n_test, steps
-
-
-def tiny(synth, out, *extra):
-    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
-            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
-            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
-            "--lr", "1e-3", "--out", str(out), *extra]
-
-
-def config_of(argv):
-    """The TrainConfig `rrn train` resolves from ``argv`` (to call fit with test hooks)."""
-    args = build_parser().parse_args(argv)
-    return resolve_train_config([("flags", flag_overrides(args))])[0]
 
 
 @pytest.fixture(scope="module")

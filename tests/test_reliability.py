@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from faults import CrashAfter, SimulatedCrash
-from rrn.cli import build_parser, main
-from rrn.config import flag_overrides
+from rrn.cli import main
 from rrn.data import load_split, make_synthetic_dataset
 from rrn.data.holdout import carve_validation, group_of
-from rrn.train import Hook, fit, resolve_train_config
+from rrn.train import Hook, fit
 from rrn.train.signals import TrainingStopped
+from runs import tiny_train_argv as argv
+from runs import train_config as config_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,15 +33,6 @@ def synth(tmp_path_factory):
                                   frames=8, size=32, seed=0)
 
 
-def argv(synth, out, *extra):
-    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
-            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
-            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
-            "--lr", "1e-3", "--out", str(out), *extra]
-
-
-def config_of(args):
-    return resolve_train_config([("flags", flag_overrides(build_parser().parse_args(args)))])[0]
 
 
 def weights(run):
