@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/model.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/stream.py
+	$(PY) benchmarks/precision.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

@@ -61,6 +61,7 @@ def test_train_writes_the_run_directory(trained, counts):
     assert not any(k.startswith("val_") for k in epochs[-1])  # the test split is only watched
     assert not any(e["best"] for e in epochs)
     assert "no --val-fraction" in log[0]["selection"] and log[0]["watch_test"] is True
+    assert log[0]["precision"] == "fp32"  # --amp auto: full precision on the CPU
     ckpt = torch.load(trained / "last.pt", weights_only=True)  # the contract
     assert ckpt["progress"]["epoch"] == 2 and ckpt["progress"]["global_step"] == 2 * per_epoch
     assert ckpt["config"]["model"]["skip"] == ["layer4.1"]
@@ -89,6 +90,7 @@ def test_eval_writes_json_csv_png(trained, counts, capsys):
     assert (trained / "eval_split1_confusion.png").read_bytes()[:4] == b"\x89PNG"
     protocol = "video-level, all N//T chunks (T=2), 1 centre crop"  # never a number without it
     assert result["protocol"] == protocol and result["views"] == {"crops": 1, "flip": False, "per_chunk": 1}
+    assert result["precision"] == "fp32"
     assert "split 1: video accuracy" in (out := capsys.readouterr().out) and f"[{protocol}]" in out
 
 
@@ -174,6 +176,37 @@ def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path
     assert a["progress"]["history"][-1]["train_loss"] == b["progress"]["history"][-1]["train_loss"]
     kinds = [json.loads(x)["kind"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert kinds.count("resume") == 1
+
+
+def test_cpu_bf16_training_resumes_exactly_and_names_its_precision(synth, counts, tmp_path):
+    """--amp bf16 on CPU: bf16 autocast over fp32 weights, saved, resumed bit-identically."""
+    per_epoch = counts[2]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        common = ["--epochs", "1", "--val-every", "0", "--checkpoint-every", "1", "--amp", "bf16"]
+        assert main(tiny(synth, tmp_path / "a", *common)) == 0
+        with pytest.raises(SimulatedCrash):
+            fit(config_of(tiny(synth, tmp_path / "b", *common)), hooks=[CrashAfter(per_epoch - 1)])
+        assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    for key, value in a.items():
+        assert value.dtype == b[key].dtype and torch.equal(value, b[key]), key
+    assert a["fc.weight"].dtype == torch.float32 and torch.isfinite(a["fc.weight"]).all()
+    start = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])
+    assert start["precision"] == "bf16"
+    assert main(["eval", str(tmp_path / "a"), "--amp", "bf16", "--no-progress", "--workers", "0"]) == 0
+    assert json.loads((tmp_path / "a" / "eval_split1.json").read_text())["precision"] == "bf16"
+
+
+def test_cpu_bf16_without_native_support_is_warned_about(synth, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("rrn.train.loop.cpu_has_native_bf16", lambda: False)
+    assert main(tiny(synth, tmp_path / "r", "--epochs", "1", "--val-every", "0", "--amp", "bf16")) == 0
+    out = capsys.readouterr()
+    assert "no native bf16" in out.out + out.err and "--amp none" in out.out + out.err
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_path, capsys,

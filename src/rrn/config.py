@@ -275,9 +275,12 @@ class RunConfig:
     """cuda, cuda:N, cpu, or auto (cuda when available). Under torchrun each process takes
     cuda:LOCAL_RANK."""
     amp: Literal["auto", "none", "bf16", "fp16"] = "auto"
-    """Mixed precision on CUDA (auto = bf16 where supported); ignored on CPU."""
+    """Mixed precision. CUDA: auto = bf16 where supported, else fp16. CPU: only bf16 (oneDNN;
+    faster on CPUs with AVX512-BF16 or AMX, slower elsewhere); auto and fp16 are full precision
+    there."""
     channels_last: bool = True
-    """Use the channels_last memory format on CUDA (ignored on CPU)."""
+    """Use the channels_last memory format on CUDA (ignored on CPU, where it showed no consistent
+    gain: benchmarks/precision.py)."""
     workers: int | None = None
     """DataLoader worker processes per process (0 = load in the main process; default: the CPU
     cores this process may use, at most 8, shared by the processes of a torchrun job)."""

@@ -40,7 +40,7 @@ from rrn.checkpoint import (
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
 from rrn.data.transforms import EvalViews
 from rrn.metrics import evaluate_probs, mean_over_splits
-from rrn.train.builders import amp_dtype, create_eval_loader
+from rrn.train.builders import amp_dtype, create_eval_loader, precision_name
 from rrn.train.evaluate import evaluate
 
 
@@ -170,6 +170,7 @@ def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context:
         "context": context,
         "eval_stride": d.eval_stride,
         "protocol": eval_protocol(views, context, d.eval_stride),
+        "precision": precision_name(cfg.run.amp, device),
         "views": {"crops": views.crops, "flip": views.flip, "per_chunk": views.count},
         "skipped": [data.test[i].video_id for i in res["skipped"] if i >= 0],
         "num_test_videos": len(data.test),

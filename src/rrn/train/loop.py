@@ -30,12 +30,14 @@ from rrn.train.builders import (
     Datasets,
     StepPlan,
     amp_dtype,
+    cpu_has_native_bf16,
     create_datasets,
     create_eval_loader,
     create_model,
     create_optimizer,
     create_train_loader,
     lr_at,
+    precision_name,
     prepare_model,
     with_resolved_skips,
 )
@@ -219,19 +221,27 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
         "selection": selection, "chunks_per_step": plan.chunks_per_step,
         "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
         "missing_videos": {side: sum(m.side == side for m in missing) for side in ("train", "test")},
+        "precision": precision_name(cfg.run.amp, device),
     })
     _note_data(run, cfg, missing)
+    _note_precision(run, cfg, device)
     skips = ",".join(cfg.model.skip) or "none"
     run.print(
         f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
         f"{len(data.train)} train chunks, {n_val} validation + {len(data.test)} test videos | "
         f"{plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
-        f"{info.world_size} x {device} | {init_note} -> {run.path}\n"
+        f"{info.world_size} x {device} {precision_name(cfg.run.amp, device)} | {init_note} -> {run.path}\n"
         f"rrn train: checkpoint selection: {selection}"
         + ("; the test split is watched (logged as test_*), never used to choose" if cfg.run.watch_test else "")
     )
     if state.epoch >= cfg.optim.epochs:
         run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
+
+
+def _note_precision(run: RunDir, cfg: TrainConfig, device: torch.device) -> None:
+    if device.type == "cpu" and amp_dtype(cfg.run.amp, device) is not None and not cpu_has_native_bf16():
+        run.print("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
+                  "is emulated and slower than full precision; use --amp none")
 
 
 def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
