@@ -349,6 +349,14 @@ def machine(device: torch.device, load: float | None) -> str:
     )
 
 
+def emit(text: str, out: str) -> None:
+    """Print a benchmark's Markdown results and write them to ``out`` (``-``: print only)."""
+    print(text)
+    if out != "-":
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -385,10 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     text = "\n".join(header + train_lines + [""] + video_lines + [""] + target_lines) + "\n"
-    print(text)
-    if args.out != "-":
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    emit(text, args.out)
     return 0
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import machine  # noqa: E402  (this folder's benchmark helpers)
+from model import emit, machine  # noqa: E402  (this folder's benchmark helpers)
 from rrn.model import build_model  # noqa: E402
 from rrn.train.builders import cpu_has_native_bf16  # noqa: E402
 
@@ -112,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     text = "\n".join(lines)
-    print(text)
-    if args.out != "-":
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    emit(text, args.out)
     return 0
 
 

@@ -40,6 +40,9 @@ import numpy as np
 import torch
 import torchvision
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model import emit  # noqa: E402  (this folder's benchmark helpers)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 NUM_CLASSES = 101
@@ -252,10 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Per sampled frame (random weights, 101 classes)", "", *frame_lines, "",
         "## End to end", "", *e2e_lines, "", "## Targets", "", *targets(rows, e2e_result), "",
     ])
-    print(text)
-    if args.out != "-":
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    emit(text, args.out)
     return 0
 
 
