@@ -417,3 +417,15 @@ def test_estimate_before_building(tmp_path):
     assert est.fits and "4 videos x 3.5 frames" in est.summary()
     report = build_cache(recs, source, progress=False)
     assert report.already_cached == 2 and report.frames == 14
+
+
+@pytest.mark.parametrize("fmt", ["npy", "jpeg"])
+def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt):
+    v = video(tmp_path / "a.avi")
+    source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format=fmt)
+    source.ensure_cached(v)
+    source.cache.find(v, SAMPLING).write_bytes(b"")  # 0 bytes (a crash of another tool, a full disk)
+    with pytest.warns(UserWarning):
+        report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
+    assert report.already_cached == 0 and report.videos == 1
+    assert _grey(source.cache.get(v, SAMPLING)) == list(range(12))

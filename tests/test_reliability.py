@@ -284,6 +284,107 @@ def test_a_checkpoint_whose_config_disagrees_with_its_weights(reference, tmp_pat
     assert main(["predict", str(tmp_path / "crafted.pt"), str(video)]) == 2
 
 
+def test_resuming_a_crafted_checkpoint_is_one_line(reference, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "crafted"
+    shutil.copytree(reference, run)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    ckpt["model_config"]["arch"] = ckpt["config"]["model"]["arch"] = "resnet34"  # resnet18 weights inside
+    torch.save(ckpt, run / "last.pt")
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.count("error:") == 1  # the other lines: the changed settings
+    assert f"--resume: {run / 'last.pt'}: its weights do not match the model it describes" in err.splitlines()[-1]
+
+
+def test_weights_of_another_architecture_are_refused(synth, tmp_path, capsys):
+    from runs import save_run
+
+    other = save_run(tmp_path / "r34", arch="resnet34", classes=("MoveRight", "MoveLeft"))
+    args = argv(synth, tmp_path / "r", "--epochs", "1", "--val-every", "0")
+    args[args.index("--weights") + 1] = str(other / "last.pt")  # resnet18's tensors all exist in it
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a resnet34, this run builds a resnet18" in err and "--arch resnet34" in err
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_resume_cannot_change_which_videos_are_held_out(synth, reference, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "val"
+    shutil.copytree(reference, run)  # trained on every training video (no --val-fraction)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--val-fraction", "0.25",
+                 "--val-every", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--val-fraction 0.0 -> 0.25" in err and "--weights" in err
+
+
+def test_overwrite_removes_everything_of_the_replaced_run_first(synth, reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "ow"
+    shutil.copytree(reference, run)
+    assert main(["eval", str(run), "--workers", "0", "--no-progress"]) == 0
+    assert (run / "eval_split1.json").exists()
+    # the new run dies before its first checkpoint: no file of the old one may be left to pass for it
+    with pytest.raises(SimulatedCrash):
+        fit(config_of(argv(synth, run, "--epochs", "1", "--overwrite", "--checkpoint-every", "0",
+                           "--lr", "0.01")), hooks=[CrashAfter(1)])
+    assert not any((run / name).exists() for name in ("last.pt", "best.pt", "eval_split1.json",
+                                                     "eval_split1_per_class.csv", "eval_split1_confusion.png"))
+    assert yaml_of(run / "config.yaml")["optim"]["lr"] == 0.01
+
+
+def yaml_of(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def test_settings_that_would_fail_later_are_refused_first():
+    from rrn.config import ConfigError, resolve_config
+
+    with pytest.raises(ConfigError, match="--seed must be in 0..4294967295"):
+        resolve_config([("flags", {"run": {"seed": -1}})])
+    with pytest.raises(ConfigError, match="never evaluated"):
+        resolve_config([("flags", {"data": {"val_fraction": 0.25}, "run": {"val_every": 0}})])
+
+
+def test_a_second_signal_waits_for_the_checkpoint_being_written(capsys):
+    from rrn.train.signals import StopRequest
+
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with StopRequest() as stop:
+            signal.raise_signal(signal.SIGINT)  # the first: a request
+            assert stop.requested
+            with stop.writing():
+                signal.raise_signal(signal.SIGINT)  # the second, mid-write: deferred
+                written.append("whole checkpoint")
+            pytest.fail("the deferred signal must act when the write ends")
+    assert written == ["whole checkpoint"]
+    assert "stopping once the checkpoint being written is complete" in capsys.readouterr().out
+
+
+def test_ctrl_c_outside_a_command_is_one_line(monkeypatch, capsys):
+    import rrn.cli
+
+    def interrupted():
+        raise KeyboardInterrupt  # e.g. while torch is being imported
+
+    monkeypatch.setattr(rrn.cli, "build_parser", interrupted)
+    assert rrn.cli.main(["train"]) == 130
+    assert capsys.readouterr().err.strip() == "rrn: interrupted"
+
+
+def test_the_command_line_parses_without_importing_torch():
+    code = "import sys, rrn.cli; rrn.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # `rrn --help` and Ctrl-C stay instant
+
+
 def test_files_honour_the_umask(synth, tmp_path):
     old = os.umask(0o022)
     try:
@@ -303,7 +404,20 @@ def test_slurm_tasks_are_ranks_without_torchrun():
     assert dist_info_from_env(env) == DistInfo(rank=5, world_size=8, local_rank=1)
     assert dist_info_from_env({**env, "RANK": "0", "WORLD_SIZE": "2"}) == DistInfo(0, 2, 0)  # torchrun wins
     assert dist_info_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistInfo()  # one task
+    # srun's step count wins over the job's: srun -n 2 inside an 8-task allocation is 2 processes
+    assert dist_info_from_env({**env, "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"}).world_size == 2
     assert first_host("gpu[07-09,12],cpu1") == "gpu07" and first_host("node3") == "node3"
+
+
+def test_slurm_rendezvous_says_what_it_waits_for(monkeypatch, capsys):
+    from rrn.distributed import DistInfo, _slurm_rendezvous
+
+    env = {"SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_ID": "4242"}
+    monkeypatch.setattr(os, "environ", env)
+    _slurm_rendezvous(DistInfo(rank=0, world_size=2, local_rank=0))
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"], env["WORLD_SIZE"]) == ("gpu07", "29742", "2")
+    err = capsys.readouterr().err
+    assert "task 0 of 2: waiting for the other tasks at gpu07:29742" in err and "srun" in err
 
 
 # ---------------------------------------------------------------- what rrn cache leaves
@@ -344,6 +458,27 @@ def test_a_killed_rrn_cache_leaves_no_worker_alive(tmp_path):
     assert not alive, f"cache workers outlived their parent: {alive}"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find processes")
+def test_ctrl_c_stops_rrn_cache_with_workers_at_once(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the videos in hand finish, the
+    rest are not started, one line is printed, exit 130; a rerun continues."""
+    data = make_synthetic_dataset(tmp_path / "data", classes=2, videos_per_class=40, frames=24,
+                                  size=64, seed=0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    args = [sys.executable, "-m", "rrn", "cache", "--data-root", str(data), "--workers", "2",
+            "--sample-every", "1", "--format", "npy", "--no-progress"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list((data / ".rrn-cache").rglob("*.npy"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "rrn: interrupted"
+    assert len(list((data / ".rrn-cache").rglob("*.npy"))) < 60  # not the whole dataset (80 videos)
+
+
 def test_stale_cache_temporaries_are_removed_and_fresh_ones_kept(tmp_path):
     from rrn.data.cache import remove_stale_temporaries
 
@@ -365,3 +500,22 @@ def test_umask_is_read_without_changing_it():
         assert os.umask(0o027) == 0o027  # unchanged by reading it
     finally:
         os.umask(old)
+
+
+def test_an_error_in_a_loader_worker_ends_the_process(tmp_path):
+    """Workers ignore SIGTERM (a scheduler's signal is the main process's to handle); one that
+    raised must still not keep the main process waiting for it at exit."""
+    script = tmp_path / "fails.py"
+    script.write_text(
+        "import torch\n"
+        "from torch.utils.data import DataLoader, Dataset\n"
+        "from rrn.train.signals import stop_safe_worker_init\n"
+        "class D(Dataset):\n"
+        "    def __len__(self): return 16\n"
+        "    def __getitem__(self, i):\n"
+        "        if i == 0: raise EOFError('a broken file')\n"
+        "        return torch.zeros(3)\n"
+        "for b in DataLoader(D(), batch_size=2, num_workers=2, worker_init_fn=stop_safe_worker_init()): pass\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "a broken file" in proc.stderr

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -296,6 +297,23 @@ def test_cli_one_line_errors_for_sources_that_cannot_be_opened(setup, tmp_path, 
         assert main(["stream", str(run), source, "--timeout", "2"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_outputs_that_would_overwrite_the_source_or_each_other_are_refused(setup, tmp_path, capsys):
+    _, run, clip = setup
+    before = Path(clip).read_bytes()
+    for extra, message in [(["--out", str(clip)], "is the source video"),
+                           (["--json", str(clip)], "is the source video"),
+                           (["--out", str(tmp_path / "a.mp4"), "--json", str(tmp_path / "a.mp4")],
+                            "are the same file")]:
+        assert main(["stream", str(run), str(clip), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert Path(clip).read_bytes() == before
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["stream", str(run), str(clip), "--out", str(blocked / "a.mp4")]) == 2
+    assert f"cannot write to the output directory {blocked}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("source, platform, expected", [

@@ -278,16 +278,30 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
         model = build_model(**cfg)
         if model.num_classes != len(classes):
             raise ValueError(f"{model.num_classes} outputs for {len(classes)} class names")
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise _mismatch(name, err) from None
+    load_state_checked(model, state, name)
+    return model.to(device).eval()
+
+
+def load_state_checked(model: nn.Module, state: Mapping[str, Any], name: str = "the checkpoint") -> None:
+    """``model.load_state_dict(state)``, failing with one line that names the file.
+
+    Raises:
+        CheckpointError: the weights do not fit the model (the first difference named).
+    """
+    try:
         model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
-        first = lines[1] if lines[0].startswith("Error(s) in loading") and len(lines) > 1 else lines[0]
-        first = first if len(first) <= 300 else first[:300] + "..."
-        raise CheckpointError(
-            f"{name}: its weights do not match the model it describes ({first}); the file is "
-            "damaged or was not written by rrn"
-        ) from None
-    return model.to(device).eval()
+        raise _mismatch(name, err) from None
+
+
+def _mismatch(name: str, err: Exception) -> CheckpointError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    first = lines[1] if lines[0].startswith("Error(s) in loading") and len(lines) > 1 else lines[0]
+    first = first if len(first) <= 300 else first[:300] + "..."
+    return CheckpointError(f"{name}: its weights do not match the model it describes ({first}); "
+                           "the file is damaged or was not written by rrn")
 
 
 def saved_config(ckpt: Mapping[str, Any], name: str = "checkpoint") -> TrainConfig:

@@ -319,6 +319,8 @@ class RunConfig:
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not 0 <= self.seed < 2**32:  # what numpy, DataLoader workers and torch all accept
+            raise ConfigError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
 
 
 SECTIONS: dict[str, type] = {
@@ -344,6 +346,11 @@ class TrainConfig:
             raise ConfigError(
                 "--dataset list takes both --train-list and --test-list, or neither (then one "
                 "folder per class under --data-root, split by --split, see rrn.data.splits)"
+            )
+        if self.data.val_fraction and not self.run.val_every:
+            raise ConfigError(
+                f"--val-fraction {self.data.val_fraction:g} with --val-every 0 holds videos out of "
+                "training that are never evaluated; give --val-every N, or drop --val-fraction"
             )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,8 +50,9 @@ def dist_info_from_env(env: dict[str, str] | None = None) -> DistInfo:
     processes started by SLURM's ``srun`` (one task per GPU), ``SLURM_PROCID``, ``SLURM_NTASKS``,
     ``SLURM_LOCALID``; absent = a single process."""
     env = os.environ if env is None else env
-    if "WORLD_SIZE" not in env and int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
-        return DistInfo(rank=int(env["SLURM_PROCID"]), world_size=int(env["SLURM_NTASKS"]),
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)  # srun's step, else the job's
+    if "WORLD_SIZE" not in env and tasks > 1 and "SLURM_PROCID" in env:
+        return DistInfo(rank=int(env["SLURM_PROCID"]), world_size=tasks,
                         local_rank=int(env.get("SLURM_LOCALID", 0)))
     return DistInfo(
         rank=int(env.get("RANK", 0)),
@@ -76,6 +78,10 @@ def _slurm_rendezvous(info: DistInfo) -> None:
     env.setdefault("MASTER_ADDR", first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost")))
     env.setdefault("MASTER_PORT", str(29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000))
     env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"] = str(info.rank), str(info.world_size), str(info.local_rank)
+    if info.is_main:  # a command typed in a multi-task job's shell, without srun, would wait here silently
+        print(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other tasks at "
+              f"{env['MASTER_ADDR']}:{env['MASTER_PORT']} (every task must be started by srun; for "
+              "one process in a multi-task job, run it with SLURM_NTASKS=1)", file=sys.stderr, flush=True)
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:

@@ -9,6 +9,7 @@ ends the worker when it does not (portable: the parent's pid is compared, no Lin
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -23,3 +24,10 @@ def exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def pool_worker_init(parent_pid: int) -> None:
+    """A pool ``initializer``: :func:`exit_with_parent`, and Ctrl-C left to the parent (a terminal
+    sends it to every process of the group; the parent stops the pool, one message in all)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)

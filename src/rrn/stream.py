@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from rrn.checkpoint import check_writable
 from rrn.data.decode import checked_frames, error_text, resized_shape, stream_rate, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
 
@@ -639,6 +640,22 @@ def sampling_for(model, sample_every: int | None = None, fps: float | None = Non
     return base
 
 
+def check_outputs(spec: SourceSpec, out: str | None, json_path: str | None) -> None:
+    """Refuse outputs that would overwrite the source or each other, and unwritable ones.
+
+    Raises:
+        ValueError: an output is the source, or both outputs are one file.
+        OSError: an output's folder cannot be written.
+    """
+    given = [(flag, Path(p)) for flag, p in (("--out", out), ("--json", json_path)) if p]
+    if len(given) == 2 and given[0][1].resolve() == given[1][1].resolve():
+        raise ValueError(f"--out and --json are the same file ({out}); give each its own")
+    for flag, path in given:
+        if spec.kind == "file" and path.resolve() == Path(spec.target).resolve():
+            raise ValueError(f"{flag} {path} is the source video: it would be overwritten; write elsewhere")
+        check_writable(path.parent)  # before the stream is opened, not at its first frame
+
+
 def stream_source(model, source: str, config, *, sampling: Sampling | None = None,
                   on_prediction: Callable[[Prediction, StreamSummary], None] | None = None,
                   stop=None) -> StreamSummary:
@@ -661,6 +678,7 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         SourceError: the source cannot be opened (one line: which and why).
     """
     spec = parse_source(source)
+    check_outputs(spec, config.out, config.json)
     recognizer = Recognizer(model, sampling, config.smooth)
     container, video = open_source(spec, config.timeout)
     rate = stream_rate(video)
@@ -670,9 +688,15 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         frames = read_frames(container, video, config.realtime and not spec.live, spec.name)
         live = LiveFrames(frames) if config.realtime else None
         batches = live if live is not None else ([f] for f in frames)
-        outputs.writer = AnnotatedWriter(config.out, rate) if config.out else None
-        if config.json:
-            outputs.events = EventLog(config.json)
+        try:
+            outputs.writer = AnnotatedWriter(config.out, rate) if config.out else None
+            outputs.events = EventLog(config.json) if config.json else None
+        except OSError as err:
+            if outputs.writer is not None:
+                outputs.writer.close()
+            raise OSError(f"cannot write {err.filename or config.out or config.json} "
+                          f"({err.strerror or err})") from None
+        if outputs.events is not None:
             outputs.events.write("start", **_start_record(recognizer, spec, rate, config))
         return run_stream(recognizer, batches, outputs, StreamSummary(source), rate, stop)
     finally:

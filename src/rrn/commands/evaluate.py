@@ -16,7 +16,7 @@ from rrn.config import (
 
 EPILOG = """\
 examples:
-  rrn eval runs/ucf_split1                             # best.pt of the run, its own split
+  rrn eval runs/ucf_split1                             # its best.pt if --val-fraction chose one, else last.pt
   rrn eval runs/ucf_split{split} --split 1 2 3         # one run per split + eval_mean.json
   rrn eval runs/ucf_split1/last.pt --data-root /data/UCF-101 --split-dir /data/ucfTrainTestlist
   rrn eval runs/k400 --views 3crop --flip                 # 3 crops x 2 flips per chunk, averaged

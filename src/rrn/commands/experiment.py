@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
-from rrn.distributed import dist_info_from_env
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     progress = resolve_config([("flags", flag_overrides(args))]).run.progress
     rows = run_grid(grid, out, splits=args.splits, sets=args.sets, only=args.only,
                     progress=progress, dry_run=args.dry_run)
+    from rrn.distributed import dist_info_from_env
+
     if not dist_info_from_env().is_main:
         return 0  # under torchrun rank 0 reports
     width = max(len(r["cell"]) for r in rows)

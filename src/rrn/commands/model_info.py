@@ -12,7 +12,6 @@ from rrn.config import (
     flag_overrides,
     resolve_config,
 )
-from rrn.model import build_model, chunk_gflops, count_parameters
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: int) -> dict:
     """Parameters, receptive field, resolved skips and GFLOPs; ``skip`` as in ``build_model``."""
+    from rrn.model import build_model, chunk_gflops, count_parameters
+
     skips = [] if isinstance(skip, str) and skip.strip().lower() in ("", "none") else skip
     model = build_model(arch, num_classes=num_classes, skip_blocks=skips, skip_type=skip_type)
     T = model.temporal_context

@@ -70,7 +70,7 @@ from rrn.data.cache_entries import (
 from rrn.data.decode import VideoDecodeError
 from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
-from rrn.procs import exit_with_parent
+from rrn.procs import pool_worker_init
 
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
@@ -416,11 +416,16 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
                 account(_cache_one(task))
         else:
             # spawn: forking a process whose torch/OpenMP threads are running can deadlock;
-            # exit_with_parent: workers of a killed rrn cache end instead of living on
+            # pool_worker_init: workers of a killed rrn cache end instead of living on, and leave
+            # Ctrl-C to the main process
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                     initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
-                for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
-                    account(fut.result())
+                                     initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
+                try:
+                    for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
+                        account(fut.result())
+                except BaseException:  # Ctrl-C: the videos in hand finish, the others are not started
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     finally:
         bar.close()
     report.failures.sort()

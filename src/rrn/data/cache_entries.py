@@ -194,7 +194,7 @@ def open_npy(file: Path) -> NpyFrames:
         array = np.load(file, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
         raise CacheEntryError(file, f"not a readable .npy ({err})") from None
     if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] < 1:
         raise CacheEntryError(file, f"holds {array.dtype} {array.shape}, not uint8 (N, H, W, 3) frames")

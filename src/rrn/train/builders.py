@@ -18,10 +18,16 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rrn import distributed as rdist
-from rrn.checkpoint import is_rrn_checkpoint, load_checkpoint, load_weights_into
+from rrn.checkpoint import (
+    build_from_checkpoint,
+    is_rrn_checkpoint,
+    load_checkpoint,
+    load_state_checked,
+    load_weights_into,
+)
 from rrn.config import ConfigError, ModelConfig, OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
-from rrn.train.signals import ignore_stop_signals
+from rrn.train.signals import stop_safe_worker_init
 
 STAGE_MODULES = {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
 
@@ -70,9 +76,25 @@ def create_model(cfg: TrainConfig, num_classes: int, *, resuming: bool = False) 
                         temporal_init=cfg.model.temporal_init)
     note = "resumed" if resuming else "random initialisation" if weights_arg is None else f"{weights_arg} weights"
     if init_ckpt is not None:
-        missing = load_weights_into(model, load_checkpoint(init_ckpt)["model"])
+        missing = load_weights_into(model, _checked_init(init_ckpt, cfg.model.arch))
         note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
     return model, note
+
+
+def _checked_init(path: str, arch: str) -> dict:
+    """The weights of the rrn checkpoint ``path`` for a new ``arch`` network.
+
+    Raises:
+        ValueError: it holds another architecture (whose tensors would load by name into the
+            blocks they share: a truncated network), or its weights and description disagree.
+    """
+    ckpt = load_checkpoint(path)
+    build_from_checkpoint(ckpt, "cpu", name=f"--weights {path}")  # its weights are what it says
+    saved = ckpt["model_config"]["arch"]
+    if saved != arch:
+        raise ValueError(f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
+                         f"--arch {saved}, or give weights of a {arch}")
+    return ckpt["model"]
 
 
 def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
@@ -88,7 +110,7 @@ def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
 
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
-                  state_dict=None) -> tuple[nn.Module, list[nn.Module]]:
+                  state_dict=None, source: str = "the resumed checkpoint") -> tuple[nn.Module, list[nn.Module]]:
     """Freeze stages, load a resumed ``state_dict``, move to ``device`` and wrap for DDP.
 
     Returns:
@@ -97,7 +119,7 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, devi
     """
     frozen_bn = freeze_stages(model, cfg.model.freeze)
     if state_dict is not None:
-        model.load_state_dict(state_dict)
+        load_state_checked(model, state_dict, source)
     model.to(device)
     if device.type == "cuda" and cfg.run.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -242,7 +264,7 @@ def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int,
     batches = StepBatchSampler(sampler, cfg.optim.batch_size, plan.local_step)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=resolve_workers(cfg.run.workers),
                         collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda",
-                        worker_init_fn=ignore_stop_signals)
+                        worker_init_fn=stop_safe_worker_init())
     return loader, batches.schedule()
 
 
@@ -256,4 +278,4 @@ def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: in
         sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
     return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
                       num_workers=resolve_workers(workers), collate_fn=collate_videos,
-                      pin_memory=pin_memory, worker_init_fn=ignore_stop_signals)
+                      pin_memory=pin_memory, worker_init_fn=stop_safe_worker_init())

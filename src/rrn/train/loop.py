@@ -148,7 +148,8 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
         cfg = with_resolved_skips(cfg)
         run.check_resume(cfg, split.classes)
         model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
-        model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"])
+        model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"],
+                                         source=f"--resume: {run.path / LAST}")
         optimizer = create_optimizer(model, cfg.optim)
         dtype = amp_dtype(cfg.run.amp, device)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -161,6 +162,7 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
                           clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size))
         _start(run, cfg, split.classes, state, plan, info, device, init_note, data, split.missing)
         with StopRequest() as ctx.stop:
+            run.guard = ctx.stop.writing
             _epochs(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
     finally:
         run.close()

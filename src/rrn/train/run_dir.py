@@ -14,10 +14,13 @@ the log lost restored), so the log never counts a step twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,8 @@ class RunDir:
         self._classes: list[str] = []
         self._tb = None
         self._lock: RunLock | None = None
+        self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        """Wraps every checkpoint write (training sets :meth:`StopRequest.writing`)."""
 
     def _take_lock(self) -> None:
         """Rank 0 locks the folder; every rank learns whether it could."""
@@ -173,6 +178,25 @@ class RunDir:
                 "cannot be continued as this one. Keep the run's model settings, or start a new "
                 f"run (another --out) from its weights with --weights {last}"
             )
+        self._check_same_videos(cfg)
+
+    def _check_same_videos(self, cfg: TrainConfig) -> None:
+        """The videos a resumed run trains on, and those it holds out, must stay what they were:
+        validation videos it already trained on would choose ``best.pt`` dishonestly."""
+        saved = self.resumed.get("config") or {}
+        was, now = saved.get("data") or {}, cfg.to_dict()["data"]
+        before = {k: was.get(k, 0.0 if k == "val_fraction" else now[k])  # older runs: no hold-out
+                  for k in ("dataset", "split", "val_fraction")}
+        changed = [f"--{k.replace('_', '-')} {v} -> {now[k]}" for k, v in before.items() if v != now[k]]
+        if now["val_fraction"] and (saved.get("run") or {}).get("seed", cfg.run.seed) != cfg.run.seed:
+            changed.append(f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the validation groups)")
+        if changed:
+            raise ValueError(
+                f"--resume: {self.path / LAST} was trained on other videos ({'; '.join(changed)}); "
+                "continuing would train on held-out videos or report on ones already trained on. "
+                "Keep the run's data settings, or start a new run (another --out) from its weights "
+                f"with --weights {self.path / LAST}"
+            )
 
     def start(self, cfg: TrainConfig, classes: list[str], record: dict[str, Any]) -> None:
         """Write ``config.yaml`` and the log's start (or resume) line; a fresh run first removes
@@ -180,9 +204,10 @@ class RunDir:
         self._config, self._classes = cfg.to_dict(), list(classes)
         if not self.is_main:
             return
-        if self.resumed is None:
-            for stale in (BEST, LOG, CURVES):
+        if self.resumed is None:  # --overwrite: nothing of the replaced run may be mistaken for this one's
+            for stale in (LAST, BEST, LOG, CURVES, *(p.name for p in self.path.glob("eval_*"))):
                 (self.path / stale).unlink(missing_ok=True)
+            shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
         else:
             self._repair_log(RunState.from_dict(self.resumed["progress"]))
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
@@ -238,7 +263,8 @@ class RunDir:
                                optimizer=optimizer, scaler=scaler, progress=state.to_dict(),
                                metrics=metrics, selection="validation" if name == BEST else "last")
         try:
-            save_checkpoint(self.path / name, ckpt)
+            with self.guard():
+                save_checkpoint(self.path / name, ckpt)
         except OSError as err:
             kept = (f"the previous {name} is intact" if (self.path / name).exists()
                     else f"no {name} was written before")

@@ -7,7 +7,9 @@ a job; Ctrl-C sends SIGINT. :class:`StopRequest` turns each into a request the t
 honours at the next optimiser step boundary: all ranks agree on it in the step's all-reduce,
 ``last.pt`` is written, and the run ends with :class:`TrainingStopped` (exit code 128 + the
 signal's number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1). ``--resume`` then ends with the weights an
-uninterrupted run would have. A second signal while stopping does what the signal normally does.
+uninterrupted run would have. A second signal while stopping does what the signal normally does,
+except while a checkpoint is being written (:meth:`StopRequest.writing`): then it waits for the
+write to finish, so the checkpoint on disk is always a whole one.
 
 DataLoader workers ignore these signals (:func:`ignore_stop_signals`): a scheduler signals every
 process of the job, and a worker that died would take the batch the main process still needs.
@@ -15,8 +17,12 @@ process of the job, and a worker that died would take the batch the main process
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import multiprocessing
 import signal
 import threading
+from collections.abc import Iterator
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1")
                      if hasattr(signal, name))
@@ -46,6 +52,8 @@ class StopRequest:
         self.signum: int | None = None
         self.announce = announce
         self._previous: dict[int, object] = {}
+        self._writing = False
+        self._deferred: int | None = None
 
     @property
     def requested(self) -> bool:
@@ -62,16 +70,66 @@ class StopRequest:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """A section a second signal must not cut (a checkpoint being written): its own
+        behaviour (KeyboardInterrupt, termination) happens when the section ends."""
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+            if self._deferred is not None:
+                self._act(self._deferred)
+
     def _handle(self, signum: int, frame) -> None:
-        if self.signum is not None:  # asked twice: the signal's own behaviour, now
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            signal.raise_signal(signum)
-            return
-        self.signum = signum
-        print(self.announce.format(signal=signal.Signals(signum).name), flush=True)
+        if self.signum is None:
+            self.signum = signum
+            print(self.announce.format(signal=signal.Signals(signum).name), flush=True)
+        elif self._writing:
+            self._deferred = signum
+            print(f"{signal.Signals(signum).name} again: stopping once the checkpoint being written "
+                  "is complete", flush=True)
+        else:
+            self._act(signum)
+
+    def _act(self, signum: int) -> None:
+        """Asked twice: the signal's own behaviour, now."""
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        signal.raise_signal(signum)
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """DataLoader ``worker_init_fn``: leave stopping to the main process."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+_reaper = False
+
+
+def stop_safe_worker_init():
+    """The ``worker_init_fn`` of rrn's DataLoaders (:func:`ignore_stop_signals`), called in the
+    main process when a loader is built.
+
+    Workers that ignore SIGTERM would outlive a main process that ends with an error:
+    multiprocessing ends daemonic children at exit with SIGTERM and then waits for them, forever.
+    So an exit hook (run before multiprocessing's) kills any such worker still alive.
+    """
+    global _reaper
+    if not _reaper:
+        atexit.register(_kill_daemonic_children)
+        _reaper = True
+    return ignore_stop_signals
+
+
+def _kill_daemonic_children() -> None:
+    children = [c for c in multiprocessing.active_children() if c.daemon]
+    if not children:
+        return
+    if hasattr(signal, "SIGCHLD"):  # torch's handler would raise "worker killed" mid-hook
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(timeout=5)
