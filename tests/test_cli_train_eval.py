@@ -128,6 +128,12 @@ def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsy
     assert mean["mean_over_splits"]["video_top1"] == pytest.approx(
         (one["video_top1"] + two["video_top1"]) / 2)
     assert "mean over splits [1, 2]" in capsys.readouterr().out
+    # {split} in --out too: one folder per split, the mean in the folder they share
+    assert main(["eval", pattern, "--split", "1", "2", "--data-root", str(data), "--workers", "0",
+                 "--no-progress", "--which", "last", "--out", str(tmp_path / "ev" / "split{split}")]) == 0
+    assert (tmp_path / "ev" / "split1" / "eval_split1.json").exists()
+    assert (tmp_path / "ev" / "split2" / "eval_split2.json").exists()
+    assert json.loads((tmp_path / "ev" / "eval_mean.json").read_text())["splits"] == [1, 2]
     # one checkpoint for several splits would test on its own training videos
     assert main(["eval", str(trained), "--splits", "1", "2"]) == 2
     assert "put {split} in the path" in capsys.readouterr().err

@@ -50,6 +50,14 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     assert "MoveLeft/v_MoveLeft_g02_c01: not a readable video" in text
     assert "MoveRight/v_MoveRight_g01_c01: listed at" in text and "2 problem(s) in 8 listed videos" in text
 
+    # an unwritable --cache-dir: one line before any video, not one failure per video
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["cache", "--data-root", str(out), "--missing", "skip", "--no-progress",
+                 "--cache-dir", str(blocked / "c")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write to the output directory {blocked / 'c'}" in err and "--cache-dir" in err
+
     # cache: the missing video stops it before any work (config error), then --missing skip works.
     assert main(["cache", "--data-root", str(out), "--no-progress", "--workers", "1"]) == 2
     assert "testlist01.txt:1" in capsys.readouterr().err

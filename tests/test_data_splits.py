@@ -151,6 +151,8 @@ def test_custom_list_files(tmp_path):
         load_split("list", root, root, train_list=tr, test_list=te)
     with pytest.raises(SplitError, match="both --train-list and --test-list"):
         load_split("list", root, train_list=tr)
+    with pytest.raises(SplitError, match="--split-dir .*nowhere is not a folder"):  # a typo
+        load_split("list", root, tmp_path / "nowhere", train_list=tr, test_list=te)
 
 
 def test_class_folders_three_fold_by_group(tmp_path):

@@ -133,3 +133,9 @@ def test_cli_errors(tmp_path, capsys):
     assert "not one of onnx, torchscript" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for fmt in ("onnx", "torchscript"):  # an unwritable --out: one line, before any tracing
+        assert main(["export", str(run), "--out", str(blocked / "x"), "--format", fmt]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot write to the output directory {blocked / 'x'}" in err and len(err.strip().splitlines()) == 1

@@ -385,6 +385,23 @@ def test_the_command_line_parses_without_importing_torch():
     assert out.stdout.strip() == "False"  # `rrn --help` and Ctrl-C stay instant
 
 
+def test_no_readable_training_or_test_video_is_an_error_not_a_nan_success(synth, reference, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth, data, ignore=shutil.ignore_patterns(".rrn-cache"))
+    for video in data.glob("*/*.avi"):
+        video.write_bytes(b"not a video")
+    assert main(argv(data, tmp_path / "r", "--epochs", "1", "--val-every", "0")) == 2
+    err = capsys.readouterr().err
+    assert "epoch 1 trained on no chunk: all" in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "last.pt").exists()
+    assert main(["eval", str(reference), "--data-root", str(data), "--split-dir", str(data),
+                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "no video could be evaluated: all" in err and "Traceback" not in err
+
+
 def test_files_honour_the_umask(synth, tmp_path):
     old = os.umask(0o022)
     try:

@@ -94,8 +94,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def check_writable(directory: str | os.PathLike) -> Path:
-    """Create ``directory`` and prove a file can be written there, before any training.
+def check_writable(directory: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create ``directory`` and prove a file can be written there, before any work (``flag``:
+    the option that chose it, named in the error).
 
     Raises:
         OSError: with a message naming the directory, when it cannot be created or written.
@@ -109,7 +110,7 @@ def check_writable(directory: str | os.PathLike) -> Path:
     except OSError as err:
         raise OSError(
             f"cannot write to the output directory {directory} ({err.strerror or err}); "
-            "choose another --out"
+            f"choose another {flag}"
         ) from None
     return directory
 

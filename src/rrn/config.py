@@ -383,7 +383,8 @@ class EvalConfig:
     batch_size: int = 32
     """Clips (chunks, or chunk views) per forward pass."""
     out: str | None = None
-    """Folder for the results (default: the checkpoint's folder)."""
+    """Folder for the results (default: the checkpoint's folder); {split} becomes the split
+    evaluated."""
     views: Literal["center", "3crop"] = "center"
     """Spatial views of every chunk: center (one centre crop, the paper's protocol) or 3crop
     (three crops of the frame resized to short side --frame-size, at both ends and the middle of

@@ -122,7 +122,7 @@ def evaluate_checkpoint(
     choice = checkpoint_choice(ckpt_path, ckpt)
     if choice["chosen_by"] == "test" and info.is_main:
         print(f"rrn eval: warning: {ckpt_path} was chosen by {choice['description']}", file=sys.stderr)
-    out_dir = Path(settings.out) if settings.out else ckpt_path.parent
+    out_dir = Path(settings.out.replace("{split}", str(cfg.data.split))) if settings.out else ckpt_path.parent
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
@@ -178,7 +178,7 @@ def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context:
                    "device": str(device), "world_size": info.world_size},
         "config": cfg.to_dict(),
     }
-    out_dir = Path(settings.out) if settings.out else ckpt_path.parent
+    out_dir = Path(settings.out.replace("{split}", str(cfg.data.split))) if settings.out else ckpt_path.parent
     return evaluate_probs(
         res["video_probs"], res["labels"], data.classes, out_dir=out_dir, stem=f"eval_split{d.split}",
         chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids, extra=extra,
@@ -218,7 +218,8 @@ def evaluate_run(
     mean = mean_file = None
     if info.is_main and len(targets) > 1:
         mean = mean_over_splits(results)
-        out = Path(settings.out) if settings.out else Path(os.path.commonpath(
-            [str(Path(r["checkpoint"]).parent.resolve()) for r in results]))
+        folders = ([settings.out.replace("{split}", str(r["split"])) for r in results] if settings.out
+                   else [str(Path(r["checkpoint"]).parent) for r in results])
+        out = Path(os.path.commonpath([str(Path(f).resolve()) for f in folders]))  # the folder they share
         mean_file = atomic_write_json(out / "eval_mean.json", mean)
     return {"results": results, "mean": mean, "mean_file": mean_file}

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rrn.checkpoint import check_writable
 from rrn.data.sampling import default_short_side
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -145,8 +146,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx", *,
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose onnx or torchscript")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(out)  # one line naming the folder, before any graph is traced
     model = model.eval()
     desc = describe(model, fmt)
     step_args, chunk_args = _example_inputs(model, desc)

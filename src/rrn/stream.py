@@ -653,7 +653,7 @@ def check_outputs(spec: SourceSpec, out: str | None, json_path: str | None) -> N
     for flag, path in given:
         if spec.kind == "file" and path.resolve() == Path(spec.target).resolve():
             raise ValueError(f"{flag} {path} is the source video: it would be overwritten; write elsewhere")
-        check_writable(path.parent)  # before the stream is opened, not at its first frame
+        check_writable(path.parent, flag)  # before the stream is opened, not at its first frame
 
 
 def stream_source(model, source: str, config, *, sampling: Sampling | None = None,

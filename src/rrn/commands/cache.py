@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rrn.checkpoint import check_writable
     from rrn.data import FrameSource, build_cache, default_cache_dir
     from rrn.data.cache import estimate_cache
     from rrn.train import resolve_workers
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     split = d.load_split()
     source = FrameSource(d.sampling(), cache_dir=d.cache_dir or default_cache_dir(d.data_root),
                          decoder=d.decoder, cache_format=d.cache_format, cache_quality=d.cache_quality)
+    check_writable(source.cache.root, "--cache-dir")  # one line now, not one failure per video
     fmt = "npy" if d.cache_format == "npy" else f"jpeg, quality {d.cache_quality}"
     print(f"cache {source.cache.root} ({d.sampling().describe()}; writes {fmt})", flush=True)
     estimate = estimate_cache(split.train + split.test, source)

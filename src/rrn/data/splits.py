@@ -151,6 +151,8 @@ def load_split(
     if not root.is_dir():
         raise SplitError(f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files")
     split_dir = Path(split_dir) if split_dir is not None else root
+    if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
+        raise SplitError(f"--split-dir {split_dir} is not a folder; pass the folder of the split files")
     entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list)
     out = _records(entries, classes, _Resolver(root, folders=folders))
     if out.missing:

@@ -90,7 +90,8 @@ def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) 
     skipped = sorted({i for part in rdist.all_gather_objects(skipped) for i in part})
     order = sorted(merged)
     if not order:
-        raise RuntimeError("no test video could be evaluated (all were skipped)")
+        raise ValueError(f"no video could be evaluated: all {len(skipped)} were skipped as unreadable "
+                         "(the warnings above say why; rrn check-data lists every problem)")
     chunk_probs = torch.cat([merged[vi][1] for vi in order])  # (C, K)
     counts = torch.tensor([merged[vi][1].shape[0] for vi in order])
     chunk_video = torch.repeat_interleave(torch.arange(len(order)), counts)  # (C,)

@@ -189,7 +189,11 @@ def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunS
             t0 = time.perf_counter()
             loader, schedule = create_train_loader(data.train, plan, state.epoch, state.step_in_epoch,
                                                    cfg, info, device)
-            train_one_epoch(model, loader, schedule, optimizer, state, ctx, on_step)
+            totals = train_one_epoch(model, loader, schedule, optimizer, state, ctx, on_step)
+            if not totals.chunks:
+                raise ValueError(f"epoch {state.epoch + 1} trained on no chunk: all {len(data.train)} training "
+                                 "chunks were skipped as unreadable (the warnings above say why; rrn "
+                                 "check-data lists every problem)")
             record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
             _end_epoch(run, record, model, optimizer, scaler, state, cfg)
