@@ -429,3 +429,16 @@ def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt):
         report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert report.already_cached == 0 and report.videos == 1
     assert _grey(source.cache.get(v, SAMPLING)) == list(range(12))
+
+
+def test_entries_of_the_other_format_are_kept_and_said_so(tmp_path):
+    v = video(tmp_path / "a.avi")
+    records = [VideoRecord(v, 0, "a")]
+    build_cache(records, FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="jpeg"), progress=False)
+    npy = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="npy")
+    report = build_cache(records, npy, progress=False)
+    assert report.already_cached == 1 and report.other_format == 1
+    text = report.summary("npy", npy.cache.root)
+    assert "1 of them are in the other format than npy" in text and f"remove {npy.cache.root}" in text
+    assert "other format" not in build_cache(records, FrameSource(SAMPLING, cache_dir=tmp_path / "c",
+                                                                  cache_format="jpeg"), progress=False).summary()

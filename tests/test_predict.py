@@ -65,6 +65,9 @@ def test_timeline_png(setup, tmp_path):
 def test_timeline_names_for_several_videos():
     assert str(timeline_path("out.png", "a/v1.avi", many=False)) == "out.png"
     assert str(timeline_path("plots/out.png", "a/v1.avi", many=True)) == "plots/out-v1.png"
+    taken = set()  # two videos with one stem (two folders, a video and its frame folder)
+    assert [str(timeline_path("t.png", v, True, taken)) for v in ("a/v1.avi", "b/v1.avi", "c/v1")] == [
+        "t-v1.png", "t-v1-2.png", "t-v1-3.png"]
 
 
 def test_cli_json_and_errors(setup, tmp_path, capsys):

@@ -273,6 +273,13 @@ def test_resume_with_another_architecture(synth, reference, tmp_path, capsys):
     assert "--arch resnet18 -> resnet34" in err and f"--weights {run / 'last.pt'}" in err
 
 
+def test_a_class_mismatch_names_the_first_difference():
+    from rrn.evaluation import class_difference
+
+    assert class_difference(["a", "b", "c"], ["a", "c", "b"]) == "class 1 is 'b' in the checkpoint, 'c' in the data"
+    assert class_difference(["a", "b"], ["a", "b", "c"]) == "2 classes vs 3"
+
+
 def test_a_checkpoint_whose_config_disagrees_with_its_weights(reference, tmp_path, capsys):
     ckpt = torch.load(reference / "last.pt", weights_only=True)
     ckpt["model_config"]["arch"] = "resnet50"  # crafted: says resnet50, holds resnet18 weights

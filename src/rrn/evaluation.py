@@ -79,6 +79,14 @@ def eval_config(ckpt: Mapping[str, Any], name: str, overrides: Mapping[str, Mapp
     return resolve_config([(name, saved), ("flags", {**overrides, "data": data})], quiet=[name])
 
 
+def class_difference(trained: list[str], data: list[str]) -> str:
+    """The first way two class lists differ, in words."""
+    if len(trained) != len(data):
+        return f"{len(trained)} classes vs {len(data)}"
+    i = next(i for i, (a, b) in enumerate(zip(trained, data)) if a != b)
+    return f"class {i} is {trained[i]!r} in the checkpoint, {data[i]!r} in the data"
+
+
 def evaluate_checkpoint(
     path: str | os.PathLike,
     *,
@@ -115,9 +123,9 @@ def evaluate_checkpoint(
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
-            f"the classes of {ckpt_path} ({len(ckpt['classes'])}) differ from those of "
-            f"{cfg.data.split_dir or cfg.data.data_root} ({len(data.classes)}); evaluate on the "
-            "dataset it was trained on"
+            f"the classes of {ckpt_path} differ from those of {cfg.data.split_dir or cfg.data.data_root} "
+            f"({class_difference(list(ckpt['classes']), data.classes)}); evaluate on the dataset it "
+            "was trained on, with its class index"
         )
     choice = checkpoint_choice(ckpt_path, ckpt)
     if choice["chosen_by"] == "test" and info.is_main:

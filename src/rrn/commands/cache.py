@@ -57,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
                   "--cache-dir, --format jpeg or a smaller --short-side", file=sys.stderr, flush=True)
     report = build_cache(split.train + split.test, source, workers=resolve_workers(cfg.run.workers),
                          progress=cfg.run.progress)
-    print(report.summary())
+    print(report.summary(d.cache_format, source.cache.root))
     return 1 if report.failures else 0

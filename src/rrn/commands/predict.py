@@ -45,11 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def timeline_path(base: str, video: str, many: bool) -> Path:
+def timeline_path(base: str, video: str, many: bool, taken: set[Path] | None = None) -> Path:
+    """``base``, or with several videos ``base-<video stem>.png``; a name already in ``taken``
+    (two videos with one stem) gets ``-2``, ``-3``... instead of overwriting the first plot."""
     out = Path(base)
     if not many:
         return out
-    return out.with_name(f"{out.stem}-{Path(video).stem}{out.suffix or '.png'}")
+    stem, suffix = f"{out.stem}-{Path(video).stem}", out.suffix or ".png"
+    path, n = out.with_name(stem + suffix), 1
+    while taken is not None and path in taken:
+        n += 1
+        path = out.with_name(f"{stem}-{n}{suffix}")
+    if taken is not None:
+        taken.add(path)
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--top must be >= 1, got {args.top}")
     device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo())
     predictor = Predictor(args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which)
-    results, failed = [], 0
+    results, failed, plots = [], 0, set()
     for video, pred in zip(args.videos, predictor.predict_all(args.videos, top=args.top)):
         if isinstance(pred, FailedVideo):  # reported, and the other videos still get their answer
             failed += 1
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         record = pred.to_json()
         if args.timeline:
-            out = timeline_path(args.timeline, video, len(args.videos) > 1)
+            out = timeline_path(args.timeline, video, len(args.videos) > 1, plots)
             predictor.plot_timeline(pred, out, top=args.top)
             record["timeline"] = str(out)
         results.append(record)

@@ -239,28 +239,36 @@ class CacheReport:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     """``(video_id, reason)`` of every video that could not be cached."""
+    other_format: int = 0
+    """Entries already there in the other format (kept: both are read)."""
 
-    def summary(self) -> str:
+    def summary(self, fmt: str | None = None, root: Path | None = None) -> str:
         lines = [
             f"cached {self.videos} videos ({self.already_cached} were already cached), "
             f"{self.frames} frames, {self.bytes / 1e6:.1f} MB on disk in {self.seconds:.1f} s; "
             f"{len(self.failures)} failed"
         ]
+        if self.other_format:
+            lines.append(f"  {self.other_format} of them are in the other format than {fmt or 'asked for'} "
+                         "and were kept as they are (training reads both); to rewrite them, remove "
+                         f"{root or 'the cache folder'} and run rrn cache again")
         lines += [f"  FAILED {vid}: {reason}" for vid, reason in self.failures]
         return "\n".join(lines)
 
 
-def _cache_one(task) -> tuple[str, int, int, bool, str | None]:
-    """Worker: ensure one video is cached. Returns (video_id, frames, bytes on disk, was_cached, error)."""
+def _cache_one(task) -> tuple[str, int, int, bool, str | None, bool]:
+    """Worker: ensure one video is cached. Returns (video_id, frames, bytes on disk, was_cached,
+    error, whether its entry is in the other format)."""
     source, path, video_id = task
     try:
         frames, was_cached = source.ensure_cached(path, strict=True)
         entry = source.cache.find(path, source.sampling)
-        return video_id, len(frames), entry.stat().st_size if entry else 0, was_cached, None
+        other = entry is not None and not entry.name.endswith(SUFFIX[source.cache.format])
+        return video_id, len(frames), entry.stat().st_size if entry else 0, was_cached, None, other
     except VideoDecodeError as err:
-        return video_id, 0, 0, False, err.reason
+        return video_id, 0, 0, False, err.reason, False
     except OSError as err:
-        return video_id, 0, 0, False, f"{type(err).__name__}: {err}"
+        return video_id, 0, 0, False, f"{type(err).__name__}: {err}", False
 
 
 @dataclass
@@ -399,7 +407,8 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
     bar = tqdm(total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr)
 
     def account(result) -> None:
-        video_id, n, nbytes, was_cached, error = result
+        video_id, n, nbytes, was_cached, error, other = result
+        report.other_format += other
         if error is not None:
             report.failures.append((video_id, error))
             bar.write(f"warning: skipped {video_id}: {error}")
