@@ -1,6 +1,7 @@
 """Kinetics, Something-Something v2 and mmaction2 rawframes: parsers, layouts, bad lines, frames."""
 
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -219,13 +220,14 @@ def test_rawframes_refuses_fps_in_the_config():
 @pytest.mark.parametrize("layout", ["kinetics", "ssv2", "rawframes"])
 def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     ucf = make_synthetic_dataset(tmp_path / "ucf", classes=2, videos_per_class=4, frames=4, size=16)
-    assert main(["synth", str(tmp_path / layout), "--classes", "2", "--videos-per-class", "4",
+    out = tmp_path / f"my {layout}"  # a space: the printed flags must still paste into a shell
+    assert main(["synth", str(out), "--classes", "2", "--videos-per-class", "4",
                  "--frames", "4", "--size", "16", "--layout", layout]) == 0
     text = capsys.readouterr().out
-    assert f"wrote 8 videos of 2 classes to {tmp_path / layout} in the {layout} layout" in text
-    info = json.loads((tmp_path / layout / "rrn_synth.json").read_text())
+    assert f"wrote 8 videos of 2 classes to {out} in the {layout} layout" in text
+    info = json.loads((out / "rrn_synth.json").read_text())
     assert f"read it with: {info['flags']}" in text
-    args = build_parser().parse_args(["train", *info["flags"].split()])  # every data flag
+    args = build_parser().parse_args(["train", *shlex.split(info["flags"])])  # every data flag
     from rrn.config import flag_overrides, resolve_config
 
     split = resolve_config([("flags", flag_overrides(args))]).data.load_split()

@@ -293,7 +293,8 @@ def test_cli_one_line_errors_for_sources_that_cannot_be_opened(setup, tmp_path, 
     for source, message in [(str(tmp_path / "missing.mp4"), "no such video file"),
                             (str(bad), f"cannot open file {bad}"),
                             ("http://127.0.0.1:9/stream.mp4", "cannot open network"),
-                            ("/dev/video99", "cannot open camera /dev/video99")]:
+                            ("/dev/video99", "cannot open camera /dev/video99"),
+                            (str(tmp_path), "is a folder")]:
         assert main(["stream", str(run), source, "--timeout", "2"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err

@@ -164,6 +164,19 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> P
     return atomic_save(dict(checkpoint), path)
 
 
+def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; a file it cannot load safely raises ValueError
+    with a one-line reason (a text file, a truncated one, a pickle of classes...)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip file (or a legacy pickle)
+            raise ValueError("not a file written by torch.save")
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated file, pickle with classes, ...
+        raise ValueError((str(err).strip().splitlines() or [type(err).__name__])[0][:200]) from None
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load an rrn checkpoint with ``weights_only=True``.
 
@@ -174,10 +187,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated file, pickle with classes, ...
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise CheckpointError(f"cannot read checkpoint {path} ({reason}); it is damaged, not a "
+        ckpt = load_torch_file(path, map_location)
+    except ValueError as err:
+        raise CheckpointError(f"cannot read checkpoint {path} ({err}); it is damaged, not a "
                               "torch file, or holds more than tensors and plain values") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(

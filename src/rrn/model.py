@@ -492,10 +492,11 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
             f"weights file {path} does not exist; pass weights=None, 'imagenet' or the path of a "
             "torchvision ResNet state dict (.pth)"
         )
+    from rrn.checkpoint import load_torch_file
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - not a torch file, a pickle with classes, truncated
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        obj = load_torch_file(path)
+    except ValueError as reason:
         raise ValueError(
             f"weights file {path} is not a file torch can load safely ({reason}); pass none, "
             "imagenet, a torchvision ResNet state dict (.pth) or an rrn checkpoint (RUN/last.pt)"
@@ -566,9 +567,13 @@ def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor])
     missing = [k for k in result.missing_keys if k not in skipped and k not in ("fc.weight", "fc.bias")]
     not_temporal = [k for k in missing if ".temporal." not in k]
     if not_temporal or result.unexpected_keys:
+        def few(keys: list[str]) -> str:  # a handful of names, not a hundred
+            return (", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")) or "none"
+
         raise ValueError(
-            f"weights do not fit {model.arch}: missing {not_temporal or 'none'}, unexpected "
-            f"{list(result.unexpected_keys) or 'none'}. Pass a state dict of torchvision's {model.arch}."
+            f"weights do not fit {model.arch}: {len(not_temporal)} tensors missing ({few(not_temporal)}), "
+            f"{len(result.unexpected_keys)} unexpected ({few(list(result.unexpected_keys))}). Pass a "
+            f"state dict of torchvision's {model.arch}."
         )
     return {"missing": list(missing), "unexpected": [], "skipped": skipped}
 

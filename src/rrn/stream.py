@@ -109,6 +109,8 @@ def parse_source(source: str, platform: str = sys.platform) -> SourceSpec:
             return SourceSpec(source, "camera", f"video={device}", "dshow")
         target = f"/dev/video{device}" if device.isdigit() else device
         return SourceSpec(source, "camera", target, "v4l2")
+    if Path(source).is_dir():
+        raise SourceError(f"{source} is a folder; rrn stream reads one video file, camera or URL")
     if not Path(source).is_file():
         raise SourceError(f"no such video file: {source} (for a camera give /dev/videoN or "
                           f"camera:N, for a stream a URL such as rtsp://host/path)")

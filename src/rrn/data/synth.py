@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def write_ucf101(out: Path, names: list[str], videos) -> dict:
     (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
     (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
     (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
-    return {"flags": f"--data-root {out}", "videos": len(train_lines) + len(test_lines),
+    return {"flags": f"--data-root {shlex.quote(str(out))}", "videos": len(train_lines) + len(test_lines),
             "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
 
 
@@ -248,7 +249,6 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
     videos = render_dataset(classes=classes, videos_per_class=videos_per_class, frames=frames,
                             size=size, seed=seed)
     written = LAYOUTS[layout](out, class_names(classes), videos)
-    written["flags"] = " ".join(written["flags"].split())
     n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
     (out / "rrn_synth.json").write_text(json.dumps({
         "classes": classes, "videos_per_class": videos_per_class, "frames": frames, "size": size,
