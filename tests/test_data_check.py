@@ -40,6 +40,9 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     assert main(["synth", str(out), "--classes", "2", "--videos-per-class", "4", "--frames", "6",
                  "--size", "16", "--seed", "3"]) == 0
     assert "wrote 8 videos of 2 classes" in capsys.readouterr().out
+    before = (out / "trainlist01.txt").read_text()
+    assert main(["synth", str(out), "--classes", "3"]) == 2  # never over a dataset that is there
+    assert "is not empty" in capsys.readouterr().err and (out / "trainlist01.txt").read_text() == before
     assert main(["check-data", "--data-root", str(out), "--no-progress"]) == 0
     assert "OK: 8 videos, no problems" in capsys.readouterr().out
 

@@ -29,9 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
+    from rrn.cli import UserError
     from rrn.data.synth import make_synthetic_dataset
 
+    target = Path(args.out)
+    if target.is_dir() and any(target.iterdir()):  # e.g. a real dataset's folder, by mistake
+        raise UserError(f"{target} is not empty: rrn synth writes split files and class folders that "
+                        "would replace or mix with what is there; choose a new or empty folder")
     out = make_synthetic_dataset(args.out, classes=args.classes, videos_per_class=args.videos_per_class,
                                  frames=args.frames, size=args.size, seed=args.seed, layout=args.layout)
     info = json.loads((out / "rrn_synth.json").read_text())
