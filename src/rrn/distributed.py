@@ -2,7 +2,8 @@
 
 DDP is on when torchrun's environment says so (``WORLD_SIZE`` > 1, with ``RANK`` and
 ``LOCAL_RANK``), or, without torchrun, SLURM's (``srun`` with several tasks: ``SLURM_PROCID``,
-``SLURM_NTASKS``, ``SLURM_LOCALID``; the first host of the job's node list is the rendezvous);
+``SLURM_STEP_NUM_TASKS`` or ``SLURM_NTASKS``, ``SLURM_LOCALID``; the first host of the job's node
+list is the rendezvous);
 the backend is NCCL on CUDA and gloo on CPU. Without torchrun every helper
 degrades to the single-process case, so the engine has one code path.
 
@@ -47,8 +48,9 @@ class DistInfo:
 
 def dist_info_from_env(env: dict[str, str] | None = None) -> DistInfo:
     """Where this process sits: torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``; else, for
-    processes started by SLURM's ``srun`` (one task per GPU), ``SLURM_PROCID``, ``SLURM_NTASKS``,
-    ``SLURM_LOCALID``; absent = a single process."""
+    processes started by SLURM's ``srun`` (one task per GPU), ``SLURM_PROCID``, the step's
+    ``SLURM_STEP_NUM_TASKS`` (else the job's ``SLURM_NTASKS``), ``SLURM_LOCALID``; absent = a
+    single process."""
     env = os.environ if env is None else env
     tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)  # srun's step, else the job's
     if "WORLD_SIZE" not in env and tasks > 1 and "SLURM_PROCID" in env:
@@ -138,6 +140,15 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if is_enabled():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def any_true(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every process when ``flag`` is true on any."""
+    if not is_enabled():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

@@ -197,7 +197,7 @@ def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunS
             record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
             _end_epoch(run, record, model, optimizer, scaler, state, cfg)
-            if _all_agree(ctx.stop.requested, device):
+            if rdist.any_true(ctx.stop.requested, device):
                 raise StopAtStep()
     except StopAtStep:
         run.save(LAST, model, optimizer, scaler, state)
@@ -207,17 +207,12 @@ def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunS
         raise _explained(err, run, cfg) from None
 
 
-def _all_agree(flag: bool, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is true on any."""
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    return bool(rdist.all_reduce_sum(t).item() > 0)
-
-
 def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
            info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets,
            missing: list) -> None:
     """Write the run's config and first log line; print what is about to happen."""
     n_val = len(data.val) if data.val is not None else 0
+    precision = precision_name(cfg.run.amp, device)
     selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
                  if n_val else "none (no --val-fraction): the run's result is last.pt")
     run.start(cfg, classes, {
@@ -227,27 +222,23 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
         "selection": selection, "chunks_per_step": plan.chunks_per_step,
         "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
         "missing_videos": {side: sum(m.side == side for m in missing) for side in ("train", "test")},
-        "precision": precision_name(cfg.run.amp, device),
+        "precision": precision,
     })
     _note_data(run, cfg, missing)
-    _note_precision(run, cfg, device)
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        run.print("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
+                  "is emulated and slower than full precision; use --amp none")
     skips = ",".join(cfg.model.skip) or "none"
     run.print(
         f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
         f"{len(data.train)} train chunks, {n_val} validation + {len(data.test)} test videos | "
         f"{plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
-        f"{info.world_size} x {device} {precision_name(cfg.run.amp, device)} | {init_note} -> {run.path}\n"
+        f"{info.world_size} x {device} {precision} | {init_note} -> {run.path}\n"
         f"rrn train: checkpoint selection: {selection}"
         + ("; the test split is watched (logged as test_*), never used to choose" if cfg.run.watch_test else "")
     )
     if state.epoch >= cfg.optim.epochs:
         run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
-
-
-def _note_precision(run: RunDir, cfg: TrainConfig, device: torch.device) -> None:
-    if device.type == "cpu" and amp_dtype(cfg.run.amp, device) is not None and not cpu_has_native_bf16():
-        run.print("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
-                  "is emulated and slower than full precision; use --amp none")
 
 
 def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
