@@ -442,3 +442,19 @@ def test_entries_of_the_other_format_are_kept_and_said_so(tmp_path):
     assert "1 of them are in the other format than npy" in text and f"remove {npy.cache.root}" in text
     assert "other format" not in build_cache(records, FrameSource(SAMPLING, cache_dir=tmp_path / "c",
                                                                   cache_format="jpeg"), progress=False).summary()
+
+
+def test_the_estimate_measures_the_format_it_will_write(tmp_path):
+    """Entries an earlier run wrote in the other format are kept, but say nothing about the
+    size of what this run writes: the estimate measures new entries in its own format."""
+    from rrn.data.cache import estimate_cache
+
+    recs = [VideoRecord(video(tmp_path / f"v{i}.avi", n=10), 0, f"v{i}") for i in range(4)]
+    sampling = Sampling(sample_every=5, short_side=16)
+    build_cache(recs[:2], FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="jpeg"),
+                progress=False)  # v0, v1 as JPEG
+    est = estimate_cache(recs, FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="npy"),
+                         probe=10, measure=2)
+    npy = sorted((tmp_path / "c").rglob("*.npy"))
+    assert est.format == "npy" and len(npy) == 2  # v2, v3 written as .npy and measured
+    assert est.bytes_per_frame == sum(f.stat().st_size for f in npy) / (2 + 2)

@@ -58,12 +58,14 @@ from pathlib import Path
 import numpy as np
 
 from rrn.checkpoint import honour_umask
+from rrn.config import CACHE_FORMATS
 from rrn.data.cache_entries import (
     OPENERS,
     SUFFIX,
     CachedFrames,
     CacheEntryError,
     NpyFrames,
+    entry_format,
     write_jpeg,
     write_npy,
 )
@@ -75,7 +77,6 @@ from rrn.procs import pool_worker_init
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
 DEFAULT_CACHE_DIRNAME = ".rrn-cache"
-CACHE_FORMATS = ("jpeg", "npy")
 
 
 def default_cache_dir(data_root) -> Path:
@@ -161,9 +162,8 @@ class FrameCache:
         file = self.find(path, sampling)
         if file is None:
             return None  # nothing cached, or the video itself is gone: nothing can be trusted
-        fmt = next(f for f, suffix in SUFFIX.items() if file.name.endswith(suffix))
         try:
-            entry = OPENERS[fmt](file)
+            entry = OPENERS[entry_format(file)](file)
             self._check_promise(entry, Path(path), sampling, against_container=verify)
             if verify:
                 entry.verify()
@@ -263,7 +263,7 @@ def _cache_one(task) -> tuple[str, int, int, bool, str | None, bool]:
     try:
         frames, was_cached = source.ensure_cached(path, strict=True)
         entry = source.cache.find(path, source.sampling)
-        other = entry is not None and not entry.name.endswith(SUFFIX[source.cache.format])
+        other = entry is not None and entry_format(entry) != source.cache.format
         return video_id, len(frames), entry.stat().st_size if entry else 0, was_cached, None, other
     except VideoDecodeError as err:
         return video_id, 0, 0, False, err.reason, False
@@ -309,7 +309,9 @@ def _size(n: float) -> str:
 
 
 def _measure(paths, source, measure: int) -> tuple[int, int]:
-    """Cache up to ``measure`` of ``paths`` (work ``build_cache`` then skips); their frames, bytes."""
+    """Cache up to ``measure`` of ``paths`` (work ``build_cache`` then skips); the frames and
+    bytes of their entries in the cache's format (entries of the other format, kept from an
+    earlier run, say nothing about what this one writes)."""
     frames = nbytes = done = 0
     for path in paths:
         if done == measure:
@@ -319,7 +321,7 @@ def _measure(paths, source, measure: int) -> tuple[int, int]:
             entry = source.cache.find(path, source.sampling)
         except (VideoDecodeError, OSError):
             continue
-        if entry is not None:
+        if entry is not None and entry_format(entry) == source.cache.format:
             frames, nbytes, done = frames + len(got), nbytes + entry.stat().st_size, done + 1
     return frames, nbytes
 

@@ -27,6 +27,11 @@ import numpy as np
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
 
 SUFFIX = {"npy": ".npy", "jpeg": ".jpgs"}
+
+
+def entry_format(file: Path) -> str:
+    """The format of an entry file (``"npy"`` or ``"jpeg"``), from its suffix."""
+    return next(fmt for fmt, suffix in SUFFIX.items() if file.name.endswith(suffix))
 _NPY_TAIL = struct.Struct("<8sIII")  # magic, N, H, W (after N uint32 CRCs)
 _NPY_MAGIC = b"RRNCRC01"
 _JPG_HEAD = struct.Struct("<8sIIII")  # magic, N, H, W, quality
