@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.data.decode import VideoDecodeError, resized_shape
+from rrn.data.decode import VideoDecodeError, resized_shape, to_rgb
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
 from rrn.data.sampling import every_kth
 
@@ -85,8 +85,7 @@ def resize_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if rgb.shape[:2] == size:
         return rgb
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="AREA").to_ndarray()
+    return to_rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), size)
 
 
 def read_frame_folder(folder, *, sample_every: int = 10, fps: float | None = None,

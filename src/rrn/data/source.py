@@ -97,12 +97,12 @@ class FrameSource:
                 frames.fallback = lambda err: self._redecode(path, len(frames), err)
                 return frames, True
         frames = read_frames(path, self.sampling, self.decoder)
-        stored = self._store(path, frames, strict)
-        return (frames if stored is None else stored), False
+        return self._store(path, frames, strict), False
 
-    def _store(self, path, frames: np.ndarray, strict: bool) -> np.ndarray | CachedFrames | None:
-        """Write ``frames`` to the cache; what it now holds for ``path`` (``frames`` without one;
-        None if another process removed the entry before it was read back)."""
+    def _store(self, path, frames: np.ndarray, strict: bool) -> np.ndarray | CachedFrames:
+        """Write ``frames`` to the cache; what it now holds for ``path`` (``frames`` themselves
+        without a cache, for ``npy``, or if another process removed the entry before it was read
+        back)."""
         if self.cache is None:
             return frames
         try:
@@ -112,14 +112,15 @@ class FrameSource:
                 raise
             warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
             return frames
-        return self.cache.get(path, self.sampling) if self.cache.format == "jpeg" else frames
+        if self.cache.format != "jpeg":
+            return frames
+        stored = self.cache.get(path, self.sampling)
+        return frames if stored is None else stored
 
     def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray | CachedFrames:
         """A cache entry failed a check while being read: decode again, rewrite, serve that."""
         warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
-        decoded = read_frames(path, self.sampling, self.decoder)
-        stored = self._store(path, decoded, strict=False)
-        frames = decoded if stored is None else stored  # None: removed again before read back
+        frames = self._store(path, read_frames(path, self.sampling, self.decoder), strict=False)
         if len(frames) != expected:  # the caller chose its frames from the entry's count
             raise VideoDecodeError(path, f"its cache entry held {expected} frames, the video gives "
                                    f"{len(frames)}; rewritten, used from the next epoch on")

@@ -386,9 +386,21 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
                 continue
             entries.append((side, rel, label, src, lineno))
     if classes is None:
-        entries = _without_label_gaps(entries, ind)
-        classes = [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
+        entries, classes = numbered_classes(entries, ind)
     return entries, classes
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` (a video id, a class label) can be one file or folder name: not empty,
+    no path separator, not ``.`` or ``..``."""
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+
+
+def numbered_classes(entries: list[Entry], ind: Path) -> tuple[list[Entry], list[str]]:
+    """Entries and classes ``"0", "1", ...`` of a list without a class index (``ind`` is where
+    one would be): see :func:`_without_label_gaps`."""
+    entries = _without_label_gaps(entries, ind)
+    return entries, [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
 
 
 def _without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:

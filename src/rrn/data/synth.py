@@ -183,6 +183,18 @@ class SynthVideo:
         return f"v_{self.name}_g{self.group:02d}_c{self.clip:02d}"
 
 
+def group_counts(videos_per_class: int) -> tuple[int, int]:
+    """``(groups, test groups)`` of a class: clips of one group share a look; the first ~25%
+    of the groups are the test side."""
+    n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
+    return n_groups, max(1, round(n_groups / 4))
+
+
+def shell_word(path) -> str:
+    """``path`` as one shell word (the flags printed for a dataset are pasted into a shell)."""
+    return shlex.quote(str(path))
+
+
 def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: int, seed: int):
     """Render every video (see the module docstring); groups ``1..~25%`` are the test side.
 
@@ -190,9 +202,8 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
         :class:`SynthVideo` s, class by class.
     """
     names = class_names(classes)
-    n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
+    n_groups, n_test_groups = group_counts(videos_per_class)
     per_group = math.ceil(videos_per_class / n_groups)
-    n_test_groups = max(1, round(n_groups / 4))
     looks = [_group_look(np.random.default_rng((seed, 0, g))) for g in range(n_groups)]
     for k, name in enumerate(names):
         for v in range(videos_per_class):
@@ -213,7 +224,7 @@ def write_ucf101(out: Path, names: list[str], videos) -> dict:
     (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
     (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
     (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
-    return {"flags": f"--data-root {shlex.quote(str(out))}", "videos": len(train_lines) + len(test_lines),
+    return {"flags": f"--data-root {shell_word(out)}", "videos": len(train_lines) + len(test_lines),
             "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
 
 
@@ -249,12 +260,12 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
     videos = render_dataset(classes=classes, videos_per_class=videos_per_class, frames=frames,
                             size=size, seed=seed)
     written = LAYOUTS[layout](out, class_names(classes), videos)
-    n_groups = max(2, math.ceil(videos_per_class / CLIPS_PER_GROUP))
+    n_groups, n_test_groups = group_counts(videos_per_class)
     (out / "rrn_synth.json").write_text(json.dumps({
         "classes": classes, "videos_per_class": videos_per_class, "frames": frames, "size": size,
         "seed": seed, "layout": layout, "flags": written["flags"], "videos": written["videos"],
         "train": str(written["train"]), "test": str(written["test"]), "groups": n_groups,
-        "test_groups": list(range(1, max(1, round(n_groups / 4)) + 1)),
+        "test_groups": list(range(1, n_test_groups + 1)),
         "note": "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3",
     }, indent=2) + "\n")
     return out

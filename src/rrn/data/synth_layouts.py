@@ -21,10 +21,9 @@ Each writer returns the flags that read its layout (also stored in ``rrn_synth.j
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
-from rrn.data.synth import write_ucf101, write_video
+from rrn.data.synth import shell_word, write_ucf101, write_video
 
 #: Something-Something v2 templates for the four named directions (real SSv2 classes).
 SSV2_TEMPLATES = {
@@ -53,7 +52,7 @@ def write_kinetics(out: Path, names: list[str], videos) -> dict:
     for side, lines in rows.items():
         (out / f"{side}.csv").write_text("label,youtube_id,time_start,time_end,split\n"
                                          + "".join(f"{line}\n" for line in lines))
-    return {"flags": f"--dataset kinetics --data-root {_q(out)}", "videos": sum(map(len, rows.values())),
+    return {"flags": f"--dataset kinetics --data-root {shell_word(out)}", "videos": sum(map(len, rows.values())),
             "train": out / "train.csv", "test": out / "validate.csv"}
 
 
@@ -75,7 +74,7 @@ def write_ssv2(out: Path, names: list[str], videos) -> dict:
     (out / "something-something-v2-labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     for side, items in entries.items():
         (out / f"something-something-v2-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
-    return {"flags": f"--dataset ssv2 --data-root {_q(out)} --no-hflip",
+    return {"flags": f"--dataset ssv2 --data-root {shell_word(out)} --no-hflip",
             "videos": sum(map(len, entries.values())),
             "train": out / "something-something-v2-train.json",
             "test": out / "something-something-v2-validation.json"}
@@ -92,16 +91,11 @@ def write_rawframes(out: Path, names: list[str], videos) -> dict:
     for side, items in lines.items():
         (out / f"{side}_list.txt").write_text("".join(f"{line}\n" for line in items))
     (out / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    return {"flags": f"--dataset rawframes --data-root {_q(out / 'rawframes')} --split-dir {_q(out)} "
-                     f"--train-list {_q(out / 'train_list.txt')} --test-list {_q(out / 'test_list.txt')}",
+    return {"flags": f"--dataset rawframes --data-root {shell_word(out / 'rawframes')} --split-dir {shell_word(out)} "
+                     f"--train-list {shell_word(out / 'train_list.txt')} --test-list {shell_word(out / 'test_list.txt')}",
             "videos": sum(map(len, lines.values())),
             "train": out / "train_list.txt", "test": out / "test_list.txt"}
 
 
 LAYOUTS = {"ucf101": write_ucf101, "kinetics": write_kinetics, "ssv2": write_ssv2,
            "rawframes": write_rawframes}
-
-
-def _q(path) -> str:
-    """``path`` as a shell word (the printed flags are pasted into a shell)."""
-    return shlex.quote(str(path))

@@ -19,7 +19,7 @@ import csv
 import io
 from pathlib import Path
 
-from rrn.data.splits import Entry, SplitError, _bad_line, read_split_text
+from rrn.data.splits import Entry, SplitError, _bad_line, is_plain_name, read_split_text
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("validate", "val")}
@@ -59,15 +59,10 @@ def video_name(row: dict[str, str], path: Path, line: int) -> str | None:
         _bad_line(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
                   "must be whole seconds with time_start < time_end")
         return None
-    if not yid or "/" in yid or "\\" in yid or yid in (".", ".."):
+    if not is_plain_name(yid):
         _bad_line(f"{path}:{line}: youtube_id {yid!r} is not a video id")
         return None
     return f"{yid}_{int(start):06d}_{int(end):06d}"
-
-
-def _usable_label(label: str) -> bool:
-    """A label that can name a class folder (not empty, no path separator, not . or ..)."""
-    return bool(label) and "/" not in label and "\\" not in label and label not in (".", "..")
 
 
 def _candidates(side: str, label: str, name: str) -> tuple[str, ...]:
@@ -92,7 +87,7 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, **_) -> tuple[lis
                              f"kinetics expects the {side} videos there (in class folders or flat)")
     files = {"train": split_dir / "train.csv", "test": split_dir / "validate.csv"}
     rows = {side: read_csv(path) for side, path in files.items()}
-    classes = sorted({r["label"] for _, r in rows["train"] if _usable_label(r["label"])})
+    classes = sorted({r["label"] for _, r in rows["train"] if is_plain_name(r["label"])})
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
     for side, path in files.items():
@@ -101,7 +96,7 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, **_) -> tuple[lis
             if name is None:
                 continue
             if row["label"] not in index:
-                why = "cannot name a class folder" if not _usable_label(row["label"]) else \
+                why = "cannot name a class folder" if not is_plain_name(row["label"]) else \
                     f"is not a class of {files['train']}"
                 _bad_line(f"{path}:{line}: label {row['label']!r} {why}")
                 continue

@@ -18,7 +18,7 @@ from rrn.data.splits import (
     _bad_line,
     _check_relative,
     _lines,
-    _without_label_gaps,
+    numbered_classes,
     read_class_index,
 )
 
@@ -60,6 +60,5 @@ def parse_rawframes(*, split_dir: Path, train_list=None, test_list=None,
                 rel, label, frames = got
                 entries.append((side, rel, label, src, lineno, frames))
     if classes is None:  # labels 0..largest: one past an unused label is refused, as for --dataset list
-        entries = _without_label_gaps(entries, ind)
-        classes = [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
+        entries, classes = numbered_classes(entries, ind)
     return entries, classes, True

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrn.data.splits import Entry, SplitError, _bad_line, read_split_text
+from rrn.data.splits import Entry, SplitError, _bad_line, is_plain_name, read_split_text
 
 LABELS = "something-something-v2-labels.json"
 FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
@@ -83,7 +83,7 @@ def _entry(item: Any, index: dict[str, int], path: Path, line: int) -> tuple[str
         _bad_line(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
         return None
     vid = str(item["id"])
-    if not vid or "/" in vid or "\\" in vid or vid in (".", ".."):
+    if not is_plain_name(vid):
         _bad_line(f"{path}:{line}: id {vid!r} is not a video id")
         return None
     name = item["template"].replace("[", "").replace("]", "")
