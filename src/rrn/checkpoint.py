@@ -11,8 +11,9 @@ loaded from an untrusted source with ``weights_only=True``::
 
 A run directory keeps ``last.pt`` (written every ``--checkpoint-every`` steps and at each epoch
 end) and, when a validation split is carved from the training videos, ``best.pt`` (the best
-validation accuracy). No checkpoint is ever chosen on the test split. Every write goes to a temporary file in the same directory that is then
-renamed over the target, so a crash mid-write never leaves a truncated checkpoint.
+validation accuracy). No checkpoint is ever chosen on the test split. Every write goes to a
+temporary file in the same directory that is then renamed over the target, so a crash
+mid-write never leaves a truncated checkpoint.
 """
 
 from __future__ import annotations

@@ -79,6 +79,12 @@ def eval_config(ckpt: Mapping[str, Any], name: str, overrides: Mapping[str, Mapp
     return resolve_config([(name, saved), ("flags", {**overrides, "data": data})], quiet=[name])
 
 
+def results_dir(settings: EvalConfig, split: int, ckpt_path: Path) -> Path:
+    """Where the results of ``split`` go: ``--out`` with ``{split}`` filled in, else the
+    checkpoint's folder."""
+    return Path(settings.out.replace("{split}", str(split))) if settings.out else ckpt_path.parent
+
+
 def class_difference(trained: list[str], data: list[str]) -> str:
     """The first way two class lists differ, in words."""
     if len(trained) != len(data):
@@ -130,14 +136,15 @@ def evaluate_checkpoint(
     choice = checkpoint_choice(ckpt_path, ckpt)
     if choice["chosen_by"] == "test" and info.is_main:
         print(f"rrn eval: warning: {ckpt_path} was chosen by {choice['description']}", file=sys.stderr)
-    out_dir = Path(settings.out.replace("{split}", str(cfg.data.split))) if settings.out else ckpt_path.parent
+    out_dir = results_dir(settings, cfg.data.split, ckpt_path)
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
     if not info.is_main:
         return None
-    return _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device)
+    return _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info,
+                  device, out_dir)
 
 
 def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
@@ -165,7 +172,7 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
 
 
 def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context: int,
-           settings: EvalConfig, info, device) -> dict[str, Any]:
+           settings: EvalConfig, info, device, out_dir: Path) -> dict[str, Any]:
     d = cfg.data
     views = EvalViews.named(settings.views, settings.flip)
     ids = [data.test[i].video_id for i in res["video_index"].tolist()]
@@ -186,7 +193,6 @@ def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context:
                    "device": str(device), "world_size": info.world_size},
         "config": cfg.to_dict(),
     }
-    out_dir = Path(settings.out.replace("{split}", str(cfg.data.split))) if settings.out else ckpt_path.parent
     return evaluate_probs(
         res["video_probs"], res["labels"], data.classes, out_dir=out_dir, stem=f"eval_split{d.split}",
         chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids, extra=extra,
@@ -226,8 +232,7 @@ def evaluate_run(
     mean = mean_file = None
     if info.is_main and len(targets) > 1:
         mean = mean_over_splits(results)
-        folders = ([settings.out.replace("{split}", str(r["split"])) for r in results] if settings.out
-                   else [str(Path(r["checkpoint"]).parent) for r in results])
-        out = Path(os.path.commonpath([str(Path(f).resolve()) for f in folders]))  # the folder they share
+        folders = [results_dir(settings, r["split"], Path(r["checkpoint"])) for r in results]
+        out = Path(os.path.commonpath([str(f.resolve()) for f in folders]))  # the folder they share
         mean_file = atomic_write_json(out / "eval_mean.json", mean)
     return {"results": results, "mean": mean, "mean_file": mean_file}

@@ -690,14 +690,11 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         frames = read_frames(container, video, config.realtime and not spec.live, spec.name)
         live = LiveFrames(frames) if config.realtime else None
         batches = live if live is not None else ([f] for f in frames)
+        outputs.writer = AnnotatedWriter(config.out, rate) if config.out else None  # opens at frame 1
         try:
-            outputs.writer = AnnotatedWriter(config.out, rate) if config.out else None
             outputs.events = EventLog(config.json) if config.json else None
         except OSError as err:
-            if outputs.writer is not None:
-                outputs.writer.close()
-            raise OSError(f"cannot write {err.filename or config.out or config.json} "
-                          f"({err.strerror or err})") from None
+            raise OSError(f"cannot write {config.json} ({err.strerror or err})") from None
         if outputs.events is not None:
             outputs.events.write("start", **_start_record(recognizer, spec, rate, config))
         return run_stream(recognizer, batches, outputs, StreamSummary(source), rate, stop)

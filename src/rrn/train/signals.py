@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import multiprocessing
 import signal
 import threading
@@ -105,9 +106,6 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-_reaper = False
-
-
 def stop_safe_worker_init():
     """The ``worker_init_fn`` of rrn's DataLoaders (:func:`ignore_stop_signals`), called in the
     main process when a loader is built.
@@ -116,11 +114,14 @@ def stop_safe_worker_init():
     multiprocessing ends daemonic children at exit with SIGTERM and then waits for them, forever.
     So an exit hook (run before multiprocessing's) kills any such worker still alive.
     """
-    global _reaper
-    if not _reaper:
-        atexit.register(_kill_daemonic_children)
-        _reaper = True
+    _register_reaper()
     return ignore_stop_signals
+
+
+@functools.cache
+def _register_reaper() -> None:
+    """Once per process: the exit hook of :func:`stop_safe_worker_init`."""
+    atexit.register(_kill_daemonic_children)
 
 
 def _kill_daemonic_children() -> None:
