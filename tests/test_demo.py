@@ -44,6 +44,8 @@ def test_quick_demo_trains_evaluates_and_reports_three_models(demo):
     assert (demo / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
     report = (demo / "report.md").read_text()
+    assert ("last checkpoint (nothing selected): video-level, all N//T chunks (T=1), 1 centre crop; "
+            "video-level, all N//T chunks (T=2), 1 centre crop;") in report
     assert all(label in report for label in LABELS)
     assert format_table(rows) in report
     for paragraph in verdict(rows, quick.classes, quick.frame_size):

@@ -121,7 +121,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
             "key": key, "model": label, "skip": skip,
             "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],
             "train_s": train_s, "eval_s": eval_s, "num_videos": result["num_videos"],
-            "num_chunks": result["num_chunks"],
+            "num_chunks": result["num_chunks"], "protocol": result["protocol"],
         })
     total_s = time.perf_counter() - start
     report = write_report(out, rows, settings, seed, total_s, quick)
@@ -199,6 +199,10 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
         f"Total time {total_s:.0f} s on {os.cpu_count()} CPU cores.",
         "",
         format_table(rows),
+        "",
+        f"Errors on the {rows[0]['num_videos']} test videos of each model's last checkpoint "
+        f"(nothing selected): {'; '.join(dict.fromkeys(r['protocol'] for r in rows))}; clip error "
+        "per chunk.",
         "",
         *[p + "\n" for p in verdict(rows, settings.classes, settings.frame_size)],
         "## Training curves",
