@@ -328,6 +328,18 @@ def test_resume_cannot_change_which_videos_are_held_out(synth, reference, tmp_pa
     assert "--val-fraction 0.0 -> 0.25" in err and "--weights" in err
 
 
+def test_resuming_a_finished_run_writes_nothing(synth, reference, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "done"
+    shutil.copytree(reference, run)  # 2 epochs, finished
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"}
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--lr", "0.5", "--no-progress"]) == 0
+    assert "already finished 2 epoch(s)" in capsys.readouterr().out
+    # config.yaml still describes the weights in last.pt (not --lr 0.5), the log gained no record
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"} == files
+
+
 def test_overwrite_removes_everything_of_the_replaced_run_first(synth, reference, tmp_path):
     import shutil
 

@@ -210,7 +210,13 @@ def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunS
 def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
            info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets,
            missing: list) -> None:
-    """Write the run's config and first log line; print what is about to happen."""
+    """Write the run's config and first log line; print what is about to happen. A resumed run
+    that has nothing left to train writes nothing: its config.yaml and log still describe the
+    weights in last.pt, whatever flags this resume was given."""
+    if state.epoch >= cfg.optim.epochs:
+        run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained or "
+                  "written; raise --epochs to continue")
+        return
     n_val = len(data.val) if data.val is not None else 0
     precision = precision_name(cfg.run.amp, device)
     selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
@@ -237,8 +243,6 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
         f"rrn train: checkpoint selection: {selection}"
         + ("; the test split is watched (logged as test_*), never used to choose" if cfg.run.watch_test else "")
     )
-    if state.epoch >= cfg.optim.epochs:
-        run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); raise --epochs to continue")
 
 
 def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
