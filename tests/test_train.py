@@ -390,3 +390,24 @@ def test_precision_benchmark_quick_mode(tmp_path):
     assert len(rows) == 4 and rows[0].endswith("| 1.00x |")
     assert all(float(r.split("|")[2]) > 0 for r in rows)
     assert "native bf16: " in out.read_text()
+
+
+def test_the_run_log_is_strict_json_when_a_number_is_not_finite(tmp_path):
+    import json
+
+    from rrn.checkpoint import json_text
+    from rrn.config import TrainConfig
+    from rrn.train import RunDir
+
+    def refuse(constant):  # what jq, JavaScript and strict JSON libraries do with NaN / Infinity
+        raise ValueError(constant)
+
+    record = {"loss": float("nan"), "acc": [0.5, float("inf")], "n": 3, "ok": True}
+    assert json.loads(json_text(record), parse_constant=refuse) == {"loss": None, "acc": [0.5, None],
+                                                                   "n": 3, "ok": True}
+    run = RunDir.open(tmp_path / "r", resume=False, overwrite=False)
+    run.start(TrainConfig(), ["a", "b"], {"val_loss": float("nan")})
+    run.log({"kind": "epoch", "epoch": 1, "train_loss": float("-inf")})
+    run.close()
+    lines = [json.loads(line, parse_constant=refuse) for line in (tmp_path / "r" / "log.jsonl").open()]
+    assert lines[0]["val_loss"] is None and lines[1]["train_loss"] is None

@@ -19,6 +19,7 @@ mid-write never leaves a truncated checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -91,8 +92,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text), "w")
 
 
+def json_text(obj: Any, **kwargs) -> str:
+    """``json.dumps`` that stays strict JSON: a NaN or infinite float (a loss over no chunk, an
+    accuracy over no video) is written as ``null``, which every JSON reader accepts (``NaN`` is
+    Python's extension; jq, JavaScript and most JSON libraries refuse it)."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return atomic_write_text(path, json_text(obj, indent=2, sort_keys=False) + "\n")
 
 
 def check_writable(directory: str | os.PathLike, flag: str = "--out") -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrn.checkpoint import atomic_write_text
+from rrn.checkpoint import atomic_write_json, atomic_write_text
 from rrn.config import EvalConfig
 
 #: (key, label, --skip) of the three models, in the order they are trained.
@@ -222,8 +222,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
     lines += ["Reproduce: `rrn demo" + (" --quick" if quick else "") + f" --seed {seed}`."]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
-    atomic_write_text(out / "results.json", json.dumps({"rows": rows, "seconds": total_s,
-                                                        "settings": settings.__dict__}, indent=2))
+    atomic_write_json(out / "results.json", {"rows": rows, "seconds": total_s, "settings": settings.__dict__})
     return path
 
 

@@ -29,7 +29,6 @@ then delivered at its frame rate, as a live source would be.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
@@ -46,7 +45,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from rrn.checkpoint import check_writable
+from rrn.checkpoint import check_writable, json_text
 from rrn.data.decode import checked_frames, error_text, resized_shape, stream_rate, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
 
@@ -348,7 +347,7 @@ class EventLog:
 
     def write(self, record_type: str, /, **record) -> None:
         """One line: ``{"type": record_type, **record}``."""
-        self._file.write(json.dumps({"type": record_type, **record}) + "\n")
+        self._file.write(json_text({"type": record_type, **record}) + "\n")
         self._file.flush()
 
     def close(self) -> None:

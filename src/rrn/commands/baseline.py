@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rrn.config import BaselineConfig, add_dataclass_arguments, from_flags
 
@@ -22,11 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rrn.baselines import run_baseline
+    from rrn.checkpoint import json_text
 
     cfg = from_flags(BaselineConfig, args, "baseline")
     result = run_baseline(cfg)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "per_class"}, indent=2))
+        print(json_text({k: v for k, v in result.items() if k != "per_class"}, indent=2))
     else:
         print(f"{cfg.model} stage {cfg.stage}{' znorm' if cfg.znorm else ''}: video error "
               f"{result['video_error']:.3f} (top-5 {result['video_top5']:.3f}) on "

@@ -8,7 +8,6 @@ is 1 when any video failed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -62,6 +61,7 @@ def timeline_path(base: str, video: str, many: bool, taken: set[Path] | None = N
 
 
 def run(args: argparse.Namespace) -> int:
+    from rrn.checkpoint import json_text
     from rrn.cli import UserError
     from rrn.distributed import DistInfo, resolve_device
     from rrn.predict import FailedVideo, Predictor
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print_prediction(record, predictor.context)
     if args.json:
-        print(json.dumps({"checkpoint": str(predictor.path), "videos": results}, indent=2))
+        print(json_text({"checkpoint": str(predictor.path), "videos": results}, indent=2))
     if failed:
         print(f"rrn predict: {failed} of {len(args.videos)} videos could not be classified",
               file=sys.stderr)

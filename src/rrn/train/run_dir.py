@@ -32,6 +32,7 @@ from rrn.checkpoint import (
     LAST,
     atomic_write_text,
     check_writable,
+    json_text,
     load_checkpoint,
     make_checkpoint,
     save_checkpoint,
@@ -230,7 +231,7 @@ class RunDir:
         logged = {r["epoch"] for r in kept if r.get("kind") == "epoch"}
         kept += [r for r in state.history if r.get("epoch") not in logged]
         if len(kept) != len(lines):
-            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(path, "".join(json_text(r) + "\n" for r in kept))
 
     def log(self, record: dict[str, Any], step: int | None = None) -> None:
         """Append a line to ``log.jsonl`` (and its numbers to TensorBoard at ``step``)."""
@@ -238,7 +239,7 @@ class RunDir:
             return
         record = {**record, "time": round(time.time(), 3)}
         with open(self.path / LOG, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json_text(record) + "\n")
         if self._tb is not None and step is not None:
             for key, value in record.items():
                 if isinstance(value, int | float) and not isinstance(value, bool) and key != "time":
