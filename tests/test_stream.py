@@ -202,6 +202,36 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
     assert [e["frame"] for e in events if e["type"] == "frame"] == list(range(0, 11, 2))
 
 
+def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_path, capsys,
+                                                                     monkeypatch):
+    from rrn.stream import AnnotatedWriter
+    from rrn.train.signals import StopRequest
+
+    model, _, video = setup
+    close = AnnotatedWriter.close
+
+    def impatient_close(self):  # the user presses Ctrl-C again while the video is finalised
+        signal.raise_signal(signal.SIGINT)
+        close(self)
+
+    def first_ctrl_c(pred, summary):
+        if pred.index == 10:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(AnnotatedWriter, "close", impatient_close)
+    cfg = StreamConfig(out=str(tmp_path / "a.mp4"), json=str(tmp_path / "e.jsonl"))
+    try:
+        with StopRequest() as stop:
+            summary = stream_source(model, str(video), cfg, on_prediction=first_ctrl_c, stop=stop)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C cut the closing of the outputs: no summary")
+    assert summary.status == "interrupted" and summary.frames == 11
+    assert len(_decode_all(tmp_path / "a.mp4")) == 11
+    end = _events(tmp_path / "e.jsonl")[-1]
+    assert end["type"] == "end" and end["status"] == "interrupted" and end["frames"] == 11
+    assert "SIGINT again: already stopping, closing the outputs" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path, capsys, signum, rc):
     """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete."""

@@ -29,6 +29,7 @@ then delivered at its frame rate, as a live source would be.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -554,8 +555,15 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         summary.wall = time.perf_counter() - start
         if summary.last_time is not None:
             summary.end_time = summary.last_time + 1.0 / rate
-        _finish(outputs, summary, segments)
+        with _closing(stop):
+            _finish(outputs, summary, segments)
     return summary
+
+
+def _closing(stop):
+    """While the outputs close, a second Ctrl-C must not cut their last records (``stop``'s
+    :meth:`~rrn.train.signals.StopRequest.closing`; nothing without one)."""
+    return stop.closing() if hasattr(stop, "closing") else contextlib.nullcontext()
 
 
 def _next_batch(batches: Iterator[list[SourceFrame]], summary: StreamSummary):
@@ -698,9 +706,11 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
             outputs.events.write("start", **_start_record(recognizer, spec, rate, config))
         return run_stream(recognizer, batches, outputs, StreamSummary(source), rate, stop)
     finally:
-        # A reader thread still inside FFmpeg (a network read) must not see its container closed.
-        if live is None or live.close():
-            container.close()
+        # A reader thread still inside FFmpeg (a network read) must not see its container closed;
+        # live.close() waits for it at most 2 s.
+        with _closing(stop):
+            if live is None or live.close():
+                container.close()
 
 
 def _start_record(recognizer: Recognizer, spec: SourceSpec, rate: float, config) -> dict:

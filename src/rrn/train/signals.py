@@ -54,6 +54,7 @@ class StopRequest:
         self.announce = announce
         self._previous: dict[int, object] = {}
         self._writing = False
+        self._closing = False
         self._deferred: int | None = None
 
     @property
@@ -83,10 +84,24 @@ class StopRequest:
             if self._deferred is not None:
                 self._act(self._deferred)
 
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[None]:
+        """The short, bounded end of a stop (outputs being closed, a summary being written): a
+        second signal is announced and otherwise ignored, so that what the first one asked for
+        (complete outputs and their summary) is not cut off at its last moment."""
+        before, self._closing = self._closing, True
+        try:
+            yield
+        finally:
+            self._closing = before
+
     def _handle(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
             print(self.announce.format(signal=signal.Signals(signum).name), flush=True)
+        elif self._closing:
+            print(f"{signal.Signals(signum).name} again: already stopping, closing the outputs",
+                  flush=True)
         elif self._writing:
             self._deferred = signum
             print(f"{signal.Signals(signum).name} again: stopping once the checkpoint being written "
