@@ -129,6 +129,29 @@ def test_float16_halves_the_storage(synth, feats, split, tmp_path, capsys):
     assert meta["float16"] is True and meta["stages"] == [4]
 
 
+def test_a_folder_of_other_settings_is_not_resumed(synth, feats, tmp_path, capsys):
+    out = tmp_path / "f"
+    shutil.copytree(feats, out)
+    (out / "extraction.json").unlink()  # a folder from before extraction.json: features.json tells
+    assert main(features_argv(synth, out, "--frame-size", "48")) == 2
+    err = capsys.readouterr().err
+    assert "other settings (frame_size 32 -> 48; short_side 37 -> 55)" in err and "another --out" in err
+    assert main(features_argv(synth, out)) == 0  # the same settings resume: nothing extracted again
+    assert "0 videos written, 8 already there" in capsys.readouterr().out
+    assert main(features_argv(synth, out, "--float16")) == 2
+    assert "float16 False -> True" in capsys.readouterr().err
+
+
+def test_a_checkpoint_source_records_its_own_architecture(synth, tmp_path, capsys):
+    from runs import save_run
+
+    run = save_run(tmp_path / "r34", arch="resnet34", sample_every=EVERY)
+    assert main(features_argv(synth, tmp_path / "f", "--source", str(run), "--stages", "4")) == 0
+    meta = json.loads((tmp_path / "f" / "features.json").read_text())
+    assert meta["arch"] == "resnet34" and meta["source"] == str(run.resolve())  # not --arch resnet18
+    assert json.loads((tmp_path / "f" / "extraction.json").read_text())["arch"] == "resnet34"
+
+
 @pytest.mark.parametrize("stages", ["2,5", "x"])
 def test_bad_stages_are_a_user_error(synth, tmp_path, capsys, stages):
     assert main(features_argv(synth, tmp_path / "f", "--stages", stages)) == 2

@@ -39,6 +39,7 @@ from rrn.data.decode import VideoDecodeError
 
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
+EXTRACTION_FILE = "extraction.json"  # the settings, written before the first video
 
 
 # ------------------------------------------------------------------------------ extraction
@@ -186,6 +187,8 @@ def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> Feature
     info, device = rdist.init_distributed(cfg.run.device)
     try:
         model = load_feature_model(feats.source, cfg.model.arch, device)
+        settings = extraction_settings(model, cfg, feats)
+        claim_features_folder(feats.out, settings, info.is_main)
         report = extract_features(
             records, feats.out, model=model, source=FrameSource.from_config(cfg.data),
             frame_size=cfg.data.frame_size, stages=feats.stages, float16=feats.float16,
@@ -194,15 +197,45 @@ def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> Feature
         )
         rdist.barrier()
         if info.is_main:
-            d = cfg.data
             write_features_meta(feats.out, records, subsets, split.classes, feats.stages,
-                                info.world_size, source=feats.source, arch=cfg.model.arch,
-                                sample_every=d.sample_every, fps=d.fps, frame_size=d.frame_size,
-                                short_side=d.sampling().short_side, float16=feats.float16)
+                                info.world_size, **{k: v for k, v in settings.items() if k != "stages"})
     finally:
         if owner:
             rdist.cleanup()
     return report
+
+
+def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfig) -> dict[str, Any]:
+    """Everything a video's stored features depend on. ``arch`` is the network's own: an rrn
+    checkpoint's, not ``--arch`` (which only builds the ``imagenet`` / ``none`` networks)."""
+    trained = getattr(model, "train_config", None)
+    d = cfg.data
+    source = str(Path(feats.source).resolve()) if Path(feats.source).exists() else feats.source
+    return {"source": source, "arch": trained.model.arch if trained else cfg.model.arch,
+            "sample_every": d.sample_every, "fps": d.fps, "frame_size": d.frame_size,
+            "short_side": d.sampling().short_side, "float16": feats.float16,
+            "stages": list(feats.stages)}
+
+
+def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_main: bool) -> None:
+    """Record ``settings`` in ``OUT/extraction.json``, or refuse a folder whose videos were
+    extracted with other ones: resuming would mix two networks' (or samplings') features.
+
+    Raises:
+        ConfigError: the folder holds features of other settings (each change is named).
+    """
+    path, meta = Path(out) / EXTRACTION_FILE, Path(out) / META_FILE
+    before = json.loads(path.read_text()) if path.exists() else (  # older folders: features.json
+        json.loads(meta.read_text()) if meta.exists() else None)
+    if before is not None:
+        changes = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
+        if changes:
+            raise ConfigError(f"{out} holds features extracted with other settings ({'; '.join(changes)}); "
+                              "extract into another --out, or delete it to start over")
+    rdist.barrier()  # every rank has compared before rank 0 writes
+    if is_main and not path.exists():
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, settings)
 
 
 # ------------------------------------------------------------------------------ classifiers
