@@ -141,10 +141,10 @@ def evaluate_checkpoint(
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
-    if not info.is_main:
-        return None
-    return _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info,
-                  device, out_dir)
+    result = _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings,
+                    info, device, out_dir) if info.is_main else None
+    rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
+    return result
 
 
 def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
