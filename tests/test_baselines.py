@@ -2,6 +2,7 @@
 and the avgpool / GRU classifiers on them (pooling, padding, z-norm statistics, wiring)."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -150,6 +151,13 @@ def test_a_checkpoint_source_records_its_own_architecture(synth, tmp_path, capsy
     meta = json.loads((tmp_path / "f" / "features.json").read_text())
     assert meta["arch"] == "resnet34" and meta["source"] == str(run.resolve())  # not --arch resnet18
     assert json.loads((tmp_path / "f" / "extraction.json").read_text())["arch"] == "resnet34"
+    # a folder from before extraction.json: the source as typed, --arch recorded; it still resumes
+    (tmp_path / "f" / "extraction.json").unlink()
+    meta.update(source=os.path.relpath(run), arch="resnet18")
+    (tmp_path / "f" / "features.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(features_argv(synth, tmp_path / "f", "--source", str(run), "--stages", "4")) == 0
+    assert "0 videos written, 8 already there" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("stages", ["2,5", "x"])

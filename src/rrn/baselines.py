@@ -224,9 +224,8 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
     Raises:
         ConfigError: the folder holds features of other settings (each change is named).
     """
-    path, meta = Path(out) / EXTRACTION_FILE, Path(out) / META_FILE
-    before = json.loads(path.read_text()) if path.exists() else (  # older folders: features.json
-        json.loads(meta.read_text()) if meta.exists() else None)
+    path = Path(out) / EXTRACTION_FILE
+    before = _recorded_settings(Path(out))
     if before is not None:
         changes = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
         if changes:
@@ -236,6 +235,22 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
     if is_main and not path.exists():
         Path(out).mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, settings)
+
+
+def _recorded_settings(out: Path) -> dict[str, Any] | None:
+    """The settings ``out`` was extracted with: ``extraction.json``, or for a folder from before
+    it, its ``features.json`` (whose checkpoint source is recorded as typed and whose ``arch`` is
+    ``--arch``, not the checkpoint's: the path is resolved and the arch left uncompared)."""
+    if (out / EXTRACTION_FILE).exists():
+        return json.loads((out / EXTRACTION_FILE).read_text())
+    if not (out / META_FILE).exists():
+        return None
+    before = json.loads((out / META_FILE).read_text())
+    source = before.get("source")
+    if isinstance(source, str) and source.lower() not in ("imagenet", "none") and Path(source).exists():
+        before["source"] = str(Path(source).resolve())
+        before.pop("arch", None)
+    return before
 
 
 # ------------------------------------------------------------------------------ classifiers
