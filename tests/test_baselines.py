@@ -18,6 +18,7 @@ from rrn.baselines import (
     load_feature_model,
     load_features,
     run_baseline,
+    weights_digest,
     write_features_meta,
     znorm_stats,
 )
@@ -83,6 +84,7 @@ def write_meta(split, out, world_size=1):
     """features.json as `rrn features` writes it once every shard is done."""
     s, records, subsets = split
     return write_features_meta(out, records, subsets, s.classes, (2, 3, 4), world_size, source="none",
+                               weights=weights_digest(load_feature_model("none", "resnet18")),
                                arch="resnet18", sample_every=EVERY, fps=None, frame_size=32,
                                short_side=default_short_side(32), float16=False)
 
@@ -149,7 +151,7 @@ def test_a_checkpoint_source_records_its_own_architecture(synth, tmp_path, capsy
     run = save_run(tmp_path / "r34", arch="resnet34", sample_every=EVERY)
     assert main(features_argv(synth, tmp_path / "f", "--source", str(run), "--stages", "4")) == 0
     meta = json.loads((tmp_path / "f" / "features.json").read_text())
-    assert meta["arch"] == "resnet34" and meta["source"] == str(run.resolve())  # not --arch resnet18
+    assert meta["arch"] == "resnet34" and meta["source"] == str((run / "last.pt").resolve())  # not --arch
     assert json.loads((tmp_path / "f" / "extraction.json").read_text())["arch"] == "resnet34"
     # a folder from before extraction.json: the source as typed, --arch recorded; it still resumes
     (tmp_path / "f" / "extraction.json").unlink()
@@ -157,6 +159,24 @@ def test_a_checkpoint_source_records_its_own_architecture(synth, tmp_path, capsy
     (tmp_path / "f" / "features.json").write_text(json.dumps(meta))
     capsys.readouterr()
     assert main(features_argv(synth, tmp_path / "f", "--source", str(run), "--stages", "4")) == 0
+    assert "0 videos written, 8 already there" in capsys.readouterr().out
+
+
+def test_the_same_extraction_resumes_however_it_is_spelled(synth, tmp_path, capsys):
+    from runs import save_run
+
+    run = save_run(tmp_path / "run", sample_every=EVERY)
+    out = tmp_path / "f"
+    assert main(features_argv(synth, out, "--source", str(run), "--stages", "2,4")) == 0
+    # the run's file instead of its folder, stages in another order: one extraction, resumed
+    assert main(features_argv(synth, out, "--source", str(run / "last.pt"), "--stages", "4,2")) == 0
+    assert "0 videos written, 8 already there" in capsys.readouterr().out
+    save_run(tmp_path / "run", sample_every=EVERY, seed=1)  # trained further in place: other weights
+    assert main(features_argv(synth, out, "--source", str(run), "--stages", "2,4")) == 2
+    assert "other settings (weights " in capsys.readouterr().err
+    keyword = tmp_path / "k"
+    assert main(features_argv(synth, keyword, "--stages", "4")) == 0
+    assert main(features_argv(synth, keyword, "--stages", "4", "--source", "None")) == 0  # a keyword
     assert "0 videos written, 8 already there" in capsys.readouterr().out
 
 

@@ -18,6 +18,7 @@ Both write the same evaluation files as ``rrn eval`` (:func:`rrn.metrics.evaluat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -206,15 +207,26 @@ def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> Feature
 
 
 def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfig) -> dict[str, Any]:
-    """Everything a video's stored features depend on. ``arch`` is the network's own: an rrn
-    checkpoint's, not ``--arch`` (which only builds the ``imagenet`` / ``none`` networks)."""
+    """Everything a video's stored features depend on. ``weights`` is a digest of the network's
+    weights (a checkpoint trained further in place is another network); ``arch`` is the
+    network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
     trained = getattr(model, "train_config", None)
     d = cfg.data
-    source = str(Path(feats.source).resolve()) if Path(feats.source).exists() else feats.source
-    return {"source": source, "arch": trained.model.arch if trained else cfg.model.arch,
-            "sample_every": d.sample_every, "fps": d.fps, "frame_size": d.frame_size,
-            "short_side": d.sampling().short_side, "float16": feats.float16,
-            "stages": list(feats.stages)}
+    keyword = feats.source.lower() in ("imagenet", "none")
+    return {"source": feats.source.lower() if keyword else str(Path(model.checkpoint).resolve()),
+            "weights": weights_digest(model), "arch": trained.model.arch if trained else cfg.model.arch,
+            "sample_every": None if d.fps else d.sample_every, "fps": d.fps,
+            "frame_size": d.frame_size, "short_side": d.sampling().short_side,
+            "float16": feats.float16, "stages": sorted(set(feats.stages))}
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A short SHA-256 of the model's parameters and buffers (names and values)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_main: bool) -> None:
@@ -227,7 +239,8 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
     path = Path(out) / EXTRACTION_FILE
     before = _recorded_settings(Path(out))
     if before is not None:
-        changes = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
+        compared = [k for k in settings if k in before and not (k == "source" and "weights" in before)]
+        changes = [f"{k} {before[k]!r} -> {settings[k]!r}" for k in compared if before[k] != settings[k]]
         if changes:
             raise ConfigError(f"{out} holds features extracted with other settings ({'; '.join(changes)}); "
                               "extract into another --out, or delete it to start over")
@@ -239,17 +252,22 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
 
 def _recorded_settings(out: Path) -> dict[str, Any] | None:
     """The settings ``out`` was extracted with: ``extraction.json``, or for a folder from before
-    it, its ``features.json`` (whose checkpoint source is recorded as typed and whose ``arch`` is
-    ``--arch``, not the checkpoint's: the path is resolved and the arch left uncompared)."""
+    it, its ``features.json`` read as :func:`extraction_settings` would write it (a checkpoint
+    source there is the path as typed and ``arch`` is ``--arch``: neither is compared)."""
     if (out / EXTRACTION_FILE).exists():
         return json.loads((out / EXTRACTION_FILE).read_text())
     if not (out / META_FILE).exists():
         return None
     before = json.loads((out / META_FILE).read_text())
-    source = before.get("source")
-    if isinstance(source, str) and source.lower() not in ("imagenet", "none") and Path(source).exists():
-        before["source"] = str(Path(source).resolve())
+    source = str(before.get("source"))
+    if source.lower() in ("imagenet", "none"):
+        before["source"] = source.lower()
+    else:
+        before.pop("source", None)
         before.pop("arch", None)
+    if before.get("fps"):
+        before["sample_every"] = None
+    before["stages"] = sorted(set(before.get("stages", [])))
     return before
 
 
