@@ -338,6 +338,12 @@ def test_resuming_a_finished_run_writes_nothing(synth, reference, tmp_path, caps
     assert "already finished 2 epoch(s)" in capsys.readouterr().out
     # config.yaml still describes the weights in last.pt (not --lr 0.5), the log gained no record
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"} == files
+    # killed after last.pt, before its epoch record reached the log: the resume puts it back
+    log = run / "log.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert log.read_bytes() == files["log.jsonl"] or json.loads(log.read_text().splitlines()[-1])["kind"] == "epoch"
+    assert (run / "config.yaml").read_bytes() == files["config.yaml"]
 
 
 def test_overwrite_removes_everything_of_the_replaced_run_first(synth, reference, tmp_path):

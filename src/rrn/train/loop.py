@@ -212,8 +212,10 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
            missing: list) -> None:
     """Write the run's config and first log line; print what is about to happen. A resumed run
     that has nothing left to train writes nothing: its config.yaml and log still describe the
-    weights in last.pt, whatever flags this resume was given."""
+    weights in last.pt, whatever flags this resume was given (only log records a kill cut off
+    are put back)."""
     if state.epoch >= cfg.optim.epochs:
+        run.repair_log()
         run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained or "
                   "written; raise --epochs to continue")
         return

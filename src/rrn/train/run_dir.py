@@ -215,6 +215,12 @@ class RunDir:
         self._tb = _tensorboard(self.path)
         self.log({"kind": "start" if self.resumed is None else "resume", **record})
 
+    def repair_log(self) -> None:
+        """Resuming a run with nothing left to train: only put back the log records a kill cut
+        off (``log.jsonl`` then agrees with ``last.pt`` again); nothing else is written."""
+        if self.is_main and self.resumed is not None:
+            self._repair_log(RunState.from_dict(self.resumed["progress"]))
+
     def _repair_log(self, state: RunState) -> None:
         """Cut ``log.jsonl`` back to what the resumed checkpoint holds."""
         path, kept = self.path / LOG, []
