@@ -435,7 +435,9 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
                     for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
                         account(fut.result())
                 except BaseException:  # Ctrl-C: the videos in hand finish, the others are not started
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    # wait=True: the with block's own shutdown(wait=True) would otherwise reset
+                    # cancel_futures before the pool's thread reads it, and every video got cached
+                    pool.shutdown(wait=True, cancel_futures=True)
                     raise
     finally:
         bar.close()
