@@ -41,6 +41,7 @@ from rrn.data.decode import VideoDecodeError
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
 EXTRACTION_FILE = "extraction.json"  # the settings, written before the first video
+NETWORK_KEYWORDS = ("imagenet", "none")  # --source values that name a network, not a checkpoint
 
 
 # ------------------------------------------------------------------------------ extraction
@@ -69,7 +70,7 @@ def load_feature_model(source: str, arch: str = "resnet50", device: str | torch.
     """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn checkpoint."""
     from rrn.model import build_model
 
-    if source.lower() in ("imagenet", "none"):
+    if source.lower() in NETWORK_KEYWORDS:
         weights = None if source.lower() == "none" else "imagenet"
         # a fixed seed: every rank and every resumed run of `--source none` uses one network
         with torch.random.fork_rng(devices=[]):
@@ -212,7 +213,7 @@ def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfi
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
     trained = getattr(model, "train_config", None)
     d = cfg.data
-    keyword = feats.source.lower() in ("imagenet", "none")
+    keyword = feats.source.lower() in NETWORK_KEYWORDS
     return {"source": feats.source.lower() if keyword else str(Path(model.checkpoint).resolve()),
             "weights": weights_digest(model), "arch": trained.model.arch if trained else cfg.model.arch,
             "sample_every": None if d.fps else d.sample_every, "fps": d.fps,
@@ -260,7 +261,7 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
         return None
     before = json.loads((out / META_FILE).read_text())
     source = str(before.get("source"))
-    if source.lower() in ("imagenet", "none"):
+    if source.lower() in NETWORK_KEYWORDS:
         before["source"] = source.lower()
     else:
         before.pop("source", None)

@@ -210,7 +210,7 @@ class RunDir:
                 (self.path / stale).unlink(missing_ok=True)
             shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
         else:
-            self._repair_log(RunState.from_dict(self.resumed["progress"]))
+            self.repair_log()
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
         self._tb = _tensorboard(self.path)
         self.log({"kind": "start" if self.resumed is None else "resume", **record})
