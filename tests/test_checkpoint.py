@@ -8,8 +8,6 @@ from torch import nn
 
 from rrn.checkpoint import (
     CheckpointError,
-    atomic_save,
-    check_writable,
     find_checkpoint,
     load_checkpoint,
     load_weights_into,
@@ -18,6 +16,7 @@ from rrn.checkpoint import (
     unwrap,
 )
 from rrn.config import TrainConfig
+from rrn.files import atomic_save, check_writable
 
 
 class Tiny(nn.Module):

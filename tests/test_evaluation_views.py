@@ -6,8 +6,7 @@ from torch import nn
 
 from rrn.data import ClipTransform, EvalViews, FrameSource, Sampling, VideoChunkDataset, VideoRecord
 from rrn.data.synth import write_video
-from rrn.train.builders import create_eval_loader
-from rrn.train.evaluate import evaluate
+from rrn.evaluation import create_eval_loader, evaluate
 
 
 class LeftOrRight(nn.Module):

@@ -13,7 +13,7 @@ from rrn import evaluation
 from rrn.cli import main
 from rrn.config import ConfigError
 from rrn.experiment import cell_config, load_grid, parse_sets, parse_value, run_grid
-from rrn.train import resolve_skips
+from rrn.model import resolve_skips
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_GRIDS = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
@@ -61,9 +61,9 @@ def grid(synth, tmp_path_factory):
     path = write_grid(root / "tiny.yaml", synth, TRAIN_CELLS)
     out = root / "out"
     workers = []
-    real = evaluation.create_eval_loader
+    real = evaluation.run.create_eval_loader
     with pytest.MonkeyPatch.context() as mp:  # see which DataLoader the evaluation asks for
-        mp.setattr(evaluation, "create_eval_loader",
+        mp.setattr(evaluation.run, "create_eval_loader",
                    lambda ds, **kw: workers.append(kw["workers"]) or real(ds, **kw))
         assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert workers == [0, 0]  # the grid's `workers: 0` holds for the evaluation too

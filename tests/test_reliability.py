@@ -18,8 +18,7 @@ from faults import CrashAfter, SimulatedCrash
 from rrn.cli import main
 from rrn.data import load_split, make_synthetic_dataset
 from rrn.data.holdout import carve_validation, group_of
-from rrn.train import Hook, fit
-from rrn.train.signals import TrainingStopped
+from rrn.train import Hook, TrainingStopped, fit
 from runs import tiny_train_argv as argv
 from runs import train_config as config_of
 
@@ -378,7 +377,7 @@ def test_settings_that_would_fail_later_are_refused_first():
 
 
 def test_a_second_signal_waits_for_the_checkpoint_being_written(capsys):
-    from rrn.train.signals import StopRequest
+    from rrn.runtime.signals import StopRequest
 
     written = []
     with pytest.raises(KeyboardInterrupt):
@@ -555,7 +554,7 @@ def test_stale_cache_temporaries_are_removed_and_fresh_ones_kept(tmp_path):
 
 
 def test_umask_is_read_without_changing_it():
-    from rrn.checkpoint import current_umask
+    from rrn.files import current_umask
 
     old = os.umask(0o027)
     try:
@@ -572,7 +571,7 @@ def test_an_error_in_a_loader_worker_ends_the_process(tmp_path):
     script.write_text(
         "import torch\n"
         "from torch.utils.data import DataLoader, Dataset\n"
-        "from rrn.train.signals import stop_safe_worker_init\n"
+        "from rrn.runtime.signals import stop_safe_worker_init\n"
         "class D(Dataset):\n"
         "    def __len__(self): return 16\n"
         "    def __getitem__(self, i):\n"

@@ -204,8 +204,8 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_path, capsys,
                                                                      monkeypatch):
+    from rrn.runtime.signals import StopRequest
     from rrn.stream import AnnotatedWriter
-    from rrn.train.signals import StopRequest
 
     model, _, video = setup
     close = AnnotatedWriter.close

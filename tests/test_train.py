@@ -11,12 +11,12 @@ from torch import nn
 from faults import NanAt
 from rrn.config import OptimConfig
 from rrn.distributed import ResumableDistributedSampler, StepBatchSampler
+from rrn.evaluation import evaluate
 from rrn.train import (
     EpochTotals,
     NonFiniteLossError,
     RunState,
     StepContext,
-    evaluate,
     freeze_stages,
     lr_at,
     train_one_epoch,
@@ -212,7 +212,7 @@ def test_grad_scaler_path_matches_unscaled_training():
 
 
 def test_amp_dtype():
-    from rrn.train import amp_dtype
+    from rrn.runtime import amp_dtype
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert amp_dtype("auto", cpu) is None  # full precision on CPU unless bf16 is asked for
@@ -260,8 +260,7 @@ def test_bf16_step_on_cpu_keeps_fp32_weights_and_tracks_the_fp32_loss():
 )
 def test_resolve_skips(model_cfg, expected):
     from rrn.config import ModelConfig
-    from rrn.model import skips_for_context
-    from rrn.train import resolve_skips
+    from rrn.model import resolve_skips, skips_for_context
 
     assert resolve_skips(ModelConfig(arch="resnet18", **model_cfg)) == expected
     if "context" in model_cfg and "skip" not in model_cfg:
@@ -270,7 +269,7 @@ def test_resolve_skips(model_cfg, expected):
 
 def test_resolve_skips_names_an_unknown_block():
     from rrn.config import ModelConfig
-    from rrn.train import resolve_skips
+    from rrn.model import resolve_skips
 
     with pytest.raises(ValueError, match="block9"):
         resolve_skips(ModelConfig(arch="resnet18", skip=("block9",)))
@@ -366,7 +365,7 @@ def test_step_plan_cuts_epochs_into_steps():
 def test_default_workers_follow_the_machine(monkeypatch):
     import os
 
-    from rrn.train import resolve_workers
+    from rrn.runtime import resolve_workers
 
     assert resolve_workers(3) == 3 and resolve_workers(0) == 0
     cores = len(os.sched_getaffinity(0))
@@ -395,8 +394,8 @@ def test_precision_benchmark_quick_mode(tmp_path):
 def test_the_run_log_is_strict_json_when_a_number_is_not_finite(tmp_path):
     import json
 
-    from rrn.checkpoint import json_text
     from rrn.config import TrainConfig
+    from rrn.files import json_text
     from rrn.train import RunDir
 
     def refuse(constant):  # what jq, JavaScript and strict JSON libraries do with NaN / Infinity

@@ -33,10 +33,10 @@ import torch
 from torch import nn
 
 from rrn import distributed as rdist
-from rrn.checkpoint import atomic_write, atomic_write_json
 from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
+from rrn.files import atomic_write, atomic_write_json
 
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"

@@ -18,6 +18,7 @@ import warnings
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rrn import __version__  # noqa: E402
+from rrn.errors import UserError  # noqa: E402
 
 # (sub-command name, module under rrn.commands). Order = order in ``rrn --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -35,10 +36,6 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("experiment", "experiment"),
     ("demo", "demo"),
 )
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

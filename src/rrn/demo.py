@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrn.checkpoint import atomic_write_json, atomic_write_text
 from rrn.config import EvalConfig
+from rrn.files import atomic_write_json, atomic_write_text
 
 #: (key, label, --skip) of the three models, in the order they are trained.
 MODELS = (

@@ -37,7 +37,6 @@ from typing import Any
 import yaml
 
 from rrn import distributed as rdist
-from rrn.checkpoint import atomic_write_text
 from rrn.config import (
     BaselineConfig,
     ConfigError,
@@ -48,6 +47,7 @@ from rrn.config import (
     load_yaml,
     resolve_config,
 )
+from rrn.files import atomic_write_text
 
 GRID_KEYS = ("name", "title", "description", "base", "features", "splits", "cells", "paper_note")
 CELL_KEYS = ("name", "kind", "set", "model", "stage", "znorm", "paper_error", "note")

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rrn.checkpoint import check_writable
 from rrn.data.sampling import default_short_side
+from rrn.files import check_writable
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 DESCRIPTION = "model.json"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from rrn.checkpoint import atomic_write_json, atomic_write_text
+from rrn.files import atomic_write_json, atomic_write_text
 
 #: Scalar metrics averaged by :func:`mean_over_splits`.
 SCALAR_METRICS = (

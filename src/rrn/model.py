@@ -25,11 +25,15 @@ import difflib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
+
+if TYPE_CHECKING:
+    from rrn.config import ModelConfig
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SKIP_TYPES = ("identity", "linear", "nonlinear")
@@ -492,7 +496,7 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
             f"weights file {path} does not exist; pass weights=None, 'imagenet' or the path of a "
             "torchvision ResNet state dict (.pth)"
         )
-    from rrn.checkpoint import load_torch_file
+    from rrn.files import load_torch_file
 
     try:
         obj = load_torch_file(path)
@@ -638,3 +642,19 @@ def chunk_gflops(model: RecurrentResNet, context: int, size: int, greedy: bool =
         model(clip, greedy=greedy)
     model.train(was_training)
     return counter.get_total_flops() / 1e9
+
+
+def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
+    """The module paths of the temporal skips from ``--skip`` / ``--context`` (see ModelConfig)."""
+    from rrn.config import ConfigError
+
+    m = model_cfg
+    if m.skip is None:
+        return skips_for_context(m.arch, m.context) if m.context else resolve_skip_blocks(m.arch, ["block4"])
+    skips = resolve_skip_blocks(m.arch, list(m.skip))
+    if m.context is not None and len(skips) + 1 != m.context:
+        raise ConfigError(
+            f"--context {m.context} needs {m.context - 1} temporal skip(s) but --skip "
+            f"{','.join(m.skip)} resolves to {len(skips)} ({', '.join(skips) or 'none'})"
+        )
+    return skips

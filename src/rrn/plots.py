@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from rrn.checkpoint import atomic_write  # noqa: E402
+from rrn.files import atomic_write  # noqa: E402
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:

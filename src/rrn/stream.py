@@ -46,9 +46,9 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from rrn.checkpoint import check_writable, json_text
 from rrn.data.decode import checked_frames, error_text, resized_shape, stream_rate, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
+from rrn.files import check_writable, json_text
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
 
@@ -531,7 +531,7 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
         outputs: Annotated video, events, the per-prediction callback.
         summary: Filled in as frames come, returned; ``status`` tells how it ended.
         rate: The source's frame rate (frame duration at the end, frames without time).
-        stop: A :class:`~rrn.train.signals.StopRequest` (or anything with ``requested``): once
+        stop: A :class:`~rrn.runtime.signals.StopRequest` (or anything with ``requested``): once
             it is requested (Ctrl-C, SIGTERM), the loop ends after the frames in hand.
 
     Returns:
@@ -562,7 +562,7 @@ def run_stream(recognizer: Recognizer, batches: Iterable[list[SourceFrame]], out
 
 def _closing(stop):
     """While the outputs close, a second Ctrl-C must not cut their last records (``stop``'s
-    :meth:`~rrn.train.signals.StopRequest.closing`; nothing without one)."""
+    :meth:`~rrn.runtime.signals.StopRequest.closing`; nothing without one)."""
     return stop.closing() if hasattr(stop, "closing") else contextlib.nullcontext()
 
 
@@ -676,7 +676,7 @@ def stream_source(model, source: str, config, *, sampling: Sampling | None = Non
         config: A :class:`~rrn.config.StreamConfig` (outputs, smoothing, realtime, timeout).
         sampling: Which frames to classify (default: the model's training sampling).
         on_prediction: Called after each classified frame (e.g. a live line).
-        stop: Ends the stream once requested (a :class:`~rrn.train.signals.StopRequest`).
+        stop: Ends the stream once requested (a :class:`~rrn.runtime.signals.StopRequest`).
 
     Returns:
         The :class:`StreamSummary`; its ``status`` is ``end``, ``interrupted`` (Ctrl-C) or

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rrn.baselines import run_baseline
-    from rrn.checkpoint import json_text
+    from rrn.files import json_text
 
     cfg = from_flags(BaselineConfig, args, "baseline")
     result = run_baseline(cfg)

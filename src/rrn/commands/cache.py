@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.checkpoint import check_writable
     from rrn.data import FrameSource, build_cache, default_cache_dir
     from rrn.data.cache import estimate_cache
-    from rrn.train import resolve_workers
+    from rrn.files import check_writable
+    from rrn.runtime import resolve_workers
 
     cfg = resolve_config([("flags", flag_overrides(args))])
     d = cfg.data

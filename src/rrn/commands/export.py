@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rrn.checkpoint import load_model
-    from rrn.cli import UserError
+    from rrn.errors import UserError
     from rrn.export import export_model
 
     cfg = from_flags(ExportConfig, args, "export")

@@ -55,7 +55,7 @@ def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: in
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.train import resolve_skips
+    from rrn.model import resolve_skips
 
     cfg = resolve_config([("flags", flag_overrides(args))])
     skips = resolve_skips(cfg.model)

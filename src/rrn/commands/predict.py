@@ -61,9 +61,9 @@ def timeline_path(base: str, video: str, many: bool, taken: set[Path] | None = N
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.checkpoint import json_text
-    from rrn.cli import UserError
     from rrn.distributed import DistInfo, resolve_device
+    from rrn.errors import UserError
+    from rrn.files import json_text
     from rrn.predict import FailedVideo, Predictor
 
     if args.top < 1:

@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
+    from rrn.runtime.signals import StopRequest
     from rrn.stream import sampling_for, stream_source
-    from rrn.train.signals import StopRequest
 
     cfg = from_flags(StreamConfig, args, "stream")
     if cfg.threads:

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from rrn.cli import UserError
     from rrn.data.synth import make_synthetic_dataset
+    from rrn.errors import UserError
 
     target = Path(args.out)
     if target.is_dir() and any(target.iterdir()):  # e.g. a real dataset's folder, by mistake

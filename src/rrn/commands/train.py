@@ -41,8 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.train import NonFiniteLossError, fit, resolve_train_config
-    from rrn.train.signals import TrainingStopped
+    from rrn.train import NonFiniteLossError, TrainingStopped, fit, resolve_train_config
 
     layers = [(args.config, load_yaml(args.config))] if args.config else []
     cfg, changes = resolve_train_config([*layers, ("flags", flag_overrides(args))])

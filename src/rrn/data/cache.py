@@ -57,7 +57,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.checkpoint import honour_umask
 from rrn.config import CACHE_FORMATS
 from rrn.data.cache_entries import (
     OPENERS,
@@ -72,7 +71,8 @@ from rrn.data.cache_entries import (
 from rrn.data.decode import VideoDecodeError
 from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
-from rrn.procs import pool_worker_init
+from rrn.files import honour_umask
+from rrn.runtime.workers import pool_worker_init
 
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""

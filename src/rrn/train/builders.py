@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import math
-import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from rrn import distributed as rdist
 from rrn.checkpoint import (
@@ -25,30 +23,15 @@ from rrn.checkpoint import (
     load_state_checked,
     load_weights_into,
 )
-from rrn.config import ConfigError, ModelConfig, OptimConfig, TrainConfig
+from rrn.config import OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
-from rrn.train.signals import stop_safe_worker_init
+from rrn.model import resolve_skips
+from rrn.runtime import resolve_workers, stop_safe_worker_init
 
 STAGE_MODULES = {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
 
 
 # ---------------------------------------------------------------------------------- the model
-def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
-    """The module paths of the temporal skips from ``--skip`` / ``--context`` (see ModelConfig)."""
-    from rrn.model import resolve_skip_blocks, skips_for_context
-
-    m = model_cfg
-    if m.skip is None:
-        return skips_for_context(m.arch, m.context) if m.context else resolve_skip_blocks(m.arch, ["block4"])
-    skips = resolve_skip_blocks(m.arch, list(m.skip))
-    if m.context is not None and len(skips) + 1 != m.context:
-        raise ConfigError(
-            f"--context {m.context} needs {m.context - 1} temporal skip(s) but --skip "
-            f"{','.join(m.skip)} resolves to {len(skips)} ({', '.join(skips) or 'none'})"
-        )
-    return skips
-
-
 def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with ``skip`` as module paths and ``context`` set: what is saved with the run."""
     skips = resolve_skips(cfg.model)
@@ -136,36 +119,6 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, devi
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None), frozen_bn
 
 
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype, None for full precision.
-
-    CUDA: ``auto`` is bf16 where supported, else fp16. CPU: bf16 only when asked for (``bf16``:
-    oneDNN's bf16 kernels, ~1.5x faster for a ResNet-18 step on a CPU with AVX512-BF16 or AMX,
-    see :func:`cpu_has_native_bf16`); ``auto`` and ``fp16`` are full precision there.
-    """
-    if amp == "none" or device.type not in ("cuda", "cpu"):
-        return None
-    if device.type == "cpu":
-        return torch.bfloat16 if amp == "bf16" else None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def precision_name(amp: str, device: torch.device) -> str:
-    """What a forward pass computes in with ``--amp amp`` on ``device``: fp32, bf16 or fp16."""
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype(amp, device)]
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where ``--amp bf16`` is
-    faster than full precision; elsewhere it is emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 # ---------------------------------------------------------------------------- the optimiser
 def create_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
     """Adam over the trainable parameters (the paper's optimiser), with torch's fused kernel
@@ -237,20 +190,6 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
 
 
-def resolve_workers(workers: int | None) -> int:
-    """``--workers``, or by default the CPU cores this process may use (at most 8), shared by the
-    processes a torchrun job starts on this machine."""
-    if workers is not None:
-        return workers
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1")
-    per_machine = int(re.match(r"\d*", per_node).group() or 1)  # SLURM writes e.g. "4(x2)"
-    return max(1, min(8, cores // max(1, per_machine)))
-
-
 def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, cfg: TrainConfig,
                         info: rdist.DistInfo, device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
     """This epoch's loader from ``step_in_epoch`` on, and its schedule of micro-batches."""
@@ -266,16 +205,3 @@ def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int,
                         collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda",
                         worker_init_fn=stop_safe_worker_init())
     return loader, batches.schedule()
-
-
-def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: int = 4,
-                       pin_memory: bool = False) -> DataLoader:
-    """Whole-video batches (``collate_videos``), sharded over DDP ranks without shuffling."""
-    from rrn.data import collate_videos
-
-    sampler = None
-    if rdist.is_enabled():
-        sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
-    return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
-                      num_workers=resolve_workers(workers), collate_fn=collate_videos,
-                      pin_memory=pin_memory, worker_init_fn=stop_safe_worker_init())

@@ -25,30 +25,27 @@ from tqdm import tqdm
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
+from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
+from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
 from rrn.train.builders import (
     Datasets,
     StepPlan,
-    amp_dtype,
-    cpu_has_native_bf16,
     create_datasets,
-    create_eval_loader,
     create_model,
     create_optimizer,
     create_train_loader,
     lr_at,
-    precision_name,
     prepare_model,
     with_resolved_skips,
 )
-from rrn.train.evaluate import chunk_loss, evaluate
 from rrn.train.run_dir import RunDir
-from rrn.train.signals import StopRequest, TrainingStopped
 from rrn.train.state import EpochTotals, RunState, StepInfo
 from rrn.train.step import (
     Hook,
     NonFiniteLossError,
     StepContext,
+    TrainingStopped,
     forward_backward,
     optimizer_step,
     set_train_mode,

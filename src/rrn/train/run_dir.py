@@ -27,17 +27,9 @@ from typing import Any
 from tqdm import tqdm
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    BEST,
-    LAST,
-    atomic_write_text,
-    check_writable,
-    json_text,
-    load_checkpoint,
-    make_checkpoint,
-    save_checkpoint,
-)
+from rrn.checkpoint import BEST, LAST, load_checkpoint, make_checkpoint, save_checkpoint
 from rrn.config import TrainConfig, describe_changes, resolve_config
+from rrn.files import atomic_write_text, check_writable, json_text
 from rrn.train.lock import RunLock, RunLocked
 from rrn.train.state import RunState
 

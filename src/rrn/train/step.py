@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,6 +23,18 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from rrn import distributed as rdist
 from rrn.checkpoint import unwrap
 from rrn.distributed import MicroBatch
+
+
+class TrainingStopped(Exception):
+    """The run stopped on a signal after writing its checkpoint."""
+
+    def __init__(self, signum: int, checkpoint: str, global_step: int):
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.global_step = global_step
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} after global step {global_step}; {checkpoint} holds it")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,7 +69,7 @@ class StepContext:
     clip_shape: tuple[int, ...] | None = None  # (T, 3, S, S): the DDP dummy batch's clips
     hooks: Sequence[Hook] = ()
     progress: bool = False
-    stop: Any = None  # a StopRequest (rrn.train.signals): stop at the next step boundary
+    stop: Any = None  # a StopRequest (rrn.runtime.signals): stop at the next step boundary
 
     @property
     def use_scaler(self) -> bool:

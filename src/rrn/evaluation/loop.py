@@ -10,11 +10,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import unwrap
 from rrn.metrics import video_probs_from_chunks
+from rrn.runtime import resolve_workers, stop_safe_worker_init
 
 
 @torch.inference_mode()
@@ -32,7 +34,7 @@ def evaluate(
     Args:
         model: the model (a DDP wrapper is unwrapped: evaluation needs no gradient sync).
         loader: yields ``collate_videos`` batches (see
-            :func:`~rrn.train.builders.create_eval_loader`).
+            :func:`create_eval_loader`).
         device: where the model lives.
         chunk_batch: clips (chunks, or chunk views) per forward pass.
         dtype: autocast dtype (None = full precision).
@@ -111,3 +113,16 @@ def chunk_loss(chunk_probs: torch.Tensor, chunk_labels: torch.Tensor) -> float:
     """Mean cross-entropy of chunk probabilities."""
     picked = chunk_probs.gather(1, chunk_labels[:, None]).clamp_min(1e-12)
     return float(-picked.log().mean())
+
+
+def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: int = 4,
+                       pin_memory: bool = False) -> DataLoader:
+    """Whole-video batches (``collate_videos``), sharded over DDP ranks without shuffling."""
+    from rrn.data import collate_videos
+
+    sampler = None
+    if rdist.is_enabled():
+        sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
+    return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
+                      num_workers=resolve_workers(workers), collate_fn=collate_videos,
+                      pin_memory=pin_memory, worker_init_fn=stop_safe_worker_init())

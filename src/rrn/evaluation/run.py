@@ -30,18 +30,17 @@ import torch
 
 from rrn import distributed as rdist
 from rrn.checkpoint import (
-    atomic_write_json,
     build_from_checkpoint,
-    check_writable,
     checkpoint_choice,
     find_checkpoint,
     load_checkpoint,
 )
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
 from rrn.data.transforms import EvalViews
+from rrn.evaluation.loop import create_eval_loader, evaluate
+from rrn.files import atomic_write_json, check_writable
 from rrn.metrics import evaluate_probs, mean_over_splits
-from rrn.train.builders import amp_dtype, create_eval_loader, precision_name
-from rrn.train.evaluate import evaluate
+from rrn.runtime import amp_dtype, precision_name
 
 
 def eval_targets(run: str, splits: Sequence[int] | None) -> list[tuple[int | None, str]]:

@@ -1,4 +1,4 @@
-"""Worker processes that never outlive the process that started them.
+"""Worker processes: how many to start, and workers that never outlive their parent.
 
 A process pool's workers wait on a queue; when their parent is killed (``kill -9``, an OOM kill,
 a scheduler), nothing tells them, and they live on. :func:`exit_with_parent` is a pool
@@ -9,9 +9,24 @@ ends the worker when it does not (portable: the parent's pid is compared, no Lin
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``--workers``, or by default the CPU cores this process may use (at most 8), shared by the
+    processes a torchrun job starts on this machine."""
+    if workers is not None:
+        return workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1")
+    per_machine = int(re.match(r"\d*", per_node).group() or 1)  # SLURM writes e.g. "4(x2)"
+    return max(1, min(8, cores // max(1, per_machine)))
 
 
 def exit_with_parent(parent_pid: int, interval_s: float = 0.5) -> None:

@@ -1,11 +1,11 @@
 """Stopping a run cleanly when a scheduler or a person asks: SIGTERM, SIGINT, SIGUSR1.
 
-(``rrn stream`` stops the same way, after the frame in hand.)
+(``rrn stream`` and ``rrn cache`` stop the same way: after the frame or video in hand.)
 
 Batch schedulers send SIGTERM (SLURM: also SIGUSR1 with ``--signal``) some time before they kill
 a job; Ctrl-C sends SIGINT. :class:`StopRequest` turns each into a request the training loop
 honours at the next optimiser step boundary: all ranks agree on it in the step's all-reduce,
-``last.pt`` is written, and the run ends with :class:`TrainingStopped` (exit code 128 + the
+``last.pt`` is written, and the run ends with :class:`rrn.train.TrainingStopped` (exit code 128 + the
 signal's number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1). ``--resume`` then ends with the weights an
 uninterrupted run would have. A second signal while stopping does what the signal normally does,
 except while a checkpoint is being written (:meth:`StopRequest.writing`): then it waits for the
@@ -27,18 +27,6 @@ from collections.abc import Iterator
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1")
                      if hasattr(signal, name))
-
-
-class TrainingStopped(Exception):
-    """The run stopped on a signal after writing its checkpoint."""
-
-    def __init__(self, signum: int, checkpoint: str, global_step: int):
-        self.signum = signum
-        self.checkpoint = checkpoint
-        self.global_step = global_step
-        self.exit_code = 128 + signum
-        name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name} after global step {global_step}; {checkpoint} holds it")
 
 
 class StopRequest:
