@@ -32,7 +32,7 @@ from PIL import Image
 
 from rrn import load_model
 from rrn.config import StreamConfig
-from rrn.stream import stream_source
+from rrn.online import stream_source
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -460,14 +460,16 @@ class BaselineConfig:
 
 @dataclass
 class StreamConfig:
-    """What ``rrn stream`` writes and how it keeps up (see :mod:`rrn.stream`)."""
+    """What ``rrn stream`` writes and how it keeps up (see :mod:`rrn.online`)."""
 
     out: str | None = None
     """Annotated video: every source frame, with the top classes of the latest sampled frame
-    drawn on it (.mp4; default: none)."""
+    drawn on it (.mp4; default: none). With several sources, a folder: one annotated video
+    (NAME.mp4) and one events file (NAME.events.jsonl) per source."""
     json: str | None = None
-    """Events file: one JSON line per sampled frame (time, top classes) and one per action
-    segment (class, start, end) (default: none)."""
+    """Events file: one JSON line per classified frame (time, top classes) and per action
+    segment phase (start, update, end), with the stream's name; all sources in one file
+    (default: none)."""
     smooth: int | None = None
     """Average the probabilities of the last N sampled frames before picking the top classes
     and segments (1 = no smoothing; default: the model's temporal context T)."""
@@ -481,7 +483,14 @@ class StreamConfig:
     threads: int | None = None
     """CPU threads for the model (default: torch's, the cores available)."""
     timeout: float = 10.0
-    """Seconds a network stream may take to open or to deliver data before it is given up."""
+    """Seconds a network stream may take to open, and a live source may go without sending a
+    frame before it counts as ended (or stalled)."""
+    threshold: float = 0.0
+    """Smoothed probability the top class needs for an action segment (0: any top class);
+    below it no segment is open."""
+    min_segment: float = 0.0
+    """Seconds a run of one top class must last before its segment is announced (shorter
+    runs are flicker: no segment events)."""
 
     def __post_init__(self) -> None:
         for name in ("smooth", "threads"):
@@ -489,6 +498,10 @@ class StreamConfig:
                 check_positive(name, getattr(self, name))
         check_positive("labels", self.labels)
         check_positive("timeout", self.timeout)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
+        if self.min_segment < 0:
+            raise ConfigError(f"--min-segment must be >= 0 seconds, got {self.min_segment}")
 
 
 @dataclass

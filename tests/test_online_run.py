@@ -22,7 +22,7 @@ from rrn.data import FrameSource, make_synthetic_dataset
 from rrn.data.decode import decode_video
 from rrn.data.sampling import Sampling
 from rrn.data.synth import write_video
-from rrn.stream import (
+from rrn.online import (
     Outputs,
     Recognizer,
     SegmentTracker,
@@ -30,7 +30,9 @@ from rrn.stream import (
     SourceFrame,
     StreamSummary,
     parse_source,
-    run_stream,
+    MultiStreamRecognizer,
+    SourceRun,
+    run_sources,
     sampling_for,
     stream_source,
 )
@@ -122,7 +124,9 @@ def test_events_and_segments(setup, tmp_path):
         if cls != runs[-1][0]:
             runs.append((cls, p.time))
     ends = [start for _, start in runs[1:]] + [48 / FPS]
-    segments = [e for e in events if e["type"] == "segment"]
+    segments = [e for e in events if e["type"] == "segment" and e["phase"] == "end"]
+    starts = [e for e in events if e["type"] == "segment" and e["phase"] == "start"]
+    assert [s["segment_id"] for s in starts] == [s["segment_id"] for s in segments] == ["video:1", "video:2"]
     assert [c for c, _ in runs] == ["A", "B"] and 0.8 <= runs[1][1] <= 1.12  # the cut: 0.96 s
     assert [(s["class"], s["start"], s["end"]) for s in segments] == [
         (c, pytest.approx(start), pytest.approx(end)) for (c, start), end in zip(runs, ends)]
@@ -162,19 +166,19 @@ def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
     """The file is delivered at its frame rate (a live source); each step takes 100 ms while a
     sampled frame arrives every 80 ms, so the loop must skip to the newest frame."""
     model, _, video = setup
-    step = model.step
+    step = model.step_terms
 
-    def slow_step(frame, state):
+    def slow_step(frame, terms):
         time.sleep(0.1)
-        return step(frame, state)
+        return step(frame, terms)
 
-    model.step = slow_step
+    model.step_terms = slow_step
     try:
         start = time.perf_counter()
         summary, preds = _stream(model, video, tmp_path, realtime=True)
         wall = time.perf_counter() - start
     finally:
-        del model.step
+        del model.step_terms
     assert summary.status == "end" and summary.frames == 48 and summary.sampled == 24
     assert summary.dropped > 0 and summary.classified + summary.dropped == 24
     assert summary.classified <= wall / 0.1 + 1
@@ -205,7 +209,7 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_path, capsys,
                                                                      monkeypatch):
     from rrn.runtime.signals import StopRequest
-    from rrn.stream import AnnotatedWriter
+    from rrn.online import AnnotatedWriter
 
     model, _, video = setup
     close = AnnotatedWriter.close
@@ -254,14 +258,14 @@ def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path
 
 
 def _frames(video, n, error=True):
-    """The first n frames of ``video`` as run_stream's batches; then a decode error, or the end."""
+    """The first n frames of ``video``; then a decode error, or the end."""
     with av.open(str(video)) as c:
         for i, frame in enumerate(c.decode(video=0)):
             if i == n:
                 if error:
                     raise av.error.InvalidDataError(1094995529, "Invalid data found")
                 return
-            yield [SourceFrame(i, i / FPS, frame)]
+            yield SourceFrame(i, i / FPS, frame)
 
 
 def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys):
@@ -280,11 +284,12 @@ def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys
 def test_a_source_dying_mid_way_keeps_the_outputs_valid(setup, tmp_path):
     model, _, video = setup
 
-    from rrn.stream import AnnotatedWriter, EventLog
+    from rrn.online import AnnotatedWriter, EventLog
 
     outputs = Outputs(writer=AnnotatedWriter(tmp_path / "a.mp4", FPS),
                       events=EventLog(tmp_path / "e.jsonl"))
-    summary = run_stream(Recognizer(model), _frames(video, 17), outputs, StreamSummary("v"), FPS)
+    summary = StreamSummary("v")
+    run_sources(MultiStreamRecognizer(model), [SourceRun("v", _frames(video, 17), outputs, summary, rate=FPS)])
     assert summary.status == "error" and "Invalid data" in summary.error
     assert summary.where() == "after frame 16 (0.64 s)" and summary.frames == 17
     assert len(_decode_all(tmp_path / "a.mp4")) == 17
@@ -373,14 +378,35 @@ def test_parse_source_errors(tmp_path):
     assert not parse_source(str(f)).live
 
 
-def test_segment_tracker():
-    t = SegmentTracker()
-    assert t.update("A", 0.5, 0.0) is None
-    assert t.update("A", 0.7, 0.4) is None
-    closed = t.update("B", 0.9, 0.8)
-    assert closed == {"class": "A", "start": 0.0, "end": 0.8, "frames": 2, "mean_prob": 0.6}
-    assert t.finish(1.2) == {"class": "B", "start": 0.8, "end": 1.2, "frames": 1, "mean_prob": 0.9}
-    assert t.finish(2.0) is None and len(t.done) == 2
+def test_segment_tracker_announces_start_update_and_end_with_one_id():
+    t = SegmentTracker("cam", update_interval=0.5)
+    start = t.update("A", 0.5, 0.0)
+    assert start == [{"stream": "cam", "segment_id": "cam:1", "phase": "start", "class": "A",
+                      "start": 0.0, "frames": 1, "mean_prob": 0.5, "peak_prob": 0.5, "last": 0.0}]
+    assert t.update("A", 0.7, 0.4) == []  # less than update_interval since the start
+    (update,) = t.update("A", 0.9, 0.6)
+    assert update["phase"] == "update" and update["segment_id"] == "cam:1" and update["frames"] == 3
+    end, start_b = t.update("B", 0.9, 0.8)
+    assert end == {"stream": "cam", "segment_id": "cam:1", "phase": "end", "class": "A",
+                   "start": 0.0, "end": 0.8, "frames": 3, "mean_prob": 0.7, "peak_prob": 0.9,
+                   "last": 0.6}
+    assert start_b["segment_id"] == "cam:2" and start_b["phase"] == "start"
+    (last,) = t.finish(1.2)
+    assert last["phase"] == "end" and last["end"] == 1.2 and last["segment_id"] == "cam:2"
+    assert t.finish(2.0) == [] and [d["segment_id"] for d in t.done] == ["cam:1", "cam:2"]
+
+
+def test_threshold_and_minimum_duration_keep_flicker_out():
+    t = SegmentTracker("s", threshold=0.6, min_duration=1.0)
+    records = []
+    # A for 0.8 s (too short), B below the threshold, then C for 1.2 s.
+    for time_s, cls, prob in [(0.0, "A", 0.9), (0.4, "A", 0.9), (0.8, "B", 0.5), (1.2, "C", 0.8),
+                              (1.6, "C", 0.8), (2.0, "C", 0.8), (2.4, "C", 0.8), (2.8, "A", 0.9)]:
+        records += t.update(cls, prob, time_s)
+    records += t.finish(3.2)
+    assert [(r["phase"], r["class"], r["start"], r.get("end")) for r in records] == [
+        ("start", "C", 1.2, None), ("end", "C", 1.2, 2.8)]
+    assert records[0]["last"] == 2.4  # announced once it had lasted min_duration
 
 
 def test_streaming_benchmark_quick_mode(tmp_path):

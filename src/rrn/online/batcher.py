@@ -1,0 +1,207 @@
+"""A micro-batcher in front of :class:`~rrn.online.recognizer.MultiStreamRecognizer`.
+
+Producers (one reader per source, one WebSocket per client) :meth:`~MicroBatcher.submit` a
+stream's newest frame and get a :class:`~concurrent.futures.Future`; one worker thread
+collects the waiting frames, at most one per stream, and steps them in ONE batched call. When a
+stream's previous frame is still waiting, the newer frame replaces it (latest frame wins: a
+live view wants the present, not a backlog); the replaced frame's future resolves to
+:class:`Dropped`. After the first frame of a batch arrives the worker waits at most
+``max_wait_ms`` for more, unless ``max_batch`` frames are already there. From asyncio, await a
+future with ``asyncio.wrap_future``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from rrn.online.recognizer import MultiStreamRecognizer, Prediction, StreamFrame
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A submitted frame that was not classified."""
+
+    stream: str
+    index: int
+    time: float
+    reason: str
+    """``replaced`` (a newer frame of the stream came first), ``closed`` (the stream ended
+    first) or ``shutdown`` (the batcher closed)."""
+
+
+@dataclass
+class BatcherStats:
+    """Counters since the start (a snapshot: plain numbers)."""
+
+    received: int = 0
+    classified: int = 0
+    dropped: int = 0
+    batches: int = 0
+    batch_sizes: tuple[int, ...] = ()
+    """Size of each of the last (at most 10,000) batches."""
+    step_ms: tuple[float, ...] = ()
+    """Duration of each of the last (at most 10,000) batched steps."""
+
+
+class MicroBatcher:
+    """Steps the waiting frames of many streams together (see the module docstring).
+
+    Args:
+        recognizer: Owns the per-stream states; only the batcher's worker steps it, and
+            :meth:`open`/:meth:`close` are serialised with the steps.
+        max_batch: Streams stepped in one call at most.
+        max_wait_ms: How long the first waiting frame may wait for others to join its batch.
+        on_step: Called after each step with (batch size, seconds), e.g. for metrics.
+    """
+
+    def __init__(self, recognizer: MultiStreamRecognizer, *, max_batch: int = 16,
+                 max_wait_ms: float = 5.0, on_step=None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.recognizer = recognizer
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.on_step = on_step
+        self._pending: dict[str, tuple[StreamFrame, Future]] = {}  # insertion order = age
+        self._cond = threading.Condition()
+        self._model_lock = threading.Lock()
+        self._closed = False
+        self._counts = {"received": 0, "classified": 0, "dropped": 0, "batches": 0}
+        self._sizes: deque[int] = deque(maxlen=10_000)
+        self._step_ms: deque[float] = deque(maxlen=10_000)
+        self._thread = threading.Thread(target=self._work, name="rrn-batcher", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ streams
+    def open(self, stream_id: str, base_rate: float = 25.0) -> None:
+        """Open a stream (zero state). Raises KeyError when the id is open already."""
+        with self._model_lock:
+            self.recognizer.open(stream_id, base_rate)
+
+    def close(self, stream_id: str) -> bool:
+        """End a stream: a frame of it still waiting resolves to ``Dropped(reason="closed")``,
+        its state is freed. Returns whether it was open."""
+        with self._cond:
+            waiting = self._pending.pop(stream_id, None)
+        if waiting is not None:
+            self._drop(waiting, "closed")
+        with self._model_lock:
+            return self.recognizer.close(stream_id)
+
+    def expire(self) -> list[str]:
+        """Close the streams idle past the recognizer's ``idle_timeout``; returns their ids."""
+        with self._model_lock:
+            idle = self.recognizer.expire()
+        for stream_id in idle:
+            with self._cond:
+                waiting = self._pending.pop(stream_id, None)
+            if waiting is not None:
+                self._drop(waiting, "closed")
+        return idle
+
+    # ------------------------------------------------------------------ frames
+    def submit(self, frame: StreamFrame) -> Future:
+        """Queue a stream's frame; the future resolves to its :class:`Prediction` or to
+        :class:`Dropped`, or raises what the step raised.
+
+        Raises:
+            RuntimeError: the batcher is closed.
+        """
+        future: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._counts["received"] += 1
+            replaced = self._pending.get(frame.stream)
+            self._pending[frame.stream] = (frame, future)  # an existing key keeps its place
+            self._cond.notify()
+        if replaced is not None:
+            self._drop(replaced, "replaced")
+        return future
+
+    def _drop(self, item: tuple[StreamFrame, Future], reason: str) -> None:
+        frame, future = item
+        with self._cond:
+            self._counts["dropped"] += 1
+        future.set_result(Dropped(frame.stream, frame.index, frame.time, reason))
+
+    def _take(self) -> list[tuple[StreamFrame, Future]] | None:
+        """The next batch (oldest first), waiting as the module docstring says; None at close."""
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            deadline = time.monotonic() + self.max_wait
+            while len(self._pending) < self.max_batch and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    break
+            ids = list(self._pending)[: self.max_batch]
+            return [self._pending.pop(i) for i in ids]
+
+    def _work(self) -> None:
+        while (batch := self._take()) is not None:
+            start, gone = time.perf_counter(), []
+            try:
+                with self._model_lock:  # a stream closed since its frame was taken is skipped
+                    gone = [item for item in batch if item[0].stream not in self.recognizer.streams]
+                    batch = [item for item in batch if item not in gone]
+                    out = self.recognizer.step([frame for frame, _ in batch])
+            except Exception as err:  # noqa: BLE001 - handed to the waiting producers
+                logger.exception("a batched step of %d stream(s) failed", len(batch))
+                for _, future in batch:
+                    future.set_exception(err)
+                continue
+            finally:
+                for item in gone:
+                    self._drop(item, "closed")
+            if not batch:
+                continue
+            seconds = time.perf_counter() - start
+            with self._cond:
+                self._counts["classified"] += len(batch)
+                self._counts["batches"] += 1
+                self._sizes.append(len(batch))
+                self._step_ms.append(seconds * 1000)
+            if self.on_step is not None:
+                self.on_step(len(batch), seconds)
+            for frame, future in batch:
+                future.set_result(out[frame.stream])
+
+    # ------------------------------------------------------------------ the end
+    def stats(self) -> BatcherStats:
+        """Counters since the start."""
+        with self._cond:
+            return BatcherStats(**self._counts, batch_sizes=tuple(self._sizes),
+                                step_ms=tuple(self._step_ms))
+
+    def shutdown(self, wait: float = 5.0) -> None:
+        """Stop the worker after the step in hand; waiting frames resolve to ``shutdown``."""
+        with self._cond:
+            self._closed = True
+            waiting = list(self._pending.values())
+            self._pending.clear()
+            self._cond.notify_all()
+        for item in waiting:
+            self._drop(item, "shutdown")
+        if threading.current_thread() is not self._thread:
+            self._thread.join(wait)
+
+    def __enter__(self) -> MicroBatcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+__all__ = ["BatcherStats", "Dropped", "MicroBatcher", "Prediction"]
