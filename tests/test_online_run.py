@@ -23,15 +23,14 @@ from rrn.data.decode import decode_video
 from rrn.data.sampling import Sampling
 from rrn.data.synth import write_video
 from rrn.online import (
+    MultiStreamRecognizer,
     Outputs,
-    Recognizer,
     SegmentTracker,
     SourceError,
     SourceFrame,
+    SourceRun,
     StreamSummary,
     parse_source,
-    MultiStreamRecognizer,
-    SourceRun,
     run_sources,
     sampling_for,
     stream_source,
@@ -208,8 +207,8 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_path, capsys,
                                                                      monkeypatch):
-    from rrn.runtime.signals import StopRequest
     from rrn.online import AnnotatedWriter
+    from rrn.runtime.signals import StopRequest
 
     model, _, video = setup
     close = AnnotatedWriter.close

@@ -252,7 +252,8 @@ def load_model(run_or_checkpoint: str | os.PathLike, which: str = "auto",
         The :class:`~rrn.model.RecurrentResNet` with ``classes`` (class names in label order),
         ``inputs`` (:class:`~rrn.data.transforms.InputSpec`: frame size, sampling,
         normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config``
-        (the :class:`~rrn.config.TrainConfig` it was trained with) and ``checkpoint`` (path).
+        (the :class:`~rrn.config.TrainConfig` it was trained with), ``checkpoint`` (path) and
+        ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`).
 
     Raises:
         CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
@@ -267,6 +268,7 @@ def load_model(run_or_checkpoint: str | os.PathLike, which: str = "auto",
     model.inputs = InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling())
     model.train_config = cfg
     model.checkpoint = path
+    model.choice = checkpoint_choice(path, ckpt)
     return model
 
 

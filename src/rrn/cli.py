@@ -30,6 +30,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("eval", "evaluate"),
     ("predict", "predict"),
     ("stream", "stream"),
+    ("serve", "serve"),
     ("export", "export"),
     ("features", "features"),
     ("baseline", "baseline"),

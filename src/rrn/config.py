@@ -526,6 +526,64 @@ class ExportConfig:
             raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
 
 
+@dataclass
+class ServeConfig:
+    """How ``rrn serve`` listens, whom it lets in, and what it accepts (see :mod:`rrn.serve`)."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on. Anything but loopback (127.0.0.1, ::1, localhost) needs a token:
+    the service would be reachable from other machines."""
+    port: int = 8000
+    """TCP port (0: any free port, printed at the start)."""
+    token: str | None = None
+    """Bearer token every route but /healthz requires (default: the RRN_TOKEN environment
+    variable; none: no authentication, allowed on loopback only). WebSocket clients may give it
+    as ?token=."""
+    max_streams: int = 64
+    """Streams open at once; a further one is refused with an error."""
+    max_batch: int = 16
+    """Streams stepped in one batched model call at most."""
+    max_wait_ms: float = 5.0
+    """How long a frame may wait for other streams' frames to join its batch."""
+    max_frame_bytes: int = 2_000_000
+    """Bytes of one frame message (capture time + JPEG/PNG)."""
+    max_pixels: int = 4096 * 2160
+    """Width x height a frame's image may declare (checked before decoding)."""
+    max_fps: float = 60.0
+    """Frames per second one stream may send; frames beyond are dropped unread (counted)."""
+    max_upload_mb: float = 200.0
+    """Size of a video uploaded to /v1/predict, in MB."""
+    idle_timeout: float = 30.0
+    """Seconds a stream may go without a message before it is ended and its state freed."""
+    source_fps: float = 25.0
+    """Frame rate the model's sample_every refers to, for clients that send capture times
+    (a model trained on every 10th frame of 25 fps videos sees one frame per 0.4 s)."""
+    labels: int = 3
+    """Most probable classes in each frame event."""
+    smooth: int | None = None
+    """Average the probabilities of a stream's last N classified frames before picking the top
+    classes and segments (default: the model's temporal context T)."""
+    threshold: float = 0.0
+    """Smoothed probability the top class needs for an action segment (0: any top class)."""
+    min_segment: float = 0.0
+    """Seconds a run of one top class must last before its segment is announced."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_streams", "max_batch", "max_frame_bytes", "max_pixels", "max_fps",
+                     "max_upload_mb", "idle_timeout", "source_fps", "labels"):
+            check_positive(name, getattr(self, name))
+        if self.smooth is not None:
+            check_positive("smooth", self.smooth)
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
+        if self.min_segment < 0:
+            raise ConfigError(f"--min-segment must be >= 0 seconds, got {self.min_segment}")
+
+
 # --------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------

@@ -83,15 +83,18 @@ class Predictor:
         checkpoint: a checkpoint file or a run directory.
         device: where to run (default CPU).
         which: ``"best"`` (falling back to ``"last"``) or ``"last"`` checkpoint of a run directory.
+        model: A model :func:`rrn.load_model` already loaded from ``checkpoint`` (then
+            ``device`` must be where it is).
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
-                 which: str = "best"):
+                 which: str = "best", *, model=None):
         from rrn.checkpoint import load_model
         from rrn.data import FrameSource
 
         self.device = torch.device(device)
-        self.model = load_model(checkpoint, which=which, device=self.device)
+        self.model = model if model is not None else load_model(checkpoint, which=which,
+                                                                 device=self.device)
         self.path = self.model.checkpoint
         self.classes: list[str] = self.model.classes
         self.config = self.model.train_config.data

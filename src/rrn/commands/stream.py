@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
-    from rrn.runtime.signals import StopRequest
     from rrn.online import sampling_for, stream_sources
+    from rrn.runtime.signals import StopRequest
 
     cfg = from_flags(StreamConfig, args, "stream")
     if cfg.threads:

@@ -1,0 +1,48 @@
+"""Running the service under uvicorn: on SIGTERM or Ctrl-C every open stream gets its ``end``
+(open segments closed) before the connections close and the process exits."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from rrn.serve.app import end_all
+
+logger = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending the streams first when it shuts down."""
+
+    async def shutdown(self, sockets=None) -> None:
+        service = self.config.app.state.service
+        if service.sessions:
+            logger.info("ending %d open stream(s)", len(service.sessions))
+        await end_all(service, "the server is shutting down")
+        await super().shutdown(sockets=sockets)
+
+
+def serve(app, host: str, port: int, *, log_level: str = "warning",
+          on_ready=None) -> None:
+    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (``port`` 0: a free one).
+
+    ``on_ready(host, port)`` is called once the socket listens (the port actually bound).
+    """
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="websockets",
+                            ws_max_size=app.state.service.config.max_frame_bytes + 1024,
+                            lifespan="on", timeout_graceful_shutdown=15)
+    server = Server(config)
+    if on_ready is not None:
+        original = server.startup
+
+        async def startup(sockets=None) -> None:
+            await original(sockets=sockets)
+            for srv in server.servers:
+                for sock in srv.sockets:
+                    bound = sock.getsockname()
+                    on_ready(bound[0], bound[1])
+                    return
+
+        server.startup = startup
+    server.run()
