@@ -70,6 +70,9 @@ def decode_image(data: bytes, limits: FrameLimits) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except FrameError:
         raise
+    except Image.DecompressionBombError:  # PIL's own guard, past twice its MAX_IMAGE_PIXELS
+        raise FrameError(f"image declares more pixels than the limit of {limits.max_pixels}"
+                         " (a decompression bomb?)") from None
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken data
         raise FrameError(f"not a readable JPEG or PNG image ({type(err).__name__})") from None
 
