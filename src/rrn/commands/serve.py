@@ -71,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
               f"http://{shown}:{port}/ with {auth}; Ctrl-C or SIGTERM ends every stream and "
               "stops", flush=True)
 
-    serve(app, cfg.host, cfg.port, on_ready=ready)
+    signum = serve(app, cfg.host, cfg.port, on_ready=ready)
     print("rrn serve: stopped", flush=True)
-    return 0
+    return 128 + signum if signum else 0

@@ -13,7 +13,22 @@ logger = logging.getLogger(__name__)
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, ending the streams first when it shuts down."""
+    """uvicorn's server, ending the streams first when it shuts down.
+
+    uvicorn re-raises a captured SIGTERM/SIGINT after its shutdown (the process would die of
+    the signal before saying anything); here the signal is recorded instead, and ``rrn serve``
+    exits with 128 + its number (143 SIGTERM, 130 Ctrl-C), as every rrn command stopped by a
+    signal does.
+    """
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame) -> None:
+        self.stopped_by = sig
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
 
     async def shutdown(self, sockets=None) -> None:
         service = self.config.app.state.service
@@ -24,10 +39,11 @@ class Server(uvicorn.Server):
 
 
 def serve(app, host: str, port: int, *, log_level: str = "warning",
-          on_ready=None) -> None:
+          on_ready=None) -> int | None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (``port`` 0: a free one).
 
     ``on_ready(host, port)`` is called once the socket listens (the port actually bound).
+    Returns the signal that stopped it (None when it stopped otherwise).
     """
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="websockets",
                             ws_max_size=app.state.service.config.max_frame_bytes + 1024,
@@ -46,3 +62,4 @@ def serve(app, host: str, port: int, *, log_level: str = "warning",
 
         server.startup = startup
     server.run()
+    return server.stopped_by

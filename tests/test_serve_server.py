@@ -1,0 +1,98 @@
+"""rrn serve as a process: it refuses to listen beyond loopback without a token, and SIGTERM
+ends every open stream with its `end` event before the process exits."""
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("uvicorn")
+websockets = pytest.importorskip("websockets")
+from PIL import Image  # noqa: E402
+
+from rrn.cli import main  # noqa: E402
+from runs import save_run  # noqa: E402
+
+
+def test_a_non_loopback_host_needs_a_token(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RRN_TOKEN", raising=False)
+    run = save_run(tmp_path / "run", frame_size=32)
+    assert main(["serve", str(run), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0 makes the service reachable from other machines" in err
+    assert "--token or the RRN_TOKEN environment variable" in err
+
+
+def test_loopback_names():
+    from rrn.serve.auth import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert is_loopback("127.3.2.1") and not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+
+
+def _jpeg_frame(t: float, seed: int) -> bytes:
+    img = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG")
+    return struct.pack("<d", t) + buf.getvalue()
+
+
+def _start_server(run, tmp_path) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RRN_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "rrn", "serve", str(run), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if match := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
+            return proc, int(match.group(1))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"rrn serve did not start: {proc.stdout.read()}")
+
+
+async def _stream_then_sigterm(port: int, proc: subprocess.Popen) -> list[dict]:
+    received = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/cam") as ws:
+        received.append(json.loads(await ws.recv()))
+        for i in range(3):
+            await ws.send(_jpeg_frame(i * 0.04, i))
+            while (msg := json.loads(await ws.recv()))["type"] != "frame":
+                received.append(msg)
+            received.append(msg)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            async for raw in ws:
+                received.append(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass
+    return received
+
+
+def test_sigterm_ends_every_stream_with_its_end_event(tmp_path):
+    run = save_run(tmp_path / "run", frame_size=32, sample_every=1)
+    proc, port = _start_server(run, tmp_path)
+    try:
+        received = asyncio.run(asyncio.wait_for(_stream_then_sigterm(port, proc), 60))
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM  # 143, as every rrn command
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    kinds = [m["type"] for m in received]
+    assert kinds[0] == "start" and kinds.count("frame") == 3 and kinds[-1] == "end"
+    end = received[-1]
+    assert end["reason"] == "the server is shutting down" and end["classified"] == 3
+    closing = [m for m in received if m["type"] == "segment" and m["phase"] == "end"]
+    assert closing and closing[-1]["stream"] == "cam"  # the open segment was closed
+    assert "rrn serve: stopped" in proc.stdout.read()
