@@ -508,22 +508,34 @@ class StreamConfig:
 class ExportConfig:
     """What ``rrn export`` writes (see :mod:`rrn.export`)."""
 
-    format: Literal["onnx", "torchscript"] = "onnx"
-    """onnx (step.onnx, chunk.onnx; for ONNX Runtime and other runtimes) or torchscript
-    (step.pt, chunk.pt; for torch.jit.load in Python or LibTorch)."""
+    format: Literal["onnx", "torchscript", "triton"] = "onnx"
+    """onnx (step.onnx, chunk.onnx; for ONNX Runtime and other runtimes), torchscript
+    (step.pt, chunk.pt; for torch.jit.load in Python or LibTorch) or triton (a Triton
+    Inference Server model repository: the step with its state kept by Triton's sequence
+    batcher, a config.pbtxt, labels and a client example)."""
     out: str | None = None
-    """Folder for the exported graphs and model.json (required)."""
+    """Folder for the exported graphs and model.json, or the Triton model repository
+    (required)."""
     opset: int = 18
-    """ONNX opset version (onnx only)."""
+    """ONNX opset version (onnx and triton)."""
     check: bool = True
     """Run the exported graphs once against PyTorch (a random video through the step, a random
     clip through the chunk classifier) and report the largest difference (onnx: needs
-    onnxruntime)."""
+    onnxruntime; not for triton, whose model is the ONNX step)."""
+    name: str = "rrn"
+    """Model name in the Triton repository (triton only)."""
+    max_batch_size: int = 8
+    """Streams Triton's sequence batcher steps together at most (triton only)."""
+    source_fps: float = 25.0
+    """Frame rate sample_every refers to, which sizes Triton's sequence idle time for a stream
+    sampled every sample_every / source_fps seconds (triton only)."""
 
     def __post_init__(self) -> None:
-        check_choice("format", self.format, ("onnx", "torchscript"))
+        check_choice("format", self.format, ("onnx", "torchscript", "triton"))
         if self.opset < 17:
             raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
+        check_positive("max_batch_size", self.max_batch_size)
+        check_positive("source_fps", self.source_fps)
 
 
 @dataclass
