@@ -64,7 +64,7 @@ def run_epoch(data, batch_size, step_size, skip=(), lr=0.1, on_step=None, **ctx)
     loader, schedule, steps = loader_for(data, batch_size, step_size, skip)
     state = RunState(steps_per_epoch=steps)
     totals = train_one_epoch(model, loader, schedule, opt, state,
-                             StepContext(device=torch.device("cpu"), **ctx), on_step)
+                             StepContext(device=torch.device("cpu"), **ctx), on_step=on_step)
     return model, totals
 
 

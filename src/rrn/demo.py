@@ -15,6 +15,7 @@ Deterministic for a given ``--seed`` (CPU, same thread count).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -31,6 +32,8 @@ MODELS = (
     ("rrn_block1", "RRN T=2, skip at block1", "block1"),
     ("rrn_block4", "RRN T=2, skip at block4", "block4"),
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,8 @@ def _synth_settings(data: Path) -> dict[str, Any] | None:
     return {k: saved.get(k) for k in ("classes", "videos_per_class", "frames", "size", "seed")}
 
 
-def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, out: Path, seed: int,
-                  progress: bool):
+def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, *, out: Path,
+                  seed: int, progress: bool):
     from rrn.config import resolve_config
 
     return resolve_config([("rrn demo", {
@@ -96,18 +99,19 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
     wanted = {"classes": settings.classes, "videos_per_class": settings.videos_per_class,
               "frames": settings.frames, "size": settings.size, "seed": seed}
     if _synth_settings(data) == wanted:  # a rerun: same seed, same videos; keep them (and the cache)
-        print(f"rrn demo: reusing the synthetic videos in {data}", flush=True)
+        logger.info(f"rrn demo: reusing the synthetic videos in {data}")
     else:
         shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
         make_synthetic_dataset(data, **wanted)
-        print(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
+        logger.info(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
               f"({settings.classes} motion directions) to {data} in {time.perf_counter() - t0:.1f}s",
               flush=True)
     rows = []
     for key, label, skip in MODELS:
         run_dir = out / key
-        cfg = _train_config(settings, data, out / "cache", skip, run_dir, seed, progress)
-        print(f"rrn demo: training {label}", flush=True)
+        cfg = _train_config(settings, data, out / "cache", skip, out=run_dir, seed=seed,
+                            progress=progress)
+        logger.info(f"rrn demo: training {label}")
         t0 = time.perf_counter()
         fit(cfg)
         train_s = time.perf_counter() - t0
@@ -115,8 +119,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
         result = evaluate_checkpoint(run_dir, settings=EvalConfig(which="last"), overrides={
             "run": {"device": "cpu", "workers": 0, "progress": progress}})
         eval_s = time.perf_counter() - t0
-        print(f"rrn demo: {label}: video error {result['video_error']:.3f} on "
-              f"{result['num_videos']} test videos ({train_s:.0f}s training)", flush=True)
+        logger.info(f"rrn demo: {label}: video error {result['video_error']:.3f} on "
+              f"{result['num_videos']} test videos ({train_s:.0f}s training)")
         rows.append({
             "key": key, "model": label, "skip": skip,
             "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],
@@ -125,8 +129,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
         })
     total_s = time.perf_counter() - start
     report = write_report(out, rows, settings, seed, total_s, quick)
-    print(format_table(rows))
-    print(f"rrn demo: {total_s:.0f}s in all; report: {report}")
+    logger.info(format_table(rows))
+    logger.info(f"rrn demo: {total_s:.0f}s in all; report: {report}")
     return {"rows": rows, "report": str(report), "seconds": total_s}
 
 

@@ -15,10 +15,10 @@ a run resumed at a step boundary sees exactly the batches an uninterrupted run w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +27,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ def _slurm_rendezvous(info: DistInfo) -> None:
     env.setdefault("MASTER_PORT", str(29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000))
     env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"] = str(info.rank), str(info.world_size), str(info.local_rank)
     if info.is_main:  # a command typed in a multi-task job's shell, without srun, would wait here silently
-        print(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other tasks at "
+        logger.warning(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other tasks at "
               f"{env['MASTER_ADDR']}:{env['MASTER_PORT']} (every task must be started by srun; for "
-              "one process in a multi-task job, run it with SLURM_NTASKS=1)", file=sys.stderr, flush=True)
+              "one process in a multi-task job, run it with SLURM_NTASKS=1)")
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:

@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ from rrn.config import (
     resolve_config,
 )
 from rrn.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 GRID_KEYS = ("name", "title", "description", "base", "features", "splits", "cells", "paper_note")
 CELL_KEYS = ("name", "kind", "set", "model", "stage", "znorm", "paper_error", "note")
@@ -221,7 +224,7 @@ def features_dir(root: Path, cfg: TrainConfig, feats: FeaturesConfig, split: int
     return root / "_features" / f"{name}_{cfg.model.arch}_{d.frame_size}px_{digest}_split{split}"
 
 
-def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_dir: Path,
+def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_dir: Path, *,
                        root: Path, split: int, progress: bool) -> None:
     from rrn.baselines import extract_dataset_features, run_baseline
 
@@ -233,7 +236,7 @@ def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_
     report = extract_dataset_features(cfg, extraction)  # resumable: videos already done are reused
     if not rdist.dist_info_from_env().is_main:
         return
-    print(report.summary(folder), flush=True)
+    logger.info(report.summary(folder))
     classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
     run_baseline(BaselineConfig(features=str(folder), model=cell.model, stage=cell.stage,
                                 znorm=cell.znorm, out=str(run_dir), seed=cfg.run.seed, **classifier))
@@ -299,11 +302,12 @@ def _run_plan(grid: Grid, plan, root: Path, feats: dict[str, Any], progress: boo
         status = "reused" if result_file.exists() else "ran"
         if status == "ran":
             if main_rank:
-                print(f"== {grid.name}: cell {cell.name}, split {split} -> {run_dir}", flush=True)
+                logger.info(f"== {grid.name}: cell {cell.name}, split {split} -> {run_dir}")
             if cell.kind == "train":
                 _run_train_cell(cfg, run_dir, progress)
             else:
-                _run_baseline_cell(cell, cfg, feats, run_dir, root, split, progress)
+                _run_baseline_cell(cell, cfg, feats, run_dir, root=root, split=split,
+                                   progress=progress)
         rows.append(_row(cell, split, result_file, status))
         if main_rank:
             write_results(grid, rows, root)

@@ -156,7 +156,7 @@ class NpyFrames(CachedFrames):
 class JpegFrames(CachedFrames):
     """A ``.jpgs`` entry: the file memory-mapped, its index, frames decoded on demand."""
 
-    def __init__(self, file: Path, data: np.ndarray, shape, start: int, offsets: np.ndarray,
+    def __init__(self, file: Path, data: np.ndarray, shape, *, start: int, offsets: np.ndarray,
                  crcs: np.ndarray, quality: int):
         super().__init__(file, shape)
         self.quality = quality
@@ -234,7 +234,8 @@ def open_jpeg(file: Path) -> JpegFrames:
     crcs = np.frombuffer(data[_JPG_HEAD.size + 8 * (n + 1) : index_end].tobytes(), dtype="<u4")
     if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) <= 0) or index_end + int(offsets[-1]) != data.size:
         raise CacheEntryError(file, f"its index says {index_end + int(offsets[-1])} bytes, the file has {data.size}")
-    return JpegFrames(file, data, (n, h, w, 3), index_end, offsets, crcs, quality)
+    return JpegFrames(file, data, (n, h, w, 3), start=index_end, offsets=offsets, crcs=crcs,
+                      quality=quality)
 
 
 OPENERS = {"npy": open_npy, "jpeg": open_jpeg}

@@ -29,11 +29,22 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from rrn.data.decode import VIDEO_EXTENSIONS
+from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
+    LINE_ERRORS,
+    Entry,
+    SplitError,
+    bad_line,
+    check_relative,
+    is_plain_name,
+    lines,
+    numbered_classes,
+    read_class_index,
+    read_split_text,
+)
 
 
 @dataclass(frozen=True)
@@ -72,22 +83,6 @@ class DatasetSplit:
     """Entries dropped because their file is missing (only with ``missing="skip"``)."""
 
 
-class SplitError(ValueError):
-    """A split file (or the data root) is not as expected; the message names file and line."""
-
-
-# Malformed lines: raised at once by default; inside split_problems() recorded and skipped,
-# so that `rrn check-data` reports every bad line of every split file in one pass.
-_LINE_ERRORS: ContextVar[list[str] | None] = ContextVar("rrn_split_line_errors", default=None)
-
-
-def _bad_line(message: str) -> None:
-    errors = _LINE_ERRORS.get()
-    if errors is None:
-        raise SplitError(message)
-    errors.append(message)
-
-
 def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, train_list=None,
                    test_list=None) -> tuple[DatasetSplit | None, list[str]]:
     """Parse a split like :func:`load_split` (``missing="skip"``) but collect every malformed
@@ -98,7 +93,7 @@ def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, t
         data root is unusable) and one message per problem, each naming file and line.
     """
     errors: list[str] = []
-    token = _LINE_ERRORS.set(errors)
+    token = LINE_ERRORS.set(errors)
     try:
         result = load_split(dataset, data_root, split_dir, split, train_list=train_list,
                             test_list=test_list, missing="skip")
@@ -106,7 +101,7 @@ def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, t
         result = None
         errors.append(str(err))
     finally:
-        _LINE_ERRORS.reset(token)
+        LINE_ERRORS.reset(token)
     return result, errors
 
 
@@ -197,14 +192,14 @@ def _records(entries: list[Entry], classes: list[str], resolve: _Resolver) -> Da
         video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not resolve.folders else candidates[0])
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
-            _bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
+            bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
             continue
         first_seen[(side, video_id)] = (src, lineno)
         path = next((p for p in map(resolve, candidates) if p is not None), None)
         if path is None:
             out.missing.append(MissingVideo(video_id, src, lineno, side))
         elif resolve.outside(path):
-            _bad_line(
+            bad_line(
                 f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a linked "
                 f"folder) to {path.resolve()}, outside the data root {resolve.root.resolve()}; paths must "
                 "stay inside --data-root: move or copy the video into it, or pass a --data-root that "
@@ -237,107 +232,51 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
 # and optionally the frame count the line announces; a format whose videos may lie in several
 # places gives a tuple of relative paths, tried in order (rrn.data.formats.kinetics).
 
-Entry = tuple  # (side, str | tuple[str, ...], label, file, line[, frames])
-
-
-def read_split_text(path: Path) -> str:
-    """The text of a split or annotation file (UTF-8, a byte-order mark tolerated).
-
-    Raises:
-        SplitError: the file is missing or not UTF-8.
-    """
-    if not path.is_file():
-        raise SplitError(f"split file {path} not found; check --split-dir")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise SplitError(f"{path}: not a UTF-8 text file ({err})") from None
-
-
-def _lines(path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank lines of a text file as ``(1-based line number, whitespace-split fields)``."""
-    text = read_split_text(path)
-    # splitlines() handles CRLF, LF and CR alike.
-    return [(i, line.split()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def read_class_index(path: Path) -> list[str]:
-    """Parse a ``classInd.txt`` (``<1-based index> <name>`` lines, indices 1..K in order)."""
-    classes: list[str] = []
-    for lineno, fields in _lines(path):
-        # a broken classInd.txt shifts every label: always fatal, even when collecting
-        if len(fields) != 2 or not fields[0].isdigit():
-            raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got {' '.join(fields)!r}")
-        if int(fields[0]) != len(classes) + 1:
-            raise SplitError(
-                f"{path}:{lineno}: class indices must run 1, 2, 3, ... in order; "
-                f"expected {len(classes) + 1}, got {fields[0]}"
-            )
-        if fields[1] in classes:
-            raise SplitError(f"{path}:{lineno}: class {fields[1]!r} is listed twice")
-        classes.append(fields[1])
-    if not classes:
-        raise SplitError(f"{path}: no classes listed")
-    return classes
-
-
-def _check_relative(rel: str, src: Path, lineno: int) -> str | None:
-    """The path as POSIX, or None (reported) when it would leave the data root."""
-    p = PurePosixPath(rel.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", rel):
-        _bad_line(
-            f"{src}:{lineno}: path {rel!r} leaves the data root; list paths must be relative "
-            "to --data-root without '..'"
-        )
-        return None
-    return str(p)
-
-
 def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
     classes = read_class_index(split_dir / "classInd.txt")
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
     train_file = split_dir / f"trainlist0{split}.txt"
-    for lineno, fields in _lines(train_file):
+    for lineno, fields in lines(train_file):
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            _bad_line(
+            bad_line(
                 f"{train_file}:{lineno}: expected '<Class>/<video>.avi <label 1..{len(classes)}>', "
                 f"got {' '.join(fields)!r}"
             )
             continue
-        rel = _check_relative(fields[0], train_file, lineno)
+        rel = check_relative(fields[0], train_file, lineno)
         if rel is None:
             continue
         label = int(fields[1])
         if not 1 <= label <= len(classes):
-            _bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
+            bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
             continue
         parts = PurePosixPath(rel).parts
         if len(parts) < 2 or parts[0] not in index:
             where = f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
-            _bad_line(
+            bad_line(
                 f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 lists "
                 "'<Class>/<video>' with a class of classInd.txt: fix the line, or add the class there"
             )
             continue
         if index[parts[0]] != label - 1:
-            _bad_line(
+            bad_line(
                 f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
                 f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
             )
             continue
         entries.append(("train", rel, label - 1, train_file, lineno))
     test_file = split_dir / f"testlist0{split}.txt"
-    for lineno, fields in _lines(test_file):
-        rel = _check_relative(fields[0], test_file, lineno)
+    for lineno, fields in lines(test_file):
+        rel = check_relative(fields[0], test_file, lineno)
         if rel is None:
             continue
         parts = PurePosixPath(rel).parts
         if len(fields) > 2 or len(parts) < 2:
-            _bad_line(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+            bad_line(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
             continue
         if parts[0] not in index:
-            _bad_line(
+            bad_line(
                 f"{test_file}:{lineno}: class folder {parts[0]!r} is not in {split_dir / 'classInd.txt'}"
             )
             continue
@@ -355,11 +294,11 @@ def _hmdb51(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
     classes = [pattern.match(p.name).group(1) for p in files]
     entries: list[Entry] = []
     for label, (name, path) in enumerate(zip(classes, files)):
-        for lineno, fields in _lines(path):
+        for lineno, fields in lines(path):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                _bad_line(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+                bad_line(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
                 continue
-            rel = _check_relative(f"{name}/{fields[0]}", path, lineno)
+            rel = check_relative(f"{name}/{fields[0]}", path, lineno)
             if rel is not None and fields[1] != "0":
                 entries.append(("train" if fields[1] == "1" else "test", rel, label, path, lineno))
     return entries, classes
@@ -372,58 +311,22 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
-        for lineno, fields in _lines(src):
+        for lineno, fields in lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                _bad_line(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+                bad_line(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
                 continue
             label = int(fields[1])
             if label < 0 or (classes is not None and label >= len(classes)):
                 known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
-                _bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+                bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
                 continue
-            rel = _check_relative(fields[0], src, lineno)
+            rel = check_relative(fields[0], src, lineno)
             if rel is None:
                 continue
             entries.append((side, rel, label, src, lineno))
     if classes is None:
         entries, classes = numbered_classes(entries, ind)
     return entries, classes
-
-
-def is_plain_name(name: str) -> bool:
-    """Whether ``name`` (a video id, a class label) can be one file or folder name: not empty,
-    no path separator, not ``.`` or ``..``."""
-    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
-
-
-def numbered_classes(entries: list[Entry], ind: Path) -> tuple[list[Entry], list[str]]:
-    """Entries and classes ``"0", "1", ...`` of a list without a class index (``ind`` is where
-    one would be): see :func:`_without_label_gaps`."""
-    entries = _without_label_gaps(entries, ind)
-    return entries, [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
-
-
-def _without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:
-    """Without a ``classInd.txt`` the classes are ``0..largest label``: a label past one that no
-    line uses would add classes without any video (one label 999: a 1000-class model), so each
-    such line is a bad line, dropped when collecting."""
-    used = {e[2] for e in entries}
-    gap = 0  # the smallest unused label
-    while gap in used:
-        gap += 1
-    if all(e[2] < gap for e in entries):
-        return entries
-    top = max(used)
-    for _, _, label, src, lineno, *_ in entries:
-        if label > gap:
-            _bad_line(
-                f"{src}:{lineno}: label {label}, but no line has label {gap}"
-                f"{' (labels are 0-based)' if gap == 0 else ''}: without a class index "
-                f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them without "
-                f"any video. Fix the label, or name the classes in {ind} ('<1-based index> <name>' "
-                "lines: label k is named on the line '<k+1> <name>')"
-            )
-    return [e for e in entries if e[2] < gap]
 
 
 def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:

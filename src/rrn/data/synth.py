@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rrn.data.synth_layouts import LAYOUTS, shell_word, write_ucf101, write_video
 
 # Two clips per group: many groups -> many distinct looks to learn from, so a network has to
 # learn the motion rather than memorise a handful of looks (measured: 4 train looks do not
@@ -50,40 +51,6 @@ def class_names(classes: int) -> list[str]:
     if classes in NAMED:
         return list(NAMED[classes])
     return [f"Move{round(360 * k / classes):03d}deg" for k in range(classes)]
-
-
-def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpeg",
-                pix_fmt: str | None = None, options: dict | None = None) -> Path:
-    """Write uint8 RGB frames ``(N, H, W, 3)`` as a video file with PyAV (also used by the tests).
-
-    Args:
-        path: Output file; the container follows its extension.
-        frames: The frames.
-        fps: Frame rate.
-        codec: FFmpeg encoder name (``mjpeg``, ``ffv1``, ``mpeg4``, ``libx264``, ...).
-        pix_fmt: Encoder pixel format; default per codec.
-        options: Encoder options.
-    """
-    from fractions import Fraction
-
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    defaults = {"mjpeg": ("yuvj444p", {"qscale": "2"}), "ffv1": ("bgr0", {}), "png": ("rgb24", {})}
-    dflt_fmt, dflt_opts = defaults.get(codec, ("yuv420p", {}))
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = pix_fmt or dflt_fmt
-        stream.options = {**dflt_opts, **(options or {})}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def _texture(rng: np.random.Generator, size: int, tint: np.ndarray) -> np.ndarray:
@@ -190,11 +157,6 @@ def group_counts(videos_per_class: int) -> tuple[int, int]:
     return n_groups, max(1, round(n_groups / 4))
 
 
-def shell_word(path) -> str:
-    """``path`` as one shell word (the flags printed for a dataset are pasted into a shell)."""
-    return shlex.quote(str(path))
-
-
 def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: int, seed: int):
     """Render every video (see the module docstring); groups ``1..~25%`` are the test side.
 
@@ -213,21 +175,6 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
             yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
 
 
-def write_ucf101(out: Path, names: list[str], videos) -> dict:
-    """UCF-101's layout: ``<Class>/v_<Class>_gGG_cCC.avi`` and the three split files (CRLF)."""
-    train_lines, test_lines = [], []
-    for video in videos:
-        rel = f"{video.name}/{video.stem}.avi"
-        write_video(out / rel, video.frames, fps=25)
-        (test_lines if video.test else train_lines).append(rel if video.test else f"{rel} {video.label + 1}")
-    crlf = "\r\n"  # as the official UCF-101 files
-    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
-    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
-    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
-    return {"flags": f"--data-root {shell_word(out)}", "videos": len(train_lines) + len(test_lines),
-            "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
-
-
 def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16, frames: int = 24,
                            size: int = 64, seed: int = 0, layout: str = "ucf101") -> Path:
     """Write the synthetic dataset (see the module docstring) and return ``out``.
@@ -243,8 +190,6 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
             ``kinetics``, ``ssv2`` or ``rawframes`` (see :mod:`rrn.data.synth_layouts`); the
             flags that read it are in ``out/rrn_synth.json``.
     """
-    from rrn.data.synth_layouts import LAYOUTS
-
     if layout not in LAYOUTS:
         raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if classes < 2:
@@ -269,3 +214,7 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
         "note": "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3",
     }, indent=2) + "\n")
     return out
+
+
+__all__ = ["make_synthetic_dataset", "render_dataset", "render_video", "shell_word",
+           "write_ucf101", "write_video"]

@@ -21,9 +21,10 @@ Each writer returns the flags that read its layout (also stored in ``rrn_synth.j
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
-from rrn.data.synth import shell_word, write_ucf101, write_video
+import numpy as np
 
 #: Something-Something v2 templates for the four named directions (real SSv2 classes).
 SSV2_TEMPLATES = {
@@ -32,6 +33,61 @@ SSV2_TEMPLATES = {
     "MoveUp": "Moving [something] up",
     "MoveDown": "Moving [something] down",
 }
+
+
+
+def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpeg",
+                pix_fmt: str | None = None, options: dict | None = None) -> Path:
+    """Write uint8 RGB frames ``(N, H, W, 3)`` as a video file with PyAV (also used by the tests).
+
+    Args:
+        path: Output file; the container follows its extension.
+        frames: The frames.
+        fps: Frame rate.
+        codec: FFmpeg encoder name (``mjpeg``, ``ffv1``, ``mpeg4``, ``libx264``, ...).
+        pix_fmt: Encoder pixel format; default per codec.
+        options: Encoder options.
+    """
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    defaults = {"mjpeg": ("yuvj444p", {"qscale": "2"}), "ffv1": ("bgr0", {}), "png": ("rgb24", {})}
+    dflt_fmt, dflt_opts = defaults.get(codec, ("yuv420p", {}))
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt or dflt_fmt
+        stream.options = {**dflt_opts, **(options or {})}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def shell_word(path) -> str:
+    """``path`` as one shell word (the flags printed for a dataset are pasted into a shell)."""
+    return shlex.quote(str(path))
+
+
+def write_ucf101(out: Path, names: list[str], videos) -> dict:
+    """UCF-101's layout: ``<Class>/v_<Class>_gGG_cCC.avi`` and the three split files (CRLF)."""
+    train_lines, test_lines = [], []
+    for video in videos:
+        rel = f"{video.name}/{video.stem}.avi"
+        write_video(out / rel, video.frames, fps=25)
+        (test_lines if video.test else train_lines).append(rel if video.test else f"{rel} {video.label + 1}")
+    crlf = "\r\n"  # as the official UCF-101 files
+    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
+    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
+    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
+    return {"flags": f"--data-root {shell_word(out)}", "videos": len(train_lines) + len(test_lines),
+            "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
 
 
 def kinetics_label(name: str) -> str:

@@ -19,10 +19,11 @@ training); the run settings (device, precision, workers) are this machine's.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from rrn.evaluation.loop import create_eval_loader, evaluate
 from rrn.files import atomic_write_json, check_writable
 from rrn.metrics import evaluate_probs, mean_over_splits
 from rrn.runtime import amp_dtype, precision_name
+
+logger = logging.getLogger(__name__)
 
 
 def eval_targets(run: str, splits: Sequence[int] | None) -> list[tuple[int | None, str]]:
@@ -123,8 +126,8 @@ def evaluate_checkpoint(
     device = device or rdist.resolve_device(cfg.run.device, info)
     trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
     if split is not None and trained_on not in (None, split) and info.is_main:
-        print(f"rrn eval: warning: {ckpt_path} was trained on split {trained_on}, evaluating "
-              f"split {split}", file=sys.stderr)
+        logger.warning("rrn eval: warning: %s was trained on split %s, evaluating split %s",
+                       ckpt_path, trained_on, split)
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
@@ -134,14 +137,15 @@ def evaluate_checkpoint(
         )
     choice = checkpoint_choice(ckpt_path, ckpt)
     if choice["chosen_by"] == "test" and info.is_main:
-        print(f"rrn eval: warning: {ckpt_path} was chosen by {choice['description']}", file=sys.stderr)
+        logger.warning("rrn eval: warning: %s was chosen by %s", ckpt_path, choice["description"])
     out_dir = results_dir(settings, cfg.data.split, ckpt_path)
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
-    result = _write(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings,
-                    info, device, out_dir) if info.is_main else None
+    evaluated = _Evaluated(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context,
+                           settings, info, device)
+    result = _write(evaluated, out_dir) if info.is_main else None
     rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
     return result
 
@@ -158,8 +162,8 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
 
     views = EvalViews.named(settings.views, settings.flip)
     if views.flip and cfg.data.dataset == "ssv2" and info.is_main:
-        print("rrn eval: warning: --flip on ssv2 mirrors 'left to right' into 'right to left', "
-              "another class", file=sys.stderr)
+        logger.warning("rrn eval: warning: --flip (eval.flip) on ssv2 mirrors 'left to right' "
+                       "into 'right to left', another class")
     dataset = VideoChunkDataset.from_config(records, cfg.data, context=model.temporal_context,
                                             train=False, seed=cfg.run.seed, views=views)
     loader = create_eval_loader(dataset, workers=cfg.run.workers,
@@ -170,8 +174,26 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
     return res, time.perf_counter() - t0
 
 
-def _write(res, seconds, data, cfg: TrainConfig, ckpt, ckpt_path: Path, context: int,
-           settings: EvalConfig, info, device, out_dir: Path) -> dict[str, Any]:
+@dataclass
+class _Evaluated:
+    """A checkpoint's evaluation on one split, before it is written."""
+
+    res: dict[str, Any]
+    seconds: float
+    data: Any
+    """The :class:`~rrn.data.splits.DatasetSplit` evaluated on."""
+    cfg: TrainConfig
+    ckpt: Mapping[str, Any]
+    ckpt_path: Path
+    context: int
+    settings: EvalConfig
+    info: Any
+    device: torch.device
+
+
+def _write(e: _Evaluated, out_dir: Path) -> dict[str, Any]:
+    res, seconds, data, cfg, ckpt, ckpt_path = e.res, e.seconds, e.data, e.cfg, e.ckpt, e.ckpt_path
+    context, settings, info, device = e.context, e.settings, e.info, e.device
     d = cfg.data
     views = EvalViews.named(settings.views, settings.flip)
     ids = [data.test[i].video_id for i in res["video_index"].tolist()]

@@ -384,8 +384,8 @@ def stream_sources(model, sources: list[str], config, *, sampling=None, on_predi
     opened: list[_Opened] = []
     try:
         for name, spec in zip(stream_names(sources), specs):
-            opened.append(_open(spec, name, config, len(specs) > 1, recognizer, on_prediction,
-                                _chain(on_event, shared)))
+            opened.append(_open(spec, name, config, len(specs) > 1, recognizer,
+                                on_prediction=on_prediction, on_event=_chain(on_event, shared)))
         run_sources(recognizer, [o.run for o in opened], stop)
         return [o.run.summary for o in opened]
     finally:
@@ -415,7 +415,7 @@ def _open_log(path) -> EventLog:
         raise OSError(f"cannot write {path} ({err.strerror or err})") from None
 
 
-def _open(spec: SourceSpec, name: str, config, many: bool, recognizer, on_prediction,
+def _open(spec: SourceSpec, name: str, config, many: bool, recognizer, *, on_prediction,
           on_event) -> _Opened:
     """Open one source and its outputs; its ``start`` event is emitted here."""
     from pathlib import Path

@@ -20,10 +20,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import logging
 import multiprocessing
 import signal
 import threading
 from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1")
                      if hasattr(signal, name))
@@ -86,14 +89,13 @@ class StopRequest:
     def _handle(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
-            print(self.announce.format(signal=signal.Signals(signum).name), flush=True)
+            logger.info(self.announce.format(signal=signal.Signals(signum).name))
         elif self._closing:
-            print(f"{signal.Signals(signum).name} again: already stopping, closing the outputs",
-                  flush=True)
+            logger.info("%s again: already stopping, closing the outputs", signal.Signals(signum).name)
         elif self._writing:
             self._deferred = signum
-            print(f"{signal.Signals(signum).name} again: stopping once the checkpoint being written "
-                  "is complete", flush=True)
+            logger.info("%s again: stopping once the checkpoint being written is complete",
+                        signal.Signals(signum).name)
         else:
             self._act(signum)
 

@@ -82,11 +82,13 @@ class CaptureSampler:
 
     The first frame is kept; then, for each target time ``t0 + j * interval``, the first frame
     whose capture time reaches it (the rule of :func:`rrn.data.sampling.select_by_time`, which
-    decoding applies to a file sampled by ``fps``), with a tolerance of a quarter interval: a
-    client that sends only sampled frames from its own timer jitters by a few milliseconds, and
-    a frame 1 ms early must not wait a whole interval. A client may send every frame (the
-    server keeps one per interval) or only the sampled ones (each is kept). Capture times must
-    not go back.
+    decoding applies to a file sampled by ``fps``), with a tolerance: a client that sends only
+    sampled frames from its own timer jitters by a few milliseconds, and a frame 1 ms early
+    must not wait a whole interval. The tolerance is a quarter interval, but at most half the
+    gap to the client's previous frame, so that a client sending every frame gets exactly the
+    frame at each target time (every 10th of a 25 fps stream for a 0.4 s interval, as decoding
+    keeps). A client may send every frame (the server keeps one per interval) or only the
+    sampled ones (each is kept). Capture times must not go back.
     """
 
     def __init__(self, interval: float):
@@ -106,11 +108,13 @@ class CaptureSampler:
         if self.last is not None and t < self.last:
             raise FrameError(f"capture time {t:.3f} s is before the previous frame's "
                              f"({self.last:.3f} s); times must not go back")
+        gap = t - self.last if self.last is not None else self.interval
         self.last = t
+        tolerance = min(self.tolerance, gap / 2) + 1e-6  # 1e-6 s: rounding of the client's times
         if self.next_t is None:
             self.next_t = t
-        if t + self.tolerance < self.next_t:
+        if t + tolerance < self.next_t:
             return False
-        while self.next_t <= t + self.tolerance:  # targets already passed are skipped, not kept twice
+        while self.next_t <= t + tolerance:  # targets already passed are skipped, not kept twice
             self.next_t += self.interval
         return True

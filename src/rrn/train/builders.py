@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +27,8 @@ from rrn.config import OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
 from rrn.model import resolve_skips
 from rrn.runtime import resolve_workers, stop_safe_worker_init
+
+logger = logging.getLogger(__name__)
 
 STAGE_MODULES = {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
 
@@ -110,8 +112,8 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, devi
         return model, frozen_bn
     if cfg.model.sync_bn and device.type != "cuda":
         if info.is_main:
-            print("rrn train: warning: --sync-bn needs CUDA (SyncBatchNorm has no CPU kernel); "
-                  "each process keeps its own BatchNorm statistics", file=sys.stderr)
+            logger.warning("rrn train: warning: --sync-bn (run.sync_bn) needs CUDA (SyncBatchNorm "
+                           "has no CPU kernel); each process keeps its own BatchNorm statistics")
     elif cfg.model.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         frozen_bn = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)
@@ -190,7 +192,7 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
 
 
-def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, cfg: TrainConfig,
+def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, *, cfg: TrainConfig,
                         info: rdist.DistInfo, device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
     """This epoch's loader from ``step_in_epoch`` on, and its schedule of micro-batches."""
     from rrn.data import collate_chunks

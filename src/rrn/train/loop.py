@@ -16,6 +16,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -54,7 +55,7 @@ from rrn.train.step import (
 
 
 def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: torch.optim.Optimizer,
-                    state: RunState, ctx: StepContext,
+                    state: RunState, ctx: StepContext, *,
                     on_step: Callable[[StepInfo], None] | None = None) -> EpochTotals:
     """Train for (the rest of) one epoch; ``state`` advances after every optimiser step.
 
@@ -157,10 +158,11 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
                           lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
                           frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
                           clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size))
-        _start(run, cfg, split.classes, state, plan, info, device, init_note, data, split.missing)
+        t = Training(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
+        _start(t, split.classes, init_note, split.missing)
         with StopRequest() as ctx.stop:
             run.guard = ctx.stop.writing
-            _epochs(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
+            _epochs(t)
     finally:
         run.close()
     rdist.barrier()
@@ -170,50 +172,70 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
             "model": unwrap(model)}
 
 
-def _epochs(run: RunDir, cfg: TrainConfig, model, optimizer, scaler, state: RunState,
-            plan: StepPlan, data: Datasets, ctx: StepContext, info, device) -> None:
+@dataclass
+class Training:
+    """What the loop of one run carries from start to end (built once by :func:`_fit`)."""
+
+    run: RunDir
+    cfg: TrainConfig
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    state: RunState
+    plan: StepPlan
+    data: Datasets
+    ctx: StepContext
+    info: rdist.DistInfo
+    device: torch.device
+
+    def save(self, name: str, record: dict[str, Any] | None = None) -> None:
+        """Checkpoint ``name`` (``last.pt`` / ``best.pt``) of the run as it is now."""
+        self.run.save(name, self.model, self.optimizer, self.scaler, self.state, record)
+
+
+def _epochs(t: Training) -> None:
     """The epoch loop, with its checkpoints, and the ways it ends early."""
+    run, cfg, model, state, data, ctx = t.run, t.cfg, t.model, t.state, t.data, t.ctx
 
     def on_step(s: StepInfo) -> None:
         if s.global_step % cfg.run.log_every == 0:
             run.log(s.record(), step=s.global_step)
         every = cfg.run.checkpoint_every
         if every and s.global_step % every == 0 and s.step_in_epoch < s.steps_per_epoch:
-            run.save(LAST, model, optimizer, scaler, state)
+            t.save(LAST)
 
     try:
         while state.epoch < cfg.optim.epochs:
             t0 = time.perf_counter()
-            loader, schedule = create_train_loader(data.train, plan, state.epoch, state.step_in_epoch,
-                                                   cfg, info, device)
-            totals = train_one_epoch(model, loader, schedule, optimizer, state, ctx, on_step)
+            loader, schedule = create_train_loader(data.train, t.plan, state.epoch, state.step_in_epoch,
+                                                   cfg=cfg, info=t.info, device=t.device)
+            totals = train_one_epoch(model, loader, schedule, t.optimizer, state, ctx, on_step=on_step)
             if not totals.chunks:
                 raise ValueError(f"epoch {state.epoch + 1} trained on no chunk: all {len(data.train)} training "
                                  "chunks were skipped as unreadable (the warnings above say why; rrn "
                                  "check-data lists every problem)")
             record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
-            _end_epoch(run, record, model, optimizer, scaler, state, cfg)
-            if rdist.any_true(ctx.stop.requested, device):
+            _end_epoch(t, record)
+            if rdist.any_true(ctx.stop.requested, t.device):
                 raise StopAtStep()
     except StopAtStep:
-        run.save(LAST, model, optimizer, scaler, state)
+        t.save(LAST)
         raise TrainingStopped(ctx.stop.signum or signal.SIGTERM, str(run.path / LAST),
                               state.global_step) from None
     except NonFiniteLossError as err:
         raise _explained(err, run, cfg) from None
 
 
-def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, plan: StepPlan,
-           info: rdist.DistInfo, device: torch.device, init_note: str, data: Datasets,
-           missing: list) -> None:
+def _start(t: Training, classes: list[str], init_note: str, missing: list) -> None:
     """Write the run's config and first log line; print what is about to happen. A resumed run
     that has nothing left to train writes nothing: its config.yaml and log still describe the
     weights in last.pt, whatever flags this resume was given (only log records a kill cut off
     are put back)."""
+    run, cfg, state, plan, data, info, device = t.run, t.cfg, t.state, t.plan, t.data, t.info, t.device
     if state.epoch >= cfg.optim.epochs:
         run.repair_log()
-        run.print(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained or "
+        run.say(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained or "
                   "written; raise --epochs to continue")
         return
     n_val = len(data.val) if data.val is not None else 0
@@ -231,10 +253,10 @@ def _start(run: RunDir, cfg: TrainConfig, classes: list[str], state: RunState, p
     })
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        run.print("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
+        run.say("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
                   "is emulated and slower than full precision; use --amp none")
     skips = ",".join(cfg.model.skip) or "none"
-    run.print(
+    run.say(
         f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
         f"{len(data.train)} train chunks, {n_val} validation + {len(data.test)} test videos | "
         f"{plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
@@ -250,10 +272,10 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
     if missing:  # the counts are in the start record; the list follows it
         run.log({"kind": "missing_videos", "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing]})
         n_train = sum(m.side == "train" for m in missing)
-        run.print(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} train, "
+        run.say(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} train, "
                   f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}")
     if cfg.data.dataset == "ssv2" and cfg.data.hflip:
-        run.print("rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
+        run.say("rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
                   "right to left', another class; train with --no-hflip")
 
 
@@ -290,23 +312,23 @@ def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig, ctx: StepC
             f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"], f"{prefix}_videos": m["num_videos"]}
 
 
-def _end_epoch(run: RunDir, record: dict[str, Any], model, optimizer, scaler, state: RunState,
-               cfg: TrainConfig) -> None:
-    """Close the epoch: state, checkpoints, log, curves, one printed line."""
+def _end_epoch(t: Training, record: dict[str, Any]) -> None:
+    """Close the epoch: state, checkpoints, log, curves, one logged line."""
+    run, state, cfg = t.run, t.state, t.cfg
     skipped = record["skipped"]
     is_best = state.end_epoch(record, record.get("val_video_top1"))  # validation only, never test
-    run.save(LAST, model, optimizer, scaler, state, record)
+    t.save(LAST, record)
     if is_best:
-        run.save(BEST, model, optimizer, scaler, state, record)
+        t.save(BEST, record)
     run.log(record, step=state.global_step)
     run.plot(state.history)
     val = "".join(f" | {name} video acc {record[f'{key}_video_top1']:.3f} clip acc "
                   f"{record[f'{key}_clip_top1']:.3f}" for key, name in
                   (("val", "val"), ("test", "test (watched)")) if f"{key}_video_top1" in record)
-    run.print(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
+    run.say(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
               f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} ({record['time_s']:.1f}s)")
     if skipped:
-        run.print(f"  skipped {len(skipped)} unreadable video(s): {', '.join(skipped)}")
+        run.say(f"  skipped {len(skipped)} unreadable video(s): {', '.join(skipped)}")
 
 
 def _explained(err: NonFiniteLossError, run: RunDir, cfg: TrainConfig) -> NonFiniteLossError:

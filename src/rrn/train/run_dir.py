@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
-import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, load_checkpoint, make_checkpoint, save_checkpoint
@@ -32,6 +30,8 @@ from rrn.config import TrainConfig, describe_changes, resolve_config
 from rrn.files import atomic_write_text, check_writable, json_text
 from rrn.train.lock import RunLock, RunLocked
 from rrn.train.state import RunState
+
+logger = logging.getLogger(__name__)
 
 LOG = "log.jsonl"
 CURVES = "curves.png"
@@ -243,9 +243,10 @@ class RunDir:
                 if isinstance(value, int | float) and not isinstance(value, bool) and key != "time":
                     self._tb.add_scalar(f"{record.get('kind', '')}/{key}", value, step)
 
-    def print(self, text: str) -> None:
+    def say(self, text: str) -> None:
+        """Log ``text`` (INFO) on the main rank only: the run's progress for people."""
         if self.is_main:
-            tqdm.write(text, file=sys.stdout)
+            logger.info(text)
 
     def save(self, name: str, model, optimizer, scaler, state: RunState,
              metrics: dict[str, Any] | None = None) -> None:

@@ -19,7 +19,7 @@ import csv
 import io
 from pathlib import Path
 
-from rrn.data.splits import Entry, SplitError, _bad_line, is_plain_name, read_split_text
+from rrn.data.formats.text import Entry, SplitError, bad_line, is_plain_name, read_split_text
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("validate", "val")}
@@ -41,7 +41,7 @@ def read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            _bad_line(f"{path}:{reader.line_num}: expected {len(header)} fields "
+            bad_line(f"{path}:{reader.line_num}: expected {len(header)} fields "
                       f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}")
             continue
         rows.append((reader.line_num, {h: f.strip() for h, f in zip(header, fields)}))
@@ -56,11 +56,11 @@ def video_name(row: dict[str, str], path: Path, line: int) -> str | None:
     except ValueError:
         start = end = float("nan")
     if not (start.is_integer() and end.is_integer() and 0 <= start < end):
-        _bad_line(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
+        bad_line(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
                   "must be whole seconds with time_start < time_end")
         return None
     if not is_plain_name(yid):
-        _bad_line(f"{path}:{line}: youtube_id {yid!r} is not a video id")
+        bad_line(f"{path}:{line}: youtube_id {yid!r} is not a video id")
         return None
     return f"{yid}_{int(start):06d}_{int(end):06d}"
 
@@ -98,7 +98,7 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, **_) -> tuple[lis
             if row["label"] not in index:
                 why = "cannot name a class folder" if not is_plain_name(row["label"]) else \
                     f"is not a class of {files['train']}"
-                _bad_line(f"{path}:{line}: label {row['label']!r} {why}")
+                bad_line(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
             entries.append((side, _candidates(side, row["label"], name), index[row["label"]], path, line))
     if not classes:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrn.data.splits import (
+from rrn.data.formats.text import (
     Entry,
     SplitError,
-    _bad_line,
-    _check_relative,
-    _lines,
+    bad_line,
+    check_relative,
+    lines,
     numbered_classes,
     read_class_index,
 )
@@ -26,18 +26,18 @@ from rrn.data.splits import (
 def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | None) -> Entry | None:
     """``(rel, label, frames)`` of one line, or None (reported)."""
     if len(fields) != 3 or not fields[1].isdigit() or not fields[2].lstrip("-").isdigit():
-        _bad_line(f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
+        bad_line(f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
                   f"got {' '.join(fields)!r}")
         return None
     frames, label = int(fields[1]), int(fields[2])
     if frames < 1:
-        _bad_line(f"{src}:{lineno}: total_frames must be >= 1, got {frames}")
+        bad_line(f"{src}:{lineno}: total_frames must be >= 1, got {frames}")
         return None
     if label < 0 or (classes is not None and label >= len(classes)):
         known = f"0..{len(classes) - 1} from classInd.txt" if classes is not None else ">= 0"
-        _bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+        bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
         return None
-    rel = _check_relative(fields[0], src, lineno)
+    rel = check_relative(fields[0], src, lineno)
     return None if rel is None else (rel.rstrip("/"), label, frames)
 
 
@@ -55,7 +55,7 @@ def parse_rawframes(*, split_dir: Path, train_list=None, test_list=None,
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
-        for lineno, fields in _lines(src):
+        for lineno, fields in lines(src):
             if (got := _parse_line(fields, src, lineno, classes)) is not None:
                 rel, label, frames = got
                 entries.append((side, rel, label, src, lineno, frames))

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrn.data.splits import Entry, SplitError, _bad_line, is_plain_name, read_split_text
+from rrn.data.formats.text import Entry, SplitError, bad_line, is_plain_name, read_split_text
 
 LABELS = "something-something-v2-labels.json"
 FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
@@ -80,15 +80,15 @@ def _entry(item: Any, index: dict[str, int], path: Path, line: int) -> tuple[str
     """``(relative video path, label)`` of one list item, or None (reported)."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), str | int) or \
             not isinstance(item.get("template"), str):
-        _bad_line(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
+        bad_line(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
         return None
     vid = str(item["id"])
     if not is_plain_name(vid):
-        _bad_line(f"{path}:{line}: id {vid!r} is not a video id")
+        bad_line(f"{path}:{line}: id {vid!r} is not a video id")
         return None
     name = item["template"].replace("[", "").replace("]", "")
     if name not in index:
-        _bad_line(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
+        bad_line(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
         return None
     return f"{vid}.webm", index[name]
 

@@ -1,0 +1,306 @@
+"""Benchmark ``rrn serve``: many live streams on loopback, one batched step.
+
+A real ``rrn serve`` process (a random RRN: T=2, identity skip at ``block4``, 112 px, every 10th
+frame, i.e. one frame per 0.4 s of a 25 fps stream) and N WebSocket clients in one asyncio
+process, each sending a real UCF-101 clip's frames (JPEG, looped) at the clip's frame rate
+with their capture times. Measured per configuration:
+
+* *sustained*: every sampled frame classified, none dropped (the server keeps up);
+* end-to-end latency p50/p95: a sampled frame sent -> its ``frame`` event received;
+* *saturated throughput*: 16 streams sending their sampled frames 8x faster than real time
+  (20 per second each, more than the server can step), classified frames per second end to end,
+  with ``--max-batch 16`` against ``--max-batch 1`` (one stream at a time), side by side.
+
+Then the most streams sustained at 2.5 sampled frames/s each, searched upward per arch.
+Targets (issue 16, this 2-core CPU): saturated, batched >= 1.4x unbatched at 16 streams;
+sustained without drops: >= 32 streams for resnet18 and >= 12 for resnet50 at 112 px.
+
+    .venv/bin/python benchmarks/serve.py            # ~6 min on 2 idle cores
+    .venv/bin/python benchmarks/serve.py --quick    # seconds: resnet18 at 64 px, 2 streams
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import re
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model import emit  # noqa: E402  (this folder's benchmark helpers)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FPS = 25.0
+SAMPLE_EVERY = 10
+SATURATE = 8.0  # capture times 8x real time: 20 sampled frames/s per stream
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archs", default="resnet18,resnet50")
+    p.add_argument("--size", type=int, default=112, help="frame side in px (default: 112)")
+    p.add_argument("--streams", default="1,4,16,64", help="stream counts of the table")
+    p.add_argument("--search", default="8,12,16,24,32,40,48,64",
+                   help="stream counts tried upward for the most sustained (stops at the first miss)")
+    p.add_argument("--seconds", type=float, default=12.0, help="sending time per run")
+    p.add_argument("--quick", action="store_true", help="smoke run: resnet18 at 64 px, 2 streams")
+    p.add_argument("--out", default="benchmarks/serve_results.md", help="markdown file, '-' for none")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.archs, args.size, args.streams, args.search, args.seconds = "resnet18", 64, "2", "", 3.0
+        args.out = "-" if args.out == p.get_default("out") else args.out
+    return args
+
+
+# ---------------------------------------------------------------------------- inputs
+def clip_frames(size: int, count: int = 100) -> list[bytes]:
+    """JPEG frames of a real UCF-101 clip (or a generated one without ../shared/data)."""
+    import av
+    from PIL import Image
+
+    clips = sorted((SHARED / "ucf101_mini" / "UCF-101").glob("*/*.mp4")) if SHARED.is_dir() else []
+    frames = []
+    if clips:
+        with av.open(str(clips[0])) as c:
+            for i, f in enumerate(c.decode(video=0)):
+                if i == count:
+                    break
+                frames.append(f.to_ndarray(format="rgb24"))
+    else:
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(count)]
+    out = []
+    for rgb in frames:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out
+
+
+def write_checkpoint(folder: Path, arch: str, size: int) -> Path:
+    from rrn.checkpoint import make_checkpoint, save_checkpoint
+    from rrn.config import resolve_config
+    from rrn.model import build_model
+
+    model = build_model(arch, num_classes=101, skip_blocks=("block4",), skip_type="identity")
+    cfg = resolve_config([("bench", {"data": {"frame_size": size, "sample_every": SAMPLE_EVERY},
+                                     "model": {"arch": arch, "skip": "block4"}})])
+    path = folder / f"{arch}.pt"
+    save_checkpoint(path, make_checkpoint(model.eval(), config=cfg.to_dict(),
+                                          classes=[f"c{i}" for i in range(101)]))
+    return path
+
+
+class ServerProcess:
+    """``rrn serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, ckpt: Path, max_batch: int):
+        cmd = [sys.executable, "-m", "rrn", "serve", str(ckpt), "--port", "0",
+               "--max-batch", str(max_batch), "--max-streams", "256", "--max-fps", "200",
+               "--max-wait-ms", "2"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("RRN_TOKEN", None)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
+                self.port = int(m.group(1))
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.proc.kill()
+        raise RuntimeError("rrn serve did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# ---------------------------------------------------------------------------- clients
+@dataclass
+class StreamResult:
+    sent: int = 0
+    sampled: int = 0
+    classified: int = 0
+    dropped: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, speed: float,
+                     offset: float) -> StreamResult:
+    """Send ``frames`` looped for ``seconds``; capture times advance ``speed`` x real time.
+    Faster than real time only the sampled frames are sent (the load is the model's)."""
+    import websockets
+
+    res, sent_at = StreamResult(), {}
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/{sid}", max_size=None) as ws:
+        json.loads(await ws.recv())  # start
+
+        async def receive() -> None:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg["type"] == "frame":
+                    res.classified += 1
+                    sent = sent_at.get(msg["frame"])
+                    if sent is not None:
+                        res.latencies.append((time.perf_counter() - sent) * 1000)
+                elif msg["type"] == "dropped":
+                    res.dropped += 1
+                elif msg["type"] == "end":
+                    return
+
+        reader = asyncio.create_task(receive())
+        await asyncio.sleep(offset)  # streams start spread over one frame interval
+        start, n = time.perf_counter(), 0
+        while (now := time.perf_counter() - start) < seconds:
+            if speed > 1 and n % SAMPLE_EVERY:
+                n += 1
+                continue
+            t = n / FPS
+            due = t / speed
+            if due > now:
+                await asyncio.sleep(due - now)
+            sent_at[n] = time.perf_counter()
+            sent_at.pop(n - 100, None)
+            res.sampled += n % SAMPLE_EVERY == 0  # the server keeps every 10th: see CaptureSampler
+            await ws.send(struct.pack("<d", t) + frames[n % len(frames)])
+            n += 1
+        res.sent = n
+        await asyncio.sleep(1.5)  # the answers of the last frames
+        await ws.send('{"type": "end"}')
+        await asyncio.wait_for(reader, 30)
+    return res
+
+
+async def run_streams(port: int, n: int, frames: list[bytes], seconds: float, speed: float):
+    tasks = [one_stream(port, f"s{i}", frames, seconds, speed, i * SAMPLE_EVERY / FPS / max(n, 1))
+             for i in range(n)]
+    start = time.perf_counter()
+    results = await asyncio.gather(*tasks)
+    return results, time.perf_counter() - start
+
+
+def measure(port: int, n: int, frames: list[bytes], seconds: float, speed: float = 1.0) -> dict:
+    results, wall = asyncio.run(run_streams(port, n, frames, seconds, speed))
+    lat = sorted(x for r in results for x in r.latencies)
+    sampled = sum(r.sampled for r in results)
+    classified = sum(r.classified for r in results)
+    dropped = sum(r.dropped for r in results)
+    return {"streams": n, "sampled": sampled, "classified": classified, "dropped": dropped,
+            "sustained": dropped == 0 and classified == sampled,
+            "p50": lat[len(lat) // 2] if lat else None,
+            "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None,
+            "per_s": classified / seconds}
+
+
+# ---------------------------------------------------------------------------- the run
+def arch_rows(arch: str, args, frames: list[bytes], tmp: Path) -> tuple[list[str], dict]:
+    ckpt = write_checkpoint(tmp, arch, args.size)
+    counts = [int(s) for s in args.streams.split(",") if s]
+    rows, found = [], {}
+    batched = ServerProcess(ckpt, 16)
+    try:
+        measure(batched.port, 1, frames, 2.0)  # warm-up
+        for n in counts:
+            r = measure(batched.port, n, frames, args.seconds)
+            rows.append(_row(arch, "16", r))
+        best = 0
+        for n in [int(s) for s in args.search.split(",") if s]:
+            r = measure(batched.port, n, frames, args.seconds)
+            if not r["sustained"]:
+                break
+            best = n
+        found["max_sustained"] = best
+        sat_n = 2 if args.quick else 16
+        found["saturated_batched"] = measure(batched.port, sat_n, frames, args.seconds, SATURATE)
+    finally:
+        batched.close()
+    single = ServerProcess(ckpt, 1)
+    try:
+        measure(single.port, 1, frames, 2.0)
+        found["saturated_single"] = measure(single.port, sat_n, frames, args.seconds, SATURATE)
+        r = measure(single.port, sat_n, frames, args.seconds)
+        rows.append(_row(arch, "1", r))
+    finally:
+        single.close()
+    return rows, found
+
+
+def _row(arch: str, max_batch: str, r: dict) -> str:
+    p50 = "-" if r["p50"] is None else f"{r['p50']:.0f}"
+    p95 = "-" if r["p95"] is None else f"{r['p95']:.0f}"
+    return (f"| {arch} | {max_batch} | {r['streams']} | {r['sampled']} | {r['classified']} | "
+            f"{r['dropped']} | {'yes' if r['sustained'] else 'no'} | {p50} | {p95} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    args = parse_args(argv)
+    frames = clip_frames(args.size)
+    started = time.perf_counter()
+    table = ["| arch | max batch | streams | sampled | classified | dropped | sustained | "
+             "e2e p50 ms | e2e p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    summary, checks = [], []
+    with tempfile.TemporaryDirectory(prefix="rrn-serve-bench-") as tmp:
+        for arch in args.archs.split(","):
+            rows, found = arch_rows(arch, args, frames, Path(tmp))
+            table += rows
+            b, s = found["saturated_batched"], found["saturated_single"]
+            ratio = b["per_s"] / s["per_s"] if s["per_s"] else float("inf")
+            summary.append(f"- {arch}: saturated ({b['streams']} streams at {SATURATE:g}x real time), "
+                           f"{b['per_s']:.1f} classified frames/s with max batch 16 vs "
+                           f"{s['per_s']:.1f} with max batch 1: **{ratio:.2f}x**; most streams "
+                           f"sustained at 2.5 sampled frames/s: **{found['max_sustained']}**")
+            target = {"resnet18": 32, "resnet50": 12}.get(arch)
+            checks.append((f"{arch}: batched >= 1.4x unbatched end to end ({ratio:.2f}x)", ratio >= 1.4))
+            if target:
+                checks.append((f"{arch}: >= {target} streams sustained ({found['max_sustained']})",
+                               found["max_sustained"] >= target))
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as fh:
+        names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+    text = "\n".join([
+        "# rrn serve: many streams, one batched step",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; server and clients "
+        f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}` "
+        f"({time.perf_counter() - started:.0f} s). Each stream sends a real UCF-101 clip's frames "
+        f"(JPEG, 320x240) at {FPS:g} fps; the server keeps every {SAMPLE_EVERY}th "
+        f"(one per {SAMPLE_EVERY / FPS:.1f} s: 2.5 sampled frames/s per stream); {args.size} px, "
+        "random weights (speed only), T=2 identity skip at block4.",
+        "",
+        *table,
+        "",
+        *summary,
+        "",
+        "Targets (this 2-core CPU):",
+        *[f"- [{'x' if ok else ' '}] {text}" for text, ok in checks],
+        "",
+    ])
+    emit(text, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
