@@ -3,7 +3,10 @@
 A real ``rrn serve`` process (a random RRN: T=2, identity skip at ``block4``, 112 px, every 10th
 frame, i.e. one frame per 0.4 s of a 25 fps stream) and N WebSocket clients in one asyncio
 process, each sending a real UCF-101 clip's frames (JPEG, looped) at the clip's frame rate
-with their capture times. Measured per configuration:
+with their capture times: the frames the model samples (every 10th, as the browser page and
+``/v1/model``'s ``interval_s`` have clients do), or with ``--every-frame`` all 25 per second
+(the server then skips 9 of 10 unread). Clients and server share this machine's 2 cores.
+Measured per configuration:
 
 * *sustained*: every sampled frame classified, none dropped (the server keeps up);
 * end-to-end latency p50/p95: a sampled frame sent -> its ``frame`` event received;
@@ -28,7 +31,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import struct
 import subprocess
 import sys
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--search", default="8,12,16,24,32,40,48,64",
                    help="stream counts tried upward for the most sustained (stops at the first miss)")
     p.add_argument("--seconds", type=float, default=12.0, help="sending time per run")
+    p.add_argument("--every-frame", action="store_true",
+                   help="clients send all 25 frames per second, not only the sampled ones")
     p.add_argument("--quick", action="store_true", help="smoke run: resnet18 at 64 px, 2 streams")
     p.add_argument("--out", default="benchmarks/serve_results.md", help="markdown file, '-' for none")
     args = p.parse_args(argv)
@@ -146,9 +150,9 @@ class StreamResult:
 
 
 async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, speed: float,
-                     offset: float) -> StreamResult:
+                     offset: float, every_frame: bool = False) -> StreamResult:
     """Send ``frames`` looped for ``seconds``; capture times advance ``speed`` x real time.
-    Faster than real time only the sampled frames are sent (the load is the model's)."""
+    Only the sampled frames are sent, unless ``every_frame`` (in real time only)."""
     import websockets
 
     res, sent_at = StreamResult(), {}
@@ -172,7 +176,7 @@ async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, s
         await asyncio.sleep(offset)  # streams start spread over one frame interval
         start, n = time.perf_counter(), 0
         while (now := time.perf_counter() - start) < seconds:
-            if speed > 1 and n % SAMPLE_EVERY:
+            if (speed > 1 or not every_frame) and n % SAMPLE_EVERY:
                 n += 1
                 continue
             t = n / FPS
@@ -191,16 +195,18 @@ async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, s
     return res
 
 
-async def run_streams(port: int, n: int, frames: list[bytes], seconds: float, speed: float):
-    tasks = [one_stream(port, f"s{i}", frames, seconds, speed, i * SAMPLE_EVERY / FPS / max(n, 1))
-             for i in range(n)]
+async def run_streams(port: int, n: int, frames: list[bytes], seconds: float, speed: float,
+                      every_frame: bool = False):
+    tasks = [one_stream(port, f"s{i}", frames, seconds, speed, i * SAMPLE_EVERY / FPS / max(n, 1),
+                        every_frame) for i in range(n)]
     start = time.perf_counter()
     results = await asyncio.gather(*tasks)
     return results, time.perf_counter() - start
 
 
-def measure(port: int, n: int, frames: list[bytes], seconds: float, speed: float = 1.0) -> dict:
-    results, wall = asyncio.run(run_streams(port, n, frames, seconds, speed))
+def measure(port: int, n: int, frames: list[bytes], seconds: float, speed: float = 1.0,
+            every_frame: bool = False) -> dict:
+    results, wall = asyncio.run(run_streams(port, n, frames, seconds, speed, every_frame))
     lat = sorted(x for r in results for x in r.latencies)
     sampled = sum(r.sampled for r in results)
     classified = sum(r.classified for r in results)
@@ -221,11 +227,11 @@ def arch_rows(arch: str, args, frames: list[bytes], tmp: Path) -> tuple[list[str
     try:
         measure(batched.port, 1, frames, 2.0)  # warm-up
         for n in counts:
-            r = measure(batched.port, n, frames, args.seconds)
+            r = measure(batched.port, n, frames, args.seconds, every_frame=args.every_frame)
             rows.append(_row(arch, "16", r))
         best = 0
         for n in [int(s) for s in args.search.split(",") if s]:
-            r = measure(batched.port, n, frames, args.seconds)
+            r = measure(batched.port, n, frames, args.seconds, every_frame=args.every_frame)
             if not r["sustained"]:
                 break
             best = n
@@ -238,7 +244,7 @@ def arch_rows(arch: str, args, frames: list[bytes], tmp: Path) -> tuple[list[str
     try:
         measure(single.port, 1, frames, 2.0)
         found["saturated_single"] = measure(single.port, sat_n, frames, args.seconds, SATURATE)
-        r = measure(single.port, sat_n, frames, args.seconds)
+        r = measure(single.port, sat_n, frames, args.seconds, every_frame=args.every_frame)
         rows.append(_row(arch, "1", r))
     finally:
         single.close()
@@ -284,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         "# rrn serve: many streams, one batched step",
         "",
         f"Machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; server and clients "
-        f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}` "
+        f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}"
+        f"{' --every-frame' if args.every_frame else ''}` "
         f"({time.perf_counter() - started:.0f} s). Each stream sends a real UCF-101 clip's frames "
-        f"(JPEG, 320x240) at {FPS:g} fps; the server keeps every {SAMPLE_EVERY}th "
+        f"(JPEG, 320x240) at {FPS:g} fps ({'all of them' if args.every_frame else 'the sampled ones'} "
+        f"sent); the server keeps every {SAMPLE_EVERY}th "
         f"(one per {SAMPLE_EVERY / FPS:.1f} s: 2.5 sampled frames/s per stream); {args.size} px, "
         "random weights (speed only), T=2 identity skip at block4.",
         "",

@@ -52,6 +52,15 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "MoveLeft/v_MoveLeft_g02_c01: not a readable video" in text
     assert "MoveRight/v_MoveRight_g01_c01: listed at" in text and "2 problem(s) in 8 listed videos" in text
+    # --missing skip, as rrn train takes it: the missing video is counted as skipped, not a problem
+    assert main(["check-data", "--data-root", str(out), "--no-progress", "--missing", "skip"]) == 1
+    text = capsys.readouterr().out
+    assert "1 missing (skipped, as --missing skip trains without them)" in text
+    assert "1 problem(s) in 8 listed videos" in text and "MoveRight/v_MoveRight_g01_c01: listed" not in text
+    (out / "MoveLeft" / "v_MoveLeft_g02_c01.avi").unlink()  # only missing videos left: clean
+    assert main(["check-data", "--data-root", str(out), "--no-progress", "--missing", "skip"]) == 0
+    assert "2 missing (skipped" in capsys.readouterr().out
+    (out / "MoveLeft" / "v_MoveLeft_g02_c01.avi").write_bytes(b"broken")  # as before
 
     # an unwritable --cache-dir: one line before any video, not one failure per video
     blocked = tmp_path / "a-file"

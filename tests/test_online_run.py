@@ -439,3 +439,31 @@ def test_annotated_video_of_an_odd_sized_source(setup, tmp_path):
     summary, preds = _stream(model, video, tmp_path)
     assert summary.status == "end" and len(preds) == 4  # frames 0, 2, 4, 6
     assert _decode_all(tmp_path / "annotated.mp4").shape == (7, 44, 60, 3)
+
+
+def test_several_sources_are_stepped_together_each_with_its_outputs(setup, tmp_path, capsys):
+    """rrn stream CKPT A B: one batched step per round, one annotated video and one events file
+    per source, the combined events in --json; each source's predictions equal it alone."""
+    _, run, video = setup
+    other = tmp_path / "other.avi"
+    other.write_bytes(video.read_bytes())
+    out = tmp_path / "out"
+    assert main(["stream", str(run), str(video), str(other), "--out", str(out),
+                 "--json", str(tmp_path / "all.jsonl")]) == 0
+    text = capsys.readouterr().out
+    assert f"annotated video: {out}/video.mp4" in text and f"events: {out}/other.events.jsonl" in text
+    per = {name: _events(out / f"{name}.events.jsonl") for name in ("video", "other")}
+    combined = _events(tmp_path / "all.jsonl")
+    for name, events in per.items():
+        assert {e["stream"] for e in events} == {name}
+        assert len(_decode_all(out / f"{name}.mp4")) == 48 and events[-1]["frames"] == 48
+        assert [e for e in combined if e["stream"] == name] == events
+    frames = [[e for e in per[n] if e["type"] == "frame"] for n in ("video", "other")]
+    assert [f["top"] for f in frames[0]] == [f["top"] for f in frames[1]]  # the same file twice
+    alone = _events_alone(run, video, tmp_path)
+    assert [f["top"] for f in frames[0]] == [f["top"] for f in alone]
+
+
+def _events_alone(run, video, tmp_path):
+    assert main(["stream", str(run), str(video), "--json", str(tmp_path / "alone.jsonl")]) == 0
+    return [e for e in _events(tmp_path / "alone.jsonl") if e["type"] == "frame"]

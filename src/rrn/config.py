@@ -39,13 +39,7 @@ from typing import Any, Literal
 
 import yaml
 
-# Same as rrn.model.ARCHS; repeated so that parsing a config never has to import the model.
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
-SCHEDULES = ("constant", "step", "cosine")
-DATASETS = ("ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes")
-CACHE_FORMATS = ("jpeg", "npy")
-DECODERS = ("auto", "pyav", "torchcodec")
+from rrn.choices import Arch, CacheFormat, DatasetName, Decoder, Schedule, Stage
 
 
 class ConfigError(ValueError):
@@ -61,9 +55,19 @@ class RenamedKeyWarning(FutureWarning):
 # --------------------------------------------------------------------------------------------
 
 
+#: The DataConfig fields that say which videos a dataset holds and how to read them: every
+#: command that reads a dataset takes all of them (one declaration, not one list per command).
+DATASET_FIELDS = ("dataset", "data_root", "split_dir", "split", "train_list", "test_list",
+                  "missing", "decoder")
+#: The DataConfig fields of the frame cache (where decoded frames are kept, in which format).
+CACHE_FIELDS = ("cache_dir", "cache_format", "cache_quality")
+#: The DataConfig fields that decide which frames are decoded, at which size.
+FRAME_FIELDS = ("sample_every", "fps", "frame_size", "short_side")
+
+
 @dataclass
 class DataConfig:
-    dataset: Literal["ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes"] = "ucf101"
+    dataset: DatasetName = "ucf101"
     """Annotation format: ucf101 or hmdb51 official splits; list (--train-list/--test-list, or
     without them one folder per class under --data-root, split by group into 3 folds);
     kinetics (train.csv/validate.csv, videos in train/ and validate/ or val/); ssv2
@@ -98,12 +102,12 @@ class DataConfig:
     cache_dir: str | None = None
     """Frame cache folder, read and filled (default: <data-root>/.rrn-cache when rrn cache has
     built it, else no cache)."""
-    cache_format: Literal["jpeg", "npy"] = "jpeg"
+    cache_format: CacheFormat = "jpeg"
     """Format of the frames written to the frame cache: jpeg (JPEG frames behind an index, 9-14x
     smaller) or npy (uncompressed, memory-mapped, fastest to read). Reading finds either."""
     cache_quality: int = 90
     """JPEG quality (1-100) of --cache-format jpeg."""
-    decoder: Literal["auto", "pyav", "torchcodec"] = "auto"
+    decoder: Decoder = "auto"
     """Video decoding backend (auto = PyAV, measured the fastest for strided sampling)."""
     hflip: bool = True
     """Random horizontal flips in training (turn off when left/right is the class, e.g. for
@@ -117,12 +121,9 @@ class DataConfig:
     checkpoint is selected and the result of a run is its last.pt."""
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
+        check_literals(self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        check_choice("missing", self.missing, ("error", "skip"))
-        check_choice("decoder", self.decoder, DECODERS)
-        check_choice("cache_format", self.cache_format, CACHE_FORMATS)
         if not 1 <= self.cache_quality <= 100:
             raise ConfigError(f"--cache-quality must be in 1..100, got {self.cache_quality}")
         if self.dataset == "rawframes" and self.fps is not None:
@@ -162,7 +163,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"
+    arch: Arch = "resnet50"
     """ResNet depth the recurrent residual network is built on."""
     skip: tuple[str, ...] | None = None
     """Blocks with a temporal skip, comma-separated aliases (block1, block2, midblock4, block4)
@@ -180,16 +181,14 @@ class ModelConfig:
     count differs)."""
     temporal_init: Literal["kaiming", "zero"] = "kaiming"
     """Initialisation of the temporal skip parameters."""
-    freeze: tuple[str, ...] = ()
+    freeze: tuple[Stage, ...] = ()
     """Stages kept frozen (weights and BatchNorm statistics), comma-separated from: stem,
     layer1, layer2, layer3, layer4."""
     sync_bn: bool = False
     """Under DDP, synchronise BatchNorm statistics across processes."""
 
     def __post_init__(self) -> None:
-        check_choice("arch", self.arch, ARCHS)
-        check_choice("temporal_init", self.temporal_init, ("kaiming", "zero"))
-        check_choice("skip_type", self.skip_type, ("identity", "linear", "nonlinear"))
+        check_literals(self)
         if self.context is not None:
             check_positive("context", self.context)
         if self.skip is not None and self.context is not None:
@@ -199,8 +198,6 @@ class ModelConfig:
                     f"--skip names {len(self.skip)} ({','.join(self.skip) or 'none'}); "
                     "give only one of the two, or make them agree"
                 )
-        for stage in self.freeze:
-            check_choice("freeze", stage, STAGES)
         if not self.weights:
             raise ConfigError("--weights must be none, imagenet or a file path")
 
@@ -221,7 +218,7 @@ class OptimConfig:
     update_chunks: int | None = None
     """Optimiser step every this many training chunks instead of --update-fraction (default:
     use --update-fraction)."""
-    schedule: Literal["constant", "step", "cosine"] = "constant"
+    schedule: Schedule = "constant"
     """Learning-rate schedule over the optimiser steps."""
     lr_milestones: tuple[int, ...] = ()
     """With --schedule step: epochs after which the learning rate is multiplied by --lr-gamma."""
@@ -233,6 +230,7 @@ class OptimConfig:
     """Clip the gradient norm to this value (default: no clipping)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         check_positive("epochs", self.epochs)
         check_positive("batch_size", self.batch_size)
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -246,7 +244,6 @@ class OptimConfig:
             )
         if self.update_chunks is not None and self.update_chunks < 1:
             raise ConfigError(f"--update-chunks must be >= 1, got {self.update_chunks}")
-        check_choice("schedule", self.schedule, SCHEDULES)
         if self.schedule == "step" and not self.lr_milestones:
             raise ConfigError("--schedule step needs --lr-milestones, e.g. --lr-milestones 4,8")
         if list(self.lr_milestones) != sorted(self.lr_milestones):
@@ -307,7 +304,7 @@ class RunConfig:
     replaced)."""
 
     def __post_init__(self) -> None:
-        check_choice("amp", self.amp, ("auto", "none", "bf16", "fp16"))
+        check_literals(self)
         if not self.out:
             raise ConfigError("--out must name a run directory")
         for name in ("workers", "checkpoint_every", "val_every"):
@@ -341,6 +338,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        check_literals(self)
         lists = (self.data.train_list, self.data.test_list)
         if self.data.dataset == "list" and any(lists) and not all(lists):
             raise ConfigError(
@@ -394,8 +392,7 @@ class EvalConfig:
     classes are directions, e.g. ssv2)."""
 
     def __post_init__(self) -> None:
-        check_choice("which", self.which, ("auto", "best", "last"))
-        check_choice("views", self.views, ("center", "3crop"))
+        check_literals(self)
         check_positive("batch_size", self.batch_size)
 
 
@@ -414,6 +411,7 @@ class FeaturesConfig:
     """Store features as float16 (half the disk)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if not self.stages or any(s not in (1, 2, 3, 4) for s in self.stages):
             raise ConfigError(f"--stages must name stages among 1,2,3,4, got {list(self.stages)}")
 
@@ -446,7 +444,7 @@ class BaselineConfig:
     """Where to write the results (default: the --features folder)."""
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, ("avgpool", "gru"))
+        check_literals(self)
         if self.stage not in (1, 2, 3, 4):
             raise ConfigError(f"--stage must be 1, 2, 3 or 4, got {self.stage}")
         for name in ("epochs", "lr", "batch_size", "hidden"):
@@ -493,6 +491,7 @@ class StreamConfig:
     runs are flicker: no segment events)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         for name in ("smooth", "threads"):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
@@ -531,7 +530,7 @@ class ExportConfig:
     sampled every sample_every / source_fps seconds (triton only)."""
 
     def __post_init__(self) -> None:
-        check_choice("format", self.format, ("onnx", "torchscript", "triton"))
+        check_literals(self)
         if self.opset < 17:
             raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
         check_positive("max_batch_size", self.max_batch_size)
@@ -581,6 +580,7 @@ class ServeConfig:
     """Seconds a run of one top class must last before its segment is announced."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         for name in ("max_streams", "max_batch", "max_frame_bytes", "max_pixels", "max_fps",
                      "max_upload_mb", "idle_timeout", "source_fps", "labels"):
             check_positive(name, getattr(self, name))
@@ -608,6 +608,19 @@ def flag_name(name: str) -> str:
 def check_positive(name: str, value: float) -> None:
     if value is None or value <= 0:
         raise ConfigError(f"--{flag_name(name)} must be > 0, got {value}")
+
+
+def check_literals(obj) -> None:
+    """Every field of dataclass ``obj`` typed with a ``Literal`` (or a tuple of one) holds one of
+    its names: the choices come from the type itself (:mod:`rrn.choices`), never a second list."""
+    for f in dataclasses.fields(obj):
+        tp, _ = _strip_optional(_hints(type(obj))[f.name])
+        value = getattr(obj, f.name)
+        if typing.get_origin(tp) is tuple and typing.get_origin(typing.get_args(tp)[0]) is Literal:
+            for item in value or ():
+                check_choice(f.name, item, typing.get_args(typing.get_args(tp)[0]))
+        elif typing.get_origin(tp) is Literal and value is not None:
+            check_choice(f.name, value, typing.get_args(tp))
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

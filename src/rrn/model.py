@@ -32,10 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
+from rrn.choices import Arch, names
+
 if TYPE_CHECKING:
     from rrn.config import ModelConfig
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = names(Arch)  # declared once, in rrn.choices
 SKIP_TYPES = ("identity", "linear", "nonlinear")
 TEMPORAL_INITS = ("kaiming", "zero")
 ALIASES = ("block1", "block2", "midblock4", "block4")

@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from rrn.config import (
+    CACHE_FIELDS,
+    DATASET_FIELDS,
+    FRAME_FIELDS,
     DataConfig,
     RunConfig,
     add_dataclass_arguments,
@@ -14,9 +17,7 @@ from rrn.config import (
 )
 
 #: The dataset and the sampling: the same flags, help and defaults as rrn train's.
-DATA_FIELDS = ("dataset", "data_root", "split_dir", "split", "train_list", "test_list", "missing",
-               "sample_every", "fps", "frame_size", "short_side", "cache_dir", "cache_format",
-               "cache_quality", "decoder")
+DATA_FIELDS = DATASET_FIELDS + FRAME_FIELDS + CACHE_FIELDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

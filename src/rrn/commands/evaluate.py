@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rrn.config import (
+    CACHE_FIELDS,
+    DATASET_FIELDS,
     DataConfig,
     EvalConfig,
     RunConfig,
@@ -22,8 +24,7 @@ examples:
   rrn eval runs/k400 --views 3crop --flip                 # 3 crops x 2 flips per chunk, averaged
 """
 #: The data settings an evaluation may change; sampling and frame size stay the checkpoint's.
-DATA_FIELDS = ("dataset", "data_root", "split_dir", "train_list", "test_list", "eval_stride",
-               "cache_dir", "cache_format", "cache_quality", "decoder", "missing")
+DATA_FIELDS = tuple(f for f in DATASET_FIELDS if f != "split") + ("eval_stride", *CACHE_FIELDS)
 RUN_FIELDS = ("device", "amp", "workers", "pin_memory", "progress")
 
 

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.config import CACHE_FORMATS
+from rrn.choices import CacheFormat, names
 from rrn.data.cache_entries import (
     OPENERS,
     SUFFIX,
@@ -77,6 +77,8 @@ from rrn.runtime.workers import pool_worker_init
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
 DEFAULT_CACHE_DIRNAME = ".rrn-cache"
+
+CACHE_FORMATS = names(CacheFormat)  # declared once, in rrn.choices
 
 
 def default_cache_dir(data_root) -> Path:

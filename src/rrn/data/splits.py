@@ -32,6 +32,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from rrn.choices import DatasetName, names
 from rrn.data.decode import VIDEO_EXTENSIONS
 from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
     LINE_ERRORS,
@@ -45,6 +46,11 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
     read_class_index,
     read_split_text,
 )
+
+#: The --dataset names: ucf101, hmdb51 and list are parsed here, the others by
+#: :data:`rrn.data.formats.PARSERS`.
+DATASETS = names(DatasetName)
+BUILT_IN = ("ucf101", "hmdb51", "list")
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
     from rrn.data.formats import PARSERS
 
     if dataset not in PARSERS:
-        raise SplitError(f"unknown dataset {dataset!r}; choose ucf101, hmdb51, list, {', '.join(PARSERS)}")
+        raise SplitError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
     return PARSERS[dataset](root=root, split_dir=split_dir, split=split, train_list=train_list,
                             test_list=test_list)
 
