@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/stream.py
 	$(PY) benchmarks/precision.py
+	$(PY) benchmarks/serve.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from rrn import load_model  # noqa: E402
-from rrn.config import ServeConfig  # noqa: E402
+from rrn.config import ServeConfig, StreamConfig  # noqa: E402
 from rrn.online import MultiStreamRecognizer, StreamFrame  # noqa: E402
 from rrn.serve.app import create_app  # noqa: E402
 from runs import save_run  # noqa: E402
@@ -55,8 +55,8 @@ def _until(ws, kind: str) -> list[dict]:
             return out
 
 
-def _client(model, **settings) -> TestClient:
-    return TestClient(create_app(model, ServeConfig(**settings)))
+def _client(model, events=None, **settings) -> TestClient:
+    return TestClient(create_app(model, ServeConfig(**settings), events))
 
 
 def test_two_concurrent_streams_match_each_stream_run_alone(model):
@@ -67,7 +67,7 @@ def test_two_concurrent_streams_match_each_stream_run_alone(model):
         rec.open(k)
         alone[k] = torch.stack([rec.step([StreamFrame(k, f, i, i / 25)])[k].probs
                                 for i, f in enumerate(frames)])
-    with _client(model, max_wait_ms=20, labels=4) as client, \
+    with _client(model, StreamConfig(labels=4), max_wait_ms=20) as client, \
             client.websocket_connect("/v1/streams/cam-a") as a, \
             client.websocket_connect("/v1/streams/cam-b") as b:
         assert a.receive_json()["type"] == b.receive_json()["type"] == "start"
@@ -101,7 +101,8 @@ def test_frames_are_kept_at_the_sampling_interval_by_capture_time(model, tmp_pat
     times = [m["time"] for m in messages if m["type"] == "frame"]
     end = messages[-1]
     assert end["received"] == 25 and end["sampled"] == 3 and end["skipped"] == 22
-    assert end["classified"] + end["dropped"] == 3 and times[0] == 0.0
+    # the three kept frames are classified, or replaced by a newer one while the model was busy
+    assert end["classified"] + end["dropped"] == 3 and set(times) <= {0.0, 0.4, 0.8} and times
 
 
 def test_the_token_guards_every_route_but_healthz(model):

@@ -526,8 +526,8 @@ class ExportConfig:
     max_batch_size: int = 8
     """Streams Triton's sequence batcher steps together at most (triton only)."""
     source_fps: float = 25.0
-    """Frame rate sample_every refers to, which sizes Triton's sequence idle time for a stream
-    sampled every sample_every / source_fps seconds (triton only)."""
+    """Frame rate that sample_every refers to for a live source (the training videos' rate,
+    e.g. 25 for UCF-101): a model trained on every 10th frame then sees one frame per 0.4 s."""
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -539,7 +539,10 @@ class ExportConfig:
 
 @dataclass
 class ServeConfig:
-    """How ``rrn serve`` listens, whom it lets in, and what it accepts (see :mod:`rrn.serve`)."""
+    """How ``rrn serve`` listens, whom it lets in, and what it accepts (see :mod:`rrn.serve`).
+
+    What its events say (``labels``, ``smooth``, ``threshold``, ``min_segment``) is
+    :class:`StreamConfig`'s, as for ``rrn stream``."""
 
     host: str = "127.0.0.1"
     """Address to listen on. Anything but loopback (127.0.0.1, ::1, localhost) needs a token:
@@ -567,33 +570,18 @@ class ServeConfig:
     idle_timeout: float = 30.0
     """Seconds a stream may go without a message before it is ended and its state freed."""
     source_fps: float = 25.0
-    """Frame rate the model's sample_every refers to, for clients that send capture times
-    (a model trained on every 10th frame of 25 fps videos sees one frame per 0.4 s)."""
-    labels: int = 3
-    """Most probable classes in each frame event."""
-    smooth: int | None = None
-    """Average the probabilities of a stream's last N classified frames before picking the top
-    classes and segments (default: the model's temporal context T)."""
-    threshold: float = 0.0
-    """Smoothed probability the top class needs for an action segment (0: any top class)."""
-    min_segment: float = 0.0
-    """Seconds a run of one top class must last before its segment is announced."""
+    """Frame rate that sample_every refers to for a live source (the training videos' rate,
+    e.g. 25 for UCF-101): a model trained on every 10th frame then sees one frame per 0.4 s."""
 
     def __post_init__(self) -> None:
         check_literals(self)
         for name in ("max_streams", "max_batch", "max_frame_bytes", "max_pixels", "max_fps",
-                     "max_upload_mb", "idle_timeout", "source_fps", "labels"):
+                     "max_upload_mb", "idle_timeout", "source_fps"):
             check_positive(name, getattr(self, name))
-        if self.smooth is not None:
-            check_positive("smooth", self.smooth)
         if self.max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.port}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
-        if self.min_segment < 0:
-            raise ConfigError(f"--min-segment must be >= 0 seconds, got {self.min_segment}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,8 +104,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
         shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
         make_synthetic_dataset(data, **wanted)
         logger.info(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
-              f"({settings.classes} motion directions) to {data} in {time.perf_counter() - t0:.1f}s",
-              flush=True)
+              f"({settings.classes} motion directions) to {data} in {time.perf_counter() - t0:.1f}s")
     rows = []
     for key, label, skip in MODELS:
         run_dir = out / key

@@ -10,11 +10,14 @@ from rrn.config import (
     EvalConfig,
     RunConfig,
     ServeConfig,
+    StreamConfig,
     add_dataclass_arguments,
     from_flags,
     make_suggesting,
 )
 
+#: What the events say: the same flags as rrn stream's.
+EVENT_FIELDS = ("labels", "smooth", "threshold", "min_segment")
 EPILOG = """\
 examples:
   rrn serve runs/ucf_split1                         # http://127.0.0.1:8000/ in a browser
@@ -37,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     make_suggesting(p)
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
     add_dataclass_arguments(p, ServeConfig, "serve", title="service")
+    add_dataclass_arguments(p, StreamConfig, "stream", only=EVENT_FIELDS, title="events")
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     add_dataclass_arguments(p, RunConfig, "run", only=("device",), title="run")
     p.set_defaults(func=run)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(from_flags(RunConfig, args, "run").device, DistInfo())
     model = load_model(args.checkpoint, which=from_flags(EvalConfig, args, "eval").which,
                        device=device)
-    app = create_app(model, cfg)
+    app = create_app(model, cfg, from_flags(StreamConfig, args, "stream"))
     auth = "a bearer token" if cfg.token else "no token (loopback only)"
 
     def ready(host: str, port: int) -> None:

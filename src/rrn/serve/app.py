@@ -41,10 +41,11 @@ CHUNK = 1 << 20
 POLICY_VIOLATION, TRY_AGAIN_LATER, GOING_AWAY = 1008, 1013, 1001
 
 
-def create_app(model, config) -> FastAPI:
+def create_app(model, config, events=None) -> FastAPI:
     """The service for ``model`` (from :func:`rrn.load_model`) with ``config`` (a
-    :class:`~rrn.config.ServeConfig`; its token is the one required)."""
-    service = Service(model, config)
+    :class:`~rrn.config.ServeConfig`; its token is the one required) and ``events`` (a
+    :class:`~rrn.config.StreamConfig`: labels, smoothing and segments of the events)."""
+    service = Service(model, config, events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -20,12 +20,16 @@ class Service:
     Args:
         model: From :func:`rrn.load_model`.
         config: A :class:`~rrn.config.ServeConfig`.
+        events: A :class:`~rrn.config.StreamConfig`: labels per frame, smoothing, segments.
     """
 
-    def __init__(self, model, config):
+    def __init__(self, model, config, events=None):
+        from rrn.config import StreamConfig
+
         self.model, self.config = model, config
+        self.events = events or StreamConfig()
         self.metrics = Metrics()
-        self.recognizer = MultiStreamRecognizer(model, smooth=config.smooth)
+        self.recognizer = MultiStreamRecognizer(model, smooth=self.events.smooth)
         self.batcher = MicroBatcher(self.recognizer, max_batch=config.max_batch,
                                     max_wait_ms=config.max_wait_ms,
                                     on_step=self.metrics.observe_step)
@@ -71,7 +75,7 @@ class Service:
         return {"classes": d["classes"], "sampling": d["sampling"]["description"],
                 "interval_s": d["sampling"]["interval_s"], "context": d["context"],
                 "smooth": d["smooth"], "checkpoint": d["checkpoint"],
-                "threshold": self.config.threshold, "min_segment": self.config.min_segment}
+                "threshold": self.events.threshold, "min_segment": self.events.min_segment}
 
     def predictor(self):
         """The :class:`~rrn.predict.Predictor` of uploads (made at first use, on the model)."""

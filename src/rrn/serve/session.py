@@ -71,8 +71,8 @@ class StreamSession:
     def __init__(self, service, stream_id: str, send: Callable[[dict], Awaitable[None]]):
         self.service, self.id, self._send = service, stream_id, send
         self.sampler = CaptureSampler(service.interval)
-        self.segments = SegmentTracker(stream_id, service.config.threshold,
-                                       service.config.min_segment)
+        self.segments = SegmentTracker(stream_id, service.events.threshold,
+                                       service.events.min_segment)
         self.rate = RateLimit(service.config.max_fps)
         self.counts = SessionCounts()
         self.last_time = 0.0
@@ -136,7 +136,7 @@ class StreamSession:
         await self._prediction(result, received)
 
     async def _prediction(self, pred: Prediction, received: float) -> None:
-        c, classes, labels = self.counts, self.service.classes, self.service.config.labels
+        c, classes, labels = self.counts, self.service.classes, self.service.events.labels
         c.classified += 1
         top = pred.top(classes, 1)[0]
         records = self.segments.update(top[0], top[1], pred.time)
