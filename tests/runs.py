@@ -8,7 +8,8 @@ from torch import nn
 
 from rrn.checkpoint import make_checkpoint, save_checkpoint
 from rrn.cli import build_parser
-from rrn.config import flag_overrides, resolve_config
+from rrn.commands.flags import flag_overrides
+from rrn.config import resolve_config
 from rrn.model import build_model
 
 

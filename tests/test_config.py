@@ -5,16 +5,14 @@ import argparse
 import pytest
 import yaml
 
+from rrn.commands.flags import add_config_arguments, flag_overrides, make_suggesting
 from rrn.config import (
     ConfigError,
     ModelConfig,
     OptimConfig,
     TrainConfig,
-    add_config_arguments,
     field_docs,
-    flag_overrides,
     load_yaml,
-    make_suggesting,
     resolve_config,
 )
 

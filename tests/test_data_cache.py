@@ -159,7 +159,8 @@ def test_build_cache_needs_a_source_with_a_cache(tmp_path):
 
 def test_rrn_cache_defaults_build_what_rrn_train_defaults_read():
     from rrn.cli import build_parser
-    from rrn.config import DataConfig, flag_overrides, resolve_config
+    from rrn.commands.flags import flag_overrides
+    from rrn.config import DataConfig, resolve_config
 
     parser = build_parser()
     d = DataConfig()

@@ -228,7 +228,8 @@ def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     info = json.loads((out / "rrn_synth.json").read_text())
     assert f"read it with: {info['flags']}" in text
     args = build_parser().parse_args(["train", *shlex.split(info["flags"])])  # every data flag
-    from rrn.config import flag_overrides, resolve_config
+    from rrn.commands.flags import flag_overrides
+    from rrn.config import resolve_config
 
     split = resolve_config([("flags", flag_overrides(args))]).data.load_split()
     ref = load_split("ucf101", ucf)

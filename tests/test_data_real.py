@@ -36,13 +36,15 @@ def test_official_split_files_parse(tmp_path, split, n_train, n_test):
         warnings.simplefilter("ignore")
         with pytest.raises(SplitError, match="train side .* is empty after skipping"):
             load_split("ucf101", tmp_path, LISTS, split, missing="skip")
+    from rrn.data.formats.text import LineErrors
     from rrn.data.splits import _ucf101
 
-    entries, classes = _ucf101(LISTS, split)
+    errors = LineErrors(collect=True)
+    entries, classes = _ucf101(LISTS, split, errors)
     assert len(classes) == 101 and classes[0] == "ApplyEyeMakeup" and classes[-1] == "YoYo"
-    assert sum(e[0] == "train" for e in entries) == n_train
-    assert sum(e[0] == "test" for e in entries) == n_test
-    assert all(0 <= e[2] < 101 for e in entries)
+    assert sum(e.side == "train" for e in entries) == n_train
+    assert sum(e.side == "test" for e in entries) == n_test
+    assert all(0 <= e.label < 101 for e in entries) and not errors.messages
 
 
 def test_mini_set_needs_missing_skip():

@@ -232,3 +232,23 @@ def test_list_labels_with_a_gap_need_a_class_index(tmp_path):
     assert len(problems) == 4 and split is None and "train side" in problems[3]  # no line left
     write(root / "classInd.txt", ["1 none", "2 cat", "3 dog"])  # naming the classes allows any labels
     assert load_split("list", root, root, train_list=tr, test_list=te).classes == ["none", "cat", "dog"]
+
+
+def test_split_entries_are_typed_and_bad_lines_go_to_an_explicit_collector(tmp_path):
+    """Every parser returns Entry records; malformed lines are raised at once by default and
+    collected, from two files in one pass, when a collector asks for it."""
+    from rrn.data.formats.text import Entry, LineErrors
+    from rrn.data.splits import _lists
+
+    (tmp_path / "a" / "x.mp4").parent.mkdir()
+    (tmp_path / "a" / "x.mp4").write_bytes(b"")
+    (tmp_path / "train.txt").write_text("a/x.mp4 0\n../escape.mp4 0\n")
+    (tmp_path / "test.txt").write_text("a/x.mp4\n")
+    with pytest.raises(SplitError, match="train.txt:2: path '../escape.mp4' leaves the data root"):
+        _lists(tmp_path, tmp_path / "train.txt", tmp_path / "test.txt", LineErrors())
+    errors = LineErrors(collect=True)
+    entries, classes = _lists(tmp_path, tmp_path / "train.txt", tmp_path / "test.txt", errors)
+    assert entries == [Entry("train", "a/x.mp4", 0, tmp_path / "train.txt", 1)]
+    assert entries[0].label == 0 and entries[0].frames is None and classes == ["0"]
+    assert len(errors.messages) == 2  # the escaping path, and the test line without a label
+    assert "train.txt:2" in errors.messages[0] and "test.txt:1" in errors.messages[1]

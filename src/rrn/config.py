@@ -20,7 +20,6 @@ working under its old spelling with a deprecation warning (:data:`RENAMED`).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import difflib
@@ -602,7 +601,7 @@ def check_literals(obj) -> None:
     """Every field of dataclass ``obj`` typed with a ``Literal`` (or a tuple of one) holds one of
     its names: the choices come from the type itself (:mod:`rrn.choices`), never a second list."""
     for f in dataclasses.fields(obj):
-        tp, _ = _strip_optional(_hints(type(obj))[f.name])
+        tp, _ = strip_optional(field_types(type(obj))[f.name])
         value = getattr(obj, f.name)
         if typing.get_origin(tp) is tuple and typing.get_origin(typing.get_args(tp)[0]) is Literal:
             for item in value or ():
@@ -656,11 +655,11 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
+def strip_optional(tp: Any) -> tuple[Any, bool]:
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
@@ -668,7 +667,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _describe(tp: Any) -> str:
+def describe_type(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(map(str, typing.get_args(tp)))
     if typing.get_origin(tp) is tuple:
@@ -704,7 +703,7 @@ def _coerce_scalar(value: Any, base: Any) -> Any:
 
 def coerce(value: Any, tp: Any, name: str) -> Any:
     """Convert a YAML or command-line value to a field's type, with an error naming ``name``."""
-    base, optional = _strip_optional(tp)
+    base, optional = strip_optional(tp)
     # For a list, 'none' means the empty list (--skip none: no temporal skip), not "unset".
     is_list = typing.get_origin(base) is tuple
     if value is None or (
@@ -712,7 +711,7 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
     ):
         if optional:
             return None
-        raise ConfigError(f"{name}: a value is required ({_describe(base)})")
+        raise ConfigError(f"{name}: a value is required ({describe_type(base)})")
     try:
         if is_list:
             item_tp = typing.get_args(base)[0]
@@ -724,7 +723,7 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             return tuple(coerce(p, item_tp, name) for p in parts)
         return _coerce_scalar(value, base)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {_describe(base)}, got {value!r}") from None
+        raise ConfigError(f"{name}: expected {describe_type(base)}, got {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,7 +821,7 @@ def _merge_layers(layers, sections: Mapping[str, type], quiet: set[str]) -> dict
     for where, values in layers:
         for (section, name), value in flatten(values, where, quiet=where in quiet,
                                               sections=sections).items():
-            tp = _hints(sections[section])[name]
+            tp = field_types(sections[section])[name]
             label = f"--{flag_name(name)}" if where == "flags" else f"{where}: {section}.{name}"
             merged[section][name] = coerce(value, tp, label)
     return merged
@@ -837,7 +836,7 @@ def build_dataclass(cls: type, layers: list[tuple[str, Mapping[str, Any]]]):
             if key not in names:
                 raise _unknown(key, names, where)
             label = f"--{flag_name(key)}" if where == "flags" else f"{where}: {key}"
-            merged[key] = coerce(value, _hints(cls)[key], label)
+            merged[key] = coerce(value, field_types(cls)[key], label)
     return cls(**merged)
 
 
@@ -853,99 +852,6 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     return values
-
-
-# --------------------------------------------------------------------------------------------
-# Command line generated from the dataclasses
-# --------------------------------------------------------------------------------------------
-
-
-class SuggestingArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag."""
-
-    def parse_known_args(self, args=None, namespace=None):  # noqa: D102
-        namespace, extras = super().parse_known_args(args, namespace)
-        unknown = [a for a in extras if a.startswith("-")]
-        if unknown:
-            flag = unknown[0].split("=", 1)[0]
-            valid = [s for a in self._actions for s in a.option_strings]
-            hint = difflib.get_close_matches(flag, valid, n=1, cutoff=0.5)
-            did = f"; did you mean {hint[0]}?" if hint else ""
-            self.error(f"unrecognized argument {flag}{did}")
-        elif extras:
-            self.error(f"unexpected argument {extras[0]!r}")
-        return namespace, extras
-
-
-def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give a parser made by ``add_subparsers().add_parser`` the suggesting error."""
-    parser.__class__ = SuggestingArgumentParser
-    return parser
-
-
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *,
-                            only: Iterable[str] | None = None, title: str | None = None,
-                            defaults_from: str = "", aliases: Mapping[str, str] | None = None) -> None:
-    """One ``--flag`` per field of ``cls`` (or of ``only``); absent flags stay absent.
-
-    Args:
-        section: the namespace prefix of the destinations (``args.<section>.<field>``).
-        only: the fields to expose (default: all).
-        title: heading of the flag group in ``--help``.
-        defaults_from: shown instead of the dataclass default, e.g. "the checkpoint".
-        aliases: a shorter second spelling of some fields' flags where the command makes it
-            unambiguous, e.g. ``{"cache_format": "--format"}`` for ``rrn cache``.
-    """
-    group = parser.add_argument_group(title or f"{section} options")
-    docs, defaults = field_docs(cls), cls()
-    names = list(only) if only is not None else [f.name for f in dataclasses.fields(cls)]
-    for name in names:
-        tp, _ = _strip_optional(_hints(cls)[name])
-        default = getattr(defaults, name)
-        shown = defaults_from or (",".join(map(str, default)) if isinstance(default, tuple) else default)
-        text = docs.get(name, "") + ("" if shown is None else f" [{shown}]")  # None: the doc says
-        kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": argparse.SUPPRESS,
-                                  "help": text.replace("%", "%%")}
-        if tp is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["metavar"] = _metavar(name, tp)
-        extra = [(aliases or {})[name]] if name in (aliases or {}) else []
-        group.add_argument(f"--{flag_name(name)}", *extra, **kwargs)
-
-
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         only: Mapping[str, Iterable[str] | None] | None = None,
-                         defaults_from: str = "") -> None:
-    """Add the flags of :class:`TrainConfig`'s sections (all, or ``only={section: fields}``)."""
-    for section, cls in SECTIONS.items():
-        if only is None or section in only:
-            add_dataclass_arguments(parser, cls, section, only=(only or {}).get(section),
-                                    defaults_from=defaults_from)
-    if only is None or "update_fraction" in (only.get("optim") or ()):
-        parser.add_argument("--update-every", dest="optim.update_every", default=argparse.SUPPRESS,
-                            help=argparse.SUPPRESS)  # renamed: still accepted, with a warning
-
-
-def _metavar(name: str, tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "{" + ",".join(map(str, typing.get_args(tp))) + "}"
-    return name.upper()
-
-
-def flag_overrides(args: argparse.Namespace, sections: Iterable[str] = SECTIONS) -> dict[str, dict[str, Any]]:
-    """The flags of ``sections`` actually given on the command line, nested by section."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in vars(args).items():
-        section, dot, name = key.partition(".")
-        if dot and section in sections:
-            out.setdefault(section, {})[name] = value
-    return out
-
-
-def from_flags(cls: type, args: argparse.Namespace, section: str):
-    """The dataclass ``cls`` from the flags of ``section`` (see :func:`add_dataclass_arguments`)."""
-    return build_dataclass(cls, [("flags", flag_overrides(args, (section,)).get(section, {}))])
 
 
 def describe_changes(old: TrainConfig, new: TrainConfig) -> list[str]:

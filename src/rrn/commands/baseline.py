@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.config import BaselineConfig, add_dataclass_arguments, from_flags
+from rrn.commands.flags import add_dataclass_arguments, from_flags
+from rrn.config import BaselineConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides
 from rrn.config import (
     CACHE_FIELDS,
     DATASET_FIELDS,
     FRAME_FIELDS,
     DataConfig,
     RunConfig,
-    add_dataclass_arguments,
-    flag_overrides,
     resolve_config,
 )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides
+from rrn.config import RunConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

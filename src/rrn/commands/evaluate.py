@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.config import (
-    CACHE_FIELDS,
-    DATASET_FIELDS,
-    DataConfig,
-    EvalConfig,
-    RunConfig,
-    add_dataclass_arguments,
-    flag_overrides,
-    from_flags,
-    make_suggesting,
-)
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags, make_suggesting
+from rrn.config import CACHE_FIELDS, DATASET_FIELDS, DataConfig, EvalConfig, RunConfig
 
 EPILOG = """\
 examples:

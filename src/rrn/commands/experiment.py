@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rrn.config import RunConfig, add_dataclass_arguments, flag_overrides, resolve_config
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides
+from rrn.config import RunConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

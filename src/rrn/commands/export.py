@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.config import (
-    EvalConfig,
-    ExportConfig,
-    add_dataclass_arguments,
-    from_flags,
-    make_suggesting,
-)
+from rrn.commands.flags import add_dataclass_arguments, from_flags, make_suggesting
+from rrn.config import EvalConfig, ExportConfig
 
 EPILOG = """\
 examples:

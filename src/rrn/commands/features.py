@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rrn.commands.cache import DATA_FIELDS
-from rrn.config import (
-    DataConfig,
-    FeaturesConfig,
-    ModelConfig,
-    RunConfig,
-    add_dataclass_arguments,
-    flag_overrides,
-    from_flags,
-    resolve_config,
-)
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
+from rrn.config import DataConfig, FeaturesConfig, ModelConfig, RunConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

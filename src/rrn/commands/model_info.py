@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rrn.config import (
-    DataConfig,
-    ModelConfig,
-    add_dataclass_arguments,
-    flag_overrides,
-    resolve_config,
-)
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides
+from rrn.config import DataConfig, ModelConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,14 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from rrn.config import (
-    EvalConfig,
-    RunConfig,
-    add_dataclass_arguments,
-    flag_overrides,
-    from_flags,
-    resolve_config,
-)
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
+from rrn.config import EvalConfig, RunConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:

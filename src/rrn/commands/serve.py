@@ -6,15 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from rrn.config import (
-    EvalConfig,
-    RunConfig,
-    ServeConfig,
-    StreamConfig,
-    add_dataclass_arguments,
-    from_flags,
-    make_suggesting,
-)
+from rrn.commands.flags import add_dataclass_arguments, from_flags, make_suggesting
+from rrn.config import EvalConfig, RunConfig, ServeConfig, StreamConfig
 
 #: What the events say: the same flags as rrn stream's.
 EVENT_FIELDS = ("labels", "smooth", "threshold", "min_segment")

@@ -6,16 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrn.config import (
-    DataConfig,
-    EvalConfig,
-    RunConfig,
-    StreamConfig,
-    add_dataclass_arguments,
-    flag_overrides,
-    from_flags,
-    make_suggesting,
-)
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags, make_suggesting
+from rrn.config import DataConfig, EvalConfig, RunConfig, StreamConfig
 
 EPILOG = """\
 examples:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrn.config import add_config_arguments, flag_overrides, load_yaml, make_suggesting
+from rrn.commands.flags import add_config_arguments, flag_overrides, make_suggesting
+from rrn.config import load_yaml
 
 EXAMPLES = """\
 examples:

@@ -35,10 +35,9 @@ from pathlib import Path, PurePosixPath
 from rrn.choices import DatasetName, names
 from rrn.data.decode import VIDEO_EXTENSIONS
 from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
-    LINE_ERRORS,
     Entry,
+    LineErrors,
     SplitError,
-    bad_line,
     check_relative,
     is_plain_name,
     lines,
@@ -98,17 +97,14 @@ def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, t
         ``(split, problems)``: the split of the well-formed lines (None when a whole file or the
         data root is unusable) and one message per problem, each naming file and line.
     """
-    errors: list[str] = []
-    token = LINE_ERRORS.set(errors)
+    errors = LineErrors(collect=True)
     try:
         result = load_split(dataset, data_root, split_dir, split, train_list=train_list,
-                            test_list=test_list, missing="skip")
+                            test_list=test_list, missing="skip", errors=errors)
     except SplitError as err:
         result = None
-        errors.append(str(err))
-    finally:
-        LINE_ERRORS.reset(token)
-    return result, errors
+        errors.messages.append(str(err))
+    return result, errors.messages
 
 
 def load_split(
@@ -120,6 +116,7 @@ def load_split(
     train_list=None,
     test_list=None,
     missing: str = "error",
+    errors: LineErrors | None = None,
 ) -> DatasetSplit:
     """Parse a dataset's split into video records.
 
@@ -136,6 +133,8 @@ def load_split(
         test_list: ``"list"`` and ``"rawframes"`` only: the test list file.
         missing: What to do with an entry whose file is missing: ``"error"`` (raise, naming
             the split file and line), ``"skip"`` (drop, warn, record in ``missing``).
+        errors: Where malformed lines go (:class:`~rrn.data.formats.text.LineErrors`):
+            default, raise the first; ``LineErrors(collect=True)`` collects them all.
 
     Returns:
         The split, with ``classes`` in label order.
@@ -154,8 +153,10 @@ def load_split(
     split_dir = Path(split_dir) if split_dir is not None else root
     if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
         raise SplitError(f"--split-dir {split_dir} is not a folder; pass the folder of the split files")
-    entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list)
-    out = _records(entries, classes, _Resolver(root, folders=folders))
+    errors = errors if errors is not None else LineErrors()
+    entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list,
+                                       errors=errors)
+    out = _records(entries, classes, _Resolver(root, folders=folders), errors)
     if out.missing:
         _report_missing(out, len(entries), root, missing)
     for side in ("train", "test"):
@@ -169,50 +170,51 @@ def load_split(
 
 
 def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
-           test_list) -> tuple[list[Entry], list[str], bool]:
+           test_list, *, errors: LineErrors) -> tuple[list[Entry], list[str], bool]:
     """``(entries, classes, folders)`` of a dataset's annotation files; ``folders``: the
     entries name frame folders rather than video files."""
     if dataset == "ucf101":
-        return (*_ucf101(split_dir, split), False)
+        return (*_ucf101(split_dir, split, errors), False)
     if dataset == "hmdb51":
-        return (*_hmdb51(split_dir, split), False)
+        return (*_hmdb51(split_dir, split, errors), False)
     if dataset == "list":
         if train_list is not None or test_list is not None:
-            return (*_lists(split_dir, train_list, test_list), False)
-        return (*_folders(root, split), False)
+            return (*_lists(split_dir, train_list, test_list, errors), False)
+        return (*_folders(root, split, errors), False)
     from rrn.data.formats import PARSERS
 
     if dataset not in PARSERS:
         raise SplitError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
     return PARSERS[dataset](root=root, split_dir=split_dir, split=split, train_list=train_list,
-                            test_list=test_list)
+                            test_list=test_list, errors=errors)
 
 
-def _records(entries: list[Entry], classes: list[str], resolve: _Resolver) -> DatasetSplit:
+def _records(entries: list[Entry], classes: list[str], resolve: _Resolver,
+             errors: LineErrors) -> DatasetSplit:
     """Resolve each entry on disk: a record, or a missing video; a video listed twice on one
     side, or whose file lies outside the data root, is a bad line."""
     out = DatasetSplit(classes=classes, train=[], test=[])
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
-    for side, rel, label, src, lineno, *frames in entries:
+    for side, rel, label, src, lineno, frames in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
         video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not resolve.folders else candidates[0])
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
-            bad_line(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
+            errors.report(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
             continue
         first_seen[(side, video_id)] = (src, lineno)
         path = next((p for p in map(resolve, candidates) if p is not None), None)
         if path is None:
             out.missing.append(MissingVideo(video_id, src, lineno, side))
         elif resolve.outside(path):
-            bad_line(
+            errors.report(
                 f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a linked "
                 f"folder) to {path.resolve()}, outside the data root {resolve.root.resolve()}; paths must "
                 "stay inside --data-root: move or copy the video into it, or pass a --data-root that "
                 "holds the link's target"
             )
         else:
-            record = VideoRecord(path, label, video_id, frames[0] if frames else None)
+            record = VideoRecord(path, label, video_id, frames)
             (out.train if side == "train" else out.test).append(record)
     return out
 
@@ -238,59 +240,59 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
 # and optionally the frame count the line announces; a format whose videos may lie in several
 # places gives a tuple of relative paths, tried in order (rrn.data.formats.kinetics).
 
-def _ucf101(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
+def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
     classes = read_class_index(split_dir / "classInd.txt")
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
     train_file = split_dir / f"trainlist0{split}.txt"
     for lineno, fields in lines(train_file):
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            bad_line(
+            errors.report(
                 f"{train_file}:{lineno}: expected '<Class>/<video>.avi <label 1..{len(classes)}>', "
                 f"got {' '.join(fields)!r}"
             )
             continue
-        rel = check_relative(fields[0], train_file, lineno)
+        rel = check_relative(fields[0], train_file, lineno, errors)
         if rel is None:
             continue
         label = int(fields[1])
         if not 1 <= label <= len(classes):
-            bad_line(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
+            errors.report(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
             continue
         parts = PurePosixPath(rel).parts
         if len(parts) < 2 or parts[0] not in index:
             where = f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
-            bad_line(
+            errors.report(
                 f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 lists "
                 "'<Class>/<video>' with a class of classInd.txt: fix the line, or add the class there"
             )
             continue
         if index[parts[0]] != label - 1:
-            bad_line(
+            errors.report(
                 f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
                 f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
             )
             continue
-        entries.append(("train", rel, label - 1, train_file, lineno))
+        entries.append(Entry("train", rel, label - 1, train_file, lineno))
     test_file = split_dir / f"testlist0{split}.txt"
     for lineno, fields in lines(test_file):
-        rel = check_relative(fields[0], test_file, lineno)
+        rel = check_relative(fields[0], test_file, lineno, errors)
         if rel is None:
             continue
         parts = PurePosixPath(rel).parts
         if len(fields) > 2 or len(parts) < 2:
-            bad_line(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+            errors.report(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
             continue
         if parts[0] not in index:
-            bad_line(
+            errors.report(
                 f"{test_file}:{lineno}: class folder {parts[0]!r} is not in {split_dir / 'classInd.txt'}"
             )
             continue
-        entries.append(("test", rel, index[parts[0]], test_file, lineno))
+        entries.append(Entry("test", rel, index[parts[0]], test_file, lineno))
     return entries, classes
 
 
-def _hmdb51(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
+def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
     pattern = re.compile(rf"^(.+)_test_split{split}\.txt$")
     files = sorted(p for p in split_dir.glob(f"*_test_split{split}.txt") if pattern.match(p.name))
     if not files:
@@ -302,15 +304,16 @@ def _hmdb51(split_dir: Path, split: int) -> tuple[list[Entry], list[str]]:
     for label, (name, path) in enumerate(zip(classes, files)):
         for lineno, fields in lines(path):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                bad_line(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+                errors.report(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
                 continue
-            rel = check_relative(f"{name}/{fields[0]}", path, lineno)
+            rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
             if rel is not None and fields[1] != "0":
-                entries.append(("train" if fields[1] == "1" else "test", rel, label, path, lineno))
+                entries.append(Entry("train" if fields[1] == "1" else "test", rel, label, path, lineno))
     return entries, classes
 
 
-def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[str]]:
+def _lists(split_dir: Path, train_list, test_list,
+           errors: LineErrors) -> tuple[list[Entry], list[str]]:
     if train_list is None or test_list is None:
         raise SplitError("a custom list dataset needs both --train-list and --test-list")
     ind = split_dir / "classInd.txt"
@@ -319,23 +322,23 @@ def _lists(split_dir: Path, train_list, test_list) -> tuple[list[Entry], list[st
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                bad_line(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
                 continue
             label = int(fields[1])
             if label < 0 or (classes is not None and label >= len(classes)):
                 known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
-                bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+                errors.report(f"{src}:{lineno}: label {label} is not a valid class ({known})")
                 continue
-            rel = check_relative(fields[0], src, lineno)
+            rel = check_relative(fields[0], src, lineno, errors)
             if rel is None:
                 continue
-            entries.append((side, rel, label, src, lineno))
+            entries.append(Entry(side, rel, label, src, lineno))
     if classes is None:
-        entries, classes = numbered_classes(entries, ind)
+        entries, classes = numbered_classes(entries, ind, errors)
     return entries, classes
 
 
-def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
+def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise SplitError(f"{root} has no class folders; expected <data-root>/<Class>/<video> files")
@@ -346,7 +349,7 @@ def _folders(root: Path, split: int) -> tuple[list[Entry], list[str]]:
             m = re.search(r"_g(\d+)_", video.name)
             group = int(m.group(1)) if m else pos
             side = "test" if (group - 1) % 3 == split - 1 else "train"
-            entries.append((side, f"{name}/{video.name}", label, root / name, pos))
+            entries.append(Entry(side, f"{name}/{video.name}", label, root / name, pos))
     return entries, classes
 
 

@@ -19,13 +19,13 @@ import csv
 import io
 from pathlib import Path
 
-from rrn.data.formats.text import Entry, SplitError, bad_line, is_plain_name, read_split_text
+from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("validate", "val")}
 
 
-def read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+def read_csv(path: Path, errors: LineErrors) -> list[tuple[int, dict[str, str]]]:
     """``(line, row)`` for every non-blank data row of an annotation CSV with a header.
 
     Raises:
@@ -41,14 +41,14 @@ def read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            bad_line(f"{path}:{reader.line_num}: expected {len(header)} fields "
+            errors.report(f"{path}:{reader.line_num}: expected {len(header)} fields "
                       f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}")
             continue
         rows.append((reader.line_num, {h: f.strip() for h, f in zip(header, fields)}))
     return rows
 
 
-def video_name(row: dict[str, str], path: Path, line: int) -> str | None:
+def video_name(row: dict[str, str], path: Path, line: int, errors: LineErrors) -> str | None:
     """``<youtube_id>_<start:06d>_<end:06d>``, or None (reported) for a malformed row."""
     yid = row["youtube_id"]
     try:
@@ -56,11 +56,11 @@ def video_name(row: dict[str, str], path: Path, line: int) -> str | None:
     except ValueError:
         start = end = float("nan")
     if not (start.is_integer() and end.is_integer() and 0 <= start < end):
-        bad_line(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
+        errors.report(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
                   "must be whole seconds with time_start < time_end")
         return None
     if not is_plain_name(yid):
-        bad_line(f"{path}:{line}: youtube_id {yid!r} is not a video id")
+        errors.report(f"{path}:{line}: youtube_id {yid!r} is not a video id")
         return None
     return f"{yid}_{int(start):06d}_{int(end):06d}"
 
@@ -72,7 +72,8 @@ def _candidates(side: str, label: str, name: str) -> tuple[str, ...]:
         f"{d}/{name}.mp4" for d in SPLIT_FOLDERS[side])
 
 
-def parse_kinetics(*, root: Path, split_dir: Path, split: int, **_) -> tuple[list[Entry], list[str], bool]:
+def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineErrors,
+                   **_) -> tuple[list[Entry], list[str], bool]:
     """Entries and classes of Kinetics' ``train.csv`` (train) and ``validate.csv`` (test).
 
     Raises:
@@ -86,21 +87,21 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, **_) -> tuple[lis
             raise SplitError(f"{root} has no {' or '.join(f'{d}/' for d in folders)} folder: --dataset "
                              f"kinetics expects the {side} videos there (in class folders or flat)")
     files = {"train": split_dir / "train.csv", "test": split_dir / "validate.csv"}
-    rows = {side: read_csv(path) for side, path in files.items()}
+    rows = {side: read_csv(path, errors) for side, path in files.items()}
     classes = sorted({r["label"] for _, r in rows["train"] if is_plain_name(r["label"])})
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
     for side, path in files.items():
         for line, row in rows[side]:
-            name = video_name(row, path, line)
+            name = video_name(row, path, line, errors)
             if name is None:
                 continue
             if row["label"] not in index:
                 why = "cannot name a class folder" if not is_plain_name(row["label"]) else \
                     f"is not a class of {files['train']}"
-                bad_line(f"{path}:{line}: label {row['label']!r} {why}")
+                errors.report(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
-            entries.append((side, _candidates(side, row["label"], name), index[row["label"]], path, line))
+            entries.append(Entry(side, _candidates(side, row["label"], name), index[row["label"]], path, line))
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")
     return entries, classes, False

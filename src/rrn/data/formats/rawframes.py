@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rrn.data.formats.text import (
     Entry,
+    LineErrors,
     SplitError,
-    bad_line,
     check_relative,
     lines,
     numbered_classes,
@@ -23,25 +23,26 @@ from rrn.data.formats.text import (
 )
 
 
-def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | None) -> Entry | None:
+def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | None,
+                errors: LineErrors) -> Entry | None:
     """``(rel, label, frames)`` of one line, or None (reported)."""
     if len(fields) != 3 or not fields[1].isdigit() or not fields[2].lstrip("-").isdigit():
-        bad_line(f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
+        errors.report(f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
                   f"got {' '.join(fields)!r}")
         return None
     frames, label = int(fields[1]), int(fields[2])
     if frames < 1:
-        bad_line(f"{src}:{lineno}: total_frames must be >= 1, got {frames}")
+        errors.report(f"{src}:{lineno}: total_frames must be >= 1, got {frames}")
         return None
     if label < 0 or (classes is not None and label >= len(classes)):
         known = f"0..{len(classes) - 1} from classInd.txt" if classes is not None else ">= 0"
-        bad_line(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+        errors.report(f"{src}:{lineno}: label {label} is not a valid class ({known})")
         return None
-    rel = check_relative(fields[0], src, lineno)
+    rel = check_relative(fields[0], src, lineno, errors)
     return None if rel is None else (rel.rstrip("/"), label, frames)
 
 
-def parse_rawframes(*, split_dir: Path, train_list=None, test_list=None,
+def parse_rawframes(*, split_dir: Path, errors: LineErrors, train_list=None, test_list=None,
                     **_) -> tuple[list[Entry], list[str], bool]:
     """Entries (frame folders) and classes of two mmaction2 rawframe lists.
 
@@ -56,9 +57,9 @@ def parse_rawframes(*, split_dir: Path, train_list=None, test_list=None,
     entries: list[Entry] = []
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in lines(src):
-            if (got := _parse_line(fields, src, lineno, classes)) is not None:
+            if (got := _parse_line(fields, src, lineno, classes, errors)) is not None:
                 rel, label, frames = got
-                entries.append((side, rel, label, src, lineno, frames))
+                entries.append(Entry(side, rel, label, src, lineno, frames))
     if classes is None:  # labels 0..largest: one past an unused label is refused, as for --dataset list
-        entries, classes = numbered_classes(entries, ind)
+        entries, classes = numbered_classes(entries, ind, errors)
     return entries, classes, True

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrn.data.formats.text import Entry, SplitError, bad_line, is_plain_name, read_split_text
+from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
 
 LABELS = "something-something-v2-labels.json"
 FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
@@ -76,24 +76,26 @@ def read_labels(path: Path) -> list[str]:
     return [by_index[i] for i in range(len(labels))]
 
 
-def _entry(item: Any, index: dict[str, int], path: Path, line: int) -> tuple[str, int] | None:
+def _entry(item: Any, index: dict[str, int], path: Path, line: int,
+           errors: LineErrors) -> tuple[str, int] | None:
     """``(relative video path, label)`` of one list item, or None (reported)."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), str | int) or \
             not isinstance(item.get("template"), str):
-        bad_line(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
+        errors.report(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
         return None
     vid = str(item["id"])
     if not is_plain_name(vid):
-        bad_line(f"{path}:{line}: id {vid!r} is not a video id")
+        errors.report(f"{path}:{line}: id {vid!r} is not a video id")
         return None
     name = item["template"].replace("[", "").replace("]", "")
     if name not in index:
-        bad_line(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
+        errors.report(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
         return None
     return f"{vid}.webm", index[name]
 
 
-def parse_ssv2(*, split_dir: Path, split: int, **_) -> tuple[list[Entry], list[str], bool]:
+def parse_ssv2(*, split_dir: Path, split: int, errors: LineErrors,
+               **_) -> tuple[list[Entry], list[str], bool]:
     """Entries and classes of Something-Something v2 (train: train.json, test: validation.json).
 
     Raises:
@@ -107,6 +109,6 @@ def parse_ssv2(*, split_dir: Path, split: int, **_) -> tuple[list[Entry], list[s
     for side, name in FILES.items():
         path = split_dir / name
         for line, item in json_items(path):
-            if (got := _entry(item, index, path, line)) is not None:
-                entries.append((side, got[0], got[1], path, line))
+            if (got := _entry(item, index, path, line, errors)) is not None:
+                entries.append(Entry(side, got[0], got[1], path, line))
     return entries, classes, False

@@ -7,29 +7,50 @@ them from here; nothing here imports either, so the formats and the splits form 
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 
 class SplitError(ValueError):
     """A split file (or the data root) is not as expected; the message names file and line."""
 
 
-# Malformed lines: raised at once by default; inside split_problems() recorded and skipped,
-# so that `rrn check-data` reports every bad line of every split file in one pass.
-LINE_ERRORS: ContextVar[list[str] | None] = ContextVar("rrn_split_line_errors", default=None)
+class LineErrors:
+    """Where the parsers report malformed lines: raised at once (the default: training stops
+    at the first, naming it), or collected (``collect=True``: ``rrn check-data`` lists every bad
+    line of every split file in one pass). Passed explicitly to every parser.
+    """
+
+    def __init__(self, collect: bool = False):
+        self.collect = collect
+        self.messages: list[str] = []
+
+    def report(self, message: str) -> None:
+        """A malformed line, ``message`` naming its file and line.
+
+        Raises:
+            SplitError: when not collecting.
+        """
+        if not self.collect:
+            raise SplitError(message)
+        self.messages.append(message)
 
 
-def bad_line(message: str) -> None:
-    """Report a malformed line: raised at once, or recorded inside
-    :func:`~rrn.data.splits.split_problems` (``rrn check-data`` lists every one)."""
-    errors = LINE_ERRORS.get()
-    if errors is None:
-        raise SplitError(message)
-    errors.append(message)
+class Entry(NamedTuple):
+    """One line of a split or annotation file: a video, its label, and where it is listed."""
 
-
-Entry = tuple  # (side, str | tuple[str, ...], label, file, line[, frames])
+    side: str
+    """``"train"`` or ``"test"``."""
+    path: str | tuple[str, ...]
+    """The video's path relative to the data root, or candidate paths tried in order."""
+    label: int
+    """0-based class index."""
+    source: Path
+    """The file that lists it."""
+    line: int
+    """Its 1-based line number there."""
+    frames: int | None = None
+    """Frames the line announces (rawframes' ``total_frames``), else None."""
 
 
 def read_split_text(path: Path) -> str:
@@ -73,11 +94,11 @@ def read_class_index(path: Path) -> list[str]:
     return classes
 
 
-def check_relative(rel: str, src: Path, lineno: int) -> str | None:
+def check_relative(rel: str, src: Path, lineno: int, errors: LineErrors) -> str | None:
     """The path as POSIX, or None (reported) when it would leave the data root."""
     p = PurePosixPath(rel.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", rel):
-        bad_line(
+        errors.report(
             f"{src}:{lineno}: path {rel!r} leaves the data root; list paths must be relative "
             "to --data-root without '..'"
         )
@@ -91,31 +112,31 @@ def is_plain_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
 
 
-def numbered_classes(entries: list[Entry], ind: Path) -> tuple[list[Entry], list[str]]:
+def numbered_classes(entries: list[Entry], ind: Path, errors: LineErrors) -> tuple[list[Entry], list[str]]:
     """Entries and classes ``"0", "1", ...`` of a list without a class index (``ind`` is where
     one would be): see :func:`without_label_gaps`."""
-    entries = without_label_gaps(entries, ind)
-    return entries, [str(i) for i in range(max((e[2] for e in entries), default=-1) + 1)]
+    entries = without_label_gaps(entries, ind, errors)
+    return entries, [str(i) for i in range(max((e.label for e in entries), default=-1) + 1)]
 
 
-def without_label_gaps(entries: list[Entry], ind: Path) -> list[Entry]:
+def without_label_gaps(entries: list[Entry], ind: Path, errors: LineErrors) -> list[Entry]:
     """Without a ``classInd.txt`` the classes are ``0..largest label``: a label past one that no
     line uses would add classes without any video (one label 999: a 1000-class model), so each
     such line is a bad line, dropped when collecting."""
-    used = {e[2] for e in entries}
+    used = {e.label for e in entries}
     gap = 0  # the smallest unused label
     while gap in used:
         gap += 1
-    if all(e[2] < gap for e in entries):
+    if all(e.label < gap for e in entries):
         return entries
     top = max(used)
     for _, _, label, src, lineno, *_ in entries:
         if label > gap:
-            bad_line(
+            errors.report(
                 f"{src}:{lineno}: label {label}, but no line has label {gap}"
                 f"{' (labels are 0-based)' if gap == 0 else ''}: without a class index "
                 f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them without "
                 f"any video. Fix the label, or name the classes in {ind} ('<1-based index> <name>' "
                 "lines: label k is named on the line '<k+1> <name>')"
             )
-    return [e for e in entries if e[2] < gap]
+    return [e for e in entries if e.label < gap]
