@@ -20,6 +20,7 @@ from pathlib import Path
 
 import rrn
 from rrn.data import decode_video
+from rrn.data.sampling import Sampling
 
 GROUPS = {"ucf101_mini (H.264 MP4)": "ucf101_mini", "ucf101_avi (Xvid AVI)": "videos/ucf101_avi",
           "hmdb51 (MP4)": "videos/hmdb51"}
@@ -40,7 +41,7 @@ def main() -> None:
             times = []
             for _ in range(args.repeat):
                 start = time.perf_counter()
-                decode_video(clip, sample_every=10, short_side=128)
+                decode_video(clip, Sampling(sample_every=10, short_side=128))
                 times.append(time.perf_counter() - start)
             best.append(min(times) * 1000)
         every += best

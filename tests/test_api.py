@@ -43,7 +43,7 @@ def test_loaded_inputs_preprocess_as_evaluation_does(run, synth):
     model = rrn.load_model(run)
     video = sorted(synth.glob("*/*.avi"))[0]
     s = model.inputs.sampling
-    frames = decode_video(video, sample_every=s.sample_every, short_side=s.short_side)
+    frames = decode_video(video, Sampling(sample_every=s.sample_every, short_side=s.short_side))
     x = model.inputs.transform()(frames)  # (N, 3, 32, 32)
     torch.testing.assert_close(x, ClipTransform(32, train=False)(frames))
     with torch.no_grad():

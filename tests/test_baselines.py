@@ -95,7 +95,7 @@ def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
     assert stored(feats) == sorted(r.video_id for r in records)  # one file per video
     transform = ClipTransform(32, train=False)
     for rec in records:
-        frames = decode_video(rec.path, sample_every=EVERY, short_side=default_short_side(32))
+        frames = decode_video(rec.path, Sampling(sample_every=EVERY, short_side=default_short_side(32)))
         with torch.no_grad():
             want = net.video_features(transform(frames), stages=(2, 3, 4))
         with np.load(feature_file(feats, rec.video_id)) as z:
@@ -393,7 +393,7 @@ def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
     cache = FrameCache(tmp_path / "cache", format="npy")  # lossless: an uncached video reads as decoded
     short = default_short_side(32)
     # poison the cache for one video: what it holds must be what the features are computed from
-    frames = decode_video(records[0].path, sample_every=EVERY, short_side=short)
+    frames = decode_video(records[0].path, Sampling(sample_every=EVERY, short_side=short))
     assert SAMPLING == Sampling(EVERY, None, short)
     cache.put(records[0].path, np.zeros_like(frames), SAMPLING)
     extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache", cache_format="npy")

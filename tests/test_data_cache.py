@@ -212,7 +212,7 @@ def test_jpeg_and_npy_entries_give_the_same_frames_up_to_jpegs_loss(tmp_path):
     v = natural_video(tmp_path / "a.avi")
     got, size = cached_both_ways(v, Sampling(sample_every=2, short_side=48), tmp_path)
     assert got["npy"].shape == got["jpeg"].shape == (6, 48, 64, 3)
-    np.testing.assert_array_equal(got["npy"], decode_video(v, sample_every=2, short_side=48))  # lossless
+    np.testing.assert_array_equal(got["npy"], decode_video(v, Sampling(sample_every=2, short_side=48)))  # lossless
     diff = np.abs(got["npy"].astype(int) - got["jpeg"])
     assert 0 < diff.mean() < 3  # grey levels at quality 90; JPEG, not a second copy of the .npy
     assert size["jpeg"] * 3 < size["npy"]
@@ -229,7 +229,7 @@ def test_a_cold_and_a_warm_jpeg_cache_serve_the_same_frames(tmp_path):
     second, was_cached = source.ensure_cached(v)
     assert was_cached
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
-    assert not np.array_equal(np.asarray(first), decode_video(v, sample_every=3, short_side=48))  # JPEG's
+    assert not np.array_equal(np.asarray(first), decode_video(v, Sampling(sample_every=3, short_side=48)))  # JPEG's
 
 
 UCF_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101_mini" / "UCF-101"

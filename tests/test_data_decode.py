@@ -15,6 +15,7 @@ from rrn.data.decode import (
     resized_shape,
     resolve_backend,
 )
+from rrn.data.sampling import Sampling
 from rrn.data.synth import write_video
 
 
@@ -33,21 +34,21 @@ def lossless(tmp_path):
 
 
 def test_every_kth_frame_values(lossless):
-    out = decode_video(lossless, sample_every=10, backend="pyav")
+    out = decode_video(lossless, Sampling(sample_every=10), backend="pyav")
     assert out.dtype == np.uint8 and out.shape == (3, 24, 32, 3)
     assert frame_ids(out) == [0, 10, 20]
-    np.testing.assert_array_equal(decode_video(lossless, sample_every=1), index_frames(25))
+    np.testing.assert_array_equal(decode_video(lossless, Sampling(sample_every=1)), index_frames(25))
 
 
 def test_fps_overrides_sample_every(lossless):
-    out = decode_video(lossless, sample_every=3, fps=5)  # 25 fps -> every 5th frame
+    out = decode_video(lossless, Sampling(sample_every=3, fps=5))  # 25 fps -> every 5th frame
     assert frame_ids(out) == [0, 5, 10, 15, 20]
 
 
 def test_short_side_resize_keeps_aspect(tmp_path):
     frames = index_frames(4, h=30, w=51)  # odd width
     path = write_video(tmp_path / "odd.avi", frames, codec="ffv1")
-    out = decode_video(path, sample_every=1, short_side=20)
+    out = decode_video(path, Sampling(sample_every=1, short_side=20))
     assert out.shape == (4, 20, 34, 3)  # 51 * 20 / 30 = 34
     assert frame_ids(out) == [0, 1, 2, 3]  # flat frames stay flat through the resize
     assert resized_shape(240, 320, 128) == (128, 171)
@@ -72,7 +73,7 @@ def test_mp4_with_audio_at_29_97(tmp_path):
         for s in (vs, aus):
             for p in s.encode():
                 c.mux(p)
-    out = decode_video(path, sample_every=10)
+    out = decode_video(path, Sampling(sample_every=10))
     assert out.shape == (3, 32, 48, 3)
     assert frame_ids(out) == [0, 10, 20]  # lossy, but flat frames stay within a grey level
 
@@ -80,7 +81,7 @@ def test_mp4_with_audio_at_29_97(tmp_path):
 def test_grayscale_video_becomes_rgb(tmp_path):
     frames = index_frames(5)
     path = write_video(tmp_path / "g.mkv", frames, codec="ffv1", pix_fmt="gray")
-    out = decode_video(path, sample_every=2)
+    out = decode_video(path, Sampling(sample_every=2))
     assert out.shape == (3, 24, 32, 3)
     assert frame_ids(out) == [0, 2, 4]
     assert np.all(out[..., 0] == out[..., 1])
@@ -100,9 +101,9 @@ def test_variable_frame_rate_sampled_by_time(tmp_path):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    out = decode_video(path, fps=5)  # targets 0, .2, .4, .6, .8, 1.0 s
+    out = decode_video(path, Sampling(fps=5))  # targets 0, .2, .4, .6, .8, 1.0 s
     assert frame_ids(out) == [0, 5, 6]  # 0 s, first frame >= .2 s is 0.6 s, then 1.0 s
-    assert frame_ids(decode_video(path, sample_every=3)) == [0, 3, 6]  # by count, not time
+    assert frame_ids(decode_video(path, Sampling(sample_every=3))) == [0, 3, 6]  # by count, not time
 
 
 @pytest.mark.parametrize("content,reason", [
@@ -113,7 +114,7 @@ def test_bad_files_raise_clear_error(tmp_path, content, reason):
     path = tmp_path / "bad.avi"
     path.write_bytes(content)
     with pytest.raises(VideoDecodeError, match=reason) as err:
-        decode_video(path)
+        decode_video(path, Sampling())
     assert str(path) in str(err.value)
     with pytest.raises(VideoDecodeError):
         probe_video(path)
@@ -121,7 +122,7 @@ def test_bad_files_raise_clear_error(tmp_path, content, reason):
 
 def test_missing_file(tmp_path):
     with pytest.raises(VideoDecodeError, match="not readable"):
-        decode_video(tmp_path / "nope.avi")
+        decode_video(tmp_path / "nope.avi", Sampling())
 
 
 def test_truncated_video(tmp_path, lossless):
@@ -129,11 +130,11 @@ def test_truncated_video(tmp_path, lossless):
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[:300])  # header only, no complete frame
     with pytest.raises(VideoDecodeError):
-        decode_video(cut)
+        decode_video(cut, Sampling())
     half = tmp_path / "half.avi"
     half.write_bytes(data[: len(data) // 2])  # never a short video: unreadable or truncated
     with pytest.raises(VideoDecodeError, match=r"half\.avi: (not a readable|truncated)"):
-        decode_video(half, sample_every=1)
+        decode_video(half, Sampling(sample_every=1))
 
 
 def random_frames(n, h=48, w=64):
@@ -161,11 +162,11 @@ def write_faststart_mp4(path, frames):
 ])
 def test_cut_file_is_reported_truncated_not_decoded_short(tmp_path, name, writer):
     full = writer(tmp_path / name, random_frames(40))
-    assert len(decode_video(full, sample_every=1)) == 40 and probe_video(full) == (48, 64)
+    assert len(decode_video(full, Sampling(sample_every=1))) == 40 and probe_video(full) == (48, 64)
     cut = cut_copy(full, tmp_path / f"cut-{name}", 0.45)
     with pytest.raises(VideoDecodeError, match=r"truncated: (\d+) of 40 frames; the video stream "
                        r"ends at [\d.]+ s of the 1\.60 s its header promises") as err:
-        decode_video(cut, sample_every=10)
+        decode_video(cut, Sampling(sample_every=10))
     decoded = int(err.value.reason.split()[1])
     assert 5 < decoded < 30 and str(cut) in str(err.value)
     with pytest.raises(VideoDecodeError, match=r"truncated: about \d+ of 40 frames"):
@@ -178,7 +179,7 @@ def test_avi_cut_at_a_frame_boundary(tmp_path):
     cut = cut_avi_before_frame(full, tmp_path / "cut.avi", 6)
     with pytest.raises(VideoDecodeError, match=r"truncated: 6 of 16 frames; the video stream ends at "
                        r"0\.24 s of the 0\.64 s"):
-        decode_video(cut, sample_every=1)
+        decode_video(cut, Sampling(sample_every=1))
     with pytest.raises(VideoDecodeError, match=r"truncated: about 6 of 16 frames"):
         probe_video(cut)
 
@@ -188,7 +189,7 @@ def test_file_ending_inside_its_last_frame(tmp_path):
     data = full.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: data.rindex(b"idx1") - 100])  # all 40 chunks begin, the last one ends early
-    for check in (lambda p: decode_video(p, sample_every=1), probe_video):
+    for check in (lambda p: decode_video(p, Sampling(sample_every=1)), probe_video):
         with pytest.raises(VideoDecodeError, match="truncated: the file ends inside frame 40 of 40"):
             check(cut)
 
@@ -210,13 +211,13 @@ def test_dropped_frames_and_a_lost_index_are_not_truncation(tmp_path):
             c.mux(p)
     with av.open(str(path)) as c:
         assert c.streams.video[0].frames == 14
-    assert len(decode_video(path, sample_every=1)) == 9 and probe_video(path) == (48, 64)
+    assert len(decode_video(path, Sampling(sample_every=1))) == 9 and probe_video(path) == (48, 64)
     # every frame there, only the index at the end of the file lost: nothing is missing
     full = write_video(tmp_path / "v.avi", random_frames(16, 32, 32))
     data = full.read_bytes()
     no_index = tmp_path / "no-index.avi"
     no_index.write_bytes(data[: data.rindex(b"idx1")])
-    assert len(decode_video(no_index, sample_every=1)) == 16 and probe_video(no_index) == (32, 32)
+    assert len(decode_video(no_index, Sampling(sample_every=1))) == 16 and probe_video(no_index) == (32, 32)
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):
@@ -228,29 +229,29 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
         for p in s.encode(a):
             c.mux(p)
     with pytest.raises(VideoDecodeError, match="no video stream"):
-        decode_video(path)
+        decode_video(path, Sampling())
 
 
 def test_backend_selection():
     assert available_decoders()[0] == "pyav"
     with pytest.raises(ValueError, match="unknown decoder"):
-        decode_video("x.avi", backend="opencv")
+        decode_video("x.avi", Sampling(), backend="opencv")
     if "torchcodec" not in available_decoders():
         with pytest.raises(ValueError, match="not installed"):
-            decode_video("x.avi", backend="torchcodec")
+            decode_video("x.avi", Sampling(), backend="torchcodec")
     assert resolve_backend("auto") == "pyav"  # measured faster for every-k-th-frame sampling
 
 
 @pytest.mark.skipif("torchcodec" not in available_decoders(), reason="torchcodec not installed")
 def test_torchcodec_keeps_the_same_frames_as_pyav(tmp_path, lossless):
     for k in (1, 3, 10):
-        tc = decode_video(lossless, sample_every=k, backend="torchcodec")
-        assert frame_ids(tc) == frame_ids(decode_video(lossless, sample_every=k, backend="pyav"))
-    resized = decode_video(lossless, sample_every=10, short_side=12, backend="torchcodec")
+        tc = decode_video(lossless, Sampling(sample_every=k), backend="torchcodec")
+        assert frame_ids(tc) == frame_ids(decode_video(lossless, Sampling(sample_every=k), backend="pyav"))
+    resized = decode_video(lossless, Sampling(sample_every=10, short_side=12), backend="torchcodec")
     assert resized.shape == (3, 12, 16, 3) and frame_ids(resized) == [0, 10, 20]
     # sampling by time goes through PyAV's rule with either backend
-    np.testing.assert_array_equal(decode_video(lossless, fps=5, backend="torchcodec"),
-                                  decode_video(lossless, fps=5, backend="pyav"))
+    np.testing.assert_array_equal(decode_video(lossless, Sampling(fps=5), backend="torchcodec"),
+                                  decode_video(lossless, Sampling(fps=5), backend="pyav"))
 
 
 def test_stream_that_changes_frame_size_keeps_the_first_size(tmp_path):
@@ -259,6 +260,6 @@ def test_stream_that_changes_frame_size_keeps_the_first_size(tmp_path):
     b = write_video(tmp_path / "b.ts", np.full((6, 48, 64, 3), 200, np.uint8), codec="mpeg2video")
     both = tmp_path / "ab.ts"
     both.write_bytes(a.read_bytes() + b.read_bytes())
-    out = decode_video(both, sample_every=1, backend="pyav")
+    out = decode_video(both, Sampling(sample_every=1), backend="pyav")
     assert out.shape[1:] == (32, 48, 3) and len(out) >= 10
     assert abs(int(out[0].mean()) - 96) <= 3 and abs(int(out[-1].mean()) - 200) <= 3

@@ -10,6 +10,7 @@ import pytest
 from rrn.cli import build_parser, main
 from rrn.data.decode import VideoDecodeError, decode_video
 from rrn.data.frame_folder import read_frame_folder, write_frame_folder
+from rrn.data.sampling import Sampling
 from rrn.data.splits import SplitError, load_split, split_problems
 from rrn.data.synth import make_synthetic_dataset, write_video
 
@@ -100,7 +101,7 @@ def test_ssv2_miniature_is_vp9_webm_and_parses(ssv2):
     assert all(r.path.parent == ssv2 and r.path.suffix == ".webm" for r in split.train + split.test)
     with av.open(str(split.train[0].path)) as container:
         assert container.streams.video[0].codec_context.name == "vp9"
-    frames = decode_video(split.train[0].path, sample_every=1)
+    frames = decode_video(split.train[0].path, Sampling(sample_every=1))
     assert frames.shape == (6, 32, 32, 3)
     train = json.loads((ssv2 / "something-something-v2-train.json").read_text())
     assert [r.video_id for r in split.train] == [e["id"] for e in train]
@@ -142,8 +143,8 @@ def test_frame_folder_gives_the_frames_decode_video_gives(tmp_path):
     video = write_video(tmp_path / "v.avi", frames, codec="ffv1")
     folder = write_frame_folder(tmp_path / "v", frames, quality=95)
     for sample_every, short_side in ((5, 24), (1, None), (10, 40)):
-        a = decode_video(video, sample_every=sample_every, short_side=short_side)
-        b = read_frame_folder(folder, sample_every=sample_every, short_side=short_side)
+        a = decode_video(video, Sampling(sample_every=sample_every, short_side=short_side))
+        b = read_frame_folder(folder, Sampling(sample_every=sample_every, short_side=short_side))
         assert a.shape == b.shape and b.dtype == np.uint8  # same frames (0, k, 2k, ...), same size
         assert np.abs(a.astype(int) - b).mean() < 2  # same values up to JPEG's loss
     assert np.abs(b[:, 0, 0, 2] - (100 + 5 * np.array([0, 10, 20]))).max() <= 4  # frames 0, 10, 20
@@ -152,13 +153,13 @@ def test_frame_folder_gives_the_frames_decode_video_gives(tmp_path):
 def test_frame_folder_refuses_fps_and_reports_gaps(tmp_path):
     folder = write_frame_folder(tmp_path / "v", np.zeros((5, 8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="no timestamps"):
-        read_frame_folder(folder, fps=5)
+        read_frame_folder(folder, Sampling(fps=5))
     (folder / "img_00003.jpg").unlink()
     with pytest.raises(VideoDecodeError, match=r"frame img_00003.jpg is missing .* 4 frames up to img_00005.jpg"):
-        read_frame_folder(folder)
+        read_frame_folder(folder, Sampling())
     (tmp_path / "empty").mkdir()
     with pytest.raises(VideoDecodeError, match="no frames"):
-        read_frame_folder(tmp_path / "empty")
+        read_frame_folder(tmp_path / "empty", Sampling())
 
 
 def test_rawframes_lists(tmp_path):
@@ -236,7 +237,7 @@ def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     assert len(split.train) == len(ref.train) == 4 and len(split.test) == len(ref.test) == 4
     # the same videos: each test video is one of the UCF-101 copy's, up to the codec's loss
     read = [np.asarray(read_any(r.path)).astype(float) for r in split.test]
-    want = [decode_video(r.path, sample_every=1).astype(float) for r in ref.test]
+    want = [decode_video(r.path, Sampling(sample_every=1)).astype(float) for r in ref.test]
     dist = np.array([[np.abs(a - b).mean() for b in want] for a in read])  # (4, 4)
     assert sorted(dist.argmin(axis=1).tolist()) == [0, 1, 2, 3]
     assert dist.min(axis=1).max() < 10 < np.sort(dist, axis=1)[:, 1].min()  # grey levels: VP9 at 16 px is lossy

@@ -67,18 +67,18 @@ def test_mini_decodes_frame_counts(mini_split):
     rows = {r["path"]: r for r in csv.DictReader(open(MINI.parent / "manifest.csv"))}
     for rec in mini_split.test[:3]:
         n = int(rows[rec.video_id + ".mp4"]["frames"])
-        out = decode_video(rec.path, sample_every=10, short_side=128)
+        out = decode_video(rec.path, Sampling(sample_every=10, short_side=128))
         assert out.shape == (len(range(0, n, 10)), 128, 171, 3) and out.dtype == np.uint8
         assert 10 < out.mean() < 245  # a real picture, not a blank
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (DATA / "videos").glob("*/*/*") if p.suffix in (".avi", ".mp4")), ids=lambda p: p.name[:30])
 def test_real_avi_and_hmdb_decode(path):
-    out = decode_video(path, sample_every=10, short_side=112)
+    out = decode_video(path, Sampling(sample_every=10, short_side=112))
     assert out.ndim == 4 and out.shape[-1] == 3 and min(out.shape[1:3]) == 112
-    full = decode_video(path, sample_every=1)
+    full = decode_video(path, Sampling(sample_every=1))
     assert full.shape[1:3] in ((240, 320), (256, full.shape[2])) and 306 <= full.shape[2] <= 452
-    np.testing.assert_array_equal(decode_video(path, sample_every=10)[1], full[10])
+    np.testing.assert_array_equal(decode_video(path, Sampling(sample_every=10))[1], full[10])
 
 
 def test_real_eval_dataset(mini_split):
@@ -96,7 +96,7 @@ def test_corrupt_copies_reported_not_fatal(mini_split, tmp_path):
     (tmp_path / "zero.mp4").write_bytes(b"")
     for name in ("head.mp4", "zero.mp4"):
         with pytest.raises(VideoDecodeError):
-            decode_video(tmp_path / name)
+            decode_video(tmp_path / name, Sampling())
     from rrn.data.splits import DatasetSplit, VideoRecord
 
     recs = [VideoRecord(tmp_path / n, 0, n) for n in ("trunc.mp4", "head.mp4", "zero.mp4")]
@@ -114,7 +114,7 @@ def test_no_real_clip_is_taken_for_truncated():
     for clip in ALL_CLIPS:
         try:
             probe_video(clip)  # rrn check-data --quick
-            decode_video(clip, sample_every=10, short_side=32)  # training, caching, check-data
+            decode_video(clip, Sampling(sample_every=10, short_side=32))  # training, caching, check-data
         except VideoDecodeError as err:
             wrong[str(clip.relative_to(DATA))] = err.reason
     assert wrong == {}
@@ -124,12 +124,12 @@ def test_cut_real_clips_are_reported_truncated(tmp_path):
     avi = cut_copy(DATA / "videos/ucf101_avi/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
                    tmp_path / "cut.avi", 0.4)
     remuxed = faststart_copy(MINI / "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.mp4", tmp_path / "fs.mp4")
-    assert len(decode_video(remuxed, sample_every=1)) == 165  # remuxing alone loses nothing
+    assert len(decode_video(remuxed, Sampling(sample_every=1))) == 165  # remuxing alone loses nothing
     mp4 = cut_copy(remuxed, tmp_path / "cut.mp4", 0.4)
     for path, decoded, total in ((avi, 61, 164), (mp4, 61, 165)):  # the 61 of 165
         with pytest.raises(VideoDecodeError, match=rf"truncated: (\d+) of {total} frames; the video "
                            r"stream ends at \d\.\d\d s of the 6\.[56][06] s its header promises") as err:
-            decode_video(path)
+            decode_video(path, Sampling())
         assert abs(int(err.value.reason.split()[1]) - decoded) <= 1  # +-1: FFmpeg's frame threads
         with pytest.raises(VideoDecodeError, match=rf"truncated: about \d+ of {total} frames"):
             probe_video(path)

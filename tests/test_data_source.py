@@ -54,7 +54,7 @@ def test_decodes_and_fills_the_cache_when_absent(tmp_path):
     assert cache.get(v, SAMPLING) is None
     frames, was_cached = source.ensure_cached(v)
     assert not was_cached
-    decoded = decode_video(v, sample_every=5, short_side=16)
+    decoded = decode_video(v, Sampling(sample_every=5, short_side=16))
     assert frames.shape == (3, 16, 21, 3) and frames.dtype == np.uint8
     assert grey_ids(frames) == [0, 5, 10]
     np.testing.assert_array_equal(frames, decoded)
@@ -77,7 +77,7 @@ def test_without_a_cache_it_always_decodes_and_writes_nothing(tmp_path):
 def test_fps_sampling_is_passed_to_the_decoder(tmp_path):
     v = video(tmp_path / "a.avi", n=50, step=5)  # 2 s at 25 frames/s
     frames = FrameSource(Sampling(sample_every=10, fps=5, short_side=16))(v)
-    np.testing.assert_array_equal(frames, decode_video(v, fps=5, short_side=16))
+    np.testing.assert_array_equal(frames, decode_video(v, Sampling(fps=5, short_side=16)))
     # 5 frames/s of 25: every 5th frame, whatever sample_every says
     assert grey_ids(frames, step=5) == list(range(0, 50, 5))
 
@@ -99,7 +99,7 @@ def test_an_integer_fps_is_the_same_sampling_and_cache_entry_as_the_float(tmp_pa
 
 def _check_unwritable(tmp_path, cache_dir):
     v = video(tmp_path / "a.avi")
-    decoded = decode_video(v, sample_every=5, short_side=16)
+    decoded = decode_video(v, Sampling(sample_every=5, short_side=16))
     source = FrameSource(SAMPLING, cache_dir=cache_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # whatever reading the broken cache says

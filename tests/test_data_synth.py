@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rrn.data.decode import decode_video
+from rrn.data.sampling import Sampling
 from rrn.data.splits import load_split
 from rrn.data.synth import class_names, make_synthetic_dataset
 
@@ -22,7 +23,7 @@ def test_layout_and_split(synth):
     groups = lambda recs: {r.video_id.split("_g")[1][:2] for r in recs}  # noqa: E731
     assert groups(s.test) == {"01", "02"} and groups(s.train) == {f"{g:02d}" for g in range(3, 9)}
     assert (synth / "trainlist01.txt").read_bytes().endswith(b"\r\n")
-    frames = decode_video(s.train[0].path, sample_every=1)
+    frames = decode_video(s.train[0].path, Sampling(sample_every=1))
     assert frames.shape == (12, 32, 32, 3)
 
 
@@ -61,7 +62,7 @@ def test_single_frames_carry_no_class_but_motion_does(synth):
     def feats(recs):
         out = []
         for r in recs:
-            v = decode_video(r.path, sample_every=1)
+            v = decode_video(r.path, Sampling(sample_every=1))
             out.append((v, r.label))
         return out
     train, test = feats(s.train), feats(s.test)

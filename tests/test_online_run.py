@@ -47,7 +47,7 @@ def setup(tmp_path_factory):
     colours) and a T=3 model whose classifier tells the halves apart: A, then B."""
     tmp = tmp_path_factory.mktemp("stream")
     data = make_synthetic_dataset(tmp / "data", classes=2, videos_per_class=2, frames=24, size=96)
-    first, second = (decode_video(sorted(data.glob(f"{c}/*.avi"))[0], sample_every=1)
+    first, second = (decode_video(sorted(data.glob(f"{c}/*.avi"))[0], Sampling(sample_every=1))
                      for c in ("MoveRight", "MoveLeft"))
     video = write_video(tmp / "video.avi", np.concatenate([first, 255 - second]), fps=FPS)
     run = save_run(tmp / "run", skips=("block2", "block4"), skip_type="linear", frame_size=SIZE,
@@ -139,7 +139,7 @@ def test_annotated_video_has_every_source_frame_and_the_labels(setup, tmp_path):
     model, _, video = setup
     summary, _ = _stream(model, video, tmp_path)
     written = _decode_all(tmp_path / "annotated.mp4")
-    source = decode_video(video, sample_every=1)
+    source = decode_video(video, Sampling(sample_every=1))
     assert written.shape == source.shape == (48, 96, 96, 3)
     diff = np.abs(written.astype(int) - source.astype(int))  # (N, H, W, 3)
     assert diff[:, 64:, 64:].mean() < 8  # away from the labels: the source, up to compression

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rrn.data.decode import VideoDecodeError, decode_video, probe_video
+from rrn.data.sampling import Sampling
 from rrn.data.splits import DatasetSplit
 
 
@@ -70,7 +71,7 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
                                         "re-download or re-extract the video"))
                 continue
             if decode:  # every frame decoded (finds damaged data), one in 10 converted
-                decode_video(rec.path, sample_every=10, backend=decoder)
+                decode_video(rec.path, Sampling(sample_every=10), backend=decoder)
             else:
                 probe_video(rec.path)
         except VideoDecodeError as err:
@@ -92,7 +93,7 @@ def _check_folder(rec, decode: bool) -> list[Problem]:
             return [Problem(rec.video_id, f"the list says {rec.num_frames} frames, {rec.path} has {n}",
                             f"correct total_frames in the list to {n}, or {fix}")]
         if decode:
-            read_frame_folder(rec.path, sample_every=1)  # every frame, as decode=True does for videos
+            read_frame_folder(rec.path, Sampling(sample_every=1))  # every frame, as decode=True does for videos
         else:
             probe_frame_folder(rec.path)
     except VideoDecodeError as err:

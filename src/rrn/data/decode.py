@@ -104,23 +104,14 @@ def to_rgb(frame, size: tuple[int, int]) -> np.ndarray:
     return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 
 
-def decode_video(
-    path,
-    *,
-    sample_every: int = 10,
-    fps: float | None = None,
-    short_side: int | None = None,
-    backend: str = "auto",
-) -> np.ndarray:
+def decode_video(path, sampling: Sampling | None = None, *, backend: str = "auto") -> np.ndarray:
     """Decode the sampled frames of a video.
 
     Args:
         path: Video file.
-        sample_every: Keep decoded frames ``0, k, 2k, ...`` (ignored when ``fps`` is given).
-        fps: Keep frames evenly spaced at this rate in presentation time; overrides
-            ``sample_every``.
-        short_side: Resize while decoding so that the shorter side has this many pixels,
-            keeping the aspect ratio; ``None`` keeps the original size.
+        sampling: Which frames (every ``sample_every``-th, or ``fps`` evenly spaced in
+            presentation time) at which short side (``None``: the original size); one value,
+            validated where it is made (:class:`~rrn.data.sampling.Sampling`), also the cache key.
         backend: ``"auto"``, ``"pyav"`` or ``"torchcodec"``.
 
     Returns:
@@ -130,10 +121,8 @@ def decode_video(
         VideoDecodeError: missing, empty, corrupt, truncated (see the module docstring) or
             non-video file, no video stream, or no frame decoded.
     """
-    if sample_every < 1:
-        raise ValueError(f"sample_every must be >= 1, got {sample_every}")
-    if fps is not None and fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    sampling = sampling or Sampling()  # every 10th frame, the original size
+    sample_every, fps, short_side = sampling.sample_every, sampling.fps, sampling.short_side
     name = resolve_backend(backend)
     path = Path(path)
     try:

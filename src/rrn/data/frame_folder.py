@@ -26,7 +26,7 @@ import numpy as np
 
 from rrn.data.decode import VideoDecodeError, resized_shape, to_rgb
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
-from rrn.data.sampling import every_kth
+from rrn.data.sampling import Sampling, every_kth
 
 FRAME_NAME = "img_{:05d}.jpg"
 """File name of the 0-based frame ``i`` is ``FRAME_NAME.format(i + 1)``."""
@@ -88,16 +88,14 @@ def resize_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return to_rgb(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), size)
 
 
-def read_frame_folder(folder, *, sample_every: int = 10, fps: float | None = None,
-                      short_side: int | None = None) -> np.ndarray:
+def read_frame_folder(folder, sampling: Sampling | None = None) -> np.ndarray:
     """Read the sampled frames of a frame folder.
 
     Args:
         folder: Folder of ``img_00001.jpg``, ``img_00002.jpg``, ...
-        sample_every: Keep frames ``0, k, 2k, ...``.
-        fps: Must be None (frame folders have no timestamps; see the module docstring).
-        short_side: Resize so that the shorter side has this many pixels, keeping the aspect
-            ratio; ``None`` keeps the original size.
+        sampling: Frames ``0, k, 2k, ...`` (``sample_every``) at ``short_side`` (``None``: the
+            original size); its ``fps`` must be None (frame folders have no timestamps; see the
+            module docstring).
 
     Returns:
         uint8 ``(N, H, W, 3)`` RGB, ``N >= 1``; every frame the size of the first.
@@ -106,6 +104,8 @@ def read_frame_folder(folder, *, sample_every: int = 10, fps: float | None = Non
         ValueError: ``fps`` given.
         VideoDecodeError: no frames, a gap in the numbering, or an unreadable JPEG.
     """
+    sampling = sampling or Sampling()  # every 10th frame, the original size
+    sample_every, fps, short_side = sampling.sample_every, sampling.fps, sampling.short_side
     if fps is not None:
         raise ValueError(
             f"{folder}: a frame folder has no timestamps, so it cannot be sampled at --fps "

@@ -8,7 +8,6 @@ is what every other command reads.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -33,8 +32,8 @@ def read_frames(path: str | os.PathLike, sampling: Sampling, decoder: str = "aut
     if Path(path).is_dir():
         from rrn.data.frame_folder import read_frame_folder
 
-        return read_frame_folder(path, **dataclasses.asdict(sampling))
-    return decode_video(Path(path), **dataclasses.asdict(sampling), backend=decoder)
+        return read_frame_folder(path, sampling)
+    return decode_video(Path(path), sampling, backend=decoder)
 
 
 class FrameSource:
