@@ -132,9 +132,13 @@ class DataConfig:
             )
         if self.split not in (1, 2, 3):
             raise ConfigError(f"--split must be 1, 2 or 3, got {self.split}")
-        for name in ("sample_every", "frame_size", "chunks_per_video"):
+        for name in ("frame_size", "chunks_per_video"):
             check_positive(name, getattr(self, name))
-        for name in ("fps", "short_side", "eval_stride"):
+        try:  # sample_every, fps, short_side: the rules live in Sampling, checked once there
+            self.sampling()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        for name in ("eval_stride",):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
 
