@@ -29,3 +29,11 @@ def test_resolve_skips_names_an_unknown_block():
 
     with pytest.raises(ValueError, match="block9"):
         resolve_skips(ModelConfig(arch="resnet18", skip=("block9",)))
+
+
+def test_the_weights_keywords_are_recognised_in_one_place():
+    from rrn.model import weights_keyword
+
+    assert [weights_keyword(v) for v in ("imagenet", "ImageNet", " none ", "", None)] == [
+        "imagenet", "imagenet", "none", "none", "none"]
+    assert weights_keyword("runs/x/last.pt") is None and weights_keyword("imagenet.pth") is None

@@ -37,11 +37,11 @@ from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
 from rrn.files import atomic_write, atomic_write_json
+from rrn.model import weights_keyword
 
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
 EXTRACTION_FILE = "extraction.json"  # the settings, written before the first video
-NETWORK_KEYWORDS = ("imagenet", "none")  # --source values that name a network, not a checkpoint
 
 
 # ------------------------------------------------------------------------------ extraction
@@ -70,8 +70,9 @@ def load_feature_model(source: str, arch: str = "resnet50", device: str | torch.
     """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn checkpoint."""
     from rrn.model import build_model
 
-    if source.lower() in NETWORK_KEYWORDS:
-        weights = None if source.lower() == "none" else "imagenet"
+    keyword = weights_keyword(source)
+    if keyword is not None:
+        weights = None if keyword == "none" else "imagenet"
         # a fixed seed: every rank and every resumed run of `--source none` uses one network
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -213,8 +214,8 @@ def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfi
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
     trained = getattr(model, "train_config", None)
     d = cfg.data
-    keyword = feats.source.lower() in NETWORK_KEYWORDS
-    return {"source": feats.source.lower() if keyword else str(Path(model.checkpoint).resolve()),
+    keyword = weights_keyword(feats.source)
+    return {"source": keyword if keyword else str(Path(model.checkpoint).resolve()),
             "weights": weights_digest(model), "arch": trained.model.arch if trained else cfg.model.arch,
             "sample_every": None if d.fps else d.sample_every, "fps": d.fps,
             "frame_size": d.frame_size, "short_side": d.sampling().short_side,
@@ -261,8 +262,8 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
         return None
     before = json.loads((out / META_FILE).read_text())
     source = str(before.get("source"))
-    if source.lower() in NETWORK_KEYWORDS:
-        before["source"] = source.lower()
+    if weights_keyword(source) is not None:
+        before["source"] = weights_keyword(source)
     else:
         before.pop("source", None)
         before.pop("arch", None)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from rrn.config import ModelConfig
 
 ARCHS = names(Arch)  # declared once, in rrn.choices
+WEIGHT_KEYWORDS = ("imagenet", "none")  # --weights / --source values that are not a file
 SKIP_TYPES = ("identity", "linear", "nonlinear")
 TEMPORAL_INITS = ("kaiming", "zero")
 ALIASES = ("block1", "block2", "midblock4", "block4")
@@ -617,13 +618,22 @@ def build_model(
         skip_blocks = [s.strip() for s in skip_blocks.split(",") if s.strip()]
     model = RecurrentResNet(arch, num_classes, skip_blocks, skip_type, temporal_init)
     model.weights_report = None
-    if weights is not None and str(weights).lower() not in ("", "none"):
-        if str(weights).lower() == "imagenet":
+    keyword = weights_keyword(weights)
+    if keyword != "none":
+        if keyword == "imagenet":
             state_dict = _imagenet_state_dict(arch)
         else:
             state_dict = _load_state_dict_file(weights)
         model.weights_report = load_backbone_weights(model, state_dict)
     return model
+
+
+def weights_keyword(value) -> str | None:
+    """``"imagenet"`` or ``"none"`` when ``value`` (``--weights``, a feature ``--source``) is one
+    of those keywords, in any case (None and ``""`` mean ``"none"``); None when it names a file.
+    The one place those words are recognised."""
+    word = "none" if value is None else str(value).strip().lower() or "none"
+    return word if word in WEIGHT_KEYWORDS else None
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

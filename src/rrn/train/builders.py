@@ -46,13 +46,14 @@ def create_model(cfg: TrainConfig, num_classes: int, *, resuming: bool = False) 
     A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
     an rrn checkpoint as ``--weights`` gives every tensor whose shape fits.
     """
-    from rrn.model import build_model
+    from rrn.model import build_model, weights_keyword
 
     weights = cfg.model.weights
+    keyword = weights_keyword(weights)
     init_ckpt = weights_arg = None
-    if not resuming and weights.lower() == "imagenet":
+    if not resuming and keyword == "imagenet":
         weights_arg = "imagenet"
-    elif not resuming and weights.lower() != "none":
+    elif not resuming and keyword is None:
         if not Path(weights).is_file():
             raise FileNotFoundError(f"--weights {weights}: no such file (expected none, imagenet or a file)")
         init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
