@@ -66,8 +66,10 @@ def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
     return Path(out_dir) / "videos" / f"{video_id}.npz"
 
 
-def load_feature_model(source: str, arch: str = "resnet50", device: str | torch.device = "cpu") -> nn.Module:
-    """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn checkpoint."""
+def load_feature_model(source: str, arch: str = "resnet50",
+                       device: str | torch.device = "cpu") -> nn.Module:
+    """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn
+    checkpoint."""
     from rrn.model import build_model
 
     keyword = weights_keyword(source)
@@ -139,7 +141,8 @@ def extract_features(
             warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
             report.failures.append((rec.video_id, str(err)))
             continue
-        x = transform(np.array(frames)).to(device)  # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
+        # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
+        x = transform(np.array(frames)).to(device)
         feats = model.video_features(x, stages=stages)  # {stage: (N, C)}
         dtype = np.float16 if float16 else np.float32
         arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
@@ -201,14 +204,16 @@ def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> Feature
         rdist.barrier()
         if info.is_main:
             write_features_meta(feats.out, records, subsets, split.classes, feats.stages,
-                                info.world_size, **{k: v for k, v in settings.items() if k != "stages"})
+                                info.world_size,
+                                **{k: v for k, v in settings.items() if k != "stages"})
     finally:
         if owner:
             rdist.cleanup()
     return report
 
 
-def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfig) -> dict[str, Any]:
+def extraction_settings(model: nn.Module, cfg: TrainConfig,
+                        feats: FeaturesConfig) -> dict[str, Any]:
     """Everything a video's stored features depend on. ``weights`` is a digest of the network's
     weights (a checkpoint trained further in place is another network); ``arch`` is the
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
@@ -216,7 +221,8 @@ def extraction_settings(model: nn.Module, cfg: TrainConfig, feats: FeaturesConfi
     d = cfg.data
     keyword = weights_keyword(feats.source)
     return {"source": keyword if keyword else str(Path(model.checkpoint).resolve()),
-            "weights": weights_digest(model), "arch": trained.model.arch if trained else cfg.model.arch,
+            "weights": weights_digest(model),
+            "arch": trained.model.arch if trained else cfg.model.arch,
             "sample_every": None if d.fps else d.sample_every, "fps": d.fps,
             "frame_size": d.frame_size, "short_side": d.sampling().short_side,
             "float16": feats.float16, "stages": sorted(set(feats.stages))}
@@ -241,10 +247,13 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
     path = Path(out) / EXTRACTION_FILE
     before = _recorded_settings(Path(out))
     if before is not None:
-        compared = [k for k in settings if k in before and not (k == "source" and "weights" in before)]
-        changes = [f"{k} {before[k]!r} -> {settings[k]!r}" for k in compared if before[k] != settings[k]]
+        compared = [k for k in settings
+                    if k in before and not (k == "source" and "weights" in before)]
+        changes = [f"{k} {before[k]!r} -> {settings[k]!r}" for k in compared
+                   if before[k] != settings[k]]
         if changes:
-            raise ConfigError(f"{out} holds features extracted with other settings ({'; '.join(changes)}); "
+            raise ConfigError(f"{out} holds features extracted with other settings "
+                              f"({'; '.join(changes)}); "
                               "extract into another --out, or delete it to start over")
     rdist.barrier()  # every rank has compared before rank 0 writes
     if is_main and not path.exists():
@@ -360,7 +369,8 @@ def _pad(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lengths  # (V, N_max, C), (V,)
 
 
-def znorm_stats(train_seqs: Sequence[np.ndarray], pooled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def znorm_stats(train_seqs: Sequence[np.ndarray],
+                pooled: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std per feature from the training split only (of video means, or of frames)."""
     rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
     mean = torch.from_numpy(rows.mean(0)).float()
@@ -370,7 +380,8 @@ def znorm_stats(train_seqs: Sequence[np.ndarray], pooled: bool) -> tuple[torch.T
 
 def baseline_protocol(model: str) -> str:
     """How a baseline's number is measured (written into its JSON, like ``rrn eval``'s)."""
-    over = "mean of the features of all sampled frames" if model == "avgpool" else "GRU over all sampled frames"
+    over = ("mean of the features of all sampled frames" if model == "avgpool"
+            else "GRU over all sampled frames")
     return f"video-level, {over}, 1 centre crop"
 
 
@@ -388,7 +399,8 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
     torch.manual_seed(cfg.seed)
     dim = seqs["train"][0].shape[1]
-    mean, std = znorm_stats(seqs["train"], pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
+    mean, std = znorm_stats(seqs["train"],
+                            pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
     if cfg.model == "avgpool":
         clf: nn.Module = AvgPoolClassifier(dim, len(classes), mean, std)
     else:
@@ -407,7 +419,8 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
         video_ids=ids["test"],
         extra={
             "protocol": baseline_protocol(cfg.model),
-            "model": cfg.model, "stage": cfg.stage, "znorm": cfg.znorm, "features": str(cfg.features),
+            "model": cfg.model, "stage": cfg.stage, "znorm": cfg.znorm,
+            "features": str(cfg.features),
             "epochs": cfg.epochs, "lr": cfg.lr, "train_videos": len(labels["train"]),
             "train_seconds": train_s,
         },
@@ -415,7 +428,8 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     )
 
 
-def _train_classifier(clf: nn.Module, train_seqs, y_train: torch.Tensor, cfg: BaselineConfig) -> None:
+def _train_classifier(clf: nn.Module, train_seqs, y_train: torch.Tensor,
+                      cfg: BaselineConfig) -> None:
     """Adam on the cross-entropy of shuffled mini-batches of videos."""
     x_train, len_train = _pad(train_seqs)
     opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

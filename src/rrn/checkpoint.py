@@ -194,7 +194,8 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
     from rrn.model import build_model
 
     cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
-    if not isinstance(cfg, Mapping) or not isinstance(state, Mapping) or not isinstance(classes, list):
+    if not (isinstance(cfg, Mapping) and isinstance(state, Mapping)
+            and isinstance(classes, list)):
         raise CheckpointError(f"{name} lacks its model description, weights or class names")
     cfg = {**cfg, "weights": None}
     if "skip_blocks" in cfg:
@@ -209,7 +210,8 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
     return model.to(device).eval()
 
 
-def load_state_checked(model: nn.Module, state: Mapping[str, Any], name: str = "the checkpoint") -> None:
+def load_state_checked(model: nn.Module, state: Mapping[str, Any],
+                       name: str = "the checkpoint") -> None:
     """``model.load_state_dict(state)``, failing with one line that names the file.
 
     Raises:

@@ -147,7 +147,8 @@ class DataConfig:
         cache's key and the decoder's arguments, as one :class:`~rrn.data.sampling.Sampling`."""
         from rrn.data.sampling import Sampling, default_short_side
 
-        short = self.short_side if self.short_side is not None else default_short_side(self.frame_size)
+        short = (self.short_side if self.short_side is not None
+                 else default_short_side(self.frame_size))
         return Sampling(sample_every=self.sample_every, fps=self.fps, short_side=short)
 
     def split_kwargs(self) -> dict[str, Any]:
@@ -805,7 +806,8 @@ def flatten(values: Mapping[str, Any], where: str, *, quiet: bool = False,
     return out
 
 
-def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *, quiet: Iterable[str] = ()) -> TrainConfig:
+def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *,
+                   quiet: Iterable[str] = ()) -> TrainConfig:
     """Apply ``layers`` (name, values) in order over the defaults and validate the result.
 
     Args:
@@ -820,7 +822,8 @@ def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *, quiet: Iterab
     return TrainConfig(**{name: cls(**merged[name]) for name, cls in SECTIONS.items()})
 
 
-def _merge_layers(layers, sections: Mapping[str, type], quiet: set[str]) -> dict[str, dict[str, Any]]:
+def _merge_layers(layers, sections: Mapping[str, type],
+                  quiet: set[str]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {name: {} for name in sections}
     for where, values in layers:
         for (section, name), value in flatten(values, where, quiet=where in quiet,

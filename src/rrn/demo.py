@@ -52,7 +52,8 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(videos_per_class=8, frames=6, size=32, frame_size=32, epochs=1, chunks_per_video=1,
+        return cls(videos_per_class=8, frames=6, size=32, frame_size=32, epochs=1,
+                   chunks_per_video=1,
                    batch_size=8)
 
 
@@ -71,12 +72,15 @@ def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, *,
 
     return resolve_config([("rrn demo", {
         "dataset": "ucf101", "data_root": str(data), "split_dir": str(data), "split": 1,
-        "sample_every": 1, "frame_size": settings.frame_size, "hflip": False,  # a flip turns right into left
+        "sample_every": 1, "frame_size": settings.frame_size, "hflip": False,
+        # a flip turns right into left
         "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
-        "cache_format": "npy",  # lossless: the 2-3 px texture pan is the whole signal; the frames are tiny
+        "cache_format": "npy",
+        # lossless: the 2-3 px texture pan is the whole signal; the frames are tiny
         "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
         "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
-        "update_chunks": settings.batch_size,  # one Adam step per micro-batch: tiny data, many steps
+        "update_chunks": settings.batch_size,
+        # one Adam step per micro-batch: tiny data, many steps
         "out": str(out), "seed": seed, "device": "cpu", "workers": 0, "val_every": 0,
         "checkpoint_every": 0, "progress": progress,
         "overwrite": True,  # the demo owns its folder: a rerun retrains (same seed, same numbers)
@@ -98,13 +102,15 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
     t0 = time.perf_counter()
     wanted = {"classes": settings.classes, "videos_per_class": settings.videos_per_class,
               "frames": settings.frames, "size": settings.size, "seed": seed}
-    if _synth_settings(data) == wanted:  # a rerun: same seed, same videos; keep them (and the cache)
+    # a rerun: same seed, same videos; keep them (and the cache)
+    if _synth_settings(data) == wanted:
         logger.info(f"rrn demo: reusing the synthetic videos in {data}")
     else:
         shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
         make_synthetic_dataset(data, **wanted)
-        logger.info(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic videos "
-              f"({settings.classes} motion directions) to {data} in {time.perf_counter() - t0:.1f}s")
+        logger.info(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic "
+                    f"videos ({settings.classes} motion directions) to {data} in "
+                    f"{time.perf_counter() - t0:.1f}s")
     rows = []
     for key, label, skip in MODELS:
         run_dir = out / key
@@ -119,7 +125,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
             "run": {"device": "cpu", "workers": 0, "progress": progress}})
         eval_s = time.perf_counter() - t0
         logger.info(f"rrn demo: {label}: video error {result['video_error']:.3f} on "
-              f"{result['num_videos']} test videos ({train_s:.0f}s training)")
+                    f"{result['num_videos']} test videos ({train_s:.0f}s training)")
         rows.append({
             "key": key, "model": label, "skip": skip,
             "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],
@@ -143,7 +149,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def verdict(rows: list[dict[str, Any]], classes: int, frame_size: int = DemoSettings.frame_size) -> list[str]:
+def verdict(rows: list[dict[str, Any]], classes: int,
+            frame_size: int = DemoSettings.frame_size) -> list[str]:
     """What the numbers say, in words: which skip position won and why (from the measurement)."""
     chance = 1 - 1 / classes
     by = {r["key"]: r for r in rows}
@@ -153,8 +160,8 @@ def verdict(rows: list[dict[str, Any]], classes: int, frame_size: int = DemoSett
     text = [
         f"Chance is a video error of {chance:.3f} ({classes} classes). The per-frame model ends at "
         f"{frame['video_error']:.3f}: a single frame of this dataset is a uniformly random view of "
-        "a texture, so nothing in it tells the direction of motion, and a per-frame network can only "
-        "memorise its training videos."
+        "a texture, so nothing in it tells the direction of motion, and a per-frame network can "
+        "only memorise its training videos."
     ]
     if best["video_error"] < other["video_error"]:
         text.append(
@@ -167,9 +174,11 @@ def verdict(rows: list[dict[str, Any]], classes: int, frame_size: int = DemoSett
         text.append(
             "Why: the temporal skip adds the previous frame's block input to the current frame's "
             "residual sum. At block1 that input is a feature map at 1/4 of the frame's resolution, "
-            "where the scene's shift of 2-3 px between frames is still a shift of most of a feature "
-            "cell: the block's convolutions see both positions and can tell which way things moved. "
-            f"At block4 the map is 1/32 of the frame ({-(-frame_size // 32)}x{-(-frame_size // 32)} "
+            "where the scene's shift of 2-3 px between frames is still a shift of most of a "
+            "feature cell: the block's convolutions see both positions and can tell which way "
+            "things moved. "
+            "At block4 the map is 1/32 of the frame "
+            f"({-(-frame_size // 32)}x{-(-frame_size // 32)} "
             f"cells at {frame_size} px) and every unit summarises "
             "the whole view: a few pixels of motion no longer change it, and what is left is "
             "appearance, which here carries no class information. On UCF-101 the paper finds the "
@@ -195,8 +204,9 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
         "",
         f"{settings.classes} classes = motion directions of a panning scene "
         f"({settings.videos_per_class} videos per class, {settings.frames} frames of "
-        f"{settings.size}x{settings.size} px, groups disjoint between train and test; `rrn synth`). "
-        f"ResNet-18 from scratch on {settings.frame_size} px crops, {settings.epochs} epochs of Adam "
+        f"{settings.size}x{settings.size} px, groups disjoint between train and test; `rrn "
+        f"synth`). ResNet-18 from scratch on {settings.frame_size} px crops, {settings.epochs} "
+        "epochs of Adam "
         f"(lr {settings.lr}, batches of {settings.batch_size} chunks), identical "
         f"for all three models; seed {seed}{'; --quick setting' if quick else ''}. "
         f"Total time {total_s:.0f} s on {os.cpu_count()} CPU cores.",
@@ -225,7 +235,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
     lines += ["Reproduce: `rrn demo" + (" --quick" if quick else "") + f" --seed {seed}`."]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
-    atomic_write_json(out / "results.json", {"rows": rows, "seconds": total_s, "settings": settings.__dict__})
+    atomic_write_json(out / "results.json",
+                      {"rows": rows, "seconds": total_s, "settings": settings.__dict__})
     return path
 
 

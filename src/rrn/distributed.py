@@ -54,7 +54,8 @@ def dist_info_from_env(env: dict[str, str] | None = None) -> DistInfo:
     ``SLURM_STEP_NUM_TASKS`` (else the job's ``SLURM_NTASKS``), ``SLURM_LOCALID``; absent = a
     single process."""
     env = os.environ if env is None else env
-    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)  # srun's step, else the job's
+    # srun's step, else the job's
+    tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
     if "WORLD_SIZE" not in env and tasks > 1 and "SLURM_PROCID" in env:
         return DistInfo(rank=int(env["SLURM_PROCID"]), world_size=tasks,
                         local_rank=int(env.get("SLURM_LOCALID", 0)))
@@ -79,13 +80,18 @@ def _slurm_rendezvous(info: DistInfo) -> None:
     env = os.environ
     if "WORLD_SIZE" in env or not info.enabled:
         return
-    env.setdefault("MASTER_ADDR", first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost")))
+    env.setdefault("MASTER_ADDR",
+                   first_host(env.get("SLURM_JOB_NODELIST")
+                              or env.get("SLURM_NODELIST", "localhost")))
     env.setdefault("MASTER_PORT", str(29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000))
-    env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"] = str(info.rank), str(info.world_size), str(info.local_rank)
-    if info.is_main:  # a command typed in a multi-task job's shell, without srun, would wait here silently
-        logger.warning(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other tasks at "
+    env["RANK"], env["WORLD_SIZE"] = str(info.rank), str(info.world_size)
+    env["LOCAL_RANK"] = str(info.local_rank)
+    # a command typed in a multi-task job's shell, without srun, would wait here silently
+    if info.is_main:
+        logger.warning(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other "
+                       "tasks at "
               f"{env['MASTER_ADDR']}:{env['MASTER_PORT']} (every task must be started by srun; for "
-              "one process in a multi-task job, run it with SLURM_NTASKS=1)")
+                       "one process in a multi-task job, run it with SLURM_NTASKS=1)")
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -94,14 +100,16 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+            raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device "
+                             "cpu")
         if info.enabled:
             return torch.device("cuda", info.local_rank)
         return torch.device(name)
     return torch.device(name)
 
 
-def init_distributed(device: str = "auto", timeout_s: float = 1800) -> tuple[DistInfo, torch.device]:
+def init_distributed(device: str = "auto",
+                     timeout_s: float = 1800) -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; pick this process's device.
 
     Returns:

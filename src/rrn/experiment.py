@@ -175,7 +175,8 @@ def load_grid(path: str | os.PathLike) -> Grid:
     )
 
 
-def cell_config(grid: Grid, cell: Cell, split: int, overrides: dict[str, Any], out: Path) -> TrainConfig:
+def cell_config(grid: Grid, cell: Cell, split: int, overrides: dict[str, Any],
+                out: Path) -> TrainConfig:
     """The resolved training configuration of ``cell`` on ``split`` (validated)."""
     return resolve_config([
         (f"{grid.path}: base", grid.base),
@@ -230,7 +231,8 @@ def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_
 
     extraction = build_dataclass(FeaturesConfig, [("grid features", {k: v for k, v in feats.items()
                                                                      if k in FEATURE_SETTINGS})])
-    cfg = cfg.replace(model={"arch": str(feats.get("arch", cfg.model.arch))}, run={"progress": progress})
+    cfg = cfg.replace(model={"arch": str(feats.get("arch", cfg.model.arch))},
+                      run={"progress": progress})
     folder = features_dir(root, cfg, extraction, split)
     extraction = dataclasses.replace(extraction, out=str(folder))
     report = extract_dataset_features(cfg, extraction)  # resumable: videos already done are reused
@@ -239,7 +241,8 @@ def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_
     logger.info(report.summary(folder))
     classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
     run_baseline(BaselineConfig(features=str(folder), model=cell.model, stage=cell.stage,
-                                znorm=cell.znorm, out=str(run_dir), seed=cfg.run.seed, **classifier))
+                                znorm=cell.znorm, out=str(run_dir), seed=cfg.run.seed,
+                                **classifier))
 
 
 def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None = None,
@@ -258,7 +261,8 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
     cells = [c for c in grid.cells if not only or c.name in only]
     if only and len(cells) != len(set(only)):
         unknown = sorted(set(only) - {c.name for c in grid.cells})
-        raise ConfigError(f"--only names unknown cells {unknown}; cells: {[c.name for c in grid.cells]}")
+        raise ConfigError(f"--only names unknown cells {unknown}; cells: "
+                          f"{[c.name for c in grid.cells]}")
     plan = [(c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
             for c in cells for k in splits]  # every configuration is validated before any work
     main_rank = rdist.dist_info_from_env().is_main
@@ -319,7 +323,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     cells: dict[str, dict[str, Any]] = {}
     for r in rows:
         c = cells.setdefault(r["cell"], {"cell": r["cell"], "kind": r["kind"], "errors": {},
-                                         "paper_error": r["paper_error"], "note": r.get("note", "")})
+                                         "paper_error": r["paper_error"],
+                                         "note": r.get("note", "")})
         if r.get("video_error") is not None:
             c["errors"][r["split"]] = r["video_error"]
     for c in cells.values():

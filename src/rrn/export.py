@@ -180,7 +180,8 @@ def _write_onnx(module: nn.Module, args: tuple, path: Path, inputs: list[str],
                 outputs: list[str], opset: int) -> None:
     if not hasattr(torch.export, "Dim"):
         raise ValueError(f"ONNX export needs torch >= 2.5 (torch.onnx's dynamo exporter); this "
-                         f"is torch {torch.__version__}. Use --format torchscript or upgrade torch.")
+                         f"is torch {torch.__version__}. Use --format torchscript or upgrade "
+                         "torch.")
     for name in ("onnx", "onnxscript"):
         try:
             __import__(name)
@@ -241,7 +242,8 @@ class ExportedModel:
         self.folder = Path(folder)
         self.description = json.loads((self.folder / DESCRIPTION).read_text())
         self.format = self.description["format"]
-        step, chunk = self.folder / self.description["step"]["file"], self.folder / self.description["chunk"]["file"]
+        step = self.folder / self.description["step"]["file"]
+        chunk = self.folder / self.description["chunk"]["file"]
         if self.format == "onnx":
             self._step, self._chunk = _ort_session(step, threads), _ort_session(chunk, threads)
         else:

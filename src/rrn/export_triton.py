@@ -59,7 +59,8 @@ def config_text(desc: dict, name: str, max_batch_size: int, interval_s: float) -
     }}{',' if i + 1 < len(step['states']) else ''}
 """ for i, s in enumerate(step["states"]))
     return f"""# rrn {desc['rrn_version']}: the per-frame step of {desc['checkpoint']}
-# {desc['model']['arch']}, skips at {', '.join(desc['model']['skip_blocks'])}, T={desc['temporal_context']}
+# {desc['model']['arch']}, skips at {', '.join(desc['model']['skip_blocks'])},
+# T={desc['temporal_context']}
 name: "{name}"
 backend: "onnxruntime"
 max_batch_size: {max_batch_size}
@@ -79,7 +80,8 @@ output [
   }}
 ]
 sequence_batching {{
-  # one frame every {interval_s:.3f} s per stream: idle = max({IDLE_MIN_S:g} s, {IDLE_INTERVALS} frames)
+  # one frame every {interval_s:.3f} s per stream:
+  # idle = max({IDLE_MIN_S:g} s, {IDLE_INTERVALS} frames)
   max_sequence_idle_microseconds: {idle_microseconds(interval_s)}
   oldest {{
     max_candidate_sequences: {4 * max_batch_size}
@@ -132,7 +134,8 @@ def export_triton(model: nn.Module, repo: str | os.PathLike, *, name: str = "rrn
 def _readme(desc: dict, name: str, interval: float) -> str:
     return f"""# Triton model repository: `{name}` (exported by rrn {desc['rrn_version']})
 
-The per-frame step of `{desc['checkpoint']}` ({len(desc['classes'])} classes, T={desc['temporal_context']}).
+The per-frame step of `{desc['checkpoint']}`
+({len(desc['classes'])} classes, T={desc['temporal_context']}).
 Triton keeps each stream's state (implicit state, zeros at the start of a sequence): send one
 preprocessed frame per request with `sequence_id` (one per stream), `sequence_start` on its first
 frame and `sequence_end` on its last.

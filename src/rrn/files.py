@@ -14,11 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename it into place."""
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename it into
+    place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -59,6 +58,8 @@ def honour_umask(fd: int) -> None:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
+    import torch  # here, not at the top: the command line's parser imports this module
+
     return atomic_write(path, lambda fh: torch.save(obj, fh), "wb")
 
 
@@ -109,13 +110,16 @@ def check_writable(directory: str | os.PathLike, flag: str = "--out") -> Path:
     return directory
 
 
-def load_torch_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+def load_torch_file(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; a file it cannot load safely raises ValueError
     with a one-line reason (a text file, a truncated one, a pickle of classes...)."""
+    import torch
+
     try:
         with open(path, "rb") as fh:
             head = fh.read(2)
-        if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip file (or a legacy pickle)
+        # torch.save writes a zip file (or a legacy pickle)
+        if head != b"PK" and head[:1] != b"\x80":
             raise ValueError("not a file written by torch.save")
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated file, pickle with classes, ...

@@ -125,7 +125,8 @@ def skips_for_context(arch: str, context: int) -> tuple[str, ...]:
     """
     paths = block_paths(arch)
     if not 1 <= context <= len(paths) + 1:
-        raise ValueError(f"context must be between 1 and {len(paths) + 1} for {arch}, got {context}")
+        raise ValueError(f"context must be between 1 and {len(paths) + 1} for {arch}, "
+                         f"got {context}")
     return paths[len(paths) - (context - 1) :]
 
 
@@ -165,7 +166,8 @@ class TemporalBlockMixin:
             return
         conv1: nn.Conv2d = self.conv1  # type: ignore[attr-defined]
         in_ch, out_ch = conv1.in_channels, self._out_channels()
-        conv = nn.Conv2d(in_ch, out_ch, kernel_size=1, stride=self.stride, bias=False)  # type: ignore[attr-defined]
+        # type: ignore[attr-defined]
+        conv = nn.Conv2d(in_ch, out_ch, kernel_size=1, stride=self.stride, bias=False)
         conv.to(device=conv1.weight.device, dtype=conv1.weight.dtype)
         if temporal_init == "zero":
             nn.init.zeros_(conv.weight)
@@ -207,7 +209,8 @@ class TemporalBottleneck(TemporalBlockMixin, tv_resnet.Bottleneck):
         return out + identity
 
 
-_TEMPORAL_CLASS = {tv_resnet.BasicBlock: TemporalBasicBlock, tv_resnet.Bottleneck: TemporalBottleneck}
+_TEMPORAL_CLASS = {tv_resnet.BasicBlock: TemporalBasicBlock,
+                   tv_resnet.Bottleneck: TemporalBottleneck}
 
 # The skip states: the last block input seen at each skip block (None = zero state).
 State = list
@@ -323,7 +326,8 @@ class RecurrentResNet(tv_resnet.ResNet):
         return h.unflatten(0, (B, n)), new_state, tapped
 
     @staticmethod
-    def _skip_level(block: TemporalBlockMixin, h: Tensor, prev_in: Tensor | None, keep: int) -> Tensor:
+    def _skip_level(block: TemporalBlockMixin, h: Tensor, prev_in: Tensor | None,
+                    keep: int) -> Tensor:
         """One skip block on the last ``keep`` of the frames ``h`` (B, n, C, H, W).
 
         Frame i receives ``S(input of frame i-1)``; the frame before h[:, 0] is ``prev_in``.
@@ -478,7 +482,8 @@ class RecurrentResNet(tv_resnet.ResNet):
         """Yield (pooled features (B, n, C), taps) for consecutive segments of a video."""
         x = frames[None] if frames.dim() == 4 else frames  # (N, 3, H, W) -> (1, N, 3, H, W)
         if x.dim() != 5:
-            raise ValueError(f"expected frames (N, 3, H, W) or (B, N, 3, H, W), got {tuple(frames.shape)}")
+            raise ValueError("expected frames (N, 3, H, W) or (B, N, 3, H, W), got "
+                             f"{tuple(frames.shape)}")
         state = None
         segment = max(1, segment)  # the slice below must hold at least one frame
         for s in range(0, x.shape[1], segment):
@@ -513,7 +518,8 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors); pass "
-                         "a torchvision ResNet state dict (.pth) or an rrn checkpoint (RUN/last.pt)")
+                         "a torchvision ResNet state dict (.pth) or an rrn checkpoint "
+                         "(RUN/last.pt)")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -522,7 +528,8 @@ class WeightsUnavailableError(OSError):
 
 
 def _imagenet_state_dict(arch: str) -> dict[str, Tensor]:
-    """torchvision's ImageNet weights of ``arch``: from its cache (``$TORCH_HOME``), else downloaded.
+    """torchvision's ImageNet weights of ``arch``: from its cache (``$TORCH_HOME``), else
+    downloaded.
 
     Raises:
         WeightsUnavailableError: offline and not cached; the message names the ways out.
@@ -543,7 +550,8 @@ def _imagenet_state_dict(arch: str) -> dict[str, Tensor]:
         ) from None
 
 
-def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor]) -> dict[str, list[str]]:
+def load_backbone_weights(model: RecurrentResNet,
+                          state_dict: dict[str, Tensor]) -> dict[str, list[str]]:
     """Load a torchvision ResNet state dict into ``model``.
 
     The classifier is kept from ``state_dict`` only when its shape matches ``num_classes``;
@@ -555,7 +563,8 @@ def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor])
         left out for a different number of classes).
     """
     own = model.state_dict()
-    skipped = [k for k in ("fc.weight", "fc.bias") if k in state_dict and state_dict[k].shape != own[k].shape]
+    skipped = [k for k in ("fc.weight",
+                           "fc.bias") if k in state_dict and state_dict[k].shape != own[k].shape]
     state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
     # load_state_dict raises a RuntimeError listing every mismatch (e.g. resnet50 weights into
     # resnet18); say in one line which model the weights do not fit.
@@ -571,16 +580,19 @@ def load_backbone_weights(model: RecurrentResNet, state_dict: dict[str, Tensor])
             f"Pass a state dict of torchvision's {model.arch}."
         )
     result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys if k not in skipped and k not in ("fc.weight", "fc.bias")]
+    missing = [k for k in result.missing_keys
+               if k not in skipped and k not in ("fc.weight", "fc.bias")]
     not_temporal = [k for k in missing if ".temporal." not in k]
     if not_temporal or result.unexpected_keys:
         def few(keys: list[str]) -> str:  # a handful of names, not a hundred
-            return (", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")) or "none"
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            return (", ".join(keys[:3]) + more) or "none"
 
         raise ValueError(
-            f"weights do not fit {model.arch}: {len(not_temporal)} tensors missing ({few(not_temporal)}), "
-            f"{len(result.unexpected_keys)} unexpected ({few(list(result.unexpected_keys))}). Pass a "
-            f"state dict of torchvision's {model.arch}."
+            f"weights do not fit {model.arch}: {len(not_temporal)} tensors missing "
+            f"({few(not_temporal)}), "
+            f"{len(result.unexpected_keys)} unexpected ({few(list(result.unexpected_keys))}). Pass "
+            f"a state dict of torchvision's {model.arch}."
         )
     return {"missing": list(missing), "unexpected": [], "skipped": skipped}
 
@@ -662,7 +674,9 @@ def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
 
     m = model_cfg
     if m.skip is None:
-        return skips_for_context(m.arch, m.context) if m.context else resolve_skip_blocks(m.arch, ["block4"])
+        if m.context:
+            return skips_for_context(m.arch, m.context)
+        return resolve_skip_blocks(m.arch, ["block4"])
     skips = resolve_skip_blocks(m.arch, list(m.skip))
     if m.context is not None and len(skips) + 1 != m.context:
         raise ConfigError(

@@ -1,8 +1,10 @@
 """Predict the action of whole videos with a trained checkpoint (CPU is fine).
 
-A video's (or frame folder's) frames are sampled as in training (``sample_every``/``fps``, short side; from the
+A video's (or frame folder's) frames are sampled as in training (``sample_every``/``fps``, short
+side; from the
 frame cache when it holds them), centre-cropped and streamed once through
-:meth:`RecurrentResNet.forward_video`, which carries the temporal skip states along: row ``n`` of its output is the prediction of the chunk ending at
+:meth:`RecurrentResNet.forward_video`, which carries the temporal skip states along: row ``n`` of
+its output is the prediction of the chunk ending at
 frame ``n``. The video prediction is the mean of the per-frame probabilities over the frames
 with a full temporal context (``n >= T - 1``), i.e. the mean over all stride-1 chunks (paper
 §3.3 with every chunk); shorter videos use every frame.
@@ -114,7 +116,8 @@ class Predictor:
         """Top classes of one video and its per-frame probabilities."""
         frames = self.load(video).to(self.device)  # (N, 3, S, S)
         frame_probs = self.model.forward_video(frames).float().softmax(dim=-1).cpu()  # (N, K)
-        full = frame_probs[self.context - 1 :] if frame_probs.shape[0] >= self.context else frame_probs
+        full = (frame_probs[self.context - 1 :] if frame_probs.shape[0] >= self.context
+                else frame_probs)
         video_probs = full.mean(dim=0)  # (K,)
         k = min(top, len(self.classes))
         values, indices = video_probs.topk(k)
@@ -124,7 +127,8 @@ class Predictor:
             top=[(self.classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())],
             video_probs=video_probs,
             frame_probs=frame_probs,
-            times=_frame_times(path, frame_probs.shape[0], self.config.sample_every, self.config.fps),
+            times=_frame_times(path, frame_probs.shape[0], self.config.sample_every,
+                               self.config.fps),
             extra={"chunks": int(full.shape[0]), "context": self.context},
         )
 

@@ -1,4 +1,5 @@
-"""``rrn cache``: decode every video of a split once into the frame cache (see :mod:`rrn.data.cache`)."""
+"""``rrn cache``: decode every video of a split once into the frame cache (see
+:mod:`rrn.data.cache`)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     d = cfg.data
     split = d.load_split()
     source = FrameSource(d.sampling(), cache_dir=d.cache_dir or default_cache_dir(d.data_root),
-                         decoder=d.decoder, cache_format=d.cache_format, cache_quality=d.cache_quality)
+                         decoder=d.decoder, cache_format=d.cache_format,
+                         cache_quality=d.cache_quality)
     check_writable(source.cache.root, "--cache-dir")  # one line now, not one failure per video
     fmt = "npy" if d.cache_format == "npy" else f"jpeg, quality {d.cache_quality}"
     print(f"cache {source.cache.root} ({d.sampling().describe()}; writes {fmt})", flush=True)
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print(estimate.summary(), flush=True)
         if not estimate.fits:
             print("rrn cache: warning: the estimate exceeds the free space; choose another "
-                  "--cache-dir, --format jpeg or a smaller --short-side", file=sys.stderr, flush=True)
+                  "--cache-dir, --format jpeg or a smaller --short-side", file=sys.stderr,
+                  flush=True)
     report = build_cache(split.train + split.test, source, workers=resolve_workers(cfg.run.workers),
                          progress=cfg.run.progress)
     print(report.summary(d.cache_format, source.cache.root))

@@ -1,4 +1,5 @@
-"""``rrn check-data``: report every problem of a dataset before training (see :mod:`rrn.data.check`)."""
+"""``rrn check-data``: report every problem of a dataset before training (see
+:mod:`rrn.data.check`)."""
 
 from __future__ import annotations
 

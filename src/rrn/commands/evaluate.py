@@ -9,7 +9,7 @@ from rrn.config import CACHE_FIELDS, DATASET_FIELDS, DataConfig, EvalConfig, Run
 
 EPILOG = """\
 examples:
-  rrn eval runs/ucf_split1                             # its best.pt if --val-fraction chose one, else last.pt
+  rrn eval runs/ucf_split1                      # best.pt if --val-fraction chose one, else last.pt
   rrn eval runs/ucf_split{split} --split 1 2 3         # one run per split + eval_mean.json
   rrn eval runs/ucf_split1/last.pt --data-root /data/UCF-101 --split-dir /data/ucfTrainTestlist
   rrn eval runs/k400 --views 3crop --flip                 # 3 crops x 2 flips per chunk, averaged
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                        overrides=flag_overrides(args, ("data", "run")))
     for r in out["results"]:
         skipped = f", {len(r['skipped'])} skipped" if r["skipped"] else ""
-        print(f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error {r['video_error']:.4f}, "
+        print(f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error "
+              f"{r['video_error']:.4f}, "
               f"top-5 {r['video_top5']:.4f}, clip {r['clip_top1']:.4f}, mean class "
               f"{r['mean_class_accuracy']:.4f}) on {r['num_videos']} videos / {r['num_chunks']} "
               f"chunks{skipped} [{r['protocol']}] -> {r['files']['json']}")

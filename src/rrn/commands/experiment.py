@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results exist and resuming interrupted training, then write results.md / results.csv / "
         "results.png with the paper's published error beside ours. Grids for the paper's tables "
         "ship in configs/paper/.",
-        epilog="example (scaled down for a CPU): rrn experiment configs/paper/table2_positions.yaml "
+        epilog="example (scaled down for a CPU): rrn experiment "
+               "configs/paper/table2_positions.yaml "
         "--set data_root=runs/demo/data --set dataset=ucf101 --set arch=resnet18 "
         "--set frame_size=64 --set epochs=1 --set weights=none",
     )

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     for path in report.files:
         print(f"  {path}")
     for s in desc["step"]["states"]:
-        print(f"  state {s['input']} -> {s['output']}: {s['shape']} at {s['block']}, zeros at start")
+        print(f"  state {s['input']} -> {s['output']}: {s['shape']} at {s['block']}, "
+              "zeros at start")
     if report.step_diff is not None:
         print(f"check: max |diff| vs PyTorch: step through a video {report.step_diff:.2e}, "
               f"chunk classifier {report.chunk_diff:.2e}")

@@ -56,7 +56,8 @@ def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *,
                             only: Iterable[str] | None = None, title: str | None = None,
-                            defaults_from: str = "", aliases: Mapping[str, str] | None = None) -> None:
+                            defaults_from: str = "",
+                            aliases: Mapping[str, str] | None = None) -> None:
     """One ``--flag`` per field of ``cls`` (or of ``only``); absent flags stay absent.
 
     Args:
@@ -73,7 +74,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section:
     for name in names:
         tp, _ = strip_optional(field_types(cls)[name])
         default = getattr(defaults, name)
-        shown = defaults_from or (",".join(map(str, default)) if isinstance(default, tuple) else default)
+        listed = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = defaults_from or listed
         text = docs.get(name, "") + ("" if shown is None else f" [{shown}]")  # None: the doc says
         kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": argparse.SUPPRESS,
                                   "help": text.replace("%", "%%")}
@@ -104,7 +106,8 @@ def _metavar(name: str, tp: Any) -> str:
     return name.upper()
 
 
-def flag_overrides(args: argparse.Namespace, sections: Iterable[str] = SECTIONS) -> dict[str, dict[str, Any]]:
+def flag_overrides(args: argparse.Namespace,
+                   sections: Iterable[str] = SECTIONS) -> dict[str, dict[str, Any]]:
     """The flags of ``sections`` actually given on the command line, nested by section."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in vars(args).items():

@@ -31,7 +31,8 @@ def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: in
     model = build_model(arch, num_classes=num_classes, skip_blocks=skips, skip_type=skip_type)
     T = model.temporal_context
     params = count_parameters(model)
-    per_frame = chunk_gflops(build_model(arch, num_classes=num_classes, skip_blocks=()), 1, frame_size)
+    per_frame = chunk_gflops(build_model(arch, num_classes=num_classes, skip_blocks=()), 1,
+                             frame_size)
     greedy = chunk_gflops(model, T, frame_size, greedy=True)
     naive = chunk_gflops(model, T, frame_size, greedy=False)
     return {
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config([("flags", flag_overrides(args))])
     skips = resolve_skips(cfg.model)
-    info = model_info(cfg.model.arch, skips, cfg.model.skip_type, args.num_classes, cfg.data.frame_size)
+    info = model_info(cfg.model.arch, skips, cfg.model.skip_type, args.num_classes,
+                      cfg.data.frame_size)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo())
-    predictor = Predictor(args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which)
+    device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device,
+                            DistInfo())
+    predictor = Predictor(args.checkpoint, device=device,
+                          which=from_flags(EvalConfig, args, "eval").which)
     results, failed, plots = [], 0, set()
     for video, pred in zip(args.videos, predictor.predict_all(args.videos, top=args.top)):
         if isinstance(pred, FailedVideo):  # reported, and the other videos still get their answer
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_prediction(record: dict, context: int) -> None:
-    print(f"{record['video']}  ({record['num_frames']} frames, {record['chunks']} chunks of {context})")
+    print(f"{record['video']}  ({record['num_frames']} frames, {record['chunks']} chunks of "
+          f"{context})")
     for rank, item in enumerate(record["top"], 1):
         print(f"  {rank}. {item['class']:<30} {item['prob']:.3f}")
     if "timeline" in record:

@@ -83,7 +83,8 @@ def exit_code(summaries, stop) -> int:
         if summary.status == "end" and summary.frames == 0:
             print(f"rrn stream: error: {summary.source} gave no frame", file=sys.stderr)
     if any(s.status == "interrupted" for s in summaries):
-        return 128 + (stop.signum or 2)  # 130 for Ctrl-C (SIGINT, or a KeyboardInterrupt), 143 SIGTERM
+        # 130 for Ctrl-C (SIGINT, or a KeyboardInterrupt), 143 SIGTERM
+        return 128 + (stop.signum or 2)
     ok = all(s.status == "end" and s.frames > 0 for s in summaries)
     return 0 if ok else 1
 
@@ -127,10 +128,12 @@ def report(summary, cfg: StreamConfig, many: bool = False) -> None:
             print(f"{latency}; {s['duration']:.2f} s of video in {s['wall']:.2f} s "
                   f"({speed:.1f}x real time)")
     for seg in summary.segments[:SEGMENTS_SHOWN]:
-        print(f"  {seg['start']:8.2f} - {seg['end']:8.2f} s  {seg['class']} ({seg['mean_prob']:.2f})")
+        print(f"  {seg['start']:8.2f} - {seg['end']:8.2f} s  {seg['class']} "
+              f"({seg['mean_prob']:.2f})")
     if len(summary.segments) > SEGMENTS_SHOWN:
         print(f"  ... {len(summary.segments) - SEGMENTS_SHOWN} more segments")
-    outputs = (("annotated video", f"{cfg.out}/{summary.stream}.mp4" if many and cfg.out else cfg.out),
+    outputs = (("annotated video",
+                f"{cfg.out}/{summary.stream}.mp4" if many and cfg.out else cfg.out),
                ("events", f"{cfg.out}/{summary.stream}.events.jsonl" if many and cfg.out else None),
                ("events", None if many else cfg.json))
     for label, path in outputs:

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make_suggesting(p)
-    p.add_argument("--config", metavar="YAML", help="YAML file of settings (nested by section or flat)")
+    p.add_argument("--config", metavar="YAML",
+                   help="YAML file of settings (nested by section or flat)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 

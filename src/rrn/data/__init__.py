@@ -9,23 +9,37 @@ uint8 frames), :mod:`~rrn.data.splits` (split files -> records), :mod:`~rrn.data
 :mod:`~rrn.data.formats` (Kinetics, Something-Something v2, mmaction2 frame-folder lists),
 :mod:`~rrn.data.frame_folder` (frame folder -> uint8 frames, no video decoding),
 :mod:`~rrn.data.cache_entries` (the ``jpeg`` and ``npy`` cache entry formats).
+
+The names below are imported on first use (PEP 562), so that importing one light module of the
+package (the settings schema asks :mod:`~rrn.data.sampling` to validate) does not load torch:
+``rrn --help`` stays instant.
 """
 
-from rrn.data.cache import CacheReport, FrameCache, build_cache, default_cache_dir
-from rrn.data.check import Problem, check_dataset
-from rrn.data.datasets import SkippedVideo, VideoChunkDataset, collate_chunks, collate_videos
-from rrn.data.decode import VideoDecodeError, available_decoders, decode_video
-from rrn.data.sampling import Sampling, default_short_side, eval_chunks, train_chunk
-from rrn.data.source import FrameSource
-from rrn.data.splits import DatasetSplit, SplitError, VideoRecord, load_split
-from rrn.data.synth import make_synthetic_dataset
-from rrn.data.transforms import ClipTransform, EvalViews
+import importlib
 
-__all__ = [
-    "CacheReport", "ClipTransform", "DatasetSplit", "EvalViews", "FrameCache", "FrameSource", "Problem",
-    "Sampling", "SkippedVideo",
-    "SplitError", "VideoChunkDataset", "VideoDecodeError", "VideoRecord", "available_decoders",
-    "build_cache", "check_dataset", "collate_chunks", "collate_videos", "decode_video",
-    "default_cache_dir", "default_short_side", "eval_chunks", "load_split",
-    "make_synthetic_dataset", "train_chunk",
-]
+#: public name -> the module that owns it
+_OWNERS = {
+    "CacheReport": "cache", "FrameCache": "cache", "build_cache": "cache",
+    "default_cache_dir": "cache",
+    "Problem": "check", "check_dataset": "check",
+    "SkippedVideo": "datasets", "VideoChunkDataset": "datasets", "collate_chunks": "datasets",
+    "collate_videos": "datasets",
+    "VideoDecodeError": "decode", "available_decoders": "decode", "decode_video": "decode",
+    "Sampling": "sampling", "default_short_side": "sampling", "eval_chunks": "sampling",
+    "train_chunk": "sampling",
+    "FrameSource": "source",
+    "DatasetSplit": "splits", "SplitError": "splits", "VideoRecord": "splits",
+    "load_split": "splits",
+    "make_synthetic_dataset": "synth",
+    "ClipTransform": "transforms", "EvalViews": "transforms",
+}
+
+__all__ = sorted(_OWNERS)
+
+
+def __getattr__(name: str):
+    if name in _OWNERS:
+        value = getattr(importlib.import_module(f"rrn.data.{_OWNERS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rrn.data' has no attribute {name!r}")

@@ -82,7 +82,8 @@ CACHE_FORMATS = names(CacheFormat)  # declared once, in rrn.choices
 
 
 def default_cache_dir(data_root) -> Path:
-    """Where ``rrn cache`` writes by default and datasets look by default: ``<data_root>/.rrn-cache``."""
+    """Where ``rrn cache`` writes by default and datasets look by default:
+    ``<data_root>/.rrn-cache``."""
     return Path(data_root) / DEFAULT_CACHE_DIRNAME
 
 
@@ -116,7 +117,8 @@ class FrameCache:
 
     def __init__(self, root, *, format: str = "jpeg", quality: int = 90):
         if format not in CACHE_FORMATS:
-            raise ValueError(f"cache format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}")
+            raise ValueError(f"cache format must be one of {', '.join(CACHE_FORMATS)}, got "
+                             f"{format!r}")
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
         self.root = Path(root)
@@ -210,7 +212,8 @@ class FrameCache:
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or (
                 sampling.short_side is not None and min(frames.shape[1:3]) != sampling.short_side):
-            raise ValueError(f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, H, W, 3))")
+            raise ValueError(f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, "
+                             "H, W, 3))")
         f = self.file(path, sampling)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
@@ -251,7 +254,8 @@ class CacheReport:
             f"{len(self.failures)} failed"
         ]
         if self.other_format:
-            lines.append(f"  {self.other_format} of them are in the other format than {fmt or 'asked for'} "
+            lines.append(f"  {self.other_format} of them are in the other format than "
+                         f"{fmt or 'asked for'} "
                          "and were kept as they are (training reads both); to rewrite them, remove "
                          f"{root or 'the cache folder'} and run rrn cache again")
         lines += [f"  FAILED {vid}: {reason}" for vid, reason in self.failures]
@@ -295,8 +299,10 @@ class CacheEstimate:
     def summary(self) -> str:
         free = "" if self.free_bytes is None else f"; {_size(self.free_bytes)} free there"
         return (f"estimate: {self.videos} videos x {self.frames_per_video:.1f} frames (mean of "
-                f"{self.probed} containers) x {self.bytes_per_frame / 1e3:.1f} kB/frame ({self.format}, "
-                f"measured on {self.measured} videos, now cached) = ~{_size(self.total_bytes)}{free}")
+                f"{self.probed} containers) x {self.bytes_per_frame / 1e3:.1f} kB/frame "
+                f"({self.format}, "
+                f"measured on {self.measured} videos, now cached) = "
+                f"~{_size(self.total_bytes)}{free}")
 
     @property
     def fits(self) -> bool:
@@ -408,7 +414,8 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
     tasks = [(source, str(p), vid) for p, vid in seen.items()]
     report = CacheReport()
     start = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=len(tasks), desc="caching", unit="video", disable=not progress,
+               file=sys.stderr)
 
     def account(result) -> None:
         video_id, n, nbytes, was_cached, error, other = result
@@ -436,7 +443,8 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
                 try:
                     for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
                         account(fut.result())
-                except BaseException:  # Ctrl-C: the videos in hand finish, the others are not started
+                # Ctrl-C: the videos in hand finish, the others are not started
+                except BaseException:
                     # wait=True: the with block's own shutdown(wait=True) would otherwise reset
                     # cancel_futures before the pool's thread reads it, and every video got cached
                     pool.shutdown(wait=True, cancel_futures=True)

@@ -54,7 +54,8 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
         for m in split.missing
     ]
     both = {r.video_id for r in split.train} & {r.video_id for r in split.test}
-    problems += [Problem(v, "listed on both the train and the test side", "remove one of the two lines")
+    problems += [Problem(v, "listed on both the train and the test side",
+                         "remove one of the two lines")
                  for v in sorted(both)]
     counts = Counter(r.label for r in split.train)
     problems += [Problem(name, "class has no training video", "add videos or check the split files")
@@ -75,10 +76,13 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
             else:
                 probe_video(rec.path)
         except VideoDecodeError as err:
-            problems.append(Problem(rec.video_id, err.reason, f"re-download or re-encode {rec.path}, "
-                                    "or remove it from the split (training skips it with a warning)"))
+            problems.append(Problem(rec.video_id, err.reason,
+                                    f"re-download or re-encode {rec.path}, "
+                                    "or remove it from the split "
+                                    "(training skips it with a warning)"))
         except OSError as err:
-            problems.append(Problem(rec.video_id, f"{rec.path}: {err}", "check the file's permissions"))
+            problems.append(Problem(rec.video_id, f"{rec.path}: {err}",
+                                    "check the file's permissions"))
     return problems
 
 
@@ -90,10 +94,12 @@ def _check_folder(rec, decode: bool) -> list[Problem]:
     try:
         n = count_frames(rec.path)
         if rec.num_frames is not None and n != rec.num_frames:
-            return [Problem(rec.video_id, f"the list says {rec.num_frames} frames, {rec.path} has {n}",
+            return [Problem(rec.video_id,
+                            f"the list says {rec.num_frames} frames, {rec.path} has {n}",
                             f"correct total_frames in the list to {n}, or {fix}")]
         if decode:
-            read_frame_folder(rec.path, Sampling(sample_every=1))  # every frame, as decode=True does for videos
+            # every frame, as decode=True does for videos
+            read_frame_folder(rec.path, Sampling(sample_every=1))
         else:
             probe_frame_folder(rec.path)
     except VideoDecodeError as err:

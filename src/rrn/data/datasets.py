@@ -96,7 +96,8 @@ class VideoChunkDataset(Dataset):
                    eval_stride=data.eval_stride, seed=seed)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the random draws of this epoch (call before each epoch, like ``DistributedSampler``)."""
+        """Select the random draws of this epoch (call before each epoch, like
+        ``DistributedSampler``)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -123,7 +124,8 @@ class VideoChunkDataset(Dataset):
             return {"clip": clip, "label": rec.label, "video_index": vi}
         chunks = eval_chunks(len(frames), self.context, self.eval_stride)
         used = sorted({i for c in chunks for i in c})
-        pos = torch.tensor([[{f: j for j, f in enumerate(used)}[i] for i in c] for c in chunks])  # (M, T)
+        # (M, T)
+        pos = torch.tensor([[{f: j for j, f in enumerate(used)}[i] for i in c] for c in chunks])
         if self.transform.views.count == 1:
             x = self.transform(np.asarray(frames[used]), None)  # (N', 3, S, S): each frame once
             return {"clips": x[pos], "label": rec.label, "video_index": vi}  # (M, T, 3, S, S)
@@ -167,7 +169,8 @@ def collate_videos(batch) -> dict:
     """Collate evaluation items (whole videos); skipped videos are dropped and listed.
 
     Returns:
-        ``{"clips": (sum M, T, 3, S, S) (or (sum M, V, T, 3, S, S) with views), "chunk_video": (sum M,) long video index per chunk,
+        ``{"clips": (sum M, T, 3, S, S) (or (sum M, V, T, 3, S, S) with views), "chunk_video": (sum
+        M,) long video index per chunk,
         "label": (V,) long, "video_index": (V,) long, "skipped": list of video indices}``.
     """
     items, skipped = _split_skipped(batch)
@@ -176,7 +179,8 @@ def collate_videos(batch) -> dict:
                 "label": torch.empty(0, dtype=torch.long),
                 "video_index": torch.empty(0, dtype=torch.long), "skipped": skipped}
     return {
-        "clips": torch.cat([it["clips"] for it in items]),  # (M_v, [V,] T, 3, S, S) -> (sum M, [V,] T, 3, S, S)
+        "clips": torch.cat([it["clips"] for it in items]),
+        # (M_v, [V,] T, 3, S, S) -> (sum M, [V,] T, 3, S, S)
         "chunk_video": torch.cat(
             [torch.full((len(it["clips"]),), it["video_index"], dtype=torch.long) for it in items]
         ),

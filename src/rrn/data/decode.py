@@ -9,7 +9,8 @@ Backends:
   odd widths, audio streams and variable frame rates need nothing special: the first video
   stream is read, swscale converts any pixel format to RGB.
 * ``"torchcodec"`` (optional, ``--decoder torchcodec``; measured slower than PyAV for the
-  paper's sampling, so ``"auto"`` stays on PyAV, see :func:`resolve_backend`): decodes only the wanted
+  paper's sampling, so ``"auto"`` stays on PyAV, see :func:`resolve_backend`): decodes only the
+  wanted
   frame indices with its own FFmpeg build; resize by antialiased bilinear interpolation (so
   pixel values differ from PyAV's by a few grey levels). Sampling by ``fps`` always takes the
   PyAV path, so that both backends keep exactly the same frames of a variable-frame-rate video.
@@ -39,7 +40,8 @@ import numpy as np
 
 from rrn.data.sampling import FrameSelector, Sampling
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
+                    ".flv")
 
 
 class VideoDecodeError(RuntimeError):
@@ -79,7 +81,8 @@ def resolve_backend(backend: str) -> str:
 
 
 def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """``(height, width)`` after scaling the shorter side to ``short_side``, keeping the aspect ratio."""
+    """``(height, width)`` after scaling the shorter side to ``short_side``, keeping the aspect
+    ratio."""
     if short_side is None:
         return height, width
     if short_side < 1:
@@ -141,14 +144,16 @@ def decode_video(path, sampling: Sampling | None = None, *, backend: str = "auto
     return _decode_pyav(path, sample_every, fps, short_side)
 
 
-def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: int | None) -> np.ndarray:
+def _decode_pyav(path: Path, sample_every: int, fps: float | None,
+                 short_side: int | None) -> np.ndarray:
     import av
 
     frames: list[np.ndarray] = []
     try:
         container = av.open(str(path), mode="r")
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure means "not a readable video"
-        raise VideoDecodeError(path, f"not a readable video container ({error_text(err)})") from None
+        raise VideoDecodeError(path,
+                               f"not a readable video container ({error_text(err)})") from None
     with container:
         if not container.streams.video:
             raise VideoDecodeError(path, "the file has no video stream")
@@ -171,7 +176,8 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None, short_side: i
                 path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
             ) from None
         if not frames:
-            raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+            raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video "
+                                         "stream)")
         truncated = _truncation(container, stream, tail, decoded)
         if truncated:
             raise VideoDecodeError(path, truncated)
@@ -215,7 +221,8 @@ class _StreamTail:
         self.last_pts: int | None = None
         """Largest presentation time seen, in the stream's time base."""
         self.end: int | None = None
-        """Largest ``pts + duration`` seen (equal to ``last_pts`` where packets carry no duration)."""
+        """Largest ``pts + duration`` seen (equal to ``last_pts`` where packets carry no
+        duration)."""
         self.last_corrupt = False
 
     def see(self, packet) -> None:
@@ -239,7 +246,8 @@ def _promised_seconds(container, stream) -> float | None:
         return float(stream.frames * stream.time_base) if stream.frames else None
     if stream.duration:
         return float(stream.duration * stream.time_base)
-    tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", stream.metadata.get("DURATION", "").strip())
+    tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)",
+                       stream.metadata.get("DURATION", "").strip())
     if tag:
         return int(tag[1]) * 3600 + int(tag[2]) * 60 + float(tag[3])
     return None
@@ -265,7 +273,8 @@ def _truncation(container, stream, tail: _StreamTail, decoded: int | None) -> st
     expected = stream.frames or (round(promised * rate) if promised else None)
     of = f" of {expected}" if expected else ""
     if not short:  # every frame is there, but the file ends inside the last one
-        return f"truncated: the file ends inside frame {round((tail.last_pts - start) * tb * rate) + 1}{of}"
+        frame = round((tail.last_pts - start) * tb * rate) + 1
+        return f"truncated: the file ends inside frame {frame}{of}"
     count = str(decoded) if decoded is not None else f"about {round(end * rate)}"
     return (f"truncated: {count}{of} frames; the video stream ends at {end:.2f} s of the "
             f"{promised:.2f} s its header promises")
@@ -320,7 +329,8 @@ def probe_video(path) -> tuple[int, int]:
             tail = _StreamTail()
             first = next(_frames(container, stream, tail), None)
             if first is None:
-                raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video stream)")
+                raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt "
+                                             "video stream)")
             for packet in container.demux(stream):
                 tail.see(packet)
             truncated = _truncation(container, stream, tail, None)

@@ -39,7 +39,8 @@ class SampledShape:
 
 
 def sampled_count(source_frames: float, duration_s: float | None, sampling: Sampling) -> float:
-    """Frames kept by ``sampling`` from a video of ``source_frames`` frames lasting ``duration_s``."""
+    """Frames kept by ``sampling`` from a video of ``source_frames`` frames lasting
+    ``duration_s``."""
     if sampling.fps is not None:
         if duration_s is None:
             raise ValueError("sampling by fps needs the video's duration")

@@ -58,7 +58,8 @@ def carve_validation(records: list[VideoRecord], fraction: float,
         take = min(len(names) - 1, max(1, round(fraction * len(names))))
         held |= {(label, names[i]) for i in rng.permutation(len(names))[:take]}
     if not held:
-        raise ValueError("--val-fraction: no class has two groups of training videos to hold one out")
+        raise ValueError("--val-fraction: no class has two groups of training videos to hold one "
+                         "out")
     train = [r for r in records if group_of(r) not in held]
     val = [r for r in records if group_of(r) in held]
     return train, val

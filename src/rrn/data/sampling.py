@@ -63,7 +63,8 @@ def _every(k: int) -> str:
 
 
 def default_short_side(frame_size: int) -> int:
-    """Decode-time short side for a crop of ``frame_size``: ``round(frame_size * 8 / 7)`` (112 -> 128)."""
+    """Decode-time short side for a crop of ``frame_size``: ``round(frame_size * 8 / 7)`` (112 ->
+    128)."""
     return round(frame_size * 8 / 7)
 
 
@@ -71,7 +72,8 @@ def _check(num_frames: int, context: int) -> None:
     if context < 1:
         raise ValueError(f"context (frames per chunk, T) must be >= 1, got {context}")
     if num_frames < 1:
-        raise ValueError(f"a video needs at least one sampled frame to form a chunk, got {num_frames}")
+        raise ValueError("a video needs at least one sampled frame to form a chunk, got "
+                         f"{num_frames}")
 
 
 def _padded(num_frames: int, context: int) -> tuple[int, ...]:

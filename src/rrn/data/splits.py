@@ -149,10 +149,12 @@ def load_split(
         raise SplitError(f"--split must be 1, 2 or 3, got {split}")
     root = Path(data_root)
     if not root.is_dir():
-        raise SplitError(f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files")
+        raise SplitError(f"data root {root} is not a folder; pass the folder that holds "
+                         "<Class>/<video> files")
     split_dir = Path(split_dir) if split_dir is not None else root
     if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
-        raise SplitError(f"--split-dir {split_dir} is not a folder; pass the folder of the split files")
+        raise SplitError(f"--split-dir {split_dir} is not a folder; pass the folder of the split "
+                         "files")
     errors = errors if errors is not None else LineErrors()
     entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list,
                                        errors=errors)
@@ -197,10 +199,12 @@ def _records(entries: list[Entry], classes: list[str], resolve: _Resolver,
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
     for side, rel, label, src, lineno, frames in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
-        video_id = str(PurePosixPath(candidates[0]).with_suffix("") if not resolve.folders else candidates[0])
+        video_id = str(candidates[0] if resolve.folders
+                       else PurePosixPath(candidates[0]).with_suffix(""))
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
-            errors.report(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); remove one line")
+            errors.report(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); "
+                          "remove one line")
             continue
         first_seen[(side, video_id)] = (src, lineno)
         path = next((p for p in map(resolve, candidates) if p is not None), None)
@@ -208,9 +212,11 @@ def _records(entries: list[Entry], classes: list[str], resolve: _Resolver,
             out.missing.append(MissingVideo(video_id, src, lineno, side))
         elif resolve.outside(path):
             errors.report(
-                f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a linked "
-                f"folder) to {path.resolve()}, outside the data root {resolve.root.resolve()}; paths must "
-                "stay inside --data-root: move or copy the video into it, or pass a --data-root that "
+                f"{src}:{lineno}: {path.relative_to(resolve.root)} is a symbolic link (or in a "
+                f"linked folder) to {path.resolve()}, outside the data root "
+                f"{resolve.root.resolve()}; "
+                "paths must stay inside --data-root: move or copy the video into it, or pass a "
+                "--data-root that "
                 "holds the link's target"
             )
         else:
@@ -257,14 +263,17 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             continue
         label = int(fields[1])
         if not 1 <= label <= len(classes):
-            errors.report(f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})")
+            errors.report(f"{train_file}:{lineno}: label {label} is not in classInd.txt "
+                          f"(1..{len(classes)})")
             continue
         parts = PurePosixPath(rel).parts
         if len(parts) < 2 or parts[0] not in index:
-            where = f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
+            where = (f"class folder {parts[0]!r} is not in" if len(parts) > 1
+                     else "no class folder from")
             errors.report(
-                f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 lists "
-                "'<Class>/<video>' with a class of classInd.txt: fix the line, or add the class there"
+                f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 "
+                "lists '<Class>/<video>' with a class of classInd.txt: fix the line, or add the "
+                "class there"
             )
             continue
         if index[parts[0]] != label - 1:
@@ -281,11 +290,13 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             continue
         parts = PurePosixPath(rel).parts
         if len(fields) > 2 or len(parts) < 2:
-            errors.report(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}")
+            errors.report(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got "
+                          f"{' '.join(fields)!r}")
             continue
         if parts[0] not in index:
             errors.report(
-                f"{test_file}:{lineno}: class folder {parts[0]!r} is not in {split_dir / 'classInd.txt'}"
+                f"{test_file}:{lineno}: class folder {parts[0]!r} is not in "
+                f"{split_dir / 'classInd.txt'}"
             )
             continue
         entries.append(Entry("test", rel, index[parts[0]], test_file, lineno))
@@ -297,18 +308,21 @@ def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
     files = sorted(p for p in split_dir.glob(f"*_test_split{split}.txt") if pattern.match(p.name))
     if not files:
         raise SplitError(
-            f"no HMDB-51 split files '<class>_test_split{split}.txt' in {split_dir}; check --split-dir"
+            f"no HMDB-51 split files '<class>_test_split{split}.txt' in {split_dir}; check "
+            "--split-dir"
         )
     classes = [pattern.match(p.name).group(1) for p in files]
     entries: list[Entry] = []
     for label, (name, path) in enumerate(zip(classes, files)):
         for lineno, fields in lines(path):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                errors.report(f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}")
+                errors.report(f"{path}:{lineno}: expected '<video> <0|1|2>', got "
+                              f"{' '.join(fields)!r}")
                 continue
             rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
             if rel is not None and fields[1] != "0":
-                entries.append(Entry("train" if fields[1] == "1" else "test", rel, label, path, lineno))
+                entries.append(Entry("train" if fields[1] == "1" else "test", rel, label, path,
+                                     lineno))
     return entries, classes
 
 
@@ -322,7 +336,8 @@ def _lists(split_dir: Path, train_list, test_list,
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got {' '.join(fields)!r}")
+                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got "
+                              f"{' '.join(fields)!r}")
                 continue
             label = int(fields[1])
             if label < 0 or (classes is not None and label >= len(classes)):
@@ -369,7 +384,8 @@ class _Resolver:
         symbolic link pointing elsewhere (one ``realpath`` per folder, one per linked file)."""
         if path.parent not in self._folder_inside:
             real = os.path.realpath(path.parent)
-            self._folder_inside[path.parent] = os.path.commonpath([real, self._real_root]) == self._real_root
+            inside = os.path.commonpath([real, self._real_root]) == self._real_root
+            self._folder_inside[path.parent] = inside
         if not self._folder_inside[path.parent]:
             return True
         if not path.is_symlink():

@@ -85,7 +85,8 @@ def _group_look(rng: np.random.Generator) -> dict:
     }
 
 
-def render_video(rng: np.random.Generator, look: dict, size: int, angle: float, frames: int) -> np.ndarray:
+def render_video(rng: np.random.Generator, look: dict, size: int, angle: float,
+                 frames: int) -> np.ndarray:
     """Render one clip: the scene pans along ``angle`` (radians, counter-clockwise) on a torus.
 
     A random texture (the "camera pan") shifts by a whole number of pixels per frame and one
@@ -195,7 +196,8 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
     if classes < 2:
         raise ValueError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
-        raise ValueError(f"--videos-per-class must be >= 2 (one train and one test group), got {videos_per_class}")
+        raise ValueError("--videos-per-class must be >= 2 (one train and one test group), got "
+                         f"{videos_per_class}")
     if frames < 2:
         raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
     if size < 16:

@@ -63,7 +63,8 @@ def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpe
         stream.pix_fmt = pix_fmt or dflt_fmt
         stream.options = {**dflt_opts, **(options or {})}
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
+                                                                   format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -81,9 +82,13 @@ def write_ucf101(out: Path, names: list[str], videos) -> dict:
     for video in videos:
         rel = f"{video.name}/{video.stem}.avi"
         write_video(out / rel, video.frames, fps=25)
-        (test_lines if video.test else train_lines).append(rel if video.test else f"{rel} {video.label + 1}")
+        if video.test:
+            test_lines.append(rel)
+        else:
+            train_lines.append(f"{rel} {video.label + 1}")
     crlf = "\r\n"  # as the official UCF-101 files
-    (out / "classInd.txt").write_bytes("".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names)).encode())
+    index = "".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(names))
+    (out / "classInd.txt").write_bytes(index.encode())
     (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
     (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
     return {"flags": f"--data-root {shell_word(out)}", "videos": len(train_lines) + len(test_lines),
@@ -108,7 +113,8 @@ def write_kinetics(out: Path, names: list[str], videos) -> dict:
     for side, lines in rows.items():
         (out / f"{side}.csv").write_text("label,youtube_id,time_start,time_end,split\n"
                                          + "".join(f"{line}\n" for line in lines))
-    return {"flags": f"--dataset kinetics --data-root {shell_word(out)}", "videos": sum(map(len, rows.values())),
+    return {"flags": f"--dataset kinetics --data-root {shell_word(out)}",
+            "videos": sum(map(len, rows.values())),
             "train": out / "train.csv", "test": out / "validate.csv"}
 
 
@@ -120,13 +126,15 @@ def write_ssv2(out: Path, names: list[str], videos) -> dict:
     entries = {"train": [], "validation": []}
     for i, video in enumerate(videos):
         vid = str(100 + i)
-        write_video(out / f"{vid}.webm", video.frames, fps=12, codec="libvpx-vp9", pix_fmt="yuv420p",
+        write_video(out / f"{vid}.webm", video.frames, fps=12, codec="libvpx-vp9",
+                    pix_fmt="yuv420p",
                     options={"crf": "4", "b:v": "0", "deadline": "realtime", "cpu-used": "8"})
         template = ssv2_template(video.name)
         entries["validation" if video.test else "train"].append(
             {"id": vid, "label": template.replace("[something]", "a box").lower(),
              "template": template, "placeholders": ["a box"]})
-    labels = {ssv2_template(n).replace("[", "").replace("]", ""): str(i) for i, n in enumerate(names)}
+    labels = {ssv2_template(n).replace("[", "").replace("]", ""): str(i)
+              for i, n in enumerate(names)}
     (out / "something-something-v2-labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     for side, items in entries.items():
         (out / f"something-something-v2-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
@@ -147,8 +155,10 @@ def write_rawframes(out: Path, names: list[str], videos) -> dict:
     for side, items in lines.items():
         (out / f"{side}_list.txt").write_text("".join(f"{line}\n" for line in items))
     (out / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    return {"flags": f"--dataset rawframes --data-root {shell_word(out / 'rawframes')} --split-dir {shell_word(out)} "
-                     f"--train-list {shell_word(out / 'train_list.txt')} --test-list {shell_word(out / 'test_list.txt')}",
+    return {"flags": f"--dataset rawframes --data-root {shell_word(out / 'rawframes')} --split-dir "
+                     f"{shell_word(out)} "
+                     f"--train-list {shell_word(out / 'train_list.txt')} --test-list "
+                     f"{shell_word(out / 'test_list.txt')}",
             "videos": sum(map(len, lines.values())),
             "train": out / "train_list.txt", "test": out / "test_list.txt"}
 

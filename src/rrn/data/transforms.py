@@ -119,7 +119,8 @@ class ClipTransform:
             x = _resize(x.float(), s, s)
         else:
             short = default_short_side(s)
-            nh, nw = (short, max(s, round(w * short / h))) if h <= w else (max(s, round(h * short / w)), short)
+            nh, nw = ((short, max(s, round(w * short / h))) if h <= w
+                      else (max(s, round(h * short / w)), short))
             x = _resize(x.float(), nh, nw)
             top, left = (nh - s) // 2, (nw - s) // 2
             x = x[..., top : top + s, left : left + s]  # (T, 3, S, S)
@@ -157,7 +158,8 @@ class ClipTransform:
 
 
 def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Antialiased bilinear resize of float ``(T, 3, H, W)`` (no rounding: exact for flat images)."""
+    """Antialiased bilinear resize of float ``(T, 3, H, W)`` (no rounding: exact for flat
+    images)."""
     if tuple(x.shape[-2:]) == (h, w):
         return x
     return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)

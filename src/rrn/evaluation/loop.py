@@ -43,7 +43,8 @@ def evaluate(
     Returns:
         On every rank, sorted by video index and each video counted once:
         ``video_index`` (V,), ``labels`` (V,), ``video_probs`` (V, K) = mean of the video's
-        chunk probabilities, ``chunk_probs`` (C, K) (each the mean over the chunk's views), ``chunk_labels`` (C,), ``chunk_video``
+        chunk probabilities, ``chunk_probs`` (C, K) (each the mean over the chunk's views),
+        ``chunk_labels`` (C,), ``chunk_video``
         (C,) position of each chunk's video in 0..V-1, ``skipped`` (video indices).
     """
     net = unwrap(model)
@@ -92,8 +93,9 @@ def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) 
     skipped = sorted({i for part in rdist.all_gather_objects(skipped) for i in part})
     order = sorted(merged)
     if not order:
-        raise ValueError(f"no video could be evaluated: all {len(skipped)} were skipped as unreadable "
-                         "(the warnings above say why; rrn check-data lists every problem)")
+        raise ValueError(f"no video could be evaluated: all {len(skipped)} were skipped as "
+                         "unreadable (the warnings above say why; rrn check-data lists every "
+                         "problem)")
     chunk_probs = torch.cat([merged[vi][1] for vi in order])  # (C, K)
     counts = torch.tensor([merged[vi][1].shape[0] for vi in order])
     chunk_video = torch.repeat_interleave(torch.arange(len(order)), counts)  # (C,)

@@ -131,9 +131,10 @@ def evaluate_checkpoint(
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
-            f"the classes of {ckpt_path} differ from those of {cfg.data.split_dir or cfg.data.data_root} "
-            f"({class_difference(list(ckpt['classes']), data.classes)}); evaluate on the dataset it "
-            "was trained on, with its class index"
+            f"the classes of {ckpt_path} differ from those of "
+            f"{cfg.data.split_dir or cfg.data.data_root} "
+            f"({class_difference(list(ckpt['classes']), data.classes)}); evaluate on the dataset "
+            "it was trained on, with its class index"
         )
     choice = checkpoint_choice(ckpt_path, ckpt)
     if choice["chosen_by"] == "test" and info.is_main:
@@ -202,7 +203,8 @@ def _write(e: _Evaluated, out_dir: Path) -> dict[str, Any]:
         "dataset": d.dataset,
         "checkpoint": str(ckpt_path),
         "checkpoint_choice": checkpoint_choice(ckpt_path, ckpt),
-        "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k) for k in ("epoch", "global_step")},
+        "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k)
+                                for k in ("epoch", "global_step")},
         "context": context,
         "eval_stride": d.eval_stride,
         "protocol": eval_protocol(views, context, d.eval_stride),
@@ -210,13 +212,16 @@ def _write(e: _Evaluated, out_dir: Path) -> dict[str, Any]:
         "views": {"crops": views.crops, "flip": views.flip, "per_chunk": views.count},
         "skipped": [data.test[i].video_id for i in res["skipped"] if i >= 0],
         "num_test_videos": len(data.test),
-        "timing": {"seconds": round(seconds, 3), "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),
+        "timing": {"seconds": round(seconds, 3),
+                   "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),
                    "device": str(device), "world_size": info.world_size},
         "config": cfg.to_dict(),
     }
     return evaluate_probs(
-        res["video_probs"], res["labels"], data.classes, out_dir=out_dir, stem=f"eval_split{d.split}",
-        chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids, extra=extra,
+        res["video_probs"], res["labels"], data.classes, out_dir=out_dir,
+        stem=f"eval_split{d.split}",
+        chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids,
+        extra=extra,
     )
 
 

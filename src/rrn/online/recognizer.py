@@ -180,7 +180,8 @@ class MultiStreamRecognizer:
             raise ValueError("at most one frame per stream in one step")
         # B x (1, H, W, 3) -> (B, 3, S, S)
         x = torch.cat([self.transform(self.rgb(s, f.image)[None]) for s, f in zip(states, frames)])
-        terms = [torch.cat([self._terms(s)[j] for s in states]) for j in range(len(self.term_shapes))]
+        terms = [torch.cat([self._terms(s)[j] for s in states])  # J x (B, C, h, w)
+                 for j in range(len(self.term_shapes))]
         logits, new_terms = self.model.step_terms(x.to(self.device, self.dtype), terms)
         probs = logits.float().softmax(-1).cpu()  # (B, K); .cpu() waits for the device
         latency = (time.perf_counter() - start) * 1000

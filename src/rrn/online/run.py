@@ -148,7 +148,8 @@ class SourceRun:
         self.done = False
         self._quiet_since = time.monotonic()
 
-    def take(self, keep: Callable[[SourceFrame], bool]) -> tuple[list[SourceFrame], SourceFrame | None]:
+    def take(self, keep: Callable[[SourceFrame], bool]) -> tuple[list[SourceFrame],
+                                                                 SourceFrame | None]:
         """The frames that arrived since the last call and the newest sampled one among them
         (the one to classify); ``([], None)`` when none is ready. Sets :attr:`done` at the end
         of the source or when it fails."""
@@ -390,7 +391,8 @@ def stream_sources(model, sources: list[str], config, *, sampling=None, on_predi
         return [o.run.summary for o in opened]
     finally:
         with _closing(stop):
-            for o in opened:  # a reader thread still inside FFmpeg must not see its container closed
+            # a reader thread still inside FFmpeg must not see its container closed
+            for o in opened:
                 if o.live is None or o.live.close():
                     o.container.close()
             if shared is not None:

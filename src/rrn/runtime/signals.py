@@ -5,7 +5,8 @@
 Batch schedulers send SIGTERM (SLURM: also SIGUSR1 with ``--signal``) some time before they kill
 a job; Ctrl-C sends SIGINT. :class:`StopRequest` turns each into a request the training loop
 honours at the next optimiser step boundary: all ranks agree on it in the step's all-reduce,
-``last.pt`` is written, and the run ends with :class:`rrn.train.TrainingStopped` (exit code 128 + the
+``last.pt`` is written, and the run ends with :class:`rrn.train.TrainingStopped` (exit code 128 +
+the
 signal's number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1). ``--resume`` then ends with the weights an
 uninterrupted run would have. A second signal while stopping does what the signal normally does,
 except while a checkpoint is being written (:meth:`StopRequest.writing`): then it waits for the
@@ -91,7 +92,8 @@ class StopRequest:
             self.signum = signum
             logger.info(self.announce.format(signal=signal.Signals(signum).name))
         elif self._closing:
-            logger.info("%s again: already stopping, closing the outputs", signal.Signals(signum).name)
+            logger.info("%s again: already stopping, closing the outputs",
+                        signal.Signals(signum).name)
         elif self._writing:
             self._deferred = signum
             logger.info("%s again: stopping once the checkpoint being written is complete",

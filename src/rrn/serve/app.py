@@ -60,7 +60,8 @@ def create_app(model, config, events=None) -> FastAPI:
     return app
 
 
-def _authorized(service: Service, authorization: str | None, query_token: str | None = None) -> bool:
+def _authorized(service: Service, authorization: str | None,
+                query_token: str | None = None) -> bool:
     return token_ok(service.config.token, bearer(authorization) or query_token)
 
 
@@ -102,7 +103,8 @@ async def _predict(service: Service, request: Request) -> Response:
     if length is None:
         raise HTTPException(411, "send the upload with a Content-Length header")
     if not length.isdigit() or int(length) > limit:
-        raise HTTPException(413, f"the upload is over the limit of {service.config.max_upload_mb:g} MB")
+        raise HTTPException(413, "the upload is over the limit of "
+                                 f"{service.config.max_upload_mb:g} MB")
     if not service.predict_slots.acquire(blocking=False):
         raise HTTPException(503, "another upload is being classified; retry shortly",
                             headers={"Retry-After": "2"})
@@ -121,7 +123,8 @@ async def _predict(service: Service, request: Request) -> Response:
         service.metrics.predictions.inc()
         status = 422 if "error" in record else 200
         body = {"checkpoint": str(service.model.checkpoint), "videos": [record]}
-        return Response(json_text(body, indent=2), status_code=status, media_type="application/json")
+        return Response(json_text(body, indent=2), status_code=status,
+                        media_type="application/json")
     finally:
         service.predict_slots.release()
 

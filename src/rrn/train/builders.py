@@ -40,7 +40,8 @@ def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
     return cfg.replace(model={"skip": skips, "context": len(skips) + 1})
 
 
-def create_model(cfg: TrainConfig, num_classes: int, *, resuming: bool = False) -> tuple[nn.Module, str]:
+def create_model(cfg: TrainConfig, num_classes: int, *,
+                 resuming: bool = False) -> tuple[nn.Module, str]:
     """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
 
     A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
@@ -55,12 +56,14 @@ def create_model(cfg: TrainConfig, num_classes: int, *, resuming: bool = False) 
         weights_arg = "imagenet"
     elif not resuming and keyword is None:
         if not Path(weights).is_file():
-            raise FileNotFoundError(f"--weights {weights}: no such file (expected none, imagenet or a file)")
+            raise FileNotFoundError(f"--weights {weights}: no such file (expected none, imagenet "
+                                    "or a file)")
         init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
     model = build_model(arch=cfg.model.arch, num_classes=num_classes, skip_blocks=cfg.model.skip,
                         skip_type=cfg.model.skip_type, weights=weights_arg,
                         temporal_init=cfg.model.temporal_init)
-    note = "resumed" if resuming else "random initialisation" if weights_arg is None else f"{weights_arg} weights"
+    note = ("resumed" if resuming else "random initialisation" if weights_arg is None
+            else f"{weights_arg} weights")
     if init_ckpt is not None:
         missing = load_weights_into(model, _checked_init(init_ckpt, cfg.model.arch))
         note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
@@ -91,12 +94,14 @@ def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
             module = model.get_submodule(name)
             for p in module.parameters():
                 p.requires_grad_(False)
-            frozen_bn += [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            frozen_bn += [m for m in module.modules()
+                          if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     return frozen_bn
 
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
-                  state_dict=None, source: str = "the resumed checkpoint") -> tuple[nn.Module, list[nn.Module]]:
+                  state_dict=None,
+                  source: str = "the resumed checkpoint") -> tuple[nn.Module, list[nn.Module]]:
     """Freeze stages, load a resumed ``state_dict``, move to ``device`` and wrap for DDP.
 
     Returns:
@@ -193,8 +198,10 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
 
 
-def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, *, cfg: TrainConfig,
-                        info: rdist.DistInfo, device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
+def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, *,
+                        cfg: TrainConfig,
+                        info: rdist.DistInfo,
+                        device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
     """This epoch's loader from ``step_in_epoch`` on, and its schedule of micro-batches."""
     from rrn.data import collate_chunks
 
@@ -204,7 +211,9 @@ def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int,
     sampler.set_epoch(epoch)
     sampler.set_start(min(step_in_epoch * plan.local_step, sampler.num_samples))
     batches = StepBatchSampler(sampler, cfg.optim.batch_size, plan.local_step)
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=resolve_workers(cfg.run.workers),
-                        collate_fn=collate_chunks, pin_memory=cfg.run.pin_memory and device.type == "cuda",
+    loader = DataLoader(dataset, batch_sampler=batches,
+                        num_workers=resolve_workers(cfg.run.workers),
+                        collate_fn=collate_chunks,
+                        pin_memory=cfg.run.pin_memory and device.type == "cuda",
                         worker_init_fn=stop_safe_worker_init())
     return loader, batches.schedule()

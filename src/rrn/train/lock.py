@@ -60,7 +60,8 @@ class RunLock:
 
     def _holder(self) -> str:
         return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)})
+                           "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                           "command": " ".join(sys.argv)})
 
     def _refusal(self) -> str:
         try:

@@ -138,15 +138,18 @@ def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             rdist.cleanup()
 
 
-def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Sequence[Hook]) -> dict[str, Any]:
-    run = RunDir.open(cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite, is_main=info.is_main)
+def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
+         hooks: Sequence[Hook]) -> dict[str, Any]:
+    run = RunDir.open(cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite,
+                      is_main=info.is_main)
     try:
         torch.manual_seed(cfg.run.seed)
         split = cfg.data.load_split()
         cfg = with_resolved_skips(cfg)
         run.check_resume(cfg, split.classes)
         model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
-        model, frozen_bn = prepare_model(model, cfg, info, device, run.resumed and run.resumed["model"],
+        model, frozen_bn = prepare_model(model, cfg, info, device,
+                                         run.resumed and run.resumed["model"],
                                          source=f"--resume: {run.path / LAST}")
         optimizer = create_optimizer(model, cfg.optim)
         dtype = amp_dtype(cfg.run.amp, device)
@@ -156,8 +159,10 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Se
         state = run.restore(optimizer, scaler, plan.steps_per_epoch, info.world_size)
         ctx = StepContext(device=device, dtype=dtype, scaler=scaler, grad_clip=cfg.optim.grad_clip,
                           lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
-                          frozen_bn=frozen_bn, hooks=hooks, progress=cfg.run.progress and info.is_main,
-                          clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size))
+                          frozen_bn=frozen_bn, hooks=hooks,
+                          progress=cfg.run.progress and info.is_main,
+                          clip_shape=(cfg.model.context, 3, cfg.data.frame_size,
+                                      cfg.data.frame_size))
         t = Training(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
         _start(t, split.classes, init_note, split.missing)
         with StopRequest() as ctx.stop:
@@ -207,13 +212,16 @@ def _epochs(t: Training) -> None:
     try:
         while state.epoch < cfg.optim.epochs:
             t0 = time.perf_counter()
-            loader, schedule = create_train_loader(data.train, t.plan, state.epoch, state.step_in_epoch,
+            loader, schedule = create_train_loader(data.train, t.plan, state.epoch,
+                                                   state.step_in_epoch,
                                                    cfg=cfg, info=t.info, device=t.device)
-            totals = train_one_epoch(model, loader, schedule, t.optimizer, state, ctx, on_step=on_step)
+            totals = train_one_epoch(model, loader, schedule, t.optimizer, state, ctx,
+                                     on_step=on_step)
             if not totals.chunks:
-                raise ValueError(f"epoch {state.epoch + 1} trained on no chunk: all {len(data.train)} training "
-                                 "chunks were skipped as unreadable (the warnings above say why; rrn "
-                                 "check-data lists every problem)")
+                raise ValueError(f"epoch {state.epoch + 1} trained on no chunk: all "
+                                 f"{len(data.train)} training "
+                                 "chunks were skipped as unreadable (the warnings above say why; "
+                                 "rrn check-data lists every problem)")
             record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
             _end_epoch(t, record)
@@ -232,37 +240,41 @@ def _start(t: Training, classes: list[str], init_note: str, missing: list) -> No
     that has nothing left to train writes nothing: its config.yaml and log still describe the
     weights in last.pt, whatever flags this resume was given (only log records a kill cut off
     are put back)."""
-    run, cfg, state, plan, data, info, device = t.run, t.cfg, t.state, t.plan, t.data, t.info, t.device
+    run, cfg, state, plan, data = t.run, t.cfg, t.state, t.plan, t.data
+    info, device = t.info, t.device
     if state.epoch >= cfg.optim.epochs:
         run.repair_log()
-        run.say(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained or "
-                  "written; raise --epochs to continue")
+        run.say(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained "
+                "or written; raise --epochs to continue")
         return
     n_val = len(data.val) if data.val is not None else 0
     precision = precision_name(cfg.run.amp, device)
     selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
                  if n_val else "none (no --val-fraction): the run's result is last.pt")
     run.start(cfg, classes, {
-        "global_step": state.global_step, "epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step, "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
         "world_size": info.world_size, "device": str(device), "train_chunks": len(data.train),
         "val_videos": n_val, "test_videos": len(data.test), "watch_test": cfg.run.watch_test,
         "selection": selection, "chunks_per_step": plan.chunks_per_step,
         "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
-        "missing_videos": {side: sum(m.side == side for m in missing) for side in ("train", "test")},
+        "missing_videos": {side: sum(m.side == side for m in missing)
+                           for side in ("train", "test")},
         "precision": precision,
     })
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         run.say("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
-                  "is emulated and slower than full precision; use --amp none")
+                "is emulated and slower than full precision; use --amp none")
     skips = ",".join(cfg.model.skip) or "none"
     run.say(
-        f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} classes, "
-        f"{len(data.train)} train chunks, {n_val} validation + {len(data.test)} test videos | "
-        f"{plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
-        f"{info.world_size} x {device} {precision} | {init_note} -> {run.path}\n"
-        f"rrn train: checkpoint selection: {selection}"
-        + ("; the test split is watched (logged as test_*), never used to choose" if cfg.run.watch_test else "")
+            f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} "
+            f"classes, {len(data.train)} train chunks, {n_val} validation + {len(data.test)} test "
+            f"videos | {plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
+            f"{info.world_size} x {device} {precision} | {init_note} -> {run.path}\n"
+            f"rrn train: checkpoint selection: {selection}"
+            + ("; the test split is watched (logged as test_*), never used to choose"
+           if cfg.run.watch_test else "")
     )
 
 
@@ -270,13 +282,15 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
     """Log the listed videos ``--missing skip`` left out (normal for Kinetics) and warn about
     flips on a dataset whose classes are directions."""
     if missing:  # the counts are in the start record; the list follows it
-        run.log({"kind": "missing_videos", "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing]})
+        run.log({"kind": "missing_videos",
+                 "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing]})
         n_train = sum(m.side == "train" for m in missing)
-        run.say(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} train, "
-                  f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}")
+        run.say(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} "
+                "train, "
+                f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}")
     if cfg.data.dataset == "ssv2" and cfg.data.hflip:
         run.say("rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
-                  "right to left', another class; train with --no-hflip")
+                "right to left', another class; train with --no-hflip")
 
 
 def _epoch_record(model: nn.Module, state: RunState, data: Datasets, cfg: TrainConfig,
@@ -294,14 +308,17 @@ def _epoch_record(model: nn.Module, state: RunState, data: Datasets, cfg: TrainC
     }
     every, last_epoch = cfg.run.val_every, state.epoch + 1 == cfg.optim.epochs
     if every and ((state.epoch + 1) % every == 0 or last_epoch):
-        for prefix, dataset in (("val", data.val), ("test", data.test if cfg.run.watch_test else None)):
+        for prefix, dataset in (("val", data.val),
+                                ("test", data.test if cfg.run.watch_test else None)):
             if dataset is not None:
                 record.update(_scores(model, dataset, prefix, cfg, ctx))
     return record
 
 
-def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig, ctx: StepContext) -> dict[str, Any]:
-    loader = create_eval_loader(dataset, workers=cfg.run.workers, pin_memory=ctx.device.type == "cuda")
+def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig,
+            ctx: StepContext) -> dict[str, Any]:
+    loader = create_eval_loader(dataset, workers=cfg.run.workers,
+                                pin_memory=ctx.device.type == "cuda")
     res = evaluate(model, loader, device=ctx.device, chunk_batch=2 * cfg.optim.batch_size,
                    dtype=ctx.dtype, progress=ctx.progress)
     m, _ = compute_metrics(res["video_probs"], res["labels"], chunk_probs=res["chunk_probs"],
@@ -309,7 +326,8 @@ def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig, ctx: StepC
     return {f"{prefix}_loss": chunk_loss(res["chunk_probs"], res["chunk_labels"]),
             f"{prefix}_video_top1": m["video_top1"], f"{prefix}_video_top5": m["video_top5"],
             f"{prefix}_clip_top1": m["clip_top1"],
-            f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"], f"{prefix}_videos": m["num_videos"]}
+            f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"],
+            f"{prefix}_videos": m["num_videos"]}
 
 
 def _end_epoch(t: Training, record: dict[str, Any]) -> None:
@@ -326,14 +344,16 @@ def _end_epoch(t: Training, record: dict[str, Any]) -> None:
                   f"{record[f'{key}_clip_top1']:.3f}" for key, name in
                   (("val", "val"), ("test", "test (watched)")) if f"{key}_video_top1" in record)
     run.say(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
-              f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} ({record['time_s']:.1f}s)")
+            f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} "
+            f"({record['time_s']:.1f}s)")
     if skipped:
         run.say(f"  skipped {len(skipped)} unreadable video(s): {', '.join(skipped)}")
 
 
 def _explained(err: NonFiniteLossError, run: RunDir, cfg: TrainConfig) -> NonFiniteLossError:
     last = run.path / LAST
-    kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+    kept = (f"the last good checkpoint is {last}" if last.is_file()
+            else "no checkpoint was written yet")
     return NonFiniteLossError(
         f"{err}; stopped without applying it, {kept}. Lower --lr (now {cfg.optim.lr:g}), "
         "set --grad-clip, or check the input data; continue with --resume"

@@ -98,7 +98,8 @@ class RunDir:
                     tmp.unlink(missing_ok=True)
 
     @classmethod
-    def open(cls, path: str | Path, *, resume: bool, overwrite: bool, is_main: bool = True) -> RunDir:
+    def open(cls, path: str | Path, *, resume: bool, overwrite: bool,
+             is_main: bool = True) -> RunDir:
         """Apply the policy for a folder that may hold a run; with ``resume`` load its ``last.pt``.
 
         Raises:
@@ -119,7 +120,8 @@ class RunDir:
         last = self.path / LAST
         if resume:
             if not last.is_file():
-                raise FileNotFoundError(f"--resume: {last} does not exist; start the run without --resume")
+                raise FileNotFoundError(f"--resume: {last} does not exist; start the run without "
+                                        "--resume")
             self.resumed = load_checkpoint(last)
         elif last.exists() and not overwrite:
             raise FileExistsError(
@@ -164,7 +166,8 @@ class RunDir:
         saved = (self.resumed.get("config") or {}).get("model") or {}
         now = cfg.to_dict()["model"]
         changed = [f"--{k.replace('_', '-')} {_shown(saved.get(k))} -> {_shown(now[k])}"
-                   for k in ("arch", "skip", "skip_type", "context", "freeze") if saved.get(k) != now[k]]
+                   for k in ("arch", "skip", "skip_type", "context",
+                             "freeze") if saved.get(k) != now[k]]
         if changed:
             raise ValueError(
                 f"--resume: {last} was trained as another network ({'; '.join(changed)}); it "
@@ -180,9 +183,12 @@ class RunDir:
         was, now = saved.get("data") or {}, cfg.to_dict()["data"]
         before = {k: was.get(k, 0.0 if k == "val_fraction" else now[k])  # older runs: no hold-out
                   for k in ("dataset", "split", "val_fraction")}
-        changed = [f"--{k.replace('_', '-')} {v} -> {now[k]}" for k, v in before.items() if v != now[k]]
-        if now["val_fraction"] and (saved.get("run") or {}).get("seed", cfg.run.seed) != cfg.run.seed:
-            changed.append(f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the validation groups)")
+        changed = [f"--{k.replace('_', '-')} {v} -> {now[k]}"
+                   for k, v in before.items() if v != now[k]]
+        saved_seed = (saved.get("run") or {}).get("seed", cfg.run.seed)
+        if now["val_fraction"] and saved_seed != cfg.run.seed:
+            changed.append(f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the "
+                           "validation groups)")
         if changed:
             raise ValueError(
                 f"--resume: {self.path / LAST} was trained on other videos ({'; '.join(changed)}); "
@@ -197,7 +203,8 @@ class RunDir:
         self._config, self._classes = cfg.to_dict(), list(classes)
         if not self.is_main:
             return
-        if self.resumed is None:  # --overwrite: nothing of the replaced run may be mistaken for this one's
+        # --overwrite: nothing of the replaced run may be mistaken for this one's
+        if self.resumed is None:
             for stale in (LAST, BEST, LOG, CURVES, *(p.name for p in self.path.glob("eval_*"))):
                 (self.path / stale).unlink(missing_ok=True)
             shutil.rmtree(self.path / "tensorboard", ignore_errors=True)

@@ -34,7 +34,8 @@ class TrainingStopped(Exception):
         self.global_step = global_step
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name} after global step {global_step}; {checkpoint} holds it")
+        super().__init__(f"stopped by {name} after global step {global_step}; "
+                         f"{checkpoint} holds it")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -152,7 +153,8 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
     # the dummy batch of zeros must not move BatchNorm's running statistics
     keep_bn = frozen_bn_stats(model) if weight == 0.0 else contextlib.nullcontext()
     with sync, keep_bn, batchnorm_from_running_stats(model, clip):
-        with torch.autocast(ctx.device.type, dtype=ctx.dtype or torch.float32, enabled=ctx.dtype is not None):
+        with torch.autocast(ctx.device.type, dtype=ctx.dtype or torch.float32,
+                            enabled=ctx.dtype is not None):
             logits = model(clip)  # (B, K): the last frame's output
         loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
         for hook in ctx.hooks:
@@ -162,7 +164,8 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
     if weight:
         correct = (logits.argmax(1) == labels).sum()
         sums[:3] += torch.stack([loss_sum.detach().double(), correct.double(),
-                                 torch.tensor(float(labels.numel()), device=sums.device, dtype=torch.float64)])
+                                 torch.tensor(float(labels.numel()), device=sums.device,
+                                              dtype=torch.float64)])
 
 
 class StepTotals(NamedTuple):

@@ -56,7 +56,8 @@ def video_name(row: dict[str, str], path: Path, line: int, errors: LineErrors) -
     except ValueError:
         start = end = float("nan")
     if not (start.is_integer() and end.is_integer() and 0 <= start < end):
-        errors.report(f"{path}:{line}: time_start {row['time_start']!r} and time_end {row['time_end']!r} "
+        errors.report(f"{path}:{line}: time_start {row['time_start']!r} and time_end "
+                      f"{row['time_end']!r} "
                   "must be whole seconds with time_start < time_end")
         return None
     if not is_plain_name(yid):
@@ -81,11 +82,13 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineError
             has no usable header, or ``root`` has no ``train/`` or ``validate/``/``val/`` folder.
     """
     if split != 1:
-        raise SplitError(f"kinetics has one official split (train.csv / validate.csv); --split {split} must be 1")
+        raise SplitError("kinetics has one official split (train.csv / validate.csv); --split "
+                         f"{split} must be 1")
     for side, folders in SPLIT_FOLDERS.items():
         if not any((root / d).is_dir() for d in folders):
-            raise SplitError(f"{root} has no {' or '.join(f'{d}/' for d in folders)} folder: --dataset "
-                             f"kinetics expects the {side} videos there (in class folders or flat)")
+            raise SplitError(f"{root} has no {' or '.join(f'{d}/' for d in folders)} folder: "
+                             f"--dataset kinetics expects the {side} videos there (in class "
+                             "folders or flat)")
     files = {"train": split_dir / "train.csv", "test": split_dir / "validate.csv"}
     rows = {side: read_csv(path, errors) for side, path in files.items()}
     classes = sorted({r["label"] for _, r in rows["train"] if is_plain_name(r["label"])})
@@ -101,7 +104,8 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineError
                     f"is not a class of {files['train']}"
                 errors.report(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
-            entries.append(Entry(side, _candidates(side, row["label"], name), index[row["label"]], path, line))
+            entries.append(Entry(side, _candidates(side, row["label"], name), index[row["label"]],
+                                 path, line))
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")
     return entries, classes, False

@@ -60,6 +60,7 @@ def parse_rawframes(*, split_dir: Path, errors: LineErrors, train_list=None, tes
             if (got := _parse_line(fields, src, lineno, classes, errors)) is not None:
                 rel, label, frames = got
                 entries.append(Entry(side, rel, label, src, lineno, frames))
-    if classes is None:  # labels 0..largest: one past an unused label is refused, as for --dataset list
+    # labels 0..largest: one past an unused label is refused, as for --dataset list
+    if classes is None:
         entries, classes = numbered_classes(entries, ind, errors)
     return entries, classes, True

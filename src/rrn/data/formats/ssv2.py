@@ -23,7 +23,8 @@ from typing import Any
 from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
 
 LABELS = "something-something-v2-labels.json"
-FILES = {"train": "something-something-v2-train.json", "test": "something-something-v2-validation.json"}
+FILES = {"train": "something-something-v2-train.json",
+         "test": "something-something-v2-validation.json"}
 
 
 def json_items(path: Path) -> list[tuple[int, Any]]:
@@ -81,7 +82,8 @@ def _entry(item: Any, index: dict[str, int], path: Path, line: int,
     """``(relative video path, label)`` of one list item, or None (reported)."""
     if not isinstance(item, dict) or not isinstance(item.get("id"), str | int) or \
             not isinstance(item.get("template"), str):
-        errors.report(f"{path}:{line}: expected an object with \"id\" and \"template\", got {str(item)[:80]!r}")
+        errors.report(f"{path}:{line}: expected an object with \"id\" and \"template\", got "
+                      f"{str(item)[:80]!r}")
         return None
     vid = str(item["id"])
     if not is_plain_name(vid):
@@ -89,7 +91,8 @@ def _entry(item: Any, index: dict[str, int], path: Path, line: int,
         return None
     name = item["template"].replace("[", "").replace("]", "")
     if name not in index:
-        errors.report(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}")
+        errors.report(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in "
+                      f"{LABELS}")
         return None
     return f"{vid}.webm", index[name]
 
@@ -102,7 +105,8 @@ def parse_ssv2(*, split_dir: Path, split: int, errors: LineErrors,
         SplitError: ``split`` is not 1, or a JSON file is missing or not a list.
     """
     if split != 1:
-        raise SplitError(f"ssv2 has one official split (train / validation); --split {split} must be 1")
+        raise SplitError(f"ssv2 has one official split (train / validation); --split {split} must "
+                         "be 1")
     classes = read_labels(split_dir / LABELS)
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []

@@ -80,7 +80,8 @@ def read_class_index(path: Path) -> list[str]:
     for lineno, fields in lines(path):
         # a broken classInd.txt shifts every label: always fatal, even when collecting
         if len(fields) != 2 or not fields[0].isdigit():
-            raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got {' '.join(fields)!r}")
+            raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got "
+                             f"{' '.join(fields)!r}")
         if int(fields[0]) != len(classes) + 1:
             raise SplitError(
                 f"{path}:{lineno}: class indices must run 1, 2, 3, ... in order; "
@@ -112,7 +113,8 @@ def is_plain_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
 
 
-def numbered_classes(entries: list[Entry], ind: Path, errors: LineErrors) -> tuple[list[Entry], list[str]]:
+def numbered_classes(entries: list[Entry], ind: Path,
+                     errors: LineErrors) -> tuple[list[Entry], list[str]]:
     """Entries and classes ``"0", "1", ...`` of a list without a class index (``ind`` is where
     one would be): see :func:`without_label_gaps`."""
     entries = without_label_gaps(entries, ind, errors)
@@ -135,8 +137,8 @@ def without_label_gaps(entries: list[Entry], ind: Path, errors: LineErrors) -> l
             errors.report(
                 f"{src}:{lineno}: label {label}, but no line has label {gap}"
                 f"{' (labels are 0-based)' if gap == 0 else ''}: without a class index "
-                f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them without "
-                f"any video. Fix the label, or name the classes in {ind} ('<1-based index> <name>' "
-                "lines: label k is named on the line '<k+1> <name>')"
+                f"the classes are 0..{top} (the largest label), {top + 1 - len(used)} of them "
+                f"without any video. Fix the label, or name the classes in {ind} ('<1-based index> "
+                "<name>' lines: label k is named on the line '<k+1> <name>')"
             )
     return [e for e in entries if e.label < gap]
