@@ -37,7 +37,7 @@ def test_official_split_files_parse(tmp_path, split, n_train, n_test):
         with pytest.raises(SplitError, match="train side .* is empty after skipping"):
             load_split("ucf101", tmp_path, LISTS, split, missing="skip")
     from rrn.data.formats.text import LineErrors
-    from rrn.data.splits import _ucf101
+    from rrn.data.formats.ucf101 import _ucf101
 
     errors = LineErrors(collect=True)
     entries, classes = _ucf101(LISTS, split, errors)

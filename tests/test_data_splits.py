@@ -237,8 +237,8 @@ def test_list_labels_with_a_gap_need_a_class_index(tmp_path):
 def test_split_entries_are_typed_and_bad_lines_go_to_an_explicit_collector(tmp_path):
     """Every parser returns Entry records; malformed lines are raised at once by default and
     collected, from two files in one pass, when a collector asks for it."""
+    from rrn.data.formats.lists import _lists
     from rrn.data.formats.text import Entry, LineErrors
-    from rrn.data.splits import _lists
 
     (tmp_path / "a" / "x.mp4").parent.mkdir()
     (tmp_path / "a" / "x.mp4").write_bytes(b"")

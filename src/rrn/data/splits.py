@@ -27,7 +27,6 @@ the split file and line (``missing="error"``), or dropped and reported in
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -46,10 +45,8 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
     read_split_text,
 )
 
-#: The --dataset names: ucf101, hmdb51 and list are parsed here, the others by
-#: :data:`rrn.data.formats.PARSERS`.
+#: The --dataset names, each parsed by its module in :data:`rrn.data.formats.PARSERS`.
 DATASETS = names(DatasetName)
-BUILT_IN = ("ucf101", "hmdb51", "list")
 
 
 @dataclass(frozen=True)
@@ -175,14 +172,6 @@ def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
            test_list, *, errors: LineErrors) -> tuple[list[Entry], list[str], bool]:
     """``(entries, classes, folders)`` of a dataset's annotation files; ``folders``: the
     entries name frame folders rather than video files."""
-    if dataset == "ucf101":
-        return (*_ucf101(split_dir, split, errors), False)
-    if dataset == "hmdb51":
-        return (*_hmdb51(split_dir, split, errors), False)
-    if dataset == "list":
-        if train_list is not None or test_list is not None:
-            return (*_lists(split_dir, train_list, test_list, errors), False)
-        return (*_folders(root, split, errors), False)
     from rrn.data.formats import PARSERS
 
     if dataset not in PARSERS:
@@ -239,133 +228,6 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
         f"(first: {first.video_id}, {first.listed_in}:{first.line})",
         stacklevel=3,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Parsers. Each returns (entries, classes) with entries = (side, relative path, label, file, line)
-# and optionally the frame count the line announces; a format whose videos may lie in several
-# places gives a tuple of relative paths, tried in order (rrn.data.formats.kinetics).
-
-def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
-    classes = read_class_index(split_dir / "classInd.txt")
-    index = {name: i for i, name in enumerate(classes)}
-    entries: list[Entry] = []
-    train_file = split_dir / f"trainlist0{split}.txt"
-    for lineno, fields in lines(train_file):
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            errors.report(
-                f"{train_file}:{lineno}: expected '<Class>/<video>.avi <label 1..{len(classes)}>', "
-                f"got {' '.join(fields)!r}"
-            )
-            continue
-        rel = check_relative(fields[0], train_file, lineno, errors)
-        if rel is None:
-            continue
-        label = int(fields[1])
-        if not 1 <= label <= len(classes):
-            errors.report(f"{train_file}:{lineno}: label {label} is not in classInd.txt "
-                          f"(1..{len(classes)})")
-            continue
-        parts = PurePosixPath(rel).parts
-        if len(parts) < 2 or parts[0] not in index:
-            where = (f"class folder {parts[0]!r} is not in" if len(parts) > 1
-                     else "no class folder from")
-            errors.report(
-                f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 "
-                "lists '<Class>/<video>' with a class of classInd.txt: fix the line, or add the "
-                "class there"
-            )
-            continue
-        if index[parts[0]] != label - 1:
-            errors.report(
-                f"{train_file}:{lineno}: label {label} ({classes[label - 1]}) contradicts the "
-                f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
-            )
-            continue
-        entries.append(Entry("train", rel, label - 1, train_file, lineno))
-    test_file = split_dir / f"testlist0{split}.txt"
-    for lineno, fields in lines(test_file):
-        rel = check_relative(fields[0], test_file, lineno, errors)
-        if rel is None:
-            continue
-        parts = PurePosixPath(rel).parts
-        if len(fields) > 2 or len(parts) < 2:
-            errors.report(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got "
-                          f"{' '.join(fields)!r}")
-            continue
-        if parts[0] not in index:
-            errors.report(
-                f"{test_file}:{lineno}: class folder {parts[0]!r} is not in "
-                f"{split_dir / 'classInd.txt'}"
-            )
-            continue
-        entries.append(Entry("test", rel, index[parts[0]], test_file, lineno))
-    return entries, classes
-
-
-def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
-    pattern = re.compile(rf"^(.+)_test_split{split}\.txt$")
-    files = sorted(p for p in split_dir.glob(f"*_test_split{split}.txt") if pattern.match(p.name))
-    if not files:
-        raise SplitError(
-            f"no HMDB-51 split files '<class>_test_split{split}.txt' in {split_dir}; check "
-            "--split-dir"
-        )
-    classes = [pattern.match(p.name).group(1) for p in files]
-    entries: list[Entry] = []
-    for label, (name, path) in enumerate(zip(classes, files)):
-        for lineno, fields in lines(path):
-            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                errors.report(f"{path}:{lineno}: expected '<video> <0|1|2>', got "
-                              f"{' '.join(fields)!r}")
-                continue
-            rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
-            if rel is not None and fields[1] != "0":
-                entries.append(Entry("train" if fields[1] == "1" else "test", rel, label, path,
-                                     lineno))
-    return entries, classes
-
-
-def _lists(split_dir: Path, train_list, test_list,
-           errors: LineErrors) -> tuple[list[Entry], list[str]]:
-    if train_list is None or test_list is None:
-        raise SplitError("a custom list dataset needs both --train-list and --test-list")
-    ind = split_dir / "classInd.txt"
-    classes = read_class_index(ind) if ind.is_file() else None
-    entries: list[Entry] = []
-    for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
-        for lineno, fields in lines(src):
-            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got "
-                              f"{' '.join(fields)!r}")
-                continue
-            label = int(fields[1])
-            if label < 0 or (classes is not None and label >= len(classes)):
-                known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
-                errors.report(f"{src}:{lineno}: label {label} is not a valid class ({known})")
-                continue
-            rel = check_relative(fields[0], src, lineno, errors)
-            if rel is None:
-                continue
-            entries.append(Entry(side, rel, label, src, lineno))
-    if classes is None:
-        entries, classes = numbered_classes(entries, ind, errors)
-    return entries, classes
-
-
-def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise SplitError(f"{root} has no class folders; expected <data-root>/<Class>/<video> files")
-    entries: list[Entry] = []
-    for label, name in enumerate(classes):
-        videos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-        for pos, video in enumerate(videos, 1):
-            m = re.search(r"_g(\d+)_", video.name)
-            group = int(m.group(1)) if m else pos
-            side = "test" if (group - 1) % 3 == split - 1 else "train"
-            entries.append(Entry(side, f"{name}/{video.name}", label, root / name, pos))
-    return entries, classes
 
 
 class _Resolver:

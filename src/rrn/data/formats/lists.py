@@ -1,0 +1,70 @@
+"""Custom datasets (``--dataset list``): list files of ``relative/path <0-based label>`` lines
+(mmaction2's convention), with class names from an optional ``classInd.txt`` in ``split_dir``
+(UCF format) or else ``"0", "1", ...``; without list files, one folder per class under the
+data root and a 3-fold split by group (see :mod:`rrn.data.splits`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rrn.data.decode import VIDEO_EXTENSIONS
+from rrn.data.formats.text import (
+    Entry,
+    LineErrors,
+    SplitError,
+    check_relative,
+    lines,
+    numbered_classes,
+    read_class_index,
+)
+
+
+def _lists(split_dir: Path, train_list, test_list,
+           errors: LineErrors) -> tuple[list[Entry], list[str]]:
+    if train_list is None or test_list is None:
+        raise SplitError("a custom list dataset needs both --train-list and --test-list")
+    ind = split_dir / "classInd.txt"
+    classes = read_class_index(ind) if ind.is_file() else None
+    entries: list[Entry] = []
+    for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
+        for lineno, fields in lines(src):
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got "
+                              f"{' '.join(fields)!r}")
+                continue
+            label = int(fields[1])
+            if label < 0 or (classes is not None and label >= len(classes)):
+                known = f"0..{len(classes) - 1} from {ind}" if classes is not None else ">= 0"
+                errors.report(f"{src}:{lineno}: label {label} is not a valid class ({known})")
+                continue
+            rel = check_relative(fields[0], src, lineno, errors)
+            if rel is None:
+                continue
+            entries.append(Entry(side, rel, label, src, lineno))
+    if classes is None:
+        entries, classes = numbered_classes(entries, ind, errors)
+    return entries, classes
+
+
+def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise SplitError(f"{root} has no class folders; expected <data-root>/<Class>/<video> files")
+    entries: list[Entry] = []
+    for label, name in enumerate(classes):
+        videos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+        for pos, video in enumerate(videos, 1):
+            m = re.search(r"_g(\d+)_", video.name)
+            group = int(m.group(1)) if m else pos
+            side = "test" if (group - 1) % 3 == split - 1 else "train"
+            entries.append(Entry(side, f"{name}/{video.name}", label, root / name, pos))
+    return entries, classes
+
+
+def parse_list(*, root: Path, split_dir: Path, split: int, train_list=None, test_list=None,
+               errors: LineErrors, **_) -> tuple[list[Entry], list[str], bool]:
+    """The registry's entry point: the list files when given, else the class folders."""
+    if train_list is not None or test_list is not None:
+        return (*_lists(split_dir, train_list, test_list, errors), False)
+    return (*_folders(root, split, errors), False)
