@@ -22,13 +22,18 @@ import rrn
 from rrn.data import decode_video
 from rrn.data.sampling import Sampling
 
-GROUPS = {"ucf101_mini (H.264 MP4)": "ucf101_mini", "ucf101_avi (Xvid AVI)": "videos/ucf101_avi",
-          "hmdb51 (MP4)": "videos/hmdb51"}
+GROUPS = {
+    "ucf101_mini (H.264 MP4)": "ucf101_mini",
+    "ucf101_avi (Xvid AVI)": "videos/ucf101_avi",
+    "hmdb51 (MP4)": "videos/hmdb51",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"rrn from {Path(rrn.__file__).parent}; load average {os.getloadavg()[0]:.2f}")
@@ -45,7 +50,9 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             best.append(min(times) * 1000)
         every += best
-        print(f"| {name} | {len(best)} | {statistics.median(best):.1f} | {statistics.mean(best):.1f} |")
+        print(
+            f"| {name} | {len(best)} | {statistics.median(best):.1f} | {statistics.mean(best):.1f} |"
+        )
     print(f"| all | {len(every)} | {statistics.median(every):.1f} | {statistics.mean(every):.1f} |")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

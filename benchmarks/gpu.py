@@ -37,7 +37,9 @@ def forward_backward(model, clip, labels):
     model.zero_grad(set_to_none=True)
     logits = model(clip)  # (B, K)
     F.cross_entropy(logits.float(), labels).backward()
-    grads = {n: p.grad.detach().float().cpu() for n, p in model.named_parameters() if p.grad is not None}
+    grads = {
+        n: p.grad.detach().float().cpu() for n, p in model.named_parameters() if p.grad is not None
+    }
     return logits.detach().float().cpu(), grads
 
 
@@ -55,7 +57,9 @@ def check_equal(args, device: torch.device) -> bool:
     ref.eval()
     other.eval()
     ctx = ref.temporal_context
-    clip = torch.randn(args.check_batch, ctx, 3, args.check_size, args.check_size)  # (B, T, 3, H, W)
+    clip = torch.randn(
+        args.check_batch, ctx, 3, args.check_size, args.check_size
+    )  # (B, T, 3, H, W)
     labels = torch.randint(0, args.classes, (args.check_batch,))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -68,13 +72,16 @@ def check_equal(args, device: torch.device) -> bool:
     logits, grads = forward_backward(other, clip.to(device), labels.to(device))
     d_logits = (logits - ref_logits).abs().max().item() / max(ref_logits.abs().max().item(), 1e-12)
     d_grads = max(
-        (grads[n] - g).abs().max().item() / max(g.abs().max().item(), 1e-12) for n, g in ref_grads.items()
+        (grads[n] - g).abs().max().item() / max(g.abs().max().item(), 1e-12)
+        for n, g in ref_grads.items()
     )
     ok = d_logits < args.tol and d_grads < args.tol and ref_grads.keys() == grads.keys()
-    print(f"check ({label}, fp32, {args.arch} T={ctx} {args.check_size}px, batch {args.check_batch}): "
-          f"logits max |diff| {d_logits:.2e}, gradients max |diff| {d_grads:.2e} "
-          f"(relative to the largest value; tol {args.tol:g}) over {len(ref_grads)} tensors: "
-          f"{'PASS' if ok else 'FAIL'}")
+    print(
+        f"check ({label}, fp32, {args.arch} T={ctx} {args.check_size}px, batch {args.check_batch}): "
+        f"logits max |diff| {d_logits:.2e}, gradients max |diff| {d_grads:.2e} "
+        f"(relative to the largest value; tol {args.tol:g}) over {len(ref_grads)} tensors: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     return ok
 
 
@@ -120,16 +127,24 @@ def throughput(name, model, clip_shape, device, amp, channels_last, steps, warmu
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     dt = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    )
     return {
-        "model": name, "frames/step": b * t, "outputs/step": len(labels),
-        "frames/s": b * t * steps / dt, "clips/s": b * steps / dt, "ms/step": 1000 * dt / steps,
+        "model": name,
+        "frames/step": b * t,
+        "outputs/step": len(labels),
+        "frames/s": b * t * steps / dt,
+        "clips/s": b * steps / dt,
+        "ms/step": 1000 * dt / steps,
         "peak GiB": peak,
     }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke run)")
     p.add_argument("--device", default="auto")
     p.add_argument("--arch", default="resnet50")
@@ -155,8 +170,10 @@ def main(argv=None) -> int:
     amp = device.type == "cuda"
     channels_last = device.type == "cuda"
 
-    print(f"device: {device_name(device)} | torch {torch.__version__} | "
-          f"amp {'bf16' if amp else 'off'} | channels_last {'on' if channels_last else 'off'}")
+    print(
+        f"device: {device_name(device)} | torch {torch.__version__} | "
+        f"amp {'bf16' if amp else 'off'} | channels_last {'on' if channels_last else 'off'}"
+    )
     t0 = time.perf_counter()
     ok = check_equal(args, device)
 
@@ -165,20 +182,45 @@ def main(argv=None) -> int:
     ctx = rrn.temporal_context
     shape = (args.batch, ctx, 3, args.size, args.size)
     rows = [
-        throughput(f"RRN {args.arch} (skips {args.skip}, T={ctx})", rrn, shape, device, amp,
-                   channels_last, args.steps, args.warmup, args.classes),
-        throughput(f"torchvision {args.arch} (per frame)",
-                   Frames(torchvision.models.get_model(args.arch, num_classes=args.classes)),
-                   shape, device, amp, channels_last, args.steps, args.warmup, args.classes),
+        throughput(
+            f"RRN {args.arch} (skips {args.skip}, T={ctx})",
+            rrn,
+            shape,
+            device,
+            amp,
+            channels_last,
+            args.steps,
+            args.warmup,
+            args.classes,
+        ),
+        throughput(
+            f"torchvision {args.arch} (per frame)",
+            Frames(torchvision.models.get_model(args.arch, num_classes=args.classes)),
+            shape,
+            device,
+            amp,
+            channels_last,
+            args.steps,
+            args.warmup,
+            args.classes,
+        ),
     ]
-    print(f"\ntraining throughput at {args.size}px, {args.batch} clips x T={ctx} frames per step "
-          f"(forward + backward + Adam), {args.steps} timed steps:")
+    print(
+        f"\ntraining throughput at {args.size}px, {args.batch} clips x T={ctx} frames per step "
+        f"(forward + backward + Adam), {args.steps} timed steps:"
+    )
     head = ["model", "frames/step", "outputs/step", "frames/s", "clips/s", "ms/step", "peak GiB"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for r in rows:
-        cells = [r[h] if isinstance(r[h], str | int) else f"{r[h]:.1f}" if h != "peak GiB" else f"{r[h]:.2f}"
-                 for h in head]
+        cells = [
+            r[h]
+            if isinstance(r[h], str | int)
+            else f"{r[h]:.1f}"
+            if h != "peak GiB"
+            else f"{r[h]:.2f}"
+            for h in head
+        ]
         print("| " + " | ".join(map(str, cells)) + " |")
     print(f"\ntotal {time.perf_counter() - t0:.1f}s")
     return 0 if ok else 1

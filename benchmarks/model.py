@@ -45,12 +45,18 @@ NUM_CLASSES = 101
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="resnet18", help="torchvision ResNet (default: resnet18)")
     p.add_argument("--size", type=int, default=112, help="frame side in px (default: 112)")
     p.add_argument("--batch", type=int, default=4, help="clips per training step (default: 4)")
-    p.add_argument("--video-frames", type=int, default=64, help="frames N of the video (default: 64)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds, median reported (default: 5)")
+    p.add_argument(
+        "--video-frames", type=int, default=64, help="frames N of the video (default: 64)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=5, help="timed rounds, median reported (default: 5)"
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: 1)")
     p.add_argument("--skip-type", default="identity", choices=("identity", "linear", "nonlinear"))
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -61,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch intra-op threads on CPU (default: 1; 0 = torch's default). With 2 threads on "
         "2 shared cores, OpenMP threads spin-wait for each other and times swing 2-20x",
     )
-    p.add_argument("--out", default="benchmarks/model_results.md", help="markdown file, '-' for none")
+    p.add_argument(
+        "--out", default="benchmarks/model_results.md", help="markdown file, '-' for none"
+    )
     return p.parse_args(argv)
 
 
@@ -70,7 +78,9 @@ def tv_levels(tv: nn.Module) -> list[tuple[str, nn.Module]]:
     """torchvision ResNet as (name, module) in depth order: the stem, then every block."""
     stem = nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool)
     return [("stem", stem)] + [
-        (f"layer{s}.{i}", blk) for s in (1, 2, 3, 4) for i, blk in enumerate(getattr(tv, f"layer{s}"))
+        (f"layer{s}.{i}", blk)
+        for s in (1, 2, 3, 4)
+        for i, blk in enumerate(getattr(tv, f"layer{s}"))
     ]
 
 
@@ -97,7 +107,9 @@ def needed_work(tv: nn.Module, skips: tuple[str, ...], clip: torch.Tensor) -> li
     return outs
 
 
-def needed_work_batched(tv: nn.Module, skips: tuple[str, ...], clip: torch.Tensor) -> list[torch.Tensor]:
+def needed_work_batched(
+    tv: nn.Module, skips: tuple[str, ...], clip: torch.Tensor
+) -> list[torch.Tensor]:
     """:func:`needed_work` batched as the RRN batches it: each level runs once on the stack
     of frames that still need it; the oldest frame leaves at the input of each skip block."""
     B = clip.shape[0]
@@ -203,7 +215,9 @@ def train_step_table(args: argparse.Namespace, device: torch.device) -> tuple[li
         meta[label] = {
             "skips": ", ".join(paths),
             "gflops_greedy": chunk_gflops(model, T, args.size) if device.type == "cpu" else None,
-            "gflops_naive": chunk_gflops(model, T, args.size, greedy=False) if device.type == "cpu" else None,
+            "gflops_naive": chunk_gflops(model, T, args.size, greedy=False)
+            if device.type == "cpu"
+            else None,
         }
         model.to(device).train()  # chunk_gflops runs on CPU tensors
         fns[f"{label}|frame"] = lambda c=clip: frame_step(c)
@@ -242,7 +256,10 @@ def train_step_table(args: argparse.Namespace, device: torch.device) -> tuple[li
     ]
     results = {}
     for label, _ in configs:
-        ms = {v: bench.median_ms(f"{label}|{v}") for v in ("frame", "needed", "perframe", "greedy", "naive")}
+        ms = {
+            v: bench.median_ms(f"{label}|{v}")
+            for v in ("frame", "needed", "perframe", "greedy", "naive")
+        }
         mib = {v: bench.mem[f"{label}|{v}"] / 2**20 for v in ms}
         g = meta[label]["gflops_greedy"]
         gf = f"{g:.2f} ({g / frame_gflops:.2f})" if g is not None else "-"
@@ -373,14 +390,22 @@ def main(argv: list[str] | None = None) -> int:
         (f"identity RRN chunk <= 1.05x its needed work (worst: {chunk:.3f}x)", chunk <= 1.05)
         if ident
         else None,
-        (f"forward_video >= 1.8x faster than sliding windows at T=2 @block4 "
-         f"(loop {t2['loop'] / t2['video']:.2f}x, batched {t2['batched'] / t2['video']:.2f}x)",
-         min(t2["loop"], t2["batched"]) / t2["video"] >= 1.8),
-        (f"forward_video within 1.1x of per-frame ResNet at T=2 @block4 "
-         f"({t2['video'] / t2['frame']:.3f}x)", t2["video"] / t2["frame"] <= 1.1),
+        (
+            f"forward_video >= 1.8x faster than sliding windows at T=2 @block4 "
+            f"(loop {t2['loop'] / t2['video']:.2f}x, batched {t2['batched'] / t2['video']:.2f}x)",
+            min(t2["loop"], t2["batched"]) / t2["video"] >= 1.8,
+        ),
+        (
+            f"forward_video within 1.1x of per-frame ResNet at T=2 @block4 "
+            f"({t2['video'] / t2['frame']:.3f}x)",
+            t2["video"] / t2["frame"] <= 1.1,
+        ),
     ]
     target_lines = ["### Targets", ""] + [
-        f"- [{'x' if ok else ' '}] {text}{'' if ok else ' — **missed**'}" for c in checks if c for text, ok in [c]
+        f"- [{'x' if ok else ' '}] {text}{'' if ok else ' — **missed**'}"
+        for c in checks
+        if c
+        for text, ok in [c]
     ]
     command = "python benchmarks/model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = [

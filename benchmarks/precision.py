@@ -38,17 +38,24 @@ VARIANTS = (  # (label, bf16 autocast, channels_last)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--skip", default="block1", help="skip position (default: block1)")
     p.add_argument("--size", type=int, default=64, help="frame side in px (default: 64)")
     p.add_argument("--batch", type=int, default=32, help="chunks per step (default: 32)")
     p.add_argument("--context", type=int, default=2, help="frames per chunk T (default: 2)")
-    p.add_argument("--repeats", type=int, default=7, help="timed rounds, median reported (default: 7)")
+    p.add_argument(
+        "--repeats", type=int, default=7, help="timed rounds, median reported (default: 7)"
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
     p.add_argument("--quick", action="store_true", help="a tiny setting (seconds; for tests)")
-    p.add_argument("--out", default=str(Path(__file__).with_name("precision_results.md")),
-                   help="Markdown results file, or - for stdout only")
+    p.add_argument(
+        "--out",
+        default=str(Path(__file__).with_name("precision_results.md")),
+        help="Markdown results file, or - for stdout only",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.batch, args.repeats, args.warmup = 32, 2, 1, 1
@@ -108,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| variant | s / step | frames / s | speed vs fp32 |",
         "|---|---:|---:|---:|",
-        *[f"| {label} | {s:.3f} | {frames / s:.0f} | {base / s:.2f}x |" for label, s in medians.items()],
+        *[
+            f"| {label} | {s:.3f} | {frames / s:.0f} | {base / s:.2f}x |"
+            for label, s in medians.items()
+        ],
         "",
     ]
     text = "\n".join(lines)

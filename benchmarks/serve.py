@@ -52,20 +52,36 @@ SATURATE = 8.0  # capture times 8x real time: 20 sampled frames/s per stream
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--archs", default="resnet18,resnet50")
     p.add_argument("--size", type=int, default=112, help="frame side in px (default: 112)")
     p.add_argument("--streams", default="1,4,16,64", help="stream counts of the table")
-    p.add_argument("--search", default="8,12,16,24,32,40,48,64",
-                   help="stream counts tried upward for the most sustained (stops at the first miss)")
+    p.add_argument(
+        "--search",
+        default="8,12,16,24,32,40,48,64",
+        help="stream counts tried upward for the most sustained (stops at the first miss)",
+    )
     p.add_argument("--seconds", type=float, default=12.0, help="sending time per run")
-    p.add_argument("--every-frame", action="store_true",
-                   help="clients send all 25 frames per second, not only the sampled ones")
+    p.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="clients send all 25 frames per second, not only the sampled ones",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: resnet18 at 64 px, 2 streams")
-    p.add_argument("--out", default="benchmarks/serve_results.md", help="markdown file, '-' for none")
+    p.add_argument(
+        "--out", default="benchmarks/serve_results.md", help="markdown file, '-' for none"
+    )
     args = p.parse_args(argv)
     if args.quick:
-        args.archs, args.size, args.streams, args.search, args.seconds = "resnet18", 64, "2", "", 1.5
+        args.archs, args.size, args.streams, args.search, args.seconds = (
+            "resnet18",
+            64,
+            "2",
+            "",
+            1.5,
+        )
         args.out = "-" if args.out == p.get_default("out") else args.out
     return args
 
@@ -101,11 +117,22 @@ def write_checkpoint(folder: Path, arch: str, size: int) -> Path:
     from rrn.model import build_model
 
     model = build_model(arch, num_classes=101, skip_blocks=("block4",), skip_type="identity")
-    cfg = resolve_config([("bench", {"data": {"frame_size": size, "sample_every": SAMPLE_EVERY},
-                                     "model": {"arch": arch, "skip": "block4"}})])
+    cfg = resolve_config(
+        [
+            (
+                "bench",
+                {
+                    "data": {"frame_size": size, "sample_every": SAMPLE_EVERY},
+                    "model": {"arch": arch, "skip": "block4"},
+                },
+            )
+        ]
+    )
     path = folder / f"{arch}.pt"
-    save_checkpoint(path, make_checkpoint(model.eval(), config=cfg.to_dict(),
-                                          classes=[f"c{i}" for i in range(101)]))
+    save_checkpoint(
+        path,
+        make_checkpoint(model.eval(), config=cfg.to_dict(), classes=[f"c{i}" for i in range(101)]),
+    )
     return path
 
 
@@ -113,13 +140,28 @@ class ServerProcess:
     """``rrn serve`` in a subprocess on a free loopback port."""
 
     def __init__(self, ckpt: Path, max_batch: int):
-        cmd = [sys.executable, "-m", "rrn", "serve", str(ckpt), "--port", "0",
-               "--max-batch", str(max_batch), "--max-streams", "256", "--max-fps", "200",
-               "--max-wait-ms", "2"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rrn",
+            "serve",
+            str(ckpt),
+            "--port",
+            "0",
+            "--max-batch",
+            str(max_batch),
+            "--max-streams",
+            "256",
+            "--max-fps",
+            "200",
+            "--max-wait-ms",
+            "2",
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("RRN_TOKEN", None)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -149,8 +191,15 @@ class StreamResult:
     latencies: list[float] = field(default_factory=list)
 
 
-async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, speed: float,
-                     offset: float, every_frame: bool = False) -> StreamResult:
+async def one_stream(
+    port: int,
+    sid: str,
+    frames: list[bytes],
+    seconds: float,
+    speed: float,
+    offset: float,
+    every_frame: bool = False,
+) -> StreamResult:
     """Send ``frames`` looped for ``seconds``; capture times advance ``speed`` x real time.
     Only the sampled frames are sent, unless ``every_frame`` (in real time only)."""
     import websockets
@@ -195,27 +244,43 @@ async def one_stream(port: int, sid: str, frames: list[bytes], seconds: float, s
     return res
 
 
-async def run_streams(port: int, n: int, frames: list[bytes], seconds: float, speed: float,
-                      every_frame: bool = False):
-    tasks = [one_stream(port, f"s{i}", frames, seconds, speed, i * SAMPLE_EVERY / FPS / max(n, 1),
-                        every_frame) for i in range(n)]
+async def run_streams(
+    port: int, n: int, frames: list[bytes], seconds: float, speed: float, every_frame: bool = False
+):
+    tasks = [
+        one_stream(
+            port, f"s{i}", frames, seconds, speed, i * SAMPLE_EVERY / FPS / max(n, 1), every_frame
+        )
+        for i in range(n)
+    ]
     start = time.perf_counter()
     results = await asyncio.gather(*tasks)
     return results, time.perf_counter() - start
 
 
-def measure(port: int, n: int, frames: list[bytes], seconds: float, speed: float = 1.0,
-            every_frame: bool = False) -> dict:
+def measure(
+    port: int,
+    n: int,
+    frames: list[bytes],
+    seconds: float,
+    speed: float = 1.0,
+    every_frame: bool = False,
+) -> dict:
     results, wall = asyncio.run(run_streams(port, n, frames, seconds, speed, every_frame))
     lat = sorted(x for r in results for x in r.latencies)
     sampled = sum(r.sampled for r in results)
     classified = sum(r.classified for r in results)
     dropped = sum(r.dropped for r in results)
-    return {"streams": n, "sampled": sampled, "classified": classified, "dropped": dropped,
-            "sustained": dropped == 0 and classified == sampled,
-            "p50": lat[len(lat) // 2] if lat else None,
-            "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None,
-            "per_s": classified / seconds}
+    return {
+        "streams": n,
+        "sampled": sampled,
+        "classified": classified,
+        "dropped": dropped,
+        "sustained": dropped == 0 and classified == sampled,
+        "p50": lat[len(lat) // 2] if lat else None,
+        "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None,
+        "per_s": classified / seconds,
+    }
 
 
 # ---------------------------------------------------------------------------- the run
@@ -256,8 +321,10 @@ def arch_rows(arch: str, args, frames: list[bytes], tmp: Path) -> tuple[list[str
 def _row(arch: str, max_batch: str, r: dict) -> str:
     p50 = "-" if r["p50"] is None else f"{r['p50']:.0f}"
     p95 = "-" if r["p95"] is None else f"{r['p95']:.0f}"
-    return (f"| {arch} | {max_batch} | {r['streams']} | {r['sampled']} | {r['classified']} | "
-            f"{r['dropped']} | {'yes' if r['sustained'] else 'no'} | {p50} | {p95} |")
+    return (
+        f"| {arch} | {max_batch} | {r['streams']} | {r['sampled']} | {r['classified']} | "
+        f"{r['dropped']} | {'yes' if r['sustained'] else 'no'} | {p50} | {p95} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,8 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     frames = clip_frames(args.size)
     started = time.perf_counter()
-    table = ["| arch | max batch | streams | sampled | classified | dropped | sustained | "
-             "e2e p50 ms | e2e p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| arch | max batch | streams | sampled | classified | dropped | sustained | "
+        "e2e p50 ms | e2e p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     summary, checks = [], []
     with tempfile.TemporaryDirectory(prefix="rrn-serve-bench-") as tmp:
         for arch in args.archs.split(","):
@@ -275,39 +345,49 @@ def main(argv: list[str] | None = None) -> int:
             table += rows
             b, s = found["saturated_batched"], found["saturated_single"]
             ratio = b["per_s"] / s["per_s"] if s["per_s"] else float("inf")
-            summary.append(f"- {arch}: saturated ({b['streams']} streams at {SATURATE:g}x real time), "
-                           f"{b['per_s']:.1f} classified frames/s with max batch 16 vs "
-                           f"{s['per_s']:.1f} with max batch 1: **{ratio:.2f}x**; most streams "
-                           f"sustained at 2.5 sampled frames/s: **{found['max_sustained']}**")
+            summary.append(
+                f"- {arch}: saturated ({b['streams']} streams at {SATURATE:g}x real time), "
+                f"{b['per_s']:.1f} classified frames/s with max batch 16 vs "
+                f"{s['per_s']:.1f} with max batch 1: **{ratio:.2f}x**; most streams "
+                f"sustained at 2.5 sampled frames/s: **{found['max_sustained']}**"
+            )
             target = {"resnet18": 32, "resnet50": 12}.get(arch)
-            checks.append((f"{arch}: batched >= 1.4x unbatched end to end ({ratio:.2f}x)", ratio >= 1.4))
+            checks.append(
+                (f"{arch}: batched >= 1.4x unbatched end to end ({ratio:.2f}x)", ratio >= 1.4)
+            )
             if target:
-                checks.append((f"{arch}: >= {target} streams sustained ({found['max_sustained']})",
-                               found["max_sustained"] >= target))
+                checks.append(
+                    (
+                        f"{arch}: >= {target} streams sustained ({found['max_sustained']})",
+                        found["max_sustained"] >= target,
+                    )
+                )
     cpu = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") as fh:
         names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
     cpu = names[0] if names else cpu
-    text = "\n".join([
-        "# rrn serve: many streams, one batched step",
-        "",
-        f"Machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; server and clients "
-        f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}"
-        f"{' --every-frame' if args.every_frame else ''}` "
-        f"({time.perf_counter() - started:.0f} s). Each stream sends a real UCF-101 clip's frames "
-        f"(JPEG, 320x240) at {FPS:g} fps ({'all of them' if args.every_frame else 'the sampled ones'} "
-        f"sent); the server keeps every {SAMPLE_EVERY}th "
-        f"(one per {SAMPLE_EVERY / FPS:.1f} s: 2.5 sampled frames/s per stream); {args.size} px, "
-        "random weights (speed only), T=2 identity skip at block4.",
-        "",
-        *table,
-        "",
-        *summary,
-        "",
-        "Targets (this 2-core CPU):",
-        *[f"- [{'x' if ok else ' '}] {text}" for text, ok in checks],
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# rrn serve: many streams, one batched step",
+            "",
+            f"Machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; server and clients "
+            f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}"
+            f"{' --every-frame' if args.every_frame else ''}` "
+            f"({time.perf_counter() - started:.0f} s). Each stream sends a real UCF-101 clip's frames "
+            f"(JPEG, 320x240) at {FPS:g} fps ({'all of them' if args.every_frame else 'the sampled ones'} "
+            f"sent); the server keeps every {SAMPLE_EVERY}th "
+            f"(one per {SAMPLE_EVERY / FPS:.1f} s: 2.5 sampled frames/s per stream); {args.size} px, "
+            "random weights (speed only), T=2 identity skip at block4.",
+            "",
+            *table,
+            "",
+            *summary,
+            "",
+            "Targets (this 2-core CPU):",
+            *[f"- [{'x' if ok else ' '}] {text}" for text, ok in checks],
+            "",
+        ]
+    )
     emit(text, args.out)
     return 0
 

@@ -51,18 +51,33 @@ METHODS = ("plain", "step", "ort", "window")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--archs", default="resnet18,resnet50", help="comma-separated (default: resnet18,resnet50)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--archs", default="resnet18,resnet50", help="comma-separated (default: resnet18,resnet50)"
+    )
     p.add_argument("--sizes", default="112,224", help="frame sides in px (default: 112,224)")
     p.add_argument("--threads", default="1,2", help="CPU thread counts (default: 1,2)")
     p.add_argument("--repeats", type=int, default=40, help="timed calls per method (default: 40)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run in seconds: resnet18 at 64 px, 1 thread, 5 repeats, a generated clip")
-    p.add_argument("--out", default="benchmarks/stream_results.md", help="markdown file, '-' for none")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run in seconds: resnet18 at 64 px, 1 thread, 5 repeats, a generated clip",
+    )
+    p.add_argument(
+        "--out", default="benchmarks/stream_results.md", help="markdown file, '-' for none"
+    )
     args = p.parse_args(argv)
     if args.quick:
-        args.archs, args.sizes, args.threads, args.repeats, args.warmup = "resnet18", "64", "1", 5, 1
+        args.archs, args.sizes, args.threads, args.repeats, args.warmup = (
+            "resnet18",
+            "64",
+            "1",
+            5,
+            1,
+        )
         args.out = "-" if args.out == p.get_default("out") else args.out
     return args
 
@@ -105,11 +120,17 @@ def methods(arch: str, size: int, threads: int, onnx_dir: Path) -> dict[str, Cal
         idx = [(t - k) % len(frames) for k in range(T - 1, -1, -1)]
         model(frames[idx][None], greedy=False)  # (1, T, 3, S, S): the last T frames, all the way
 
-    return {"plain": lambda: plain(frames[nxt()][None]), "step": step,
-            "ort": lambda: runner.step(np_frames[nxt()][None]), "window": window}
+    return {
+        "plain": lambda: plain(frames[nxt()][None]),
+        "step": step,
+        "ort": lambda: runner.step(np_frames[nxt()][None]),
+        "window": window,
+    }
 
 
-def time_interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, list[float]]:
+def time_interleaved(
+    fns: dict[str, Callable[[], None]], repeats: int, warmup: int
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.inference_mode():
         for r in range(warmup + repeats):
@@ -135,22 +156,38 @@ def per_frame_table(args: argparse.Namespace, workdir: Path) -> tuple[list[str],
             export_model(trained_like(arch, size), onnx_dir, "onnx", check=False)
             for threads in map(int, args.threads.split(",")):
                 torch.set_num_threads(threads)
-                times = time_interleaved(methods(arch, size, threads, onnx_dir), args.repeats, args.warmup)
-                rows.append({"arch": arch, "size": size, "threads": threads,
-                             "p50": {m: statistics.median(times[m]) for m in METHODS},
-                             "p95": {m: p95(times[m]) for m in METHODS}})
-                print(f"  {arch} {size}px {threads} thread(s): " + ", ".join(
-                    f"{m} {rows[-1]['p50'][m]:.1f} ms" for m in METHODS), file=sys.stderr)
-    head = ("| arch | px | threads | plain frame ms p50 / p95 | RRN step ms p50 / p95 | "
-            "ONNX Runtime step ms p50 / p95 | window (T=2) ms p50 / p95 | step frames/s | "
-            "step / plain | ORT / step | window / step |")
+                times = time_interleaved(
+                    methods(arch, size, threads, onnx_dir), args.repeats, args.warmup
+                )
+                rows.append(
+                    {
+                        "arch": arch,
+                        "size": size,
+                        "threads": threads,
+                        "p50": {m: statistics.median(times[m]) for m in METHODS},
+                        "p95": {m: p95(times[m]) for m in METHODS},
+                    }
+                )
+                print(
+                    f"  {arch} {size}px {threads} thread(s): "
+                    + ", ".join(f"{m} {rows[-1]['p50'][m]:.1f} ms" for m in METHODS),
+                    file=sys.stderr,
+                )
+    head = (
+        "| arch | px | threads | plain frame ms p50 / p95 | RRN step ms p50 / p95 | "
+        "ONNX Runtime step ms p50 / p95 | window (T=2) ms p50 / p95 | step frames/s | "
+        "step / plain | ORT / step | window / step |"
+    )
     lines = [head, "|" + "---|" * 3 + "---:|" * 8]
     for r in rows:
         a, b = r["p50"], r["p95"]
         cells = [f"{a[m]:.1f} / {b[m]:.1f}" for m in METHODS]
-        lines.append(f"| {r['arch']} | {r['size']} | {r['threads']} | " + " | ".join(cells)
-                     + f" | {1e3 / a['step']:.1f} | **{a['step'] / a['plain']:.3f}x** | "
-                     f"**{a['ort'] / a['step']:.2f}x** | **{a['window'] / a['step']:.2f}x** |")
+        lines.append(
+            f"| {r['arch']} | {r['size']} | {r['threads']} | "
+            + " | ".join(cells)
+            + f" | {1e3 / a['step']:.1f} | **{a['step'] / a['plain']:.3f}x** | "
+            f"**{a['ort'] / a['step']:.2f}x** | **{a['window'] / a['step']:.2f}x** |"
+        )
     return lines, rows
 
 
@@ -166,7 +203,9 @@ def e2e_clip(quick: bool, workdir: Path) -> tuple[Path, str]:
         return SHARED / "ucf101_mini" / "UCF-101" / best["path"], "real UCF-101 clip"
     from rrn.data.synth import make_synthetic_dataset
 
-    data = make_synthetic_dataset(workdir / "synth", classes=2, videos_per_class=2, frames=50, size=96)
+    data = make_synthetic_dataset(
+        workdir / "synth", classes=2, videos_per_class=2, frames=50, size=96
+    )
     why = "--quick" if quick else f"{manifest} not found"
     return sorted(data.glob("*/*.avi"))[0], f"generated clip ({why})"
 
@@ -179,16 +218,39 @@ def e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[str], dict]:
 
     arch, size = ("resnet18", 64) if args.quick else ("resnet50", 112)
     model = trained_like(arch, size)
-    cfg = resolve_config([("flags", {"data": {"frame_size": size, "sample_every": 10},
-                                     "model": {"arch": arch, "skip": ",".join(SKIPS)}})])
-    ckpt = save_checkpoint(workdir / "e2e" / "last.pt",
-                           make_checkpoint(model, config=cfg.to_dict(), classes=model.classes))
+    cfg = resolve_config(
+        [
+            (
+                "flags",
+                {
+                    "data": {"frame_size": size, "sample_every": 10},
+                    "model": {"arch": arch, "skip": ",".join(SKIPS)},
+                },
+            )
+        ]
+    )
+    ckpt = save_checkpoint(
+        workdir / "e2e" / "last.pt",
+        make_checkpoint(model, config=cfg.to_dict(), classes=model.classes),
+    )
     clip, what = e2e_clip(args.quick, workdir)
     results = {}
     for mode, extra in (("whole", []), ("realtime", ["--realtime"])):
         events = workdir / f"{mode}.jsonl"
-        argv = ["stream", str(ckpt), str(clip), "--sample-every", "10", "--threads", "2",
-                "--out", str(workdir / f"{mode}.mp4"), "--json", str(events), *extra]
+        argv = [
+            "stream",
+            str(ckpt),
+            str(clip),
+            "--sample-every",
+            "10",
+            "--threads",
+            "2",
+            "--out",
+            str(workdir / f"{mode}.mp4"),
+            "--json",
+            str(events),
+            *extra,
+        ]
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             if cli_main(argv) != 0:
@@ -223,14 +285,24 @@ def targets(rows: list[dict], e2e_result: dict) -> list[str]:
     worst_ort = max(r["p50"]["ort"] / r["p50"]["step"] for r in rows)
     worst_window = min(r["p50"]["window"] / r["p50"]["step"] for r in rows)
     checks = [
-        (f"RRN step <= 1.1x the plain ResNet frame, T=2 @block4 (worst row: {worst_step:.3f}x)", worst_step <= 1.1),
+        (
+            f"RRN step <= 1.1x the plain ResNet frame, T=2 @block4 (worst row: {worst_step:.3f}x)",
+            worst_step <= 1.1,
+        ),
         (f"ONNX Runtime step no slower than eager (worst row: {worst_ort:.2f}x)", worst_ort <= 1.0),
-        (f"window re-run >= T = 2 times the step (worst row: {worst_window:.2f}x)", worst_window >= 2.0),
-        (f"`rrn stream` keeps up with the clip's frame rate on 2 threads ({e2e_result['what']}: "
-         f"{e2e_result['margin']:.1f}x real time, {e2e_result['dropped']} frames dropped with --realtime)",
-         e2e_result["margin"] >= 1.0 and e2e_result["dropped"] == 0),
+        (
+            f"window re-run >= T = 2 times the step (worst row: {worst_window:.2f}x)",
+            worst_window >= 2.0,
+        ),
+        (
+            f"`rrn stream` keeps up with the clip's frame rate on 2 threads ({e2e_result['what']}: "
+            f"{e2e_result['margin']:.1f}x real time, {e2e_result['dropped']} frames dropped with --realtime)",
+            e2e_result["margin"] >= 1.0 and e2e_result["dropped"] == 0,
+        ),
     ]
-    return [f"- [{'x' if ok else ' '}] {text}{'' if ok else ' — **missed**'}" for text, ok in checks]
+    return [
+        f"- [{'x' if ok else ' '}] {text}{'' if ok else ' — **missed**'}" for text, ok in checks
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,16 +317,33 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/stream.py " + " ".join(sys.argv[1:] if argv is None else argv)
     import onnxruntime
 
-    text = "\n".join([
-        "# Streaming benchmark", "",
-        f"`{command.strip()}` — {args.repeats} interleaved calls per method after {args.warmup} "
-        f"warm-up, batch 1; {time.perf_counter() - started:.0f} s in all.", "",
-        f"Machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, onnxruntime "
-        f"{onnxruntime.__version__}; load average {load[0]:.1f} at start, {after[0]:.1f} at the "
-        "end (other jobs share the cores)." if load else "", "",
-        "## Per sampled frame (random weights, 101 classes)", "", *frame_lines, "",
-        "## End to end", "", *e2e_lines, "", "## Targets", "", *targets(rows, e2e_result), "",
-    ])
+    text = "\n".join(
+        [
+            "# Streaming benchmark",
+            "",
+            f"`{command.strip()}` — {args.repeats} interleaved calls per method after {args.warmup} "
+            f"warm-up, batch 1; {time.perf_counter() - started:.0f} s in all.",
+            "",
+            f"Machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, onnxruntime "
+            f"{onnxruntime.__version__}; load average {load[0]:.1f} at start, {after[0]:.1f} at the "
+            "end (other jobs share the cores)."
+            if load
+            else "",
+            "",
+            "## Per sampled frame (random weights, 101 classes)",
+            "",
+            *frame_lines,
+            "",
+            "## End to end",
+            "",
+            *e2e_lines,
+            "",
+            "## Targets",
+            "",
+            *targets(rows, e2e_result),
+            "",
+        ]
+    )
     emit(text, args.out)
     return 0
 

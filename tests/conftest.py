@@ -24,5 +24,6 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """2 classes x 4 videos of 6 frames at 32 px (`rrn synth`): 4 train and 4 test videos."""
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4,
-                                  frames=6, size=32, seed=0)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4, frames=6, size=32, seed=0
+    )

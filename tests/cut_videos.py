@@ -24,7 +24,10 @@ def cut_avi_before_frame(path: Path, out: Path, k: int) -> Path:
 def faststart_copy(path: Path, out: Path) -> Path:
     """The video stream of an MP4 remuxed (not re-encoded) with its index in front, as web
     videos are, so that a cut copy still opens and partly decodes."""
-    with av.open(str(path)) as src, av.open(str(out), "w", options={"movflags": "faststart"}) as dst:
+    with (
+        av.open(str(path)) as src,
+        av.open(str(out), "w", options={"movflags": "faststart"}) as dst,
+    ):
         stream = dst.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is not None:  # not the flush packet

@@ -29,27 +29,72 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> None:
             m.bias.data.copy_(0.2 * torch.randn(n, generator=g))
 
 
-def save_run(run: Path, *, skips=("block4",), skip_type="identity", arch="resnet18",
-             frame_size=32, sample_every=1, classes=("A", "B", "C"), seed=0) -> Path:
+def save_run(
+    run: Path,
+    *,
+    skips=("block4",),
+    skip_type="identity",
+    arch="resnet18",
+    frame_size=32,
+    sample_every=1,
+    classes=("A", "B", "C"),
+    seed=0,
+) -> Path:
     """Write ``run/last.pt``: a random RRN with trained-looking BatchNorm, its config, classes."""
     torch.manual_seed(seed)
     model = build_model(arch, num_classes=len(classes), skip_blocks=skips, skip_type=skip_type)
     randomize_batchnorm(model, seed)
-    cfg = resolve_config([("flags", {
-        "data": {"frame_size": frame_size, "sample_every": sample_every},
-        "model": {"arch": arch, "skip": ",".join(skips) or "none", "skip_type": skip_type},
-    })])
-    save_checkpoint(run / "last.pt", make_checkpoint(model.eval(), config=cfg.to_dict(),
-                                                     classes=list(classes)))
+    cfg = resolve_config(
+        [
+            (
+                "flags",
+                {
+                    "data": {"frame_size": frame_size, "sample_every": sample_every},
+                    "model": {
+                        "arch": arch,
+                        "skip": ",".join(skips) or "none",
+                        "skip_type": skip_type,
+                    },
+                },
+            )
+        ]
+    )
+    save_checkpoint(
+        run / "last.pt", make_checkpoint(model.eval(), config=cfg.to_dict(), classes=list(classes))
+    )
     return run
 
 
 def tiny_train_argv(synth, out, *extra) -> list[str]:
     """`rrn train` argv for a resnet18 at 32 px on ``synth``, two chunks per optimiser step."""
-    return ["train", "--data-root", str(synth), "--arch", "resnet18", "--skip", "block4",
-            "--frame-size", "32", "--sample-every", "1", "--no-hflip", "--weights", "none",
-            "--batch-size", "2", "--update-chunks", "2", "--workers", "0", "--no-progress",
-            "--lr", "1e-3", "--out", str(out), *extra]
+    return [
+        "train",
+        "--data-root",
+        str(synth),
+        "--arch",
+        "resnet18",
+        "--skip",
+        "block4",
+        "--frame-size",
+        "32",
+        "--sample-every",
+        "1",
+        "--no-hflip",
+        "--weights",
+        "none",
+        "--batch-size",
+        "2",
+        "--update-chunks",
+        "2",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--lr",
+        "1e-3",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def train_config(argv: list[str]):

@@ -13,15 +13,24 @@ from rrn.data import ClipTransform, Sampling, decode_video
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, synth):
     folder = tmp_path_factory.mktemp("api") / "run"
-    cfg = resolve_config([("flags", {
-        "data": {"data_root": str(synth), "frame_size": 32, "sample_every": 2},
-        "model": {"arch": "resnet18", "skip": ["layer4.1"], "context": 2},
-    })])
+    cfg = resolve_config(
+        [
+            (
+                "flags",
+                {
+                    "data": {"data_root": str(synth), "frame_size": 32, "sample_every": 2},
+                    "model": {"arch": "resnet18", "skip": ["layer4.1"], "context": 2},
+                },
+            )
+        ]
+    )
     for name, seed in (("last.pt", 0), ("best.pt", 1)):
         torch.manual_seed(seed)
         model = rrn.build_model("resnet18", num_classes=2, skip_blocks=("block4",))
-        save_checkpoint(folder / name, make_checkpoint(model, config=cfg.to_dict(),
-                                                        classes=["MoveRight", "MoveLeft"]))
+        save_checkpoint(
+            folder / name,
+            make_checkpoint(model, config=cfg.to_dict(), classes=["MoveRight", "MoveLeft"]),
+        )
     return folder
 
 
@@ -72,6 +81,10 @@ def test_the_command_line_sets_passive_openmp_waiting_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split() == ["False", "PASSIVE"], out.stderr
     code = "import os, rrn.cli; print(os.environ['OMP_WAIT_POLICY'])"  # a user's choice wins
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "ACTIVE"

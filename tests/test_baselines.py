@@ -36,10 +36,14 @@ from rrn.data import (
 
 WIDTHS = {2: 128, 3: 256, 4: 512}  # resnet18's channels at the end of stages 2, 3, 4
 EVERY = 2  # 6 frames sampled every 2nd -> 3 feature rows per video
-RESULT_KEYS = ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
-               "num_videos")
-
-
+RESULT_KEYS = (
+    "video_error",
+    "video_top1",
+    "video_top5",
+    "clip_top1",
+    "mean_class_accuracy",
+    "num_videos",
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +58,25 @@ def net():
 
 
 def features_argv(data, out, *extra):
-    return ["features", "--data-root", str(data), "--source", "none", "--arch", "resnet18",
-            "--frame-size", "32", "--sample-every", str(EVERY), "--device", "cpu",
-            "--no-progress", "--out", str(out), *extra]
+    return [
+        "features",
+        "--data-root",
+        str(data),
+        "--source",
+        "none",
+        "--arch",
+        "resnet18",
+        "--frame-size",
+        "32",
+        "--sample-every",
+        str(EVERY),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,25 +88,43 @@ def feats(synth, tmp_path_factory):
 
 def stored(out):
     """The video ids with a feature file (ids hold the class folder: ``Class/v_...``)."""
-    return sorted(str(p.relative_to(out / "videos").with_suffix("")) for p in (out / "videos").rglob("*.npz"))
+    return sorted(
+        str(p.relative_to(out / "videos").with_suffix("")) for p in (out / "videos").rglob("*.npz")
+    )
 
 
-SAMPLING = Sampling(sample_every=EVERY, short_side=default_short_side(32))  # what --frame-size 32 decodes
+SAMPLING = Sampling(
+    sample_every=EVERY, short_side=default_short_side(32)
+)  # what --frame-size 32 decodes
 
 
 def extract(split, out, net, cache_dir=None, cache_format="jpeg", **kw):
     _, records, _ = split
     source = FrameSource(SAMPLING, cache_dir=cache_dir, cache_format=cache_format)
-    return extract_features(records, out, model=net, source=source, frame_size=32, progress=False, **kw)
+    return extract_features(
+        records, out, model=net, source=source, frame_size=32, progress=False, **kw
+    )
 
 
 def write_meta(split, out, world_size=1):
     """features.json as `rrn features` writes it once every shard is done."""
     s, records, subsets = split
-    return write_features_meta(out, records, subsets, s.classes, (2, 3, 4), world_size, source="none",
-                               weights=weights_digest(load_feature_model("none", "resnet18")),
-                               arch="resnet18", sample_every=EVERY, fps=None, frame_size=32,
-                               short_side=default_short_side(32), float16=False)
+    return write_features_meta(
+        out,
+        records,
+        subsets,
+        s.classes,
+        (2, 3, 4),
+        world_size,
+        source="none",
+        weights=weights_digest(load_feature_model("none", "resnet18")),
+        arch="resnet18",
+        sample_every=EVERY,
+        fps=None,
+        frame_size=32,
+        short_side=default_short_side(32),
+        float16=False,
+    )
 
 
 def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
@@ -95,7 +133,9 @@ def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
     assert stored(feats) == sorted(r.video_id for r in records)  # one file per video
     transform = ClipTransform(32, train=False)
     for rec in records:
-        frames = decode_video(rec.path, Sampling(sample_every=EVERY, short_side=default_short_side(32)))
+        frames = decode_video(
+            rec.path, Sampling(sample_every=EVERY, short_side=default_short_side(32))
+        )
         with torch.no_grad():
             want = net.video_features(transform(frames), stages=(2, 3, 4))
         with np.load(feature_file(feats, rec.video_id)) as z:
@@ -108,7 +148,8 @@ def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
     assert meta["classes"] == s.classes and meta["stages"] == [2, 3, 4]
     assert meta["sample_every"] == EVERY and meta["frame_size"] == 32 and meta["failures"] == []
     assert [(v["video_id"], v["label"], v["subset"]) for v in meta["videos"]] == [
-        (r.video_id, r.label, sub) for r, sub in zip(records, subsets)]
+        (r.video_id, r.label, sub) for r, sub in zip(records, subsets)
+    ]
 
 
 def test_random_source_is_the_same_network_every_time(net):
@@ -123,8 +164,10 @@ def test_float16_halves_the_storage(synth, feats, split, tmp_path, capsys):
     assert main(features_argv(synth, tmp_path, "--float16", "--stages", "4")) == 0
     assert "8 videos written, 0 already there, 24 frames" in capsys.readouterr().out
     for rec in records:
-        with np.load(feature_file(tmp_path, rec.video_id)) as half, \
-                np.load(feature_file(feats, rec.video_id)) as full:
+        with (
+            np.load(feature_file(tmp_path, rec.video_id)) as half,
+            np.load(feature_file(feats, rec.video_id)) as full,
+        ):
             assert half["stage4"].dtype == np.float16 and "stage2" not in half
             assert half["stage4"].nbytes * 2 == full["stage4"].nbytes
             np.testing.assert_allclose(half["stage4"], full["stage4"], rtol=2e-3, atol=1e-3)
@@ -138,7 +181,10 @@ def test_a_folder_of_other_settings_is_not_resumed(synth, feats, tmp_path, capsy
     (out / "extraction.json").unlink()  # a folder from before extraction.json: features.json tells
     assert main(features_argv(synth, out, "--frame-size", "48")) == 2
     err = capsys.readouterr().err
-    assert "other settings (frame_size 32 -> 48; short_side 37 -> 55)" in err and "another --out" in err
+    assert (
+        "other settings (frame_size 32 -> 48; short_side 37 -> 55)" in err
+        and "another --out" in err
+    )
     assert main(features_argv(synth, out)) == 0  # the same settings resume: nothing extracted again
     assert "0 videos written, 8 already there" in capsys.readouterr().out
     assert main(features_argv(synth, out, "--float16")) == 2
@@ -151,7 +197,9 @@ def test_a_checkpoint_source_records_its_own_architecture(synth, tmp_path, capsy
     run = save_run(tmp_path / "r34", arch="resnet34", sample_every=EVERY)
     assert main(features_argv(synth, tmp_path / "f", "--source", str(run), "--stages", "4")) == 0
     meta = json.loads((tmp_path / "f" / "features.json").read_text())
-    assert meta["arch"] == "resnet34" and meta["source"] == str((run / "last.pt").resolve())  # not --arch
+    assert meta["arch"] == "resnet34" and meta["source"] == str(
+        (run / "last.pt").resolve()
+    )  # not --arch
     assert json.loads((tmp_path / "f" / "extraction.json").read_text())["arch"] == "resnet34"
     # a folder from before extraction.json: the source as typed, --arch recorded; it still resumes
     (tmp_path / "f" / "extraction.json").unlink()
@@ -171,12 +219,16 @@ def test_the_same_extraction_resumes_however_it_is_spelled(synth, tmp_path, caps
     # the run's file instead of its folder, stages in another order: one extraction, resumed
     assert main(features_argv(synth, out, "--source", str(run / "last.pt"), "--stages", "4,2")) == 0
     assert "0 videos written, 8 already there" in capsys.readouterr().out
-    save_run(tmp_path / "run", sample_every=EVERY, seed=1)  # trained further in place: other weights
+    save_run(
+        tmp_path / "run", sample_every=EVERY, seed=1
+    )  # trained further in place: other weights
     assert main(features_argv(synth, out, "--source", str(run), "--stages", "2,4")) == 2
     assert "other settings (weights " in capsys.readouterr().err
     keyword = tmp_path / "k"
     assert main(features_argv(synth, keyword, "--stages", "4")) == 0
-    assert main(features_argv(synth, keyword, "--stages", "4", "--source", "None")) == 0  # a keyword
+    assert (
+        main(features_argv(synth, keyword, "--stages", "4", "--source", "None")) == 0
+    )  # a keyword
     assert "0 videos written, 8 already there" in capsys.readouterr().out
 
 
@@ -203,7 +255,9 @@ def test_two_ranks_partition_the_videos_and_equal_one_run(feats, split, net, tmp
     _, records, _ = split
     ids = [r.video_id for r in records]
     one = extract(split, tmp_path, net, rank=1, world_size=2)
-    assert one.written == 4 and not (tmp_path / "features.json").exists()  # written once all are done
+    assert (
+        one.written == 4 and not (tmp_path / "features.json").exists()
+    )  # written once all are done
     assert stored(tmp_path) == sorted(ids[1::2])
     zero = extract(split, tmp_path, net, rank=0, world_size=2)
     assert zero.written == 4 and zero.reused == 0  # nothing of rank 1's share
@@ -212,7 +266,9 @@ def test_two_ranks_partition_the_videos_and_equal_one_run(feats, split, net, tmp
     for vid in ids:
         with np.load(feature_file(tmp_path, vid)) as a, np.load(feature_file(feats, vid)) as b:
             for stage in (2, 3, 4):
-                np.testing.assert_allclose(a[f"stage{stage}"], b[f"stage{stage}"], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(
+                    a[f"stage{stage}"], b[f"stage{stage}"], rtol=1e-5, atol=1e-6
+                )
     sharded = json.loads((tmp_path / "features.json").read_text())
     single = json.loads((feats / "features.json").read_text())
     assert sharded["videos"] == single["videos"] and sharded["failures"] == []
@@ -265,8 +321,12 @@ def test_avgpool_pools_only_over_the_real_frames():
     with torch.no_grad():
         clf.fc.weight.copy_(torch.eye(2))
         clf.fc.bias.zero_()
-    x = torch.tensor([[[1.0, 2.0], [3.0, 6.0], [0.0, 0.0]],   # 2 frames + padding
-                      [[5.0, 8.0], [7.0, 4.0], [9.0, 0.0]]])  # 3 frames
+    x = torch.tensor(
+        [
+            [[1.0, 2.0], [3.0, 6.0], [0.0, 0.0]],  # 2 frames + padding
+            [[5.0, 8.0], [7.0, 4.0], [9.0, 0.0]],
+        ]
+    )  # 3 frames
     logits = clf(x, torch.tensor([2, 3]))
     # means [2, 4] and [7, 4], then (mean - [1, 0]) / [2, 4]
     assert torch.allclose(logits, torch.tensor([[0.5, 1.0], [3.0, 1.0]]))
@@ -295,8 +355,9 @@ def write_features(root, seqs, labels, subsets, classes, stage=4):
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **{f"stage{stage}": s.astype(np.float32), "label": np.array(y)})
         videos.append({"video_id": vid, "label": y, "subset": sub})
-    (root / "features.json").write_text(json.dumps(
-        {"classes": classes, "stages": [stage], "videos": videos, "failures": []}))
+    (root / "features.json").write_text(
+        json.dumps({"classes": classes, "stages": [stage], "videos": videos, "failures": []})
+    )
     return root
 
 
@@ -319,8 +380,18 @@ def separable(root, classes=3, train=5, test=3, dim=6, test_shift=0.0):
 @pytest.mark.parametrize("model, znorm", [("avgpool", False), ("avgpool", True), ("gru", True)])
 def test_separable_features_are_classified_perfectly(tmp_path, model, znorm):
     root, _, _ = separable(tmp_path / "f")
-    result = run_baseline(BaselineConfig(features=str(root), model=model, znorm=znorm, epochs=40,
-                                         lr=0.03, batch_size=8, hidden=16, out=str(tmp_path / "out")))
+    result = run_baseline(
+        BaselineConfig(
+            features=str(root),
+            model=model,
+            znorm=znorm,
+            epochs=40,
+            lr=0.03,
+            batch_size=8,
+            hidden=16,
+            out=str(tmp_path / "out"),
+        )
+    )
     assert result["video_error"] == 0.0 and result["video_top1"] == 1.0
     assert result["num_videos"] == 9 and result["train_videos"] == 15
     assert result["misclassified"] == [] and result["mean_class_accuracy"] == 1.0
@@ -333,9 +404,13 @@ def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatc
     root, seqs, subsets = separable(tmp_path, test_shift=100.0)
     seen = []
     real = baselines.znorm_stats
-    monkeypatch.setattr(baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled))
+    monkeypatch.setattr(
+        baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled)
+    )
     for model in ("avgpool", "gru"):
-        cfg = BaselineConfig(features=str(root), model=model, znorm=True, epochs=1, out=str(tmp_path / "o"))
+        cfg = BaselineConfig(
+            features=str(root), model=model, znorm=True, epochs=1, out=str(tmp_path / "o")
+        )
         run_baseline(cfg, plot=False)
     train = [s for s, sub in zip(seqs, subsets) if sub == "train"]
     assert [pooled for _, pooled in seen] == [True, False]  # video means / frames
@@ -348,8 +423,22 @@ def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatc
 @pytest.mark.parametrize("model, znorm", [("avgpool", False), ("avgpool", True), ("gru", False)])
 def test_cli_baselines_on_extracted_features(feats, tmp_path, capsys, model, znorm):
     out = tmp_path / "out"
-    argv = ["baseline", "--features", str(feats), "--model", model, "--stage", "4", "--epochs", "3",
-            "--batch-size", "2", "--out", str(out), "--json"]
+    argv = [
+        "baseline",
+        "--features",
+        str(feats),
+        "--model",
+        model,
+        "--stage",
+        "4",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(argv + (["--znorm"] if znorm else [])) == 0
     printed = json.loads(capsys.readouterr().out)
     stem = f"baseline_{model}_stage4{'_znorm' if znorm else ''}"
@@ -384,13 +473,17 @@ def test_unfinished_extraction_and_wrong_stage_are_explained(tmp_path):
     with pytest.raises(ValueError, match="not stage 2"):
         load_features(root, stage=2)
     feature_file(root, "v004").unlink()
-    with pytest.raises(FileNotFoundError, match=r"1 videos .*\(e\.g\. v004\); rerun `rrn features`"):
+    with pytest.raises(
+        FileNotFoundError, match=r"1 videos .*\(e\.g\. v004\); rerun `rrn features`"
+    ):
         load_features(root, stage=4)
 
 
 def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
     s, records, subsets = split
-    cache = FrameCache(tmp_path / "cache", format="npy")  # lossless: an uncached video reads as decoded
+    cache = FrameCache(
+        tmp_path / "cache", format="npy"
+    )  # lossless: an uncached video reads as decoded
     short = default_short_side(32)
     # poison the cache for one video: what it holds must be what the features are computed from
     frames = decode_video(records[0].path, Sampling(sample_every=EVERY, short_side=short))
@@ -399,12 +492,16 @@ def test_features_read_the_frame_cache_when_built(split, net, tmp_path):
     extract(split, tmp_path / "with", net, cache_dir=tmp_path / "cache", cache_format="npy")
     extract(split, tmp_path / "without", net)
     with torch.no_grad():
-        zero = net.video_features(ClipTransform(32, train=False)(np.zeros_like(frames)), stages=(4,))[4]
+        zero = net.video_features(
+            ClipTransform(32, train=False)(np.zeros_like(frames)), stages=(4,)
+        )[4]
     with np.load(feature_file(tmp_path / "with", records[0].video_id)) as z:
         np.testing.assert_allclose(z["stage4"], zero.numpy(), rtol=1e-5, atol=1e-6)
     for rec in records[1:]:  # not cached: decoded, the same as without a cache
-        with np.load(feature_file(tmp_path / "with", rec.video_id)) as a, \
-                np.load(feature_file(tmp_path / "without", rec.video_id)) as b:
+        with (
+            np.load(feature_file(tmp_path / "with", rec.video_id)) as a,
+            np.load(feature_file(tmp_path / "without", rec.video_id)) as b,
+        ):
             np.testing.assert_array_equal(a["stage4"], b["stage4"])
 
 
@@ -421,9 +518,15 @@ def test_checkpoint_source_is_the_runs_last_checkpoint(tmp_path):
     for seed, name in ((1, "best.pt"), (2, "last.pt")):
         torch.manual_seed(seed)
         model = build_model("resnet18", num_classes=2, skip_blocks=())
-        save_checkpoint(run / name, make_checkpoint(model, config=cfg.to_dict(), classes=["a", "b"]))
+        save_checkpoint(
+            run / name, make_checkpoint(model, config=cfg.to_dict(), classes=["a", "b"])
+        )
         weights[name] = model.state_dict()
-    for source, name in ((run, "last.pt"), (run / "best.pt", "best.pt"), (run / "last.pt", "last.pt")):
+    for source, name in (
+        (run, "last.pt"),
+        (run / "best.pt", "best.pt"),
+        (run / "last.pt", "last.pt"),
+    ):
         got = load_feature_model(str(source), "resnet50")  # the checkpoint's arch, not this one
         assert not got.training
         state = got.state_dict()

@@ -33,8 +33,12 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     model.fc(torch.randn(2, 4)).sum().backward()
     opt.step()
     ckpt = make_checkpoint(
-        model, config=TrainConfig().to_dict(), classes=["a", "b", "c"], optimizer=opt,
-        progress={"epoch": 1, "step_in_epoch": 3}, metrics={"loss": 0.5},
+        model,
+        config=TrainConfig().to_dict(),
+        classes=["a", "b", "c"],
+        optimizer=opt,
+        progress={"epoch": 1, "step_in_epoch": 3},
+        metrics={"loss": 0.5},
     )
     path = save_checkpoint(tmp_path / "last.pt", ckpt)
     # the contract: plain torch.load with weights_only=True works
@@ -84,7 +88,9 @@ def test_find_checkpoint_takes_best_only_when_a_validation_split_chose_it(tmp_pa
     (tmp_path / "last.pt").write_bytes(b"")
     assert find_checkpoint(tmp_path).name == "last.pt"
     (tmp_path / "best.pt").write_bytes(b"")
-    assert find_checkpoint(tmp_path).name == "last.pt"  # no config: nothing says how best.pt was chosen
+    assert (
+        find_checkpoint(tmp_path).name == "last.pt"
+    )  # no config: nothing says how best.pt was chosen
     (tmp_path / "config.yaml").write_text("data:\n  val_fraction: 0.0\nrun:\n  val_every: 1\n")
     assert find_checkpoint(tmp_path).name == "last.pt"  # chosen on the test split: never by default
     assert find_checkpoint(tmp_path, "best").name == "best.pt"  # unless asked for

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     # 2 classes x 6 videos of 8 frames at 32 px (8 train and 4 test videos at the time of writing)
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=6,
-                                  frames=8, size=32, seed=0)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=6, frames=8, size=32, seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,19 @@ def test_eval_writes_json_csv_png(trained, counts, capsys):
     n_test = counts[1]
     assert main(["eval", str(trained), "--workers", "0", "--no-progress"]) == 0  # last.pt: auto
     result = json.loads((trained / "eval_split1.json").read_text())
-    for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
-                "num_videos", "num_chunks", "split", "checkpoint", "config", "timing"):
+    for key in (
+        "video_error",
+        "video_top1",
+        "video_top5",
+        "clip_top1",
+        "mean_class_accuracy",
+        "num_videos",
+        "num_chunks",
+        "split",
+        "checkpoint",
+        "config",
+        "timing",
+    ):
         assert key in result, key
     assert result["num_videos"] == n_test and result["split"] == 1
     assert result["num_chunks"] == n_test * 4  # 8 frames, T = 2: four non-overlapping chunks
@@ -89,22 +101,59 @@ def test_eval_writes_json_csv_png(trained, counts, capsys):
     assert (trained / "eval_split1_per_class.csv").read_text().startswith("class_index,class,")
     assert (trained / "eval_split1_confusion.png").read_bytes()[:4] == b"\x89PNG"
     protocol = "video-level, all N//T chunks (T=2), 1 centre crop"  # never a number without it
-    assert result["protocol"] == protocol and result["views"] == {"crops": 1, "flip": False, "per_chunk": 1}
+    assert result["protocol"] == protocol and result["views"] == {
+        "crops": 1,
+        "flip": False,
+        "per_chunk": 1,
+    }
     assert result["precision"] == "fp32"
     assert "split 1: video accuracy" in (out := capsys.readouterr().out) and f"[{protocol}]" in out
 
 
 def test_eval_with_three_crops_and_flips_says_so(trained, counts, tmp_path, capsys):
     n_test = counts[1]
-    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress",
-                 "--views", "3crop", "--flip", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(trained),
+                "--which",
+                "last",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--views",
+                "3crop",
+                "--flip",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "eval_split1.json").read_text())
     assert result["protocol"] == "video-level, all N//T chunks (T=2), 3 crops x 2 flips"
     assert result["views"] == {"crops": 3, "flip": True, "per_chunk": 6}
     assert result["num_chunks"] == n_test * 4  # chunks, each the mean of its 6 views
     assert "3 crops x 2 flips" in capsys.readouterr().out
-    assert main(["eval", str(trained), "--which", "last", "--workers", "0", "--no-progress",
-                 "--eval-stride", "1", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(trained),
+                "--which",
+                "last",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--eval-stride",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "eval_split1.json").read_text())
     assert result["protocol"] == "video-level, chunks at stride 1 (T=2), 1 centre crop"
     assert result["num_chunks"] == n_test * 7  # 8 frames, T = 2, stride 1
@@ -119,18 +168,55 @@ def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsy
     for k in (1, 2):
         shutil.copytree(trained, runs / f"ucf_split{k}")
     pattern = str(runs / "ucf_split{split}")
-    assert main(["eval", pattern, "--split", "1", "2", "--data-root", str(data), "--workers", "0",
-                 "--no-progress", "--which", "last"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                pattern,
+                "--split",
+                "1",
+                "2",
+                "--data-root",
+                str(data),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--which",
+                "last",
+            ]
+        )
+        == 0
+    )
     one = json.loads((runs / "ucf_split1" / "eval_split1.json").read_text())
     two = json.loads((runs / "ucf_split2" / "eval_split2.json").read_text())
     mean = json.loads((runs / "eval_mean.json").read_text())
     assert mean["splits"] == [1, 2]
     assert mean["mean_over_splits"]["video_top1"] == pytest.approx(
-        (one["video_top1"] + two["video_top1"]) / 2)
+        (one["video_top1"] + two["video_top1"]) / 2
+    )
     assert "mean over splits [1, 2]" in capsys.readouterr().out
     # {split} in --out too: one folder per split, the mean in the folder they share
-    assert main(["eval", pattern, "--split", "1", "2", "--data-root", str(data), "--workers", "0",
-                 "--no-progress", "--which", "last", "--out", str(tmp_path / "ev" / "split{split}")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                pattern,
+                "--split",
+                "1",
+                "2",
+                "--data-root",
+                str(data),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--which",
+                "last",
+                "--out",
+                str(tmp_path / "ev" / "split{split}"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "ev" / "split1" / "eval_split1.json").exists()
     assert (tmp_path / "ev" / "split2" / "eval_split2.json").exists()
     assert json.loads((tmp_path / "ev" / "eval_mean.json").read_text())["splits"] == [1, 2]
@@ -142,11 +228,17 @@ def test_eval_splits_placeholder_writes_the_mean(trained, synth, tmp_path, capsy
 def test_predict_top5_json_and_timeline(trained, synth, tmp_path, capsys):
     videos = sorted(str(p) for p in synth.glob("*/*.avi"))[:2]
     png = tmp_path / "timeline.png"
-    assert main(["predict", str(trained / "last.pt"), videos[0], "--json", "--timeline", str(png)]) == 0
+    assert (
+        main(["predict", str(trained / "last.pt"), videos[0], "--json", "--timeline", str(png)])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     (record,) = out["videos"]
     probs = [t["prob"] for t in record["top"]]
-    assert [t["class"] for t in record["top"]] in (["MoveRight", "MoveLeft"], ["MoveLeft", "MoveRight"])
+    assert [t["class"] for t in record["top"]] in (
+        ["MoveRight", "MoveLeft"],
+        ["MoveLeft", "MoveRight"],
+    )
     assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
     assert record["num_frames"] == 8 and record["chunks"] == 7  # frames with full context (T=2)
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -168,7 +260,11 @@ def test_resume_after_a_kill_ends_with_identical_weights(synth, counts, tmp_path
         with pytest.raises(SimulatedCrash):
             fit(config_of(tiny(synth, tmp_path / "b", *common)), hooks=[CrashAfter(per_epoch + 3)])
         killed = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["progress"]
-        assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (1, 2, per_epoch + 2)
+        assert (killed["epoch"], killed["step_in_epoch"], killed["global_step"]) == (
+            1,
+            2,
+            per_epoch + 2,
+        )
         assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -204,19 +300,24 @@ def test_cpu_bf16_training_resumes_exactly_and_names_its_precision(synth, counts
     assert a["fc.weight"].dtype == torch.float32 and torch.isfinite(a["fc.weight"]).all()
     start = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])
     assert start["precision"] == "bf16"
-    assert main(["eval", str(tmp_path / "a"), "--amp", "bf16", "--no-progress", "--workers", "0"]) == 0
+    assert (
+        main(["eval", str(tmp_path / "a"), "--amp", "bf16", "--no-progress", "--workers", "0"]) == 0
+    )
     assert json.loads((tmp_path / "a" / "eval_split1.json").read_text())["precision"] == "bf16"
 
 
 def test_cpu_bf16_without_native_support_is_warned_about(synth, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("rrn.train.loop.cpu_has_native_bf16", lambda: False)
-    assert main(tiny(synth, tmp_path / "r", "--epochs", "1", "--val-every", "0", "--amp", "bf16")) == 0
+    assert (
+        main(tiny(synth, tmp_path / "r", "--epochs", "1", "--val-every", "0", "--amp", "bf16")) == 0
+    )
     out = capsys.readouterr()
     assert "no native bf16" in out.out + out.err and "--amp none" in out.out + out.err
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_path, capsys,
-                                                                  monkeypatch):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    synth, tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "nan"
     monkeypatch.setattr("rrn.train.fit", lambda cfg: fit(cfg, hooks=[NanAt(3)]))
     assert main(tiny(synth, out, "--epochs", "1", "--checkpoint-every", "1")) == 1
@@ -232,8 +333,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synth, tmp_pat
     [
         (["--skip", "block4", "--context", "3"], "--context 3 needs 2"),
         (["--skip", "block9"], "block9"),
-        pytest.param(["--update-every", "2.5"], "--update-every 2.5",  # the old spelling, checked
-                     marks=pytest.mark.filterwarnings("ignore::FutureWarning")),
+        pytest.param(
+            ["--update-every", "2.5"],
+            "--update-every 2.5",  # the old spelling, checked
+            marks=pytest.mark.filterwarnings("ignore::FutureWarning"),
+        ),
         (["--update-fraction", "2"], "--update-fraction 2"),
         (["--update-chunks", "0"], "--update-chunks must be >= 1"),
     ],
@@ -272,8 +376,23 @@ def test_resume_without_a_run_is_a_user_error(tmp_path, capsys):
 
 def test_fine_tune_from_a_checkpoint_with_frozen_stages(trained, synth, tmp_path):
     out = tmp_path / "ft"
-    assert main(tiny(synth, out, "--epochs", "1", "--weights", str(trained / "last.pt"),
-                     "--freeze", "stem,layer1,layer2", "--val-every", "0")) == 0
+    assert (
+        main(
+            tiny(
+                synth,
+                out,
+                "--epochs",
+                "1",
+                "--weights",
+                str(trained / "last.pt"),
+                "--freeze",
+                "stem,layer1,layer2",
+                "--val-every",
+                "0",
+            )
+        )
+        == 0
+    )
     src = torch.load(trained / "last.pt", weights_only=True)["model"]
     dst = torch.load(out / "last.pt", weights_only=True)["model"]
     assert torch.equal(src["layer1.0.conv1.weight"], dst["layer1.0.conv1.weight"])  # frozen
@@ -282,8 +401,12 @@ def test_fine_tune_from_a_checkpoint_with_frozen_stages(trained, synth, tmp_path
 
 
 def test_gpu_benchmark_runs_small_on_cpu():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "frames/s" in out and "torchvision resnet18 (per frame)" in out and "RRN resnet18" in out
@@ -332,8 +455,24 @@ def test_train_and_eval_on_one_folder_per_class(synth, tmp_path):
 
 def test_eval_split_means_what_it_means_for_train(trained, capsys):
     # `--split K` chooses the split, as for rrn train (`--splits` is the same flag)
-    assert main(["eval", str(trained), "--split", "1", "--which", "last", "--workers", "0",
-                 "--no-progress", "--out", str(trained / "by_split")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(trained),
+                "--split",
+                "1",
+                "--which",
+                "last",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(trained / "by_split"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((trained / "by_split" / "eval_split1.json").read_text())["split"] == 1
     assert main(["eval", str(trained), "--split", "4"]) == 2
     assert "--split must be among 1 2 3" in capsys.readouterr().err
@@ -341,7 +480,9 @@ def test_eval_split_means_what_it_means_for_train(trained, capsys):
 
 def test_update_every_keeps_working_with_a_deprecation_warning(synth, tmp_path):
     argv = tiny(synth, tmp_path / "old", "--epochs", "1")
-    argv[argv.index("--update-chunks")] = "--update-every"  # the old spelling of '--update-chunks 2'
+    argv[argv.index("--update-chunks")] = (
+        "--update-every"  # the old spelling of '--update-chunks 2'
+    )
     with pytest.warns(FutureWarning, match="--update-every is deprecated.*--update-chunks"):
         cfg = config_of(argv)
     assert (cfg.optim.update_chunks, cfg.optim.update_fraction) == (2, 0.01)
@@ -349,7 +490,9 @@ def test_update_every_keeps_working_with_a_deprecation_warning(synth, tmp_path):
         assert config_of([*argv, "--update-every", "0.5"]).optim.update_fraction == 0.5
 
 
-def test_imagenet_weights_offline_is_one_line_with_the_ways_out(synth, tmp_path, capsys, monkeypatch):
+def test_imagenet_weights_offline_is_one_line_with_the_ways_out(
+    synth, tmp_path, capsys, monkeypatch
+):
     import socket
     import urllib.error
 

@@ -34,8 +34,12 @@ def long_functions(root: Path, limit: int = MAX_LINES) -> dict[str, int]:
     for path, _, tree in modules(root):
         for fn in _functions(tree):
             body = fn.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 body = body[1:]
             lines = (body[-1].end_lineno - body[0].lineno + 1) if body else 0
             if lines > limit:
@@ -47,7 +51,9 @@ def many_positional(root: Path, limit: int = MAX_POSITIONAL) -> dict[str, int]:
     out = {}
     for path, _, tree in modules(root):
         for fn in _functions(tree):
-            names = [a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg not in ("self", "cls")]
+            names = [
+                a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg not in ("self", "cls")
+            ]
             if len(names) > limit:
                 out[f"{path.relative_to(root)}:{fn.lineno} {fn.name}"] = len(names)
     return out
@@ -63,8 +69,11 @@ def prints_in_library(root: Path) -> list[str]:
     for path, _, tree in modules(root):
         if _is_app(root, path):
             continue
-        out += [f"{path.relative_to(root)}:{n.lineno}" for n in ast.walk(tree)
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"]
+        out += [
+            f"{path.relative_to(root)}:{n.lineno}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+        ]
     return out
 
 
@@ -97,7 +106,10 @@ def imports(root: Path) -> dict[str, set[str]]:
                     parts = here.split(".")[: len(here.split(".")) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
                 if base.split(".")[0] == package:
-                    out |= {f"{base}.{a.name}" if f"{base}.{a.name}" in names else base for a in node.names}
+                    out |= {
+                        f"{base}.{a.name}" if f"{base}.{a.name}" in names else base
+                        for a in node.names
+                    }
         graph[me] = {m for m in out if m != me and m in names}
     return graph
 
@@ -149,8 +161,11 @@ def imports_of(root: Path, target: str, allowed: tuple[str, ...]) -> list[str]:
         top = me.split(".")[1] if "." in me else ""
         if top in allowed:
             continue
-        out += [f"{me} -> {d}" for d in sorted(deps) if d == f"{package}.{target}" or
-                d.startswith(f"{package}.{target}.")]
+        out += [
+            f"{me} -> {d}"
+            for d in sorted(deps)
+            if d == f"{package}.{target}" or d.startswith(f"{package}.{target}.")
+        ]
     return out
 
 
@@ -161,8 +176,11 @@ def cli_imports(root: Path) -> list[str]:
     for path, me, _ in modules(root):
         if _is_app(root, path):
             continue
-        out += [f"{me} -> {d}" for d in sorted(graph[me])
-                if d == f"{package}.cli" or d.startswith(f"{package}.commands")]
+        out += [
+            f"{me} -> {d}"
+            for d in sorted(graph[me])
+            if d == f"{package}.cli" or d.startswith(f"{package}.commands")
+        ]
     return out
 
 
@@ -203,47 +221,74 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_the_checker_catches_a_long_function(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(61))
-    root = _package(tmp_path, {"a.py": f'def f():\n    """doc"""\n{body}\n',
-                               "b.py": "def g():\n" + "\n".join(f"    y{i} = {i}" for i in range(60))})
+    root = _package(
+        tmp_path,
+        {
+            "a.py": f'def f():\n    """doc"""\n{body}\n',
+            "b.py": "def g():\n" + "\n".join(f"    y{i} = {i}" for i in range(60)),
+        },
+    )
     assert long_functions(root) == {"a.py:1 f": 61}
 
 
 def test_the_checker_catches_seven_positional_parameters(tmp_path):
-    root = _package(tmp_path, {"a.py": "def f(a, b, c, d, e, g, h):\n    pass\n"
-                                       "def ok(a, b, c, d, e, g, *, h):\n    pass\n"
-                                       "class C:\n    def m(self, a, b, c, d, e, g):\n        pass\n"})
+    root = _package(
+        tmp_path,
+        {
+            "a.py": "def f(a, b, c, d, e, g, h):\n    pass\n"
+            "def ok(a, b, c, d, e, g, *, h):\n    pass\n"
+            "class C:\n    def m(self, a, b, c, d, e, g):\n        pass\n"
+        },
+    )
     assert many_positional(root) == {"a.py:1 f": 7}
 
 
 def test_the_checker_catches_a_print_in_the_library_only(tmp_path):
-    root = _package(tmp_path, {"lib.py": "def f():\n    print('hi')\n",
-                               "cli.py": "print('the app may')\n",
-                               "commands/__init__.py": "", "commands/run.py": "print('so may its commands')\n"})
+    root = _package(
+        tmp_path,
+        {
+            "lib.py": "def f():\n    print('hi')\n",
+            "cli.py": "print('the app may')\n",
+            "commands/__init__.py": "",
+            "commands/run.py": "print('so may its commands')\n",
+        },
+    )
     assert prints_in_library(root) == ["lib.py:2"]
 
 
 def test_the_checker_catches_an_import_cycle_through_a_function(tmp_path):
-    root = _package(tmp_path, {
-        "a.py": "from pkg import b\n",
-        "b.py": "def f():\n    from pkg.c import x\n",
-        "c.py": "import pkg.a\nx = 1\n",
-        "d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n",
-        "e.py": "from pkg import d\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "a.py": "from pkg import b\n",
+            "b.py": "def f():\n    from pkg.c import x\n",
+            "c.py": "import pkg.a\nx = 1\n",
+            "d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n",
+            "e.py": "from pkg import d\n",
+        },
+    )
     assert import_cycles(root) == [["pkg.a", "pkg.b", "pkg.c"]]
 
 
 def test_the_checker_catches_an_upward_import_of_training_and_of_the_cli(tmp_path):
-    root = _package(tmp_path, {
-        "train/__init__.py": "", "train/loop.py": "from pkg.evaluation import x\n",
-        "evaluation.py": "x = 1\ndef f():\n    from pkg.train.loop import y\n",
-        "demo.py": "from pkg.train import loop\n",
-        "cli.py": "", "commands/__init__.py": "", "lib.py": "from pkg import cli\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "train/__init__.py": "",
+            "train/loop.py": "from pkg.evaluation import x\n",
+            "evaluation.py": "x = 1\ndef f():\n    from pkg.train.loop import y\n",
+            "demo.py": "from pkg.train import loop\n",
+            "cli.py": "",
+            "commands/__init__.py": "",
+            "lib.py": "from pkg import cli\n",
+        },
+    )
     assert imports_of(root, "train", ABOVE_TRAINING) == ["pkg.evaluation -> pkg.train.loop"]
     assert cli_imports(root) == ["pkg.lib -> pkg.cli"]
 
 
-@pytest.mark.parametrize("rule", [long_functions, many_positional, prints_in_library, import_cycles])
+@pytest.mark.parametrize(
+    "rule", [long_functions, many_positional, prints_in_library, import_cycles]
+)
 def test_an_empty_package_passes_every_rule(tmp_path, rule):
     assert not rule(_package(tmp_path, {}))

@@ -85,7 +85,10 @@ def test_renamed_update_every_is_translated_and_warned():
         cfg = resolve_config([("exp.yaml", {"optim": {"update_every": 64}})])
     assert (cfg.optim.update_chunks, cfg.optim.update_fraction) == (64, 0.01)
     with pytest.warns(FutureWarning, match="--update-every is deprecated"):
-        assert resolve_config([("flags", parse(["--update-every", "1.0"]))]).optim.update_fraction == 1.0
+        assert (
+            resolve_config([("flags", parse(["--update-every", "1.0"]))]).optim.update_fraction
+            == 1.0
+        )
     # a checkpoint written before the rename: translated quietly, its retired keys dropped
     old = {"optim": {"update_every": 0.05}, "run": {"fault": None, "seed": 3}}
     with warnings.catch_warnings():
@@ -112,7 +115,10 @@ def test_context_and_skip_must_agree():
         (["--epochs", "two"], "--epochs: expected an integer"),
         (["--arch", "resnet51"], "did you mean 'resnet50'"),
         (["--schedule", "step"], "--lr-milestones"),
-        (["--dataset", "list", "--train-list", "a.txt"], "both --train-list and --test-list, or neither"),
+        (
+            ["--dataset", "list", "--train-list", "a.txt"],
+            "both --train-list and --test-list, or neither",
+        ),
         (["--device", "gpu"], "--device must be"),
         (["--freeze", "layer5"], "--freeze"),
     ],
@@ -162,17 +168,43 @@ def test_every_command_declares_a_shared_flag_once():
             for flag in action.option_strings:
                 seen.setdefault(flag, {})[name] = (action.help, action.default)
     shared = {f: by for f, by in seen.items() if len(by) > 1 and f not in ("-h", "--help")}
-    for flag in ("--frame-size", "--sample-every", "--fps", "--decoder", "--data-root", "--device",
-                 "--workers", "--progress", "--cache-dir", "--which"):
+    for flag in (
+        "--frame-size",
+        "--sample-every",
+        "--fps",
+        "--decoder",
+        "--data-root",
+        "--device",
+        "--workers",
+        "--progress",
+        "--cache-dir",
+        "--which",
+    ):
         assert len(shared[flag]) >= 2, flag
     for flag, by in shared.items():
-        if flag in ("--out", "--seed", "--split", "--splits", "--batch-size", "--json", "--quick", "--format",
-                    "--epochs", "--lr", "--weight-decay"):
+        if flag in (
+            "--out",
+            "--seed",
+            "--split",
+            "--splits",
+            "--batch-size",
+            "--json",
+            "--quick",
+            "--format",
+            "--epochs",
+            "--lr",
+            "--weight-decay",
+        ):
             continue  # same name, another meaning per command (documented in each --help)
         helps = {h.split(" [")[0] for h, _ in by.values()}
         assert len(helps) == 1, (flag, by)
         assert {d for _, d in by.values()} == {argparse.SUPPRESS}, flag  # defaults: the config's
-    assert "--frame-size" in seen and set(seen["--frame-size"]) >= {"train", "cache", "features", "model-info"}
+    assert "--frame-size" in seen and set(seen["--frame-size"]) >= {
+        "train",
+        "cache",
+        "features",
+        "model-info",
+    }
 
 
 def test_every_choice_is_declared_once_as_a_literal_and_checked_from_it():

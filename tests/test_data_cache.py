@@ -27,7 +27,9 @@ def test_put_get_roundtrip_reads_only_the_indexed_frames(tmp_path, fmt):
     v = video(tmp_path / "a.avi")
     cache = FrameCache(tmp_path / "c", format=fmt)
     assert cache.get(v, Sampling(10, None, 16)) is None
-    arr = np.stack([np.full((16, 20, 3), 10 * i, np.uint8) for i in range(5)])  # flat: JPEG keeps it
+    arr = np.stack(
+        [np.full((16, 20, 3), 10 * i, np.uint8) for i in range(5)]
+    )  # flat: JPEG keeps it
     f = cache.put(v, arr, Sampling(10, None, 16))
     assert f.suffix == {"npy": ".npy", "jpeg": ".jpgs"}[fmt]
     got = cache.get(v, Sampling(10, None, 16))
@@ -46,7 +48,9 @@ def test_entries_honour_the_umask(tmp_path, fmt):
     v = video(tmp_path / "a.avi")
     old = os.umask(0o022)
     try:
-        f = FrameCache(tmp_path / "c", format=fmt).put(v, np.zeros((1, 16, 21, 3), np.uint8), Sampling(10, None, 16))
+        f = FrameCache(tmp_path / "c", format=fmt).put(
+            v, np.zeros((1, 16, 21, 3), np.uint8), Sampling(10, None, 16)
+        )
     finally:
         os.umask(old)
     assert f.stat().st_mode & 0o777 == 0o644
@@ -61,14 +65,20 @@ def test_put_refuses_frames_that_do_not_fit_the_key(tmp_path):
 def test_key_changes_with_everything_that_changes_frames(tmp_path):
     v = video(tmp_path / "a.avi")
     cache = FrameCache(tmp_path / "c")
-    keys = {cache.key(v, Sampling(10, None, 16)), cache.key(v, Sampling(5, None, 16)),
-            cache.key(v, Sampling(10, 2.0, 16)), cache.key(v, Sampling(10, None, 32))}
+    keys = {
+        cache.key(v, Sampling(10, None, 16)),
+        cache.key(v, Sampling(5, None, 16)),
+        cache.key(v, Sampling(10, 2.0, 16)),
+        cache.key(v, Sampling(10, None, 32)),
+    }
     assert len(keys) == 4
     before = cache.key(v, Sampling(10, None, 16))
     st = os.stat(v)
     os.utime(v, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "edited" video
     assert cache.key(v, Sampling(10, None, 16)) != before
-    assert cache.key(tmp_path / "." / "a.avi", Sampling(10, None, 16)) == cache.key(v, Sampling(10, None, 16))
+    assert cache.key(tmp_path / "." / "a.avi", Sampling(10, None, 16)) == cache.key(
+        v, Sampling(10, None, 16)
+    )
 
 
 def test_key_is_the_same_sha1_as_before_sampling_became_one_value(tmp_path):
@@ -77,9 +87,14 @@ def test_key_is_the_same_sha1_as_before_sampling_became_one_value(tmp_path):
 
     v = video(tmp_path / "a.avi")
     st = os.stat(v)
-    for sampling, parts in ((Sampling(10, None, 16), "10|None|16"), (Sampling(10, 5, 128), "10|5.0|128")):
+    for sampling, parts in (
+        (Sampling(10, None, 16), "10|None|16"),
+        (Sampling(10, 5, 128), "10|5.0|128"),
+    ):
         ident = f"v1|{v.resolve()}|{st.st_size}|{st.st_mtime_ns}|{parts}"
-        assert FrameCache(tmp_path / "c").key(v, sampling) == hashlib.sha1(ident.encode()).hexdigest()
+        assert (
+            FrameCache(tmp_path / "c").key(v, sampling) == hashlib.sha1(ident.encode()).hexdigest()
+        )
 
 
 def test_key_treats_an_integer_fps_like_the_same_float(tmp_path):
@@ -92,7 +107,9 @@ def test_key_treats_an_integer_fps_like_the_same_float(tmp_path):
 def _hammer(args):
     root, path, value = args
     for _ in range(20):
-        FrameCache(root, format="npy").put(path, np.full((50, 32, 32, 3), value, np.uint8), Sampling(10, None, 32))
+        FrameCache(root, format="npy").put(
+            path, np.full((50, 32, 32, 3), value, np.uint8), Sampling(10, None, 32)
+        )
     return True
 
 
@@ -143,7 +160,9 @@ def test_cache_is_used_transparently_once_built(tmp_path):
     assert resolve_cache_dir(None, root) is None  # nothing built: decode directly
     assert resolve_cache_dir(tmp_path / "elsewhere", root) == tmp_path / "elsewhere"
     v = video(root / "a.avi")
-    source = FrameSource(Sampling(sample_every=10, short_side=16), cache_dir=default_cache_dir(root))
+    source = FrameSource(
+        Sampling(sample_every=10, short_side=16), cache_dir=default_cache_dir(root)
+    )
     build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert resolve_cache_dir(None, root) == default_cache_dir(root)
     # what training then reads is the cached frames
@@ -170,11 +189,37 @@ def test_rrn_cache_defaults_build_what_rrn_train_defaults_read():
     assert cfg.data.sampling() == d.sampling()
     assert cfg.data.data_root == "x"
     # and every sampling flag is there, under the same name rrn train reads
-    args = parser.parse_args(["cache", "--data-root", "x", "--sample-every", "5", "--fps", "5",
-                              "--frame-size", "112", "--short-side", "100"])
+    args = parser.parse_args(
+        [
+            "cache",
+            "--data-root",
+            "x",
+            "--sample-every",
+            "5",
+            "--fps",
+            "5",
+            "--frame-size",
+            "112",
+            "--short-side",
+            "100",
+        ]
+    )
     got = resolve_config([("flags", flag_overrides(args))]).data.sampling()
-    train = parser.parse_args(["train", "--data-root", "x", "--sample-every", "5", "--fps", "5",
-                               "--frame-size", "112", "--short-side", "100"])
+    train = parser.parse_args(
+        [
+            "train",
+            "--data-root",
+            "x",
+            "--sample-every",
+            "5",
+            "--fps",
+            "5",
+            "--frame-size",
+            "112",
+            "--short-side",
+            "100",
+        ]
+    )
     assert got == resolve_config([("flags", flag_overrides(train))]).data.sampling()
     assert got == DataConfig(sample_every=5, fps=5, frame_size=112, short_side=100).sampling()
 
@@ -187,7 +232,11 @@ def natural_video(path, n=12, size=(72, 96)):
 
     rng = np.random.default_rng(0)
     coarse = torch.from_numpy(rng.uniform(40, 210, (1, 3, 6, 8)).astype(np.float32))
-    field = F.interpolate(coarse, size=size, mode="bicubic", align_corners=False)[0].permute(1, 2, 0).numpy()
+    field = (
+        F.interpolate(coarse, size=size, mode="bicubic", align_corners=False)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
     frames = []
     for t in range(n):
@@ -212,7 +261,9 @@ def test_jpeg_and_npy_entries_give_the_same_frames_up_to_jpegs_loss(tmp_path):
     v = natural_video(tmp_path / "a.avi")
     got, size = cached_both_ways(v, Sampling(sample_every=2, short_side=48), tmp_path)
     assert got["npy"].shape == got["jpeg"].shape == (6, 48, 64, 3)
-    np.testing.assert_array_equal(got["npy"], decode_video(v, Sampling(sample_every=2, short_side=48)))  # lossless
+    np.testing.assert_array_equal(
+        got["npy"], decode_video(v, Sampling(sample_every=2, short_side=48))
+    )  # lossless
     diff = np.abs(got["npy"].astype(int) - got["jpeg"])
     assert 0 < diff.mean() < 3  # grey levels at quality 90; JPEG, not a second copy of the .npy
     assert size["jpeg"] * 3 < size["npy"]
@@ -229,7 +280,9 @@ def test_a_cold_and_a_warm_jpeg_cache_serve_the_same_frames(tmp_path):
     second, was_cached = source.ensure_cached(v)
     assert was_cached
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
-    assert not np.array_equal(np.asarray(first), decode_video(v, Sampling(sample_every=3, short_side=48)))  # JPEG's
+    assert not np.array_equal(
+        np.asarray(first), decode_video(v, Sampling(sample_every=3, short_side=48))
+    )  # JPEG's
 
 
 UCF_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf101_mini" / "UCF-101"
@@ -262,7 +315,9 @@ def test_a_frame_folders_key_changes_when_its_frames_change(tmp_path):
     folder = write_frame_folder(tmp_path / "f", np.zeros((4, 16, 16, 3), np.uint8))
     cache = FrameCache(tmp_path / "c")
     keys = [cache.key(folder, Sampling(1, None, 16))]
-    (folder / "img_00002.jpg").write_bytes((folder / "img_00001.jpg").read_bytes() + b"\0")  # rewritten
+    (folder / "img_00002.jpg").write_bytes(
+        (folder / "img_00001.jpg").read_bytes() + b"\0"
+    )  # rewritten
     st = os.stat(folder / "img_00002.jpg")
     os.utime(folder / "img_00002.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     keys.append(cache.key(folder, Sampling(1, None, 16)))
@@ -316,8 +371,9 @@ def test_evaluation_sees_every_chunk_after_a_short_entry(tmp_path):
     cache = FrameCache(tmp_path / "c", format="npy")
     _foreign_npy(cache, v, np.asarray(FrameSource(SAMPLING)(v))[:12])
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c")
-    ds = VideoChunkDataset([VideoRecord(v, 0, "a")], source=source,
-                           transform=ClipTransform(16, train=False), context=4)
+    ds = VideoChunkDataset(
+        [VideoRecord(v, 0, "a")], source=source, transform=ClipTransform(16, train=False), context=4
+    )
     with pytest.warns(UserWarning, match="holds 12 frames"):
         assert ds[0]["clips"].shape[0] == 4
 
@@ -425,7 +481,9 @@ def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt):
     v = video(tmp_path / "a.avi")
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format=fmt)
     source.ensure_cached(v)
-    source.cache.find(v, SAMPLING).write_bytes(b"")  # 0 bytes (a crash of another tool, a full disk)
+    source.cache.find(v, SAMPLING).write_bytes(
+        b""
+    )  # 0 bytes (a crash of another tool, a full disk)
     with pytest.warns(UserWarning):
         report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert report.already_cached == 0 and report.videos == 1
@@ -435,14 +493,26 @@ def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt):
 def test_entries_of_the_other_format_are_kept_and_said_so(tmp_path):
     v = video(tmp_path / "a.avi")
     records = [VideoRecord(v, 0, "a")]
-    build_cache(records, FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="jpeg"), progress=False)
+    build_cache(
+        records,
+        FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="jpeg"),
+        progress=False,
+    )
     npy = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="npy")
     report = build_cache(records, npy, progress=False)
     assert report.already_cached == 1 and report.other_format == 1
     text = report.summary("npy", npy.cache.root)
-    assert "1 of them are in the other format than npy" in text and f"remove {npy.cache.root}" in text
-    assert "other format" not in build_cache(records, FrameSource(SAMPLING, cache_dir=tmp_path / "c",
-                                                                  cache_format="jpeg"), progress=False).summary()
+    assert (
+        "1 of them are in the other format than npy" in text and f"remove {npy.cache.root}" in text
+    )
+    assert (
+        "other format"
+        not in build_cache(
+            records,
+            FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="jpeg"),
+            progress=False,
+        ).summary()
+    )
 
 
 def test_the_estimate_measures_the_format_it_will_write(tmp_path):
@@ -452,10 +522,17 @@ def test_the_estimate_measures_the_format_it_will_write(tmp_path):
 
     recs = [VideoRecord(video(tmp_path / f"v{i}.avi", n=10), 0, f"v{i}") for i in range(4)]
     sampling = Sampling(sample_every=5, short_side=16)
-    build_cache(recs[:2], FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="jpeg"),
-                progress=False)  # v0, v1 as JPEG
-    est = estimate_cache(recs, FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="npy"),
-                         probe=10, measure=2)
+    build_cache(
+        recs[:2],
+        FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="jpeg"),
+        progress=False,
+    )  # v0, v1 as JPEG
+    est = estimate_cache(
+        recs,
+        FrameSource(sampling, cache_dir=tmp_path / "c", cache_format="npy"),
+        probe=10,
+        measure=2,
+    )
     npy = sorted((tmp_path / "c").rglob("*.npy"))
     assert est.format == "npy" and len(npy) == 2  # v2, v3 written as .npy and measured
     assert est.bytes_per_frame == sum(f.stat().st_size for f in npy) / (2 + 2)

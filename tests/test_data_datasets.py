@@ -35,7 +35,9 @@ def records(tmp_path):
 
 def make(records, *, train, cache_dir=None, decoder="auto", **kw):
     """Every 2nd frame, short side round(16 * 8/7) = 18, 16 px crops, T = 3."""
-    source = FrameSource(Sampling(sample_every=2, short_side=18), cache_dir=cache_dir, decoder=decoder)
+    source = FrameSource(
+        Sampling(sample_every=2, short_side=18), cache_dir=cache_dir, decoder=decoder
+    )
     kw = {"context": 3, "seed": 0, **kw}
     return VideoChunkDataset(records, source=source, transform=ClipTransform(16, train), **kw)
 
@@ -138,8 +140,15 @@ def test_unknown_decoder_fails_at_construction(records):
 def test_from_config_builds_the_sets_a_data_config_describes(records, tmp_path):
     from rrn.config import DataConfig
 
-    data = DataConfig(data_root=str(tmp_path), sample_every=2, frame_size=16, chunks_per_video=2,
-                      eval_stride=1, hflip=False, cache_dir=str(tmp_path / "cache"))
+    data = DataConfig(
+        data_root=str(tmp_path),
+        sample_every=2,
+        frame_size=16,
+        chunks_per_video=2,
+        eval_stride=1,
+        hflip=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
     train = VideoChunkDataset.from_config(records, data, context=3, train=True, seed=4)
     assert train.train and train.transform.train and not train.transform.hflip
     assert len(train) == 6 and train.chunks_per_video == 2 and train.seed == 4
@@ -149,4 +158,6 @@ def test_from_config_builds_the_sets_a_data_config_describes(records, tmp_path):
     assert not test.train and len(test) == 3  # one item per video, whatever chunks_per_video says
     assert frame_ids(test[1]["clips"]) == [[0, 2, 4], [2, 4, 6]]  # eval_stride 1
     # the same frames as the hand-built evaluation set
-    torch.testing.assert_close(test[0]["clips"], make(records, train=False, eval_stride=1)[0]["clips"])
+    torch.testing.assert_close(
+        test[0]["clips"], make(records, train=False, eval_stride=1)[0]["clips"]
+    )

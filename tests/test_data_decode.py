@@ -37,7 +37,9 @@ def test_every_kth_frame_values(lossless):
     out = decode_video(lossless, Sampling(sample_every=10), backend="pyav")
     assert out.dtype == np.uint8 and out.shape == (3, 24, 32, 3)
     assert frame_ids(out) == [0, 10, 20]
-    np.testing.assert_array_equal(decode_video(lossless, Sampling(sample_every=1)), index_frames(25))
+    np.testing.assert_array_equal(
+        decode_video(lossless, Sampling(sample_every=1)), index_frames(25)
+    )
 
 
 def test_fps_overrides_sample_every(lossless):
@@ -66,7 +68,9 @@ def test_mp4_with_audio_at_29_97(tmp_path):
         for i, f in enumerate(frames):
             for p in vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 c.mux(p)
-            a = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            a = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
             a.sample_rate, a.pts = 16000, i * 1024
             for p in aus.encode(a):
                 c.mux(p)
@@ -103,13 +107,20 @@ def test_variable_frame_rate_sampled_by_time(tmp_path):
             c.mux(p)
     out = decode_video(path, Sampling(fps=5))  # targets 0, .2, .4, .6, .8, 1.0 s
     assert frame_ids(out) == [0, 5, 6]  # 0 s, first frame >= .2 s is 0.6 s, then 1.0 s
-    assert frame_ids(decode_video(path, Sampling(sample_every=3))) == [0, 3, 6]  # by count, not time
+    assert frame_ids(decode_video(path, Sampling(sample_every=3))) == [
+        0,
+        3,
+        6,
+    ]  # by count, not time
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty"),
-    (b"this is not a video at all" * 50, "not a readable video"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty"),
+        (b"this is not a video at all" * 50, "not a readable video"),
+    ],
+)
 def test_bad_files_raise_clear_error(tmp_path, content, reason):
     path = tmp_path / "bad.avi"
     path.write_bytes(content)
@@ -154,18 +165,24 @@ def write_faststart_mp4(path, frames):
     return path
 
 
-@pytest.mark.parametrize("name,writer", [
-    ("v.mp4", write_faststart_mp4),  # what threaded decoding let through
-    ("v.avi", lambda p, f: write_video(p, f, codec="mpeg4")),
-    ("v.mkv", lambda p, f: write_video(p, f, codec="ffv1")),
-    ("v.webm", lambda p, f: write_video(p, f, codec="libvpx")),
-])
+@pytest.mark.parametrize(
+    "name,writer",
+    [
+        ("v.mp4", write_faststart_mp4),  # what threaded decoding let through
+        ("v.avi", lambda p, f: write_video(p, f, codec="mpeg4")),
+        ("v.mkv", lambda p, f: write_video(p, f, codec="ffv1")),
+        ("v.webm", lambda p, f: write_video(p, f, codec="libvpx")),
+    ],
+)
 def test_cut_file_is_reported_truncated_not_decoded_short(tmp_path, name, writer):
     full = writer(tmp_path / name, random_frames(40))
     assert len(decode_video(full, Sampling(sample_every=1))) == 40 and probe_video(full) == (48, 64)
     cut = cut_copy(full, tmp_path / f"cut-{name}", 0.45)
-    with pytest.raises(VideoDecodeError, match=r"truncated: (\d+) of 40 frames; the video stream "
-                       r"ends at [\d.]+ s of the 1\.60 s its header promises") as err:
+    with pytest.raises(
+        VideoDecodeError,
+        match=r"truncated: (\d+) of 40 frames; the video stream "
+        r"ends at [\d.]+ s of the 1\.60 s its header promises",
+    ) as err:
         decode_video(cut, Sampling(sample_every=10))
     decoded = int(err.value.reason.split()[1])
     assert 5 < decoded < 30 and str(cut) in str(err.value)
@@ -177,8 +194,11 @@ def test_avi_cut_at_a_frame_boundary(tmp_path):
     # rrn synth's MJPEG AVI, cut after 6 of its 16 frames: every remaining frame decodes cleanly
     full = write_video(tmp_path / "v.avi", random_frames(16, 32, 32))
     cut = cut_avi_before_frame(full, tmp_path / "cut.avi", 6)
-    with pytest.raises(VideoDecodeError, match=r"truncated: 6 of 16 frames; the video stream ends at "
-                       r"0\.24 s of the 0\.64 s"):
+    with pytest.raises(
+        VideoDecodeError,
+        match=r"truncated: 6 of 16 frames; the video stream ends at "
+        r"0\.24 s of the 0\.64 s",
+    ):
         decode_video(cut, Sampling(sample_every=1))
     with pytest.raises(VideoDecodeError, match=r"truncated: about 6 of 16 frames"):
         probe_video(cut)
@@ -188,9 +208,13 @@ def test_file_ending_inside_its_last_frame(tmp_path):
     full = write_video(tmp_path / "v.avi", random_frames(40), codec="mpeg4")
     data = full.read_bytes()
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(data[: data.rindex(b"idx1") - 100])  # all 40 chunks begin, the last one ends early
+    cut.write_bytes(
+        data[: data.rindex(b"idx1") - 100]
+    )  # all 40 chunks begin, the last one ends early
     for check in (lambda p: decode_video(p, Sampling(sample_every=1)), probe_video):
-        with pytest.raises(VideoDecodeError, match="truncated: the file ends inside frame 40 of 40"):
+        with pytest.raises(
+            VideoDecodeError, match="truncated: the file ends inside frame 40 of 40"
+        ):
             check(cut)
 
 
@@ -217,7 +241,9 @@ def test_dropped_frames_and_a_lost_index_are_not_truncation(tmp_path):
     data = full.read_bytes()
     no_index = tmp_path / "no-index.avi"
     no_index.write_bytes(data[: data.rindex(b"idx1")])
-    assert len(decode_video(no_index, Sampling(sample_every=1))) == 16 and probe_video(no_index) == (32, 32)
+    assert len(decode_video(no_index, Sampling(sample_every=1))) == 16 and probe_video(
+        no_index
+    ) == (32, 32)
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):
@@ -246,12 +272,16 @@ def test_backend_selection():
 def test_torchcodec_keeps_the_same_frames_as_pyav(tmp_path, lossless):
     for k in (1, 3, 10):
         tc = decode_video(lossless, Sampling(sample_every=k), backend="torchcodec")
-        assert frame_ids(tc) == frame_ids(decode_video(lossless, Sampling(sample_every=k), backend="pyav"))
+        assert frame_ids(tc) == frame_ids(
+            decode_video(lossless, Sampling(sample_every=k), backend="pyav")
+        )
     resized = decode_video(lossless, Sampling(sample_every=10, short_side=12), backend="torchcodec")
     assert resized.shape == (3, 12, 16, 3) and frame_ids(resized) == [0, 10, 20]
     # sampling by time goes through PyAV's rule with either backend
-    np.testing.assert_array_equal(decode_video(lossless, Sampling(fps=5), backend="torchcodec"),
-                                  decode_video(lossless, Sampling(fps=5), backend="pyav"))
+    np.testing.assert_array_equal(
+        decode_video(lossless, Sampling(fps=5), backend="torchcodec"),
+        decode_video(lossless, Sampling(fps=5), backend="pyav"),
+    )
 
 
 def test_stream_that_changes_frame_size_keeps_the_first_size(tmp_path):

@@ -18,7 +18,9 @@ HEADER = "label,youtube_id,time_start,time_end,split\n"
 
 
 def tiny_video(path, n=4):
-    return write_video(path, np.stack([np.full((16, 16, 3), 20 * i, np.uint8) for i in range(n)]), codec="ffv1")
+    return write_video(
+        path, np.stack([np.full((16, 16, 3), 20 * i, np.uint8) for i in range(n)]), codec="ffv1"
+    )
 
 
 # ------------------------------------------------------------------------------------ Kinetics
@@ -32,33 +34,55 @@ def kinetics(tmp_path):
     tiny_video(root / "train" / "zumba_dance" / "zzz_000002_000012.mp4")  # spaces as underscores
     tiny_video(root / "val" / "ddd_000003_000013.mp4")
     tiny_video(root / "val" / "eee_000004_000014.mp4")
-    (root / "train.csv").write_text(HEADER + "air drumming,aaa,1,11,train\nabseiling,bbb,0,10,train\n"
-                                    "abseiling,ccc,5,15,train\nzumba dance,zzz,2,12,train\n"
-                                    "abseiling,gone,7,17,train\n")  # removed from YouTube
-    (root / "validate.csv").write_text(HEADER + "air drumming,ddd,3,13,val\nzumba dance,eee,4,14,val\n")
+    (root / "train.csv").write_text(
+        HEADER + "air drumming,aaa,1,11,train\nabseiling,bbb,0,10,train\n"
+        "abseiling,ccc,5,15,train\nzumba dance,zzz,2,12,train\n"
+        "abseiling,gone,7,17,train\n"
+    )  # removed from YouTube
+    (root / "validate.csv").write_text(
+        HEADER + "air drumming,ddd,3,13,val\nzumba dance,eee,4,14,val\n"
+    )
     return root
 
 
 def test_kinetics_both_layouts_classes_and_ids(kinetics):
     with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
         split = load_split("kinetics", kinetics, missing="skip")
-    assert split.classes == ["abseiling", "air drumming", "zumba dance"]  # sorted, as the label maps
+    assert split.classes == [
+        "abseiling",
+        "air drumming",
+        "zumba dance",
+    ]  # sorted, as the label maps
     got = {r.path.relative_to(kinetics).as_posix(): r.label for r in split.train}
-    assert got == {"train/air drumming/aaa_000001_000011.mp4": 1, "train/abseiling/bbb_000000_000010.mkv": 0,
-                   "train/abseiling/ccc_000005_000015.mp4": 0, "train/zumba_dance/zzz_000002_000012.mp4": 2}
+    assert got == {
+        "train/air drumming/aaa_000001_000011.mp4": 1,
+        "train/abseiling/bbb_000000_000010.mkv": 0,
+        "train/abseiling/ccc_000005_000015.mp4": 0,
+        "train/zumba_dance/zzz_000002_000012.mp4": 2,
+    }
     assert [(r.path.relative_to(kinetics).as_posix(), r.label) for r in split.test] == [
-        ("val/ddd_000003_000013.mp4", 1), ("val/eee_000004_000014.mp4", 2)]  # evaluation reads validate
+        ("val/ddd_000003_000013.mp4", 1),
+        ("val/eee_000004_000014.mp4", 2),
+    ]  # evaluation reads validate
     [gone] = split.missing
-    assert (gone.video_id, gone.line, gone.side) == ("train/abseiling/gone_000007_000017", 6, "train")
+    assert (gone.video_id, gone.line, gone.side) == (
+        "train/abseiling/gone_000007_000017",
+        6,
+        "train",
+    )
     assert gone.listed_in == kinetics / "train.csv"
-    with pytest.raises(SplitError, match=r"train.csv:6: video 'train/abseiling/gone_000007_000017' not found"):
+    with pytest.raises(
+        SplitError, match=r"train.csv:6: video 'train/abseiling/gone_000007_000017' not found"
+    ):
         load_split("kinetics", kinetics)  # --missing error (the default) names file and line
 
 
 def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
     with open(kinetics / "train.csv", "a") as fh:
-        fh.write("abseiling,hhh,x,10,train\nabseiling,iii,9,4,train\nabseiling,jjj,1\n"
-                 "abseiling,../up,1,11,train\n")
+        fh.write(
+            "abseiling,hhh,x,10,train\nabseiling,iii,9,4,train\nabseiling,jjj,1\n"
+            "abseiling,../up,1,11,train\n"
+        )
     with open(kinetics / "validate.csv", "a") as fh:
         fh.write("knitting,kkk,1,11,val\n")
     with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
@@ -76,7 +100,9 @@ def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
 
 def test_kinetics_whole_file_problems_stop_at_once(kinetics):
     (kinetics / "validate.csv").write_text("label,youtube_id,start,end\n")
-    with pytest.raises(SplitError, match=r"validate.csv:1: the header must name .* time_start,time_end missing"):
+    with pytest.raises(
+        SplitError, match=r"validate.csv:1: the header must name .* time_start,time_end missing"
+    ):
         load_split("kinetics", kinetics, missing="skip")
     with pytest.raises(SplitError, match="kinetics has one official split"):
         load_split("kinetics", kinetics, split=2)
@@ -88,15 +114,24 @@ def test_kinetics_whole_file_problems_stop_at_once(kinetics):
 # ---------------------------------------------------------------------- Something-Something v2
 @pytest.fixture(scope="module")
 def ssv2(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("ssv2"), classes=2, videos_per_class=4,
-                                  frames=6, size=32, layout="ssv2")
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("ssv2"),
+        classes=2,
+        videos_per_class=4,
+        frames=6,
+        size=32,
+        layout="ssv2",
+    )
 
 
 def test_ssv2_miniature_is_vp9_webm_and_parses(ssv2):
     import av
 
     split = load_split("ssv2", ssv2)
-    assert split.classes == ["Pushing something from left to right", "Pushing something from right to left"]
+    assert split.classes == [
+        "Pushing something from left to right",
+        "Pushing something from right to left",
+    ]
     assert len(split.train) == 4 and len(split.test) == 4
     assert all(r.path.parent == ssv2 and r.path.suffix == ".webm" for r in split.train + split.test)
     with av.open(str(split.train[0].path)) as container:
@@ -115,14 +150,15 @@ def test_ssv2_bad_entries_are_reported_with_the_line_they_start_on(ssv2, tmp_pat
         '[\n  {"id": "104", "template": "Pushing [something] from left to right"},\n'
         '  {"id": "105",\n   "template": "Spinning [something]"},\n'
         '  {"template": "Pushing [something] from left to right"},\n'
-        '  {"id": "../x", "template": "Pushing [something] from left to right"}\n]\n')
+        '  {"id": "../x", "template": "Pushing [something] from left to right"}\n]\n'
+    )
     split, problems = split_problems("ssv2", d)
     v = d / "something-something-v2-validation.json"
     assert [r.video_id for r in split.test] == ["104"]
     assert problems == [
         f"{v}:3: template 'Spinning [something]' (class 'Spinning something') is not in "
         "something-something-v2-labels.json",
-        f"{v}:5: expected an object with \"id\" and \"template\", got "
+        f'{v}:5: expected an object with "id" and "template", got '
         "\"{'template': 'Pushing [something] from left to right'}\"",
         f"{v}:6: id '../x' is not a video id",
     ]
@@ -138,8 +174,16 @@ def test_ssv2_bad_entries_are_reported_with_the_line_they_start_on(ssv2, tmp_pat
 def test_frame_folder_gives_the_frames_decode_video_gives(tmp_path):
     # smooth content, so that JPEG (quality 95) costs ~1 grey level
     yy, xx = np.mgrid[0:48, 0:64]
-    frames = np.stack([np.stack([xx * 3 + 4 * t, yy * 4, np.full_like(xx, 100 + 5 * t)], -1)
-                       for t in range(23)]).clip(0, 255).astype(np.uint8)
+    frames = (
+        np.stack(
+            [
+                np.stack([xx * 3 + 4 * t, yy * 4, np.full_like(xx, 100 + 5 * t)], -1)
+                for t in range(23)
+            ]
+        )
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
     video = write_video(tmp_path / "v.avi", frames, codec="ffv1")
     folder = write_frame_folder(tmp_path / "v", frames, quality=95)
     for sample_every, short_side in ((5, 24), (1, None), (10, 40)):
@@ -155,7 +199,9 @@ def test_frame_folder_refuses_fps_and_reports_gaps(tmp_path):
     with pytest.raises(ValueError, match="no timestamps"):
         read_frame_folder(folder, Sampling(fps=5))
     (folder / "img_00003.jpg").unlink()
-    with pytest.raises(VideoDecodeError, match=r"frame img_00003.jpg is missing .* 4 frames up to img_00005.jpg"):
+    with pytest.raises(
+        VideoDecodeError, match=r"frame img_00003.jpg is missing .* 4 frames up to img_00005.jpg"
+    ):
         read_frame_folder(folder, Sampling())
     (tmp_path / "empty").mkdir()
     with pytest.raises(VideoDecodeError, match="no frames"):
@@ -172,7 +218,10 @@ def test_rawframes_lists(tmp_path):
     with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
         split, problems = split_problems("rawframes", root, **kw)
     assert split.classes == ["0", "1"]
-    assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [("a/v1", 0, 4), ("b/v3", 1, 5)]
+    assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [
+        ("a/v1", 0, 4),
+        ("b/v3", 1, 5),
+    ]
     assert [r.path for r in split.test] == [root / "a/v2"] and split.test[0].path.is_dir()
     assert [(m.video_id, m.line) for m in split.missing] == [("a/missing", 3)]
     t = tmp_path / "test.txt"
@@ -194,8 +243,9 @@ def test_rawframes_lists(tmp_path):
 
 
 def test_check_data_compares_a_folder_with_its_listed_frame_count(tmp_path, capsys):
-    out = make_synthetic_dataset(tmp_path / "rf", classes=2, videos_per_class=2, frames=4, size=16,
-                                 layout="rawframes")
+    out = make_synthetic_dataset(
+        tmp_path / "rf", classes=2, videos_per_class=2, frames=4, size=16, layout="rawframes"
+    )
     flags = json.loads((out / "rrn_synth.json").read_text())["flags"].split()
     assert main(["check-data", *flags, "--no-progress"]) == 0
     lines = (out / "train_list.txt").read_text().splitlines()
@@ -207,7 +257,9 @@ def test_check_data_compares_a_folder_with_its_listed_frame_count(tmp_path, caps
     text = capsys.readouterr().out
     first = lines[0].split()[0]
     assert f"{first}: the list says 9 frames, {out / 'rawframes' / first} has 4" in text
-    assert f"{test_folder}: not a readable JPEG" in text and "2 problem(s) in 4 listed videos" in text
+    assert (
+        f"{test_folder}: not a readable JPEG" in text and "2 problem(s) in 4 listed videos" in text
+    )
 
 
 def test_rawframes_refuses_fps_in_the_config():
@@ -222,8 +274,25 @@ def test_rawframes_refuses_fps_in_the_config():
 def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     ucf = make_synthetic_dataset(tmp_path / "ucf", classes=2, videos_per_class=4, frames=4, size=16)
     out = tmp_path / f"my {layout}"  # a space: the printed flags must still paste into a shell
-    assert main(["synth", str(out), "--classes", "2", "--videos-per-class", "4",
-                 "--frames", "4", "--size", "16", "--layout", layout]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(out),
+                "--classes",
+                "2",
+                "--videos-per-class",
+                "4",
+                "--frames",
+                "4",
+                "--size",
+                "16",
+                "--layout",
+                layout,
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert f"wrote 8 videos of 2 classes to {out} in the {layout} layout" in text
     info = json.loads((out / "rrn_synth.json").read_text())
@@ -240,7 +309,9 @@ def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     want = [decode_video(r.path, Sampling(sample_every=1)).astype(float) for r in ref.test]
     dist = np.array([[np.abs(a - b).mean() for b in want] for a in read])  # (4, 4)
     assert sorted(dist.argmin(axis=1).tolist()) == [0, 1, 2, 3]
-    assert dist.min(axis=1).max() < 10 < np.sort(dist, axis=1)[:, 1].min()  # grey levels: VP9 at 16 px is lossy
+    assert (
+        dist.min(axis=1).max() < 10 < np.sort(dist, axis=1)[:, 1].min()
+    )  # grey levels: VP9 at 16 px is lossy
 
 
 def read_any(path):

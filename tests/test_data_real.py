@@ -29,7 +29,9 @@ def mini_split():
         return load_split("ucf101", MINI, LISTS, 1, missing="skip")
 
 
-@pytest.mark.parametrize("split,n_train,n_test", [(1, 9537, 3783), (2, 9586, 3734), (3, 9624, 3696)])
+@pytest.mark.parametrize(
+    "split,n_train,n_test", [(1, 9537, 3783), (2, 9586, 3734), (3, 9624, 3696)]
+)
 def test_official_split_files_parse(tmp_path, split, n_train, n_test):
     # Parse against an empty root with missing="skip": every entry is counted in .missing.
     with warnings.catch_warnings():
@@ -72,7 +74,11 @@ def test_mini_decodes_frame_counts(mini_split):
         assert 10 < out.mean() < 245  # a real picture, not a blank
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (DATA / "videos").glob("*/*/*") if p.suffix in (".avi", ".mp4")), ids=lambda p: p.name[:30])
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (DATA / "videos").glob("*/*/*") if p.suffix in (".avi", ".mp4")),
+    ids=lambda p: p.name[:30],
+)
 def test_real_avi_and_hmdb_decode(path):
     out = decode_video(path, Sampling(sample_every=10, short_side=112))
     assert out.ndim == 4 and out.shape[-1] == 3 and min(out.shape[1:3]) == 112
@@ -83,8 +89,9 @@ def test_real_avi_and_hmdb_decode(path):
 
 def test_real_eval_dataset(mini_split):
     source = FrameSource(Sampling(sample_every=10, short_side=default_short_side(112)))
-    ds = VideoChunkDataset(mini_split.test[:2], source=source, transform=ClipTransform(112, train=False),
-                           context=2)
+    ds = VideoChunkDataset(
+        mini_split.test[:2], source=source, transform=ClipTransform(112, train=False), context=2
+    )
     batch = collate_videos([ds[0], ds[1]])
     assert batch["clips"].shape[1:] == (2, 3, 112, 112) and batch["skipped"] == []
 
@@ -104,7 +111,9 @@ def test_corrupt_copies_reported_not_fatal(mini_split, tmp_path):
     assert {p.video for p in problems} >= {"head.mp4", "zero.mp4"}
 
 
-ALL_CLIPS = sorted(p for p in DATA.rglob("*") if p.suffix in (".avi", ".mp4")) if DATA.is_dir() else []
+ALL_CLIPS = (
+    sorted(p for p in DATA.rglob("*") if p.suffix in (".avi", ".mp4")) if DATA.is_dir() else []
+)
 
 
 def test_no_real_clip_is_taken_for_truncated():
@@ -114,29 +123,44 @@ def test_no_real_clip_is_taken_for_truncated():
     for clip in ALL_CLIPS:
         try:
             probe_video(clip)  # rrn check-data --quick
-            decode_video(clip, Sampling(sample_every=10, short_side=32))  # training, caching, check-data
+            decode_video(
+                clip, Sampling(sample_every=10, short_side=32)
+            )  # training, caching, check-data
         except VideoDecodeError as err:
             wrong[str(clip.relative_to(DATA))] = err.reason
     assert wrong == {}
 
 
 def test_cut_real_clips_are_reported_truncated(tmp_path):
-    avi = cut_copy(DATA / "videos/ucf101_avi/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-                   tmp_path / "cut.avi", 0.4)
-    remuxed = faststart_copy(MINI / "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.mp4", tmp_path / "fs.mp4")
-    assert len(decode_video(remuxed, Sampling(sample_every=1))) == 165  # remuxing alone loses nothing
+    avi = cut_copy(
+        DATA / "videos/ucf101_avi/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+        tmp_path / "cut.avi",
+        0.4,
+    )
+    remuxed = faststart_copy(
+        MINI / "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.mp4", tmp_path / "fs.mp4"
+    )
+    assert (
+        len(decode_video(remuxed, Sampling(sample_every=1))) == 165
+    )  # remuxing alone loses nothing
     mp4 = cut_copy(remuxed, tmp_path / "cut.mp4", 0.4)
     for path, decoded, total in ((avi, 61, 164), (mp4, 61, 165)):  # the 61 of 165
-        with pytest.raises(VideoDecodeError, match=rf"truncated: (\d+) of {total} frames; the video "
-                           r"stream ends at \d\.\d\d s of the 6\.[56][06] s its header promises") as err:
+        with pytest.raises(
+            VideoDecodeError,
+            match=rf"truncated: (\d+) of {total} frames; the video "
+            r"stream ends at \d\.\d\d s of the 6\.[56][06] s its header promises",
+        ) as err:
             decode_video(path, Sampling())
         assert abs(int(err.value.reason.split()[1]) - decoded) <= 1  # +-1: FFmpeg's frame threads
         with pytest.raises(VideoDecodeError, match=rf"truncated: about \d+ of {total} frames"):
             probe_video(path)
     from rrn.data.splits import DatasetSplit, VideoRecord
 
-    split = DatasetSplit(["a"], [VideoRecord(avi, 0, "a/avi"), VideoRecord(remuxed, 0, "a/fs")],
-                         [VideoRecord(mp4, 0, "a/mp4")])
+    split = DatasetSplit(
+        ["a"],
+        [VideoRecord(avi, 0, "a/avi"), VideoRecord(remuxed, 0, "a/fs")],
+        [VideoRecord(mp4, 0, "a/mp4")],
+    )
     for decode in (True, False):
         problems = check_dataset(split, decode=decode)
         assert [p.video for p in problems] == ["a/avi", "a/mp4"]

@@ -22,7 +22,9 @@ def test_train_chunk_same_rng_same_chunk():
     assert a == b
 
 
-@pytest.mark.parametrize("n,t,expected", [(2, 3, (0, 0, 1)), (1, 4, (0, 0, 0, 0)), (3, 3, (0, 1, 2))])
+@pytest.mark.parametrize(
+    "n,t,expected", [(2, 3, (0, 0, 1)), (1, 4, (0, 0, 0, 0)), (3, 3, (0, 1, 2))]
+)
 def test_short_video_pads_first_frame_at_front(n, t, expected):
     assert train_chunk(n, t, np.random.default_rng(0)) == expected
     assert eval_chunks(n, t) == [expected]
@@ -39,8 +41,15 @@ def test_eval_chunks_with_stride():
     assert eval_chunks(9, 2, stride=4) == [(0, 1), (4, 5)]
 
 
-@pytest.mark.parametrize("fn", [lambda: train_chunk(0, 2, np.random.default_rng(0)), lambda: eval_chunks(0, 2),
-                                lambda: eval_chunks(5, 0), lambda: eval_chunks(5, 2, stride=0)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda: train_chunk(0, 2, np.random.default_rng(0)),
+        lambda: eval_chunks(0, 2),
+        lambda: eval_chunks(5, 0),
+        lambda: eval_chunks(5, 2, stride=0),
+    ],
+)
 def test_invalid_inputs_raise(fn):
     with pytest.raises(ValueError):
         fn()

@@ -58,7 +58,9 @@ def test_decodes_and_fills_the_cache_when_absent(tmp_path):
     assert frames.shape == (3, 16, 21, 3) and frames.dtype == np.uint8
     assert grey_ids(frames) == [0, 5, 10]
     np.testing.assert_array_equal(frames, decoded)
-    np.testing.assert_array_equal(cache.get(v, SAMPLING), decoded)  # filled, under the sampling's key
+    np.testing.assert_array_equal(
+        cache.get(v, SAMPLING), decoded
+    )  # filled, under the sampling's key
     frames, was_cached = source.ensure_cached(v)
     assert was_cached
     np.testing.assert_array_equal(frames, decoded)
@@ -126,8 +128,10 @@ def test_unwritable_cache_under_a_file_raises_in_strict_mode_and_warns_otherwise
     _check_unwritable(tmp_path, blocker / "cache")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root writes into read-only folders (checked under a file instead)")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0,
+    reason="root writes into read-only folders (checked under a file instead)",
+)
 def test_read_only_cache_raises_in_strict_mode_and_warns_otherwise(tmp_path):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
@@ -157,9 +161,14 @@ def test_from_config_uses_the_data_configs_sampling_cache_and_decoder(tmp_path):
     assert source.cache is None  # rrn cache has not built <data-root>/.rrn-cache: decode
     assert source.decoder == "pyav"  # auto
     default_cache_dir(root).mkdir()
-    assert FrameSource.from_config(DataConfig(data_root=str(root))).cache.root == default_cache_dir(root)
-    source = FrameSource.from_config(DataConfig(data_root=str(root), cache_dir=str(tmp_path / "c"),
-                                                sample_every=3, fps=2, short_side=50))
+    assert FrameSource.from_config(DataConfig(data_root=str(root))).cache.root == default_cache_dir(
+        root
+    )
+    source = FrameSource.from_config(
+        DataConfig(
+            data_root=str(root), cache_dir=str(tmp_path / "c"), sample_every=3, fps=2, short_side=50
+        )
+    )
     assert source.cache.root == tmp_path / "c"
     assert source.sampling == Sampling(sample_every=3, fps=2.0, short_side=50)
 
@@ -170,13 +179,16 @@ def test_unknown_decoder_is_refused_at_construction():
 
 
 # ------------------------------------------------------------------------------------ Sampling
-@pytest.mark.parametrize("kwargs, match", [
-    ({"sample_every": 0}, "sample_every"),
-    ({"sample_every": -3}, "sample_every"),
-    ({"fps": 0}, "fps"),
-    ({"fps": -5.0}, "fps"),
-    ({"short_side": 0}, "short_side"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sample_every": 0}, "sample_every"),
+        ({"sample_every": -3}, "sample_every"),
+        ({"fps": 0}, "fps"),
+        ({"fps": -5.0}, "fps"),
+        ({"short_side": 0}, "short_side"),
+    ],
+)
 def test_sampling_rejects_impossible_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Sampling(**kwargs)
@@ -189,19 +201,22 @@ def test_sampling_defaults_and_is_immutable():
         s.fps = 5.0  # a cache key must not change under a dataset's feet
 
 
-@pytest.mark.parametrize("sampling, text", [
-    (Sampling(), "every 10th frame, original size"),
-    (Sampling(10, None, 256), "every 10th frame, short side 256"),
-    (Sampling(1, None, 128), "every frame, short side 128"),
-    (Sampling(2), "every 2nd frame, original size"),
-    (Sampling(3), "every 3rd frame, original size"),
-    (Sampling(11), "every 11th frame, original size"),
-    (Sampling(12), "every 12th frame, original size"),
-    (Sampling(21), "every 21st frame, original size"),
-    (Sampling(22), "every 22nd frame, original size"),
-    (Sampling(113), "every 113th frame, original size"),
-    (Sampling(fps=5, short_side=128), "5 frames/s, short side 128"),
-    (Sampling(sample_every=3, fps=2.5), "2.5 frames/s, original size"),
-])
+@pytest.mark.parametrize(
+    "sampling, text",
+    [
+        (Sampling(), "every 10th frame, original size"),
+        (Sampling(10, None, 256), "every 10th frame, short side 256"),
+        (Sampling(1, None, 128), "every frame, short side 128"),
+        (Sampling(2), "every 2nd frame, original size"),
+        (Sampling(3), "every 3rd frame, original size"),
+        (Sampling(11), "every 11th frame, original size"),
+        (Sampling(12), "every 12th frame, original size"),
+        (Sampling(21), "every 21st frame, original size"),
+        (Sampling(22), "every 22nd frame, original size"),
+        (Sampling(113), "every 113th frame, original size"),
+        (Sampling(fps=5, short_side=128), "5 frames/s, short side 128"),
+        (Sampling(sample_every=3, fps=2.5), "2.5 frames/s, original size"),
+    ],
+)
 def test_sampling_describe(sampling, text):
     assert sampling.describe() == text

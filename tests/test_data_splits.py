@@ -23,7 +23,11 @@ def ucf(tmp_path):
     root, sd = tmp_path / "UCF-101", tmp_path / "lists"
     sd.mkdir()
     write(sd / "classInd.txt", ["1 Archery", "2 Biking"])
-    train = ["Archery/v_Archery_g08_c01.avi 1", "Biking/v_Biking_g08_c01.avi 2", "Biking/v_Biking_g09_c02.avi 2"]
+    train = [
+        "Archery/v_Archery_g08_c01.avi 1",
+        "Biking/v_Biking_g08_c01.avi 2",
+        "Biking/v_Biking_g09_c02.avi 2",
+    ]
     test = ["Archery/v_Archery_g01_c01.avi", "Biking/v_Biking_g01_c01.avi"]
     write(sd / "trainlist01.txt", train)
     write(sd / "testlist01.txt", test)
@@ -37,8 +41,14 @@ def test_ucf101_crlf_labels_ids(ucf):
     s = load_split("ucf101", root, sd, 1)
     assert s.classes == CLASSES
     assert [(r.video_id, r.label) for r in s.train] == [
-        ("Archery/v_Archery_g08_c01", 0), ("Biking/v_Biking_g08_c01", 1), ("Biking/v_Biking_g09_c02", 1)]
-    assert [(r.video_id, r.label) for r in s.test] == [("Archery/v_Archery_g01_c01", 0), ("Biking/v_Biking_g01_c01", 1)]
+        ("Archery/v_Archery_g08_c01", 0),
+        ("Biking/v_Biking_g08_c01", 1),
+        ("Biking/v_Biking_g09_c02", 1),
+    ]
+    assert [(r.video_id, r.label) for r in s.test] == [
+        ("Archery/v_Archery_g01_c01", 0),
+        ("Biking/v_Biking_g01_c01", 1),
+    ]
     assert s.train[0].path == root / "Archery/v_Archery_g08_c01.avi"
     assert s.missing == []
 
@@ -54,25 +64,35 @@ def test_missing_extension_resolved_by_stem(ucf):
 def test_missing_video_error_names_file_and_line(ucf):
     root, sd = ucf
     (root / "Biking/v_Biking_g09_c02.avi").unlink()
-    with pytest.raises(SplitError, match=r"trainlist01\.txt:3: video 'Biking/v_Biking_g09_c02' not found") as e:
+    with pytest.raises(
+        SplitError, match=r"trainlist01\.txt:3: video 'Biking/v_Biking_g09_c02' not found"
+    ) as e:
         load_split("ucf101", root, sd, 1)
     assert "--missing skip" in str(e.value) and "1 of 5" in str(e.value)
     with pytest.warns(UserWarning, match="1 of 5 listed videos are missing"):
         s = load_split("ucf101", root, sd, 1, missing="skip")
-    assert len(s.train) == 2 and [(m.video_id, m.line) for m in s.missing] == [("Biking/v_Biking_g09_c02", 3)]
+    assert len(s.train) == 2 and [(m.video_id, m.line) for m in s.missing] == [
+        ("Biking/v_Biking_g09_c02", 3)
+    ]
 
 
 def test_label_not_in_class_index(ucf):
     root, sd = ucf
-    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", "Biking/v_Biking_g08_c01.avi 3"])
-    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: label 3 is not in classInd\.txt \(1\.\.2\)"):
+    write(
+        sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", "Biking/v_Biking_g08_c01.avi 3"]
+    )
+    with pytest.raises(
+        SplitError, match=r"trainlist01\.txt:2: label 3 is not in classInd\.txt \(1\.\.2\)"
+    ):
         load_split("ucf101", root, sd, 1)
 
 
 def test_label_contradicting_folder(ucf):
     root, sd = ucf
     write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 2"])
-    with pytest.raises(SplitError, match=r":1: label 2 \(Biking\) contradicts the class folder 'Archery'"):
+    with pytest.raises(
+        SplitError, match=r":1: label 2 \(Biking\) contradicts the class folder 'Archery'"
+    ):
         load_split("ucf101", root, sd, 1)
 
 
@@ -123,7 +143,12 @@ def test_hmdb51(tmp_path):
     write(sd / "wave_test_split1.txt", ["a.avi 1", "b.avi 2", "c.avi 0"], eol="\n")
     write(sd / "clap_test_split1.txt", ["d.avi 2 ", "e.avi 1"], eol="\n")
     write(sd / "clap_test_split2.txt", ["d.avi 1"], eol="\n")
-    for rel in ["wave/a.avi", "wave/b.avi", "clap/d.avi", "clap/e.avi"]:  # c.avi unused: absent is fine
+    for rel in [
+        "wave/a.avi",
+        "wave/b.avi",
+        "clap/d.avi",
+        "clap/e.avi",
+    ]:  # c.avi unused: absent is fine
         touch(root / rel)
     s = load_split("hmdb51", root, sd, 1)
     assert s.classes == ["clap", "wave"]
@@ -143,7 +168,11 @@ def test_custom_list_files(tmp_path):
     tr = write(tmp_path / "train.txt", ["x/1.mp4 0", "y/2.mp4 1"], eol="\n")
     te = write(tmp_path / "test.txt", ["y/3.mp4 1"], eol="\n")
     s = load_split("list", root, train_list=tr, test_list=te)
-    assert s.classes == ["0", "1"] and [r.label for r in s.train] == [0, 1] and s.test[0].video_id == "y/3"
+    assert (
+        s.classes == ["0", "1"]
+        and [r.label for r in s.train] == [0, 1]
+        and s.test[0].video_id == "y/3"
+    )
     write(root / "classInd.txt", ["1 cat", "2 dog"])
     assert load_split("list", root, root, train_list=tr, test_list=te).classes == ["cat", "dog"]
     write(te, ["y/3.mp4 2"])
@@ -162,7 +191,12 @@ def test_class_folders_three_fold_by_group(tmp_path):
             touch(root / c / f"v_{c}_g{g:02d}_c01.avi")
     folds = [load_split("list", root, split=k) for k in (1, 2, 3)]
     assert folds[0].classes == ["A", "B"]
-    assert [r.video_id for r in folds[0].test] == ["A/v_A_g01_c01", "A/v_A_g04_c01", "B/v_B_g01_c01", "B/v_B_g04_c01"]
+    assert [r.video_id for r in folds[0].test] == [
+        "A/v_A_g01_c01",
+        "A/v_A_g04_c01",
+        "B/v_B_g01_c01",
+        "B/v_B_g04_c01",
+    ]
     assert [r.video_id for r in folds[1].test] == ["A/v_A_g02_c01", "B/v_B_g02_c01"]
     for f in folds:  # groups never on both sides
         assert not {r.video_id for r in f.train} & {r.video_id for r in f.test}
@@ -178,8 +212,11 @@ def test_symlinks_leaving_the_data_root_rejected(ucf, tmp_path):
     link = root / "Archery/v_Archery_g08_c01.avi"
     link.unlink()
     link.symlink_to(elsewhere / "secret.avi")  # a video linked out
-    with pytest.raises(SplitError, match=r"trainlist01\.txt:1: Archery/v_Archery_g08_c01\.avi is a "
-                       r"symbolic link .* outside the data root .*--data-root"):
+    with pytest.raises(
+        SplitError,
+        match=r"trainlist01\.txt:1: Archery/v_Archery_g08_c01\.avi is a "
+        r"symbolic link .* outside the data root .*--data-root",
+    ):
         load_split("ucf101", root, sd, 1)
     link.unlink()
     link.symlink_to(touch(root / "Archery/take2.avi"))  # a link inside the root is fine
@@ -189,10 +226,15 @@ def test_symlinks_leaving_the_data_root_rejected(ucf, tmp_path):
     (root / "Biking").rmdir()
     (root / "Biking").symlink_to(elsewhere / "Biking")
     split, problems = split_problems("ucf101", root, sd, 1)
-    assert [p.split(": ")[0] for p in problems] == [f"{sd / 'trainlist01.txt'}:2", f"{sd / 'trainlist01.txt'}:3",
-                                                  f"{sd / 'testlist01.txt'}:2"]
-    assert [r.video_id for r in split.train + split.test] == ["Archery/v_Archery_g08_c01",
-                                                              "Archery/v_Archery_g01_c01"]
+    assert [p.split(": ")[0] for p in problems] == [
+        f"{sd / 'trainlist01.txt'}:2",
+        f"{sd / 'trainlist01.txt'}:3",
+        f"{sd / 'testlist01.txt'}:2",
+    ]
+    assert [r.video_id for r in split.train + split.test] == [
+        "Archery/v_Archery_g08_c01",
+        "Archery/v_Archery_g01_c01",
+    ]
     assert split.missing == []
     linked_root = tmp_path / "linked-root"  # the data root itself may be a link
     linked_root.symlink_to(root)
@@ -203,13 +245,21 @@ def test_train_entry_outside_the_class_index(ucf):
     root, sd = ucf
     touch(root / "Yoga/v_Yoga_g08_c01.avi")
     touch(root / "v_Loose_g08_c01.avi")
-    write(sd / "trainlist01.txt", ["Archery/v_Archery_g08_c01.avi 1", "Yoga/v_Yoga_g08_c01.avi 2",
-                                   "v_Loose_g08_c01.avi 1"])
-    with pytest.raises(SplitError, match=r"trainlist01\.txt:2: Yoga/v_Yoga_g08_c01\.avi: class folder "
-                       r"'Yoga' is not in .*classInd\.txt; .*add the class there"):
+    write(
+        sd / "trainlist01.txt",
+        ["Archery/v_Archery_g08_c01.avi 1", "Yoga/v_Yoga_g08_c01.avi 2", "v_Loose_g08_c01.avi 1"],
+    )
+    with pytest.raises(
+        SplitError,
+        match=r"trainlist01\.txt:2: Yoga/v_Yoga_g08_c01\.avi: class folder "
+        r"'Yoga' is not in .*classInd\.txt; .*add the class there",
+    ):
         load_split("ucf101", root, sd, 1)
     split, problems = split_problems("ucf101", root, sd, 1)
-    assert len(problems) == 2 and "trainlist01.txt:3: v_Loose_g08_c01.avi: no class folder" in problems[1]
+    assert (
+        len(problems) == 2
+        and "trainlist01.txt:3: v_Loose_g08_c01.avi: no class folder" in problems[1]
+    )
     assert [r.video_id for r in split.train] == ["Archery/v_Archery_g08_c01"]
 
 
@@ -219,9 +269,12 @@ def test_list_labels_with_a_gap_need_a_class_index(tmp_path):
         touch(root / rel)
     tr = write(tmp_path / "train.txt", ["x/1.mp4 0", "y/2.mp4 1", "z/4.mp4 999"], eol="\n")
     te = write(tmp_path / "test.txt", ["y/3.mp4 1", "x/1.mp4 0"], eol="\n")
-    with pytest.raises(SplitError, match=r"train\.txt:3: label 999, but no line has label 2: without a "
-                       r"class index the classes are 0\.\.999 .*, 997 of them without any video\. Fix the "
-                       r"label, or name the classes in .*classInd\.txt"):
+    with pytest.raises(
+        SplitError,
+        match=r"train\.txt:3: label 999, but no line has label 2: without a "
+        r"class index the classes are 0\.\.999 .*, 997 of them without any video\. Fix the "
+        r"label, or name the classes in .*classInd\.txt",
+    ):
         load_split("list", root, train_list=tr, test_list=te)
     split, problems = split_problems("list", root, train_list=tr, test_list=te)
     assert len(problems) == 1 and split.classes == ["0", "1"] and len(split.train) == 2
@@ -230,8 +283,14 @@ def test_list_labels_with_a_gap_need_a_class_index(tmp_path):
     split, problems = split_problems("list", root, train_list=tr, test_list=te)
     assert "train.txt:1: label 1, but no line has label 0 (labels are 0-based)" in problems[0]
     assert len(problems) == 4 and split is None and "train side" in problems[3]  # no line left
-    write(root / "classInd.txt", ["1 none", "2 cat", "3 dog"])  # naming the classes allows any labels
-    assert load_split("list", root, root, train_list=tr, test_list=te).classes == ["none", "cat", "dog"]
+    write(
+        root / "classInd.txt", ["1 none", "2 cat", "3 dog"]
+    )  # naming the classes allows any labels
+    assert load_split("list", root, root, train_list=tr, test_list=te).classes == [
+        "none",
+        "cat",
+        "dog",
+    ]
 
 
 def test_split_entries_are_typed_and_bad_lines_go_to_an_explicit_collector(tmp_path):

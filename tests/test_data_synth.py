@@ -11,14 +11,17 @@ from rrn.data.synth import class_names, make_synthetic_dataset
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=4, videos_per_class=16,
-                                  frames=12, size=32, seed=1)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), classes=4, videos_per_class=16, frames=12, size=32, seed=1
+    )
 
 
 def test_layout_and_split(synth):
     s = load_split("ucf101", synth, synth, 1)
     assert s.classes == ["MoveRight", "MoveUp", "MoveLeft", "MoveDown"]
-    assert len(s.train) == 4 * 12 and len(s.test) == 4 * 4  # 2 clips a group: g01-g02 test, g03-g08 train
+    assert (
+        len(s.train) == 4 * 12 and len(s.test) == 4 * 4
+    )  # 2 clips a group: g01-g02 test, g03-g08 train
     assert (synth / "MoveUp" / "v_MoveUp_g08_c02.avi").is_file()
     groups = lambda recs: {r.video_id.split("_g")[1][:2] for r in recs}  # noqa: E731
     assert groups(s.test) == {"01", "02"} and groups(s.train) == {f"{g:02d}" for g in range(3, 9)}
@@ -28,8 +31,12 @@ def test_layout_and_split(synth):
 
 
 def test_deterministic_per_seed(synth, tmp_path):
-    again = make_synthetic_dataset(tmp_path / "a", classes=4, videos_per_class=16, frames=12, size=32, seed=1)
-    other = make_synthetic_dataset(tmp_path / "b", classes=4, videos_per_class=16, frames=12, size=32, seed=2)
+    again = make_synthetic_dataset(
+        tmp_path / "a", classes=4, videos_per_class=16, frames=12, size=32, seed=1
+    )
+    other = make_synthetic_dataset(
+        tmp_path / "b", classes=4, videos_per_class=16, frames=12, size=32, seed=2
+    )
     rel = "MoveLeft/v_MoveLeft_g04_c02.avi"
     assert (again / rel).read_bytes() == (synth / rel).read_bytes()
     assert (other / rel).read_bytes() != (synth / rel).read_bytes()
@@ -59,16 +66,20 @@ def motion_direction(frames):
 
 def test_single_frames_carry_no_class_but_motion_does(synth):
     s = load_split("ucf101", synth, synth, 1)
+
     def feats(recs):
         out = []
         for r in recs:
             v = decode_video(r.path, Sampling(sample_every=1))
             out.append((v, r.label))
         return out
+
     train, test = feats(s.train), feats(s.test)
     # Per frame: nearest class mean of 8x8 thumbnails (any single-frame statistic) ~ chance.
     thumb = lambda f: f.reshape(8, 4, 8, 4, 3).mean((1, 3)).ravel()  # noqa: E731
-    means = np.stack([np.mean([thumb(f) for v, y in train if y == k for f in v], 0) for k in range(4)])
+    means = np.stack(
+        [np.mean([thumb(f) for v, y in train if y == k for f in v], 0) for k in range(4)]
+    )
     hits = [np.argmin(((means - thumb(f)) ** 2).sum(1)) == y for v, y in test for f in v]
     assert np.mean(hits) < 0.45, np.mean(hits)  # chance = 0.25
     # Frame pairs: the displacement tells the class every time.

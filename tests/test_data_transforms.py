@@ -23,7 +23,9 @@ def test_default_short_side():
     from rrn import data
     from rrn.data import sampling
 
-    assert default_short_side is sampling.default_short_side is data.default_short_side  # re-exported
+    assert (
+        default_short_side is sampling.default_short_side is data.default_short_side
+    )  # re-exported
 
 
 def test_eval_centre_crop_values_and_normalisation():
@@ -32,8 +34,12 @@ def test_eval_centre_crop_values_and_normalisation():
     assert x.shape == (4, 3, 112, 112) and x.dtype == torch.float32
     back = unnormalise(x)
     # Short side already 128 -> no resize; centre crop starts at column (160 - 112) // 2 = 24.
-    torch.testing.assert_close(back[0, 0, 0], torch.arange(24, 136, dtype=torch.float32), atol=1e-3, rtol=0)
-    torch.testing.assert_close(back[2] - back[0], torch.full((3, 112, 112), 20.0), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        back[0, 0, 0], torch.arange(24, 136, dtype=torch.float32), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(
+        back[2] - back[0], torch.full((3, 112, 112), 20.0), atol=1e-3, rtol=0
+    )
 
 
 def test_eval_resizes_short_side():
@@ -51,7 +57,9 @@ def test_train_same_crop_and_flip_for_every_frame():
         assert back.shape == (5, 3, 32, 32)
         # Frames differ only by +10 per step: the same crop, resize and flip were applied to all.
         for t in range(1, 5):
-            torch.testing.assert_close(back[t] - back[0], torch.full((3, 32, 32), 10.0 * t), atol=0.02, rtol=0)
+            torch.testing.assert_close(
+                back[t] - back[0], torch.full((3, 32, 32), 10.0 * t), atol=0.02, rtol=0
+            )
         row = back[0, 0, 0]
         flips.add(bool(row[0] > row[-1]))  # ramp reversed = flipped
     assert flips == {True, False}
@@ -79,9 +87,15 @@ def test_eval_views_names_counts_and_descriptions():
 
     assert EvalViews.named("center") == EvalViews(1, False) and EvalViews().count == 1
     assert EvalViews.named("3crop", flip=True) == EvalViews(3, True)
-    assert [EvalViews(c, f).count for c, f in ((1, False), (1, True), (3, False), (3, True))] == [1, 2, 3, 6]
-    assert [EvalViews(c, f).describe() for c, f in ((1, False), (1, True), (3, False), (3, True))] == [
-        "1 centre crop", "1 centre crop x 2 flips", "3 crops", "3 crops x 2 flips"]
+    assert [EvalViews(c, f).count for c, f in ((1, False), (1, True), (3, False), (3, True))] == [
+        1,
+        2,
+        3,
+        6,
+    ]
+    assert [
+        EvalViews(c, f).describe() for c, f in ((1, False), (1, True), (3, False), (3, True))
+    ] == ["1 centre crop", "1 centre crop x 2 flips", "3 crops", "3 crops x 2 flips"]
     with pytest.raises(ValueError, match="center or 3crop"):
         EvalViews.named("5crop")
 
@@ -97,7 +111,9 @@ def test_three_crops_cover_the_frame(landscape):
     assert views.shape == (3, 2, 3, 32, 32)
     along = [unnormalise(v[0])[0, 0] if landscape else unnormalise(v[0])[0, :, 0] for v in views]
     for got, start in zip(along, (0, 24, 48)):  # both ends and the middle of the long side
-        torch.testing.assert_close(got, torch.arange(start, start + 32, dtype=torch.float32), atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            got, torch.arange(start, start + 32, dtype=torch.float32), atol=1e-3, rtol=0
+        )
     covered = {round(float(x)) for got in along for x in got}
     assert covered == set(range(80))  # together the crops cover the whole frame
 
@@ -105,7 +121,9 @@ def test_three_crops_cover_the_frame(landscape):
 def test_three_crops_of_a_larger_frame_scale_its_short_side_to_the_crop():
     from rrn.data.transforms import EvalViews
 
-    views = ClipTransform(16, train=False, views=EvalViews(crops=3)).views_of(gradient_clip(t=1, h=64, w=160))
+    views = ClipTransform(16, train=False, views=EvalViews(crops=3)).views_of(
+        gradient_clip(t=1, h=64, w=160)
+    )
     assert views.shape == (3, 1, 3, 16, 16)  # 64x160 -> 16x40: three 16 px crops along the 40
     first, last = unnormalise(views[0, 0])[0, 0], unnormalise(views[2, 0])[0, 0]
     assert first[0] < 6 and last[-1] > 154  # the left edge and the right edge of the frame
@@ -122,9 +140,13 @@ def test_flipped_views_mirror_each_crop_and_the_centre_view_is_the_eval_transfor
         assert not torch.equal(views[2 * i + 1], views[2 * i])  # the ramp is not symmetric
     centre = ClipTransform(32, train=False, views=EvalViews(crops=1, flip=True))
     pair = centre.views_of(frames)
-    assert torch.equal(pair[0], ClipTransform(32, train=False)(frames))  # the paper's view, unchanged
+    assert torch.equal(
+        pair[0], ClipTransform(32, train=False)(frames)
+    )  # the paper's view, unchanged
     assert torch.equal(pair[1], pair[0].flip(-1))
-    half = gradient_clip(t=3, h=37, w=35)  # 37 = round(32 * 8 / 7): no resize; 70 - 32 even: centred
+    half = gradient_clip(
+        t=3, h=37, w=35
+    )  # 37 = round(32 * 8 / 7): no resize; 70 - 32 even: centred
     symmetric = np.concatenate([half, half[:, :, ::-1]], axis=2)  # (3, 37, 70, 3)
     pair = centre.views_of(symmetric)
     assert torch.equal(pair[0], pair[1])  # a mirror-symmetric frame: flipping changes nothing

@@ -13,7 +13,6 @@ KEYS = [key for key, _, _ in MODELS]
 LABELS = [label for _, label, _ in MODELS]
 
 
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
@@ -38,14 +37,20 @@ def test_quick_demo_trains_evaluates_and_reports_three_models(demo):
         assert row["num_videos"] == result["num_videos"] == test_videos
         assert result["checkpoint"] == str(run / "last.pt")
         ckpt = torch.load(run / "last.pt", weights_only=True)
-        assert ckpt["config"]["model"]["skip"] == skips and ckpt["progress"]["epoch"] == quick.epochs
+        assert (
+            ckpt["config"]["model"]["skip"] == skips and ckpt["progress"]["epoch"] == quick.epochs
+        )
     # T=1: one chunk per frame; T=2: non-overlapping pairs
-    assert [r["num_chunks"] for r in rows] == [test_videos * quick.frames] + 2 * [test_videos * quick.frames // 2]
+    assert [r["num_chunks"] for r in rows] == [test_videos * quick.frames] + 2 * [
+        test_videos * quick.frames // 2
+    ]
     assert (demo / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
     report = (demo / "report.md").read_text()
-    assert ("last checkpoint (nothing selected): video-level, all N//T chunks (T=1), 1 centre crop; "
-            "video-level, all N//T chunks (T=2), 1 centre crop;") in report
+    assert (
+        "last checkpoint (nothing selected): video-level, all N//T chunks (T=1), 1 centre crop; "
+        "video-level, all N//T chunks (T=2), 1 centre crop;"
+    ) in report
     assert all(label in report for label in LABELS)
     assert format_table(rows) in report
     for paragraph in verdict(rows, quick.classes, quick.frame_size):
@@ -76,16 +81,20 @@ def test_rerun_into_the_same_folder_repeats_the_numbers(demo, capsys):
 
 
 def rows(frame, early, late):
-    return [{"key": key, "model": label, "video_error": err}
-            for (key, label, _), err in zip(MODELS, (frame, early, late))]
+    return [
+        {"key": key, "model": label, "video_error": err}
+        for (key, label, _), err in zip(MODELS, (frame, early, late))
+    ]
 
 
 def test_verdict_early_skip_wins_and_says_why():
     text = verdict(rows(0.75, 0.10, 0.40), classes=4)
     assert text[0].startswith("Chance is a video error of 0.750 (4 classes)")
     assert "per-frame model ends at 0.750" in text[0]
-    assert text[1] == ("**RRN T=2, skip at block1 won** with a video error of 0.100, against "
-                       "0.400 for RRN T=2, skip at block4.")
+    assert text[1] == (
+        "**RRN T=2, skip at block1 won** with a video error of 0.100, against "
+        "0.400 for RRN T=2, skip at block4."
+    )
     assert text[2].startswith("Why:") and "1/4 of the frame's resolution" in text[2]
     assert len(text) == 3
 

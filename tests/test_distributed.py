@@ -48,8 +48,9 @@ def test_sampler_start_offset_resumes_the_same_order():
 
 def test_ranks_partition_the_data_with_padding():
     data = list(range(7))
-    shards = [list(ResumableDistributedSampler(data, num_replicas=2, rank=r, seed=0))
-              for r in range(2)]
+    shards = [
+        list(ResumableDistributedSampler(data, num_replicas=2, rank=r, seed=0)) for r in range(2)
+    ]
     assert len(shards[0]) == len(shards[1]) == 4  # 8 = 7 + 1 padded duplicate
     assert set(shards[0]) | set(shards[1]) == set(data)
 
@@ -61,8 +62,13 @@ def test_step_batch_sampler_schedule():
     assert list(batches) == [[0, 1], [2], [3, 4], [5], [6, 7], [8], [9]]
     sched = batches.schedule()
     assert [(m.step, m.last, m.step_chunks) for m in sched] == [
-        (0, False, 3), (0, True, 3), (1, False, 3), (1, True, 3),
-        (2, False, 3), (2, True, 3), (3, True, 1),  # the final partial step still steps
+        (0, False, 3),
+        (0, True, 3),
+        (1, False, 3),
+        (1, True, 3),
+        (2, False, 3),
+        (2, True, 3),
+        (3, True, 1),  # the final partial step still steps
     ]
     assert batches.steps_per_epoch() == 4 and len(batches) == 7
     sampler.set_start(6)
@@ -74,7 +80,7 @@ def test_step_batch_sampler_schedule():
         StepBatchSampler(sampler, batch_size=2, step_size=3)
 
 
-DDP_SCRIPT = r'''
+DDP_SCRIPT = r"""
 import os, sys, torch
 from rrn.cli import main
 from rrn.config import resolve_config
@@ -98,7 +104,7 @@ rc = main(["eval", out, "--which", "last", "--workers", "0", "--no-progress",
            "--device", "cpu", "--out", os.path.join(out, "ddp_eval")])
 cleanup()
 sys.exit(rc)
-'''
+"""
 
 
 def test_ddp_two_gloo_processes(tmp_path):
@@ -114,8 +120,9 @@ def test_ddp_two_gloo_processes(tmp_path):
     from rrn.cli import main
     from rrn.data import load_split, make_synthetic_dataset
 
-    data = make_synthetic_dataset(tmp_path / "data", classes=3, videos_per_class=6, frames=8,
-                                  size=32, seed=0)
+    data = make_synthetic_dataset(
+        tmp_path / "data", classes=3, videos_per_class=6, frames=8, size=32, seed=0
+    )
     for side in ("train", "test"):  # odd counts, so that DistributedSampler pads a duplicate
         path = data / f"{side}list01.txt"
         lines = path.read_text().splitlines()
@@ -127,12 +134,25 @@ def test_ddp_two_gloo_processes(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
-           "--standalone", "--nproc_per_node", "2", str(script), str(data), str(out)]
+    cmd = [
+        str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(data),
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # own session: on a timeout the workers die with torchrun instead of lingering
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -150,8 +170,16 @@ def test_ddp_two_gloo_processes(tmp_path):
     # only rank 0 wrote: one checkpoint (no validation split: no best.pt), no stray temporary
     # files, one log, the run lock (tensorboard/ appears only where tensorboard is installed)
     names = sorted(p.name for p in out.iterdir() if p.name != "tensorboard")
-    assert names == [".rrn-lock", "config.yaml", "curves.png", "ddp_eval", "last.pt", "log.jsonl",
-                     "rank0.state", "rank1.state"]
+    assert names == [
+        ".rrn-lock",
+        "config.yaml",
+        "curves.png",
+        "ddp_eval",
+        "last.pt",
+        "log.jsonl",
+        "rank0.state",
+        "rank1.state",
+    ]
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in log].count("start") == 1 and log[0]["world_size"] == 2
     steps = [r for r in log if r["kind"] == "step"]
@@ -164,8 +192,24 @@ def test_ddp_two_gloo_processes(tmp_path):
     # DDP evaluation counts each test video once (the padded duplicate is dropped)
     ddp = json.loads((out / "ddp_eval" / "eval_split1.json").read_text())
     assert ddp["num_videos"] == n_test and ddp["timing"]["world_size"] == 2
-    assert main(["eval", str(out), "--which", "last", "--workers", "0", "--no-progress",
-                 "--device", "cpu", "--out", str(tmp_path / "single")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(out),
+                "--which",
+                "last",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "single"),
+            ]
+        )
+        == 0
+    )
     single = json.loads((tmp_path / "single" / "eval_split1.json").read_text())
     assert ddp["num_chunks"] == single["num_chunks"] == n_test * 4
     for key in ("video_top1", "clip_top1", "mean_class_accuracy"):

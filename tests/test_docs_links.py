@@ -52,5 +52,7 @@ def test_every_rrn_command_named_exists(page):
 
 
 def test_the_slug_rule():
-    assert slug("Streaming (`python benchmarks/stream.py`)") == "streaming-python-benchmarksstreampy"
+    assert (
+        slug("Streaming (`python benchmarks/stream.py`)") == "streaming-python-benchmarksstreampy"
+    )
     assert slug("More than one machine") == "more-than-one-machine"

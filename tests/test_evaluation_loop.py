@@ -1,7 +1,5 @@
 """The evaluation loop: a video is the mean of its chunks, counted once."""
 
-
-
 import torch
 from torch import nn
 
@@ -16,8 +14,13 @@ def test_evaluate_averages_chunks_and_counts_each_video_once():
 
     def video(vi, label, probs):  # (M, T, 3, 1, 1) chunks whose probabilities are `probs`
         clips = torch.tensor(probs)[:, None, :, None, None].expand(-1, T, 3, 1, 1)
-        return {"clips": clips, "chunk_video": torch.full((len(probs),), vi),
-                "label": torch.tensor([label]), "video_index": torch.tensor([vi]), "skipped": []}
+        return {
+            "clips": clips,
+            "chunk_video": torch.full((len(probs),), vi),
+            "label": torch.tensor([label]),
+            "video_index": torch.tensor([vi]),
+            "skipped": [],
+        }
 
     batches = [
         video(0, 0, [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]),  # mean [0.4, 0.5, 0.1] -> wrong

@@ -20,17 +20,25 @@ class LeftOrRight(nn.Module):
         self.clips += clip.shape[0]
         last = clip[:, -1]
         half = last.shape[-1] // 2
-        return 4 * torch.stack([last[..., :half].mean((1, 2, 3)), last[..., half:].mean((1, 2, 3))], 1)  # (B, 2)
+        return 4 * torch.stack(
+            [last[..., :half].mean((1, 2, 3)), last[..., half:].mean((1, 2, 3))], 1
+        )  # (B, 2)
 
 
 def run(views, tmp_path):
     # brighter on the left: the centre crop says "left", its mirror image says "right"
     ramp = np.linspace(250, 0, 48).astype(np.uint8)[None, None, :, None].repeat(32, 1).repeat(3, 3)
     v = write_video(tmp_path / "v.avi", ramp.repeat(10, 0), codec="ffv1")  # 10 frames of 32x48
-    ds = VideoChunkDataset([VideoRecord(v, 1, "v")], source=FrameSource(Sampling(1, None, 32)),
-                           transform=ClipTransform(28, train=False, views=views), context=2)
+    ds = VideoChunkDataset(
+        [VideoRecord(v, 1, "v")],
+        source=FrameSource(Sampling(1, None, 32)),
+        transform=ClipTransform(28, train=False, views=views),
+        context=2,
+    )
     model = LeftOrRight()
-    res = evaluate(model, create_eval_loader(ds, workers=0), device=torch.device("cpu"), chunk_batch=7)
+    res = evaluate(
+        model, create_eval_loader(ds, workers=0), device=torch.device("cpu"), chunk_batch=7
+    )
     return ds[0]["clips"], model.clips, res
 
 
@@ -51,4 +59,6 @@ def test_the_centre_view_alone_keeps_the_papers_protocol(tmp_path):
     torch.testing.assert_close(flipped["video_probs"], torch.full((1, 2), 0.5))
     _, _, crops = run(EvalViews(crops=3), tmp_path)
     assert crops["video_probs"][0, 0] > 0.6  # three crops, all brighter on their left
-    assert not torch.allclose(crops["video_probs"], res["video_probs"])  # other pixels, other numbers
+    assert not torch.allclose(
+        crops["video_probs"], res["video_probs"]
+    )  # other pixels, other numbers

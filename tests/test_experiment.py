@@ -20,23 +20,48 @@ PAPER_GRIDS = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
 PAPER = 0.5  # the "published" error of the early cell
 
 
-
-
 def base(data):
-    return {"dataset": "ucf101", "data_root": str(data), "weights": "none", "arch": "resnet18",
-            "frame_size": 32, "epochs": 1, "batch_size": 4, "sample_every": 1, "hflip": False,
-            "workers": 0, "device": "cpu", "update_chunks": 4, "val_every": 0}
+    return {
+        "dataset": "ucf101",
+        "data_root": str(data),
+        "weights": "none",
+        "arch": "resnet18",
+        "frame_size": 32,
+        "epochs": 1,
+        "batch_size": 4,
+        "sample_every": 1,
+        "hflip": False,
+        "workers": 0,
+        "device": "cpu",
+        "update_chunks": 4,
+        "val_every": 0,
+    }
 
 
 def write_grid(path, data, cells, **extra):
-    path.write_text(yaml.safe_dump({"name": "tiny", "title": "Tiny grid", "splits": [1],
-                                    "base": base(data), "cells": cells, **extra}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "title": "Tiny grid",
+                "splits": [1],
+                "base": base(data),
+                "cells": cells,
+                **extra,
+            }
+        )
+    )
     return path
 
 
 TRAIN_CELLS = [
     {"name": "per_frame", "set": {"skip": "none"}},
-    {"name": "early", "set": {"skip": "block1"}, "paper_error": PAPER, "note": "identity skip at block1"},
+    {
+        "name": "early",
+        "set": {"skip": "block1"},
+        "paper_error": PAPER,
+        "note": "identity skip at block1",
+    },
 ]
 
 
@@ -63,8 +88,11 @@ def grid(synth, tmp_path_factory):
     workers = []
     real = evaluation.run.create_eval_loader
     with pytest.MonkeyPatch.context() as mp:  # see which DataLoader the evaluation asks for
-        mp.setattr(evaluation.run, "create_eval_loader",
-                   lambda ds, **kw: workers.append(kw["workers"]) or real(ds, **kw))
+        mp.setattr(
+            evaluation.run,
+            "create_eval_loader",
+            lambda ds, **kw: workers.append(kw["workers"]) or real(ds, **kw),
+        )
         assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert workers == [0, 0]  # the grid's `workers: 0` holds for the evaluation too
     return path, out
@@ -74,7 +102,9 @@ def test_grid_trains_each_cell_and_writes_the_tables(grid):
     _, out = grid
     rows = read_csv(out)
     assert [(r["cell"], r["kind"], r["split"], r["status"]) for r in rows] == [
-        ("per_frame", "train", "1", "ran"), ("early", "train", "1", "ran")]
+        ("per_frame", "train", "1", "ran"),
+        ("early", "train", "1", "ran"),
+    ]
     for r in rows:
         run = out / r["cell"] / "split1"
         result = json.loads((run / "eval_split1.json").read_text())
@@ -84,23 +114,31 @@ def test_grid_trains_each_cell_and_writes_the_tables(grid):
         assert result["checkpoint"] == str(run / "last.pt")  # the last checkpoint, never "best"
         assert result["checkpoint_progress"]["epoch"] == 1
     # each cell's `set` reached its training run
-    skips = {c: torch.load(out / c / "split1" / "last.pt", weights_only=True)["config"]["model"]["skip"]
-             for c in ("per_frame", "early")}
+    skips = {
+        c: torch.load(out / c / "split1" / "last.pt", weights_only=True)["config"]["model"]["skip"]
+        for c in ("per_frame", "early")
+    }
     assert skips == {"per_frame": [], "early": ["layer1.0"]}
     assert rows[0]["paper_error"] == "" and float(rows[1]["paper_error"]) == PAPER
 
     md = md_rows(out)  # cell | split 1 | mean error | paper error | ours - paper
     err = {r["cell"]: float(r["video_error"]) for r in rows}
     assert md["per_frame"] == [f"{err['per_frame']:.3f}", f"{err['per_frame']:.3f}", "—", "—"]
-    assert md["early"] == [f"{err['early']:.3f}", f"{err['early']:.3f}", "0.500",
-                           f"{err['early'] - PAPER:+.3f}"]
+    assert md["early"] == [
+        f"{err['early']:.3f}",
+        f"{err['early']:.3f}",
+        "0.500",
+        f"{err['early'] - PAPER:+.3f}",
+    ]
     text = (out / "results.md").read_text()
     assert text.startswith("# Tiny grid") and "- **early**: identity skip at block1" in text
     # per_frame is T=1, early T=2: one protocol line each, naming its cells
     assert "Protocol: video-level, all N//T chunks (T=1), 1 centre crop (per_frame)." in text
     assert "Protocol: video-level, all N//T chunks (T=2), 1 centre crop (early)." in text
-    assert [r["protocol"] for r in rows] == ["video-level, all N//T chunks (T=1), 1 centre crop",
-                                             "video-level, all N//T chunks (T=2), 1 centre crop"]
+    assert [r["protocol"] for r in rows] == [
+        "video-level, all N//T chunks (T=1), 1 centre crop",
+        "video-level, all N//T chunks (T=2), 1 centre crop",
+    ]
     assert "![results](results.png)" in text
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -142,38 +180,57 @@ def test_dry_run_validates_and_runs_nothing(grid, tmp_path, capsys):
     out = tmp_path / "dry"
     assert main(["experiment", str(path), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:4] for line in lines] == [["per_frame", "split", "1", "planned"],
-                                                    ["early", "split", "1", "planned"]]
+    assert [line.split()[:4] for line in lines] == [
+        ["per_frame", "split", "1", "planned"],
+        ["early", "split", "1", "planned"],
+    ]
     assert not out.exists()
 
 
 def test_unknown_keys_fail_up_front_with_a_suggestion(synth, tmp_path, capsys):
     bad = write_grid(tmp_path / "bad.yaml", synth, [{"name": "a", "paper_eror": 0.2}])
-    with pytest.raises(ConfigError, match="cell 'a': unknown key 'paper_eror'; did you mean 'paper_error'"):
+    with pytest.raises(
+        ConfigError, match="cell 'a': unknown key 'paper_eror'; did you mean 'paper_error'"
+    ):
         load_grid(bad)
-    bad = write_grid(tmp_path / "bad.yaml", synth, [{"name": "a"}, {"name": "b", "set": {"skp": "none"}}])
+    bad = write_grid(
+        tmp_path / "bad.yaml", synth, [{"name": "a"}, {"name": "b", "set": {"skp": "none"}}]
+    )
     grid = load_grid(bad)
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="cell b: unknown key 'skp'; did you mean 'skip'"):
         run_grid(grid, out)
     assert not out.exists()  # cell a was not trained first
     with pytest.raises(ConfigError, match="--set: unknown key 'lrr'; did you mean 'lr'"):
-        run_grid(load_grid(write_grid(tmp_path / "ok.yaml", synth, [{"name": "a"}])), out,
-                 sets=["lrr=0.1"])
+        run_grid(
+            load_grid(write_grid(tmp_path / "ok.yaml", synth, [{"name": "a"}])),
+            out,
+            sets=["lrr=0.1"],
+        )
     with pytest.raises(ConfigError, match="unknown key 'sorce'; did you mean 'source'"):
         parse_sets(["features.sorce=none"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_sets(["epochs"])
     # through the CLI: exit 2 and the message, no traceback
-    assert main(["experiment", str(tmp_path / "ok.yaml"), "--out", str(out), "--set", "epoch=1"]) == 2
+    assert (
+        main(["experiment", str(tmp_path / "ok.yaml"), "--out", str(out), "--set", "epoch=1"]) == 2
+    )
     assert "did you mean 'epochs'" in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_set_values_reach_every_cell(synth, tmp_path):
     grid = load_grid(write_grid(tmp_path / "g.yaml", synth, TRAIN_CELLS))
-    train, feats = parse_sets(["lr=1e-3", "epochs=2", "features.float16=true", "weights=none",
-                               "frame-size=64", "skip=block4"])
+    train, feats = parse_sets(
+        [
+            "lr=1e-3",
+            "epochs=2",
+            "features.float16=true",
+            "weights=none",
+            "frame-size=64",
+            "skip=block4",
+        ]
+    )
     assert feats == {"float16": True} and train["epochs"] == 2 and train["frame_size"] == 64
     cfgs = [cell_config(grid, c, 1, train, tmp_path / c.name) for c in grid.cells]
     for cell, cfg in zip(grid.cells, cfgs):
@@ -184,8 +241,10 @@ def test_set_values_reach_every_cell(synth, tmp_path):
 
 
 def test_baseline_cells_share_one_feature_extraction(synth, tmp_path, capsys):
-    cells = [{"name": "avg", "kind": "baseline", "model": "avgpool", "stage": 4},
-             {"name": "gru", "kind": "baseline", "model": "gru", "stage": 3, "znorm": True}]
+    cells = [
+        {"name": "avg", "kind": "baseline", "model": "avgpool", "stage": 4},
+        {"name": "gru", "kind": "baseline", "model": "gru", "stage": 3, "znorm": True},
+    ]
     path = write_grid(tmp_path / "b.yaml", synth, cells, features={"source": "none", "epochs": 3})
     out = tmp_path / "out"
     assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
@@ -197,27 +256,63 @@ def test_baseline_cells_share_one_feature_extraction(synth, tmp_path, capsys):
     meta = json.loads((feats / "features.json").read_text())
     assert meta["source"] == "none" and meta["stages"] == [2, 3, 4] and len(meta["videos"]) == 8
     rows = read_csv(out)
-    assert [(r["cell"], r["kind"], r["status"]) for r in rows] == [("avg", "baseline", "ran"),
-                                                                   ("gru", "baseline", "ran")]
+    assert [(r["cell"], r["kind"], r["status"]) for r in rows] == [
+        ("avg", "baseline", "ran"),
+        ("gru", "baseline", "ran"),
+    ]
     for r, stem in zip(rows, ("baseline_avgpool_stage4", "baseline_gru_stage3_znorm")):
         result = json.loads((out / r["cell"] / "split1" / f"{stem}.json").read_text())
         assert float(r["video_error"]) == pytest.approx(result["video_error"])
         assert 0 <= result["video_error"] <= 1 and result["num_videos"] == 4
         assert result["epochs"] == 3 and result["features"] == str(feats)
-    assert json.loads((out / "gru" / "split1" / "baseline_gru_stage3_znorm.json").read_text())["protocol"] == \
-        "video-level, GRU over all sampled frames, 1 centre crop"
-    assert "Protocol: video-level, mean of the features of all sampled frames, 1 centre crop (avg)." in \
-        (out / "results.md").read_text()
+    assert (
+        json.loads((out / "gru" / "split1" / "baseline_gru_stage3_znorm.json").read_text())[
+            "protocol"
+        ]
+        == "video-level, GRU over all sampled frames, 1 centre crop"
+    )
+    assert (
+        "Protocol: video-level, mean of the features of all sampled frames, 1 centre crop (avg)."
+        in (out / "results.md").read_text()
+    )
     assert md_rows(out)["gru"][-2:] == ["—", "—"]  # no paper number
     assert main(["experiment", str(path), "--out", str(out), "--no-progress"]) == 0
     assert [r["status"] for r in read_csv(out)] == ["reused", "reused"]
     # a setting that changes the features gets its own extraction, never the old one
-    assert main(["experiment", str(path), "--out", str(out), "--no-progress", "--only", "avg",
-                 "--set", "features.float16=true"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                str(path),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--only",
+                "avg",
+                "--set",
+                "features.float16=true",
+            ]
+        )
+        == 0
+    )
     assert len(list((out / "_features").iterdir())) == 1  # results reused: nothing extracted
     (out / "avg" / "split1" / "baseline_avgpool_stage4.json").unlink()
-    assert main(["experiment", str(path), "--out", str(out), "--no-progress", "--only", "avg",
-                 "--set", "features.float16=true"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                str(path),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--only",
+                "avg",
+                "--set",
+                "features.float16=true",
+            ]
+        )
+        == 0
+    )
     assert len(list((out / "_features").iterdir())) == 2
 
 
@@ -239,21 +334,47 @@ def test_shipped_paper_grids_resolve(path):
 
 def test_shipped_grids_carry_the_papers_numbers():
     def paper(name):
-        return {c.name: c.paper_error for c in load_grid(ROOT / "configs" / "paper" / f"{name}.yaml").cells}
+        return {
+            c.name: c.paper_error
+            for c in load_grid(ROOT / "configs" / "paper" / f"{name}.yaml").cells
+        }
 
     assert paper("table3_skip_types") == {"identity": 0.197, "linear": 0.219, "nonlinear": 0.210}
     assert paper("table4_context") == {"T1": None, "T2": 0.197, "T3": 0.194, "T5": 0.209}
     grid = load_grid(ROOT / "configs" / "paper" / "table4_context.yaml")
-    contexts = [len(resolve_skips(cell_config(grid, c, 1, {}, Path("x")).model)) + 1 for c in grid.cells]
+    contexts = [
+        len(resolve_skips(cell_config(grid, c, 1, {}, Path("x")).model)) + 1 for c in grid.cells
+    ]
     assert contexts == [1, 2, 3, 5]
 
 
 def test_paper_grid_dry_run_scaled_down(tmp_path, capsys):
     grid = ROOT / "configs" / "paper" / "table2_positions.yaml"
-    assert main(["experiment", str(grid), "--out", str(tmp_path / "t2"), "--dry-run",
-                 "--set", "arch=resnet18", "--set", "frame_size=64", "--set", "weights=none"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                str(grid),
+                "--out",
+                str(tmp_path / "t2"),
+                "--dry-run",
+                "--set",
+                "arch=resnet18",
+                "--set",
+                "frame_size=64",
+                "--set",
+                "weights=none",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == ["block1", "block2", "midblock4", "block4"]
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "block1",
+        "block2",
+        "midblock4",
+        "block4",
+    ]
     assert "(paper 0.197)" in out
 
 

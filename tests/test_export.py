@@ -66,8 +66,14 @@ def test_stepping_through_a_video_equals_forward_video(exported):
 def test_chunk_graph_equals_model(exported):
     model, _, runner = exported
     for batch in (1, 3):
-        clips = torch.randn(batch, model.temporal_context, 3, SIZE, SIZE,
-                            generator=torch.Generator().manual_seed(batch))
+        clips = torch.randn(
+            batch,
+            model.temporal_context,
+            3,
+            SIZE,
+            SIZE,
+            generator=torch.Generator().manual_seed(batch),
+        )
         with torch.no_grad():
             expected = model(clips).numpy()
         np.testing.assert_allclose(runner.chunk(clips.numpy()), expected, atol=TOL, rtol=0)
@@ -80,14 +86,17 @@ def test_model_json_describes_the_graphs(exported):
     inputs = desc["inputs"]
     assert inputs["frame_size"] == SIZE and inputs["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert inputs["sample_every"] == 1 and inputs["channels"] == "RGB"
-    assert desc["preprocessing"].startswith("frames: every frame, short side 37 (RGB, resized by area)")
+    assert desc["preprocessing"].startswith(
+        "frames: every frame, short side 37 (RGB, resized by area)"
+    )
     states = desc["step"]["states"]
     assert [s["block"] for s in states] == list(model.skip_blocks)
     assert [tuple(s["shape"]) for s in states] == model.term_shapes(SIZE)
     assert [s["input"] for s in states] == [f"state_in_{j}" for j in range(len(states))]
     assert all(s["initial"] == "zeros" for s in states)
     assert sorted(p.name for p in report.out.iterdir()) == sorted(
-        [desc["step"]["file"], desc["chunk"]["file"], "model.json"])
+        [desc["step"]["file"], desc["chunk"]["file"], "model.json"]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["onnx"], indirect=True)  # TorchScript has no input names
@@ -100,14 +109,17 @@ def test_onnx_graph_names_and_shapes_are_model_json(exported):
     session = ort.InferenceSession(str(report.out / desc["step"]["file"]))
     states = desc["step"]["states"]
     assert {i.name: i.shape for i in session.get_inputs()} == {
-        "frame": ["batch", 3, SIZE, SIZE], **{s["input"]: ["batch", *s["shape"][1:]] for s in states}}
+        "frame": ["batch", 3, SIZE, SIZE],
+        **{s["input"]: ["batch", *s["shape"][1:]] for s in states},
+    }
     assert [o.name for o in session.get_outputs()] == ["logits", *(s["output"] for s in states)]
     feeds = {s["input"]: np.zeros(s["shape"], np.float32) for s in states}
     logits = []
     video = _video(model.temporal_context + 1, seed=2)
     for frame in video.numpy():
-        out, *state = session.run(["logits", *(s["output"] for s in states)],
-                                  {"frame": frame[None], **feeds})
+        out, *state = session.run(
+            ["logits", *(s["output"] for s in states)], {"frame": frame[None], **feeds}
+        )
         feeds = {s["input"]: v for s, v in zip(states, state)}
         logits.append(out)
     with torch.no_grad():
@@ -116,7 +128,9 @@ def test_onnx_graph_names_and_shapes_are_model_json(exported):
 
 
 def test_cli_exports_and_checks(tmp_path, capsys):
-    run = save_run(tmp_path / "run", skips=("block2", "block4"), skip_type="linear", frame_size=SIZE)
+    run = save_run(
+        tmp_path / "run", skips=("block2", "block4"), skip_type="linear", frame_size=SIZE
+    )
     assert main(["export", str(run), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
     out = capsys.readouterr().out
     assert "step.pt" in out and "chunk.pt" in out and "zeros at start" in out
@@ -138,4 +152,7 @@ def test_cli_errors(tmp_path, capsys):
     for fmt in ("onnx", "torchscript"):  # an unwritable --out: one line, before any tracing
         assert main(["export", str(run), "--out", str(blocked / "x"), "--format", fmt]) == 2
         err = capsys.readouterr().err
-        assert f"cannot write to the output directory {blocked / 'x'}" in err and len(err.strip().splitlines()) == 1
+        assert (
+            f"cannot write to the output directory {blocked / 'x'}" in err
+            and len(err.strip().splitlines()) == 1
+        )

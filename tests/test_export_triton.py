@@ -25,16 +25,39 @@ CLASSES = ("A", "B", "C")
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("triton")
-    run = save_run(tmp / "run", skips=("block2", "block4"), skip_type="linear", frame_size=32,
-                   sample_every=10, classes=CLASSES, seed=5)
-    assert main(["export", str(run), "--format", "triton", "--out", str(tmp / "repo"),
-                 "--name", "action", "--max-batch-size", "4"]) == 0
+    run = save_run(
+        tmp / "run",
+        skips=("block2", "block4"),
+        skip_type="linear",
+        frame_size=32,
+        sample_every=10,
+        classes=CLASSES,
+        seed=5,
+    )
+    assert (
+        main(
+            [
+                "export",
+                str(run),
+                "--format",
+                "triton",
+                "--out",
+                str(tmp / "repo"),
+                "--name",
+                "action",
+                "--max-batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     return load_model(run), tmp / "repo"
 
 
 def _config(repo):
-    return text_format.Parse((repo / "action" / "config.pbtxt").read_text(),
-                             model_config_pb2.ModelConfig())
+    return text_format.Parse(
+        (repo / "action" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
 
 
 def test_the_config_parses_with_tritons_protobufs_and_says_what_the_model_is(exported):
@@ -44,7 +67,9 @@ def test_the_config_parses_with_tritons_protobufs_and_says_what_the_model_is(exp
     cfg = _config(repo)
     assert cfg.name == "action" and cfg.backend == "onnxruntime" and cfg.max_batch_size == 4
     assert [(i.name, list(i.dims)) for i in cfg.input] == [("frame", [3, 32, 32])]
-    assert [(o.name, list(o.dims), o.label_filename) for o in cfg.output] == [("logits", [3], "labels.txt")]
+    assert [(o.name, list(o.dims), o.label_filename) for o in cfg.output] == [
+        ("logits", [3], "labels.txt")
+    ]
     seq = cfg.sequence_batching
     assert seq.max_sequence_idle_microseconds == idle_microseconds(0.4) == 5_000_000
     assert seq.oldest.max_candidate_sequences == 16
@@ -109,6 +134,16 @@ def test_the_client_example_preprocesses_as_rrn_does(exported, tmp_path):
 
 def test_a_name_triton_would_refuse_is_one_line(exported, tmp_path, capsys):
     model, _ = exported
-    rc = main(["export", str(model.checkpoint), "--format", "triton", "--out", str(tmp_path / "r"),
-               "--name", "bad name/"])
+    rc = main(
+        [
+            "export",
+            str(model.checkpoint),
+            "--format",
+            "triton",
+            "--out",
+            str(tmp_path / "r"),
+            "--name",
+            "bad name/",
+        ]
+    )
     assert rc == 2 and "a Triton model name is 1-128 characters" in capsys.readouterr().err

@@ -9,15 +9,42 @@ import yaml
 from rrn.cli import main
 from rrn.data.synth import make_synthetic_dataset
 
-TINY = ["--arch", "resnet18", "--skip", "block4", "--frame-size", "32", "--sample-every", "1",
-        "--no-hflip", "--weights", "none", "--batch-size", "2", "--update-chunks", "2",
-        "--workers", "0", "--no-progress", "--epochs", "1", "--val-every", "0"]
+TINY = [
+    "--arch",
+    "resnet18",
+    "--skip",
+    "block4",
+    "--frame-size",
+    "32",
+    "--sample-every",
+    "1",
+    "--no-hflip",
+    "--weights",
+    "none",
+    "--batch-size",
+    "2",
+    "--update-chunks",
+    "2",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--epochs",
+    "1",
+    "--val-every",
+    "0",
+]
 
 
 @pytest.fixture(scope="module", params=["kinetics", "ssv2", "rawframes"])
 def miniature(request, tmp_path_factory):
-    out = make_synthetic_dataset(tmp_path_factory.mktemp(request.param), classes=2, videos_per_class=4,
-                                 frames=6, size=32, layout=request.param)
+    out = make_synthetic_dataset(
+        tmp_path_factory.mktemp(request.param),
+        classes=2,
+        videos_per_class=4,
+        frames=6,
+        size=32,
+        layout=request.param,
+    )
     info = json.loads((out / "rrn_synth.json").read_text())
     return request.param, out, info["flags"].replace("--no-hflip", "").split()
 
@@ -26,8 +53,22 @@ def test_check_cache_train_eval_predict(miniature, tmp_path, capsys):
     layout, out, flags = miniature
     assert main(["check-data", *flags, "--no-progress"]) == 0
     assert "OK: 8 videos, no problems" in capsys.readouterr().out
-    assert main(["cache", *flags, "--frame-size", "32", "--sample-every", "1", "--no-progress",
-                 "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "cache",
+                *flags,
+                "--frame-size",
+                "32",
+                "--sample-every",
+                "1",
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "estimate: 8 videos x 6.0 frames" in text and "cached 8 videos" in text
     root = out / "rawframes" if layout == "rawframes" else out
@@ -36,7 +77,9 @@ def test_check_cache_train_eval_predict(miniature, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *flags, *TINY, "--out", str(run)]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["dataset"] == layout
-    assert sorted(p.name for p in (root / ".rrn-cache").rglob("*.*")) == entries  # read, not refilled
+    assert (
+        sorted(p.name for p in (root / ".rrn-cache").rglob("*.*")) == entries
+    )  # read, not refilled
     assert main(["eval", str(run), "--which", "last", "--workers", "0", "--no-progress"]) == 0
     result = json.loads((run / "eval_split1.json").read_text())
     assert result["dataset"] == layout and result["num_videos"] == 4
@@ -47,28 +90,55 @@ def test_check_cache_train_eval_predict(miniature, tmp_path, capsys):
     assert main(["predict", str(run), str(video), "--which", "last", "--json"]) == 0
     pred = json.loads(capsys.readouterr().out)["videos"][0]
     classes = result["per_class"]
-    assert pred["num_frames"] == 6 and {t["class"] for t in pred["top"]} == {c["class"] for c in classes}
+    assert pred["num_frames"] == 6 and {t["class"] for t in pred["top"]} == {
+        c["class"] for c in classes
+    }
 
 
 def _first_test_video(layout, out):
     if layout == "kinetics":
         return sorted((out / "val").iterdir())[0]
     if layout == "ssv2":
-        return out / (json.loads((out / "something-something-v2-validation.json").read_text())[0]["id"] + ".webm")
+        return out / (
+            json.loads((out / "something-something-v2-validation.json").read_text())[0]["id"]
+            + ".webm"
+        )
     return out / "rawframes" / (out / "test_list.txt").read_text().split()[0]  # a frame folder
 
 
 def test_kinetics_missing_videos_are_skipped_and_counted_in_the_log(tmp_path, capsys):
-    out = make_synthetic_dataset(tmp_path / "k", classes=2, videos_per_class=4, frames=4, size=32,
-                                 layout="kinetics")
+    out = make_synthetic_dataset(
+        tmp_path / "k", classes=2, videos_per_class=4, frames=4, size=32, layout="kinetics"
+    )
     with open(out / "train.csv", "a") as fh:  # removed from YouTube: normal for Kinetics
         fh.write("move left,goneGONE123,0,10,train\n")
     run = tmp_path / "run"
-    assert main(["train", "--dataset", "kinetics", "--data-root", str(out), *TINY, "--out", str(run)]) == 2
-    assert "train.csv:6: video 'train/move left/goneGONE123_000000_000010' not found" in capsys.readouterr().err
+    assert (
+        main(["train", "--dataset", "kinetics", "--data-root", str(out), *TINY, "--out", str(run)])
+        == 2
+    )
+    assert (
+        "train.csv:6: video 'train/move left/goneGONE123_000000_000010' not found"
+        in capsys.readouterr().err
+    )
     with pytest.warns(UserWarning, match="1 of 9 listed videos are missing"):
-        assert main(["train", "--dataset", "kinetics", "--data-root", str(out), *TINY, "--missing", "skip",
-                     "--out", str(run)]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    "kinetics",
+                    "--data-root",
+                    str(out),
+                    *TINY,
+                    "--missing",
+                    "skip",
+                    "--out",
+                    str(run),
+                ]
+            )
+            == 0
+        )
     assert "1 listed videos are missing and skipped (1 train, 0 test)" in capsys.readouterr().out
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     start = next(r for r in log if r["kind"] == "start")

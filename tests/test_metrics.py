@@ -24,9 +24,7 @@ def test_video_probs_are_the_mean_of_chunk_probs():
 
 def test_metrics_values():
     # 4 videos, 3 classes: video 0 and 1 right, video 2 wrong (top-2 right), video 3 wrong
-    probs = torch.tensor(
-        [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]
-    )
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.3, 0.2], [0.6, 0.3, 0.1]])
     labels = torch.tensor([0, 1, 1, 2])
     m, conf = compute_metrics(probs, labels)
     assert m["video_top1"] == pytest.approx(0.5)
@@ -56,13 +54,26 @@ def test_evaluate_probs_writes_json_csv_png(tmp_path):
     chunk_probs = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2]])
     chunk_labels = torch.tensor([0, 1, 1, 1])
     out = evaluate_probs(
-        probs, labels, classes, out_dir=tmp_path, stem="eval_split1",
-        chunk_probs=chunk_probs, chunk_labels=chunk_labels, video_ids=["a", "b", "c"],
+        probs,
+        labels,
+        classes,
+        out_dir=tmp_path,
+        stem="eval_split1",
+        chunk_probs=chunk_probs,
+        chunk_labels=chunk_labels,
+        video_ids=["a", "b", "c"],
         extra={"split": 1},
     )
     saved = json.loads((tmp_path / "eval_split1.json").read_text())
-    for key in ("video_error", "video_top1", "video_top5", "clip_top1",
-                "mean_class_accuracy", "num_videos", "num_chunks"):
+    for key in (
+        "video_error",
+        "video_top1",
+        "video_top5",
+        "clip_top1",
+        "mean_class_accuracy",
+        "num_videos",
+        "num_chunks",
+    ):
         assert key in saved
     assert saved["video_top1"] == pytest.approx(2 / 3)
     assert saved["clip_top1"] == pytest.approx(3 / 4)
@@ -84,10 +95,26 @@ def test_evaluate_probs_checks_class_count():
 
 def test_mean_over_splits():
     results = [
-        {"split": 1, "video_top1": 0.8, "video_error": 0.2, "video_top5": 1.0,
-         "clip_top1": 0.7, "mean_class_accuracy": 0.75, "num_videos": 10, "num_chunks": 30},
-        {"split": 2, "video_top1": 0.6, "video_error": 0.4, "video_top5": 0.9,
-         "clip_top1": 0.5, "mean_class_accuracy": 0.55, "num_videos": 12, "num_chunks": 36},
+        {
+            "split": 1,
+            "video_top1": 0.8,
+            "video_error": 0.2,
+            "video_top5": 1.0,
+            "clip_top1": 0.7,
+            "mean_class_accuracy": 0.75,
+            "num_videos": 10,
+            "num_chunks": 30,
+        },
+        {
+            "split": 2,
+            "video_top1": 0.6,
+            "video_error": 0.4,
+            "video_top5": 0.9,
+            "clip_top1": 0.5,
+            "mean_class_accuracy": 0.55,
+            "num_videos": 12,
+            "num_chunks": 36,
+        },
     ]
     mean = mean_over_splits(results)
     assert mean["mean_over_splits"]["video_top1"] == pytest.approx(0.7)

@@ -40,12 +40,13 @@ SKIP_SETS = {
 }
 
 
-
 def _tv(arch: str, num_classes: int = K) -> nn.Module:
     return getattr(torchvision.models, arch)(num_classes=num_classes)
 
 
-def _pair(arch: str, skips=(), skip_type: str = "identity", **kw) -> tuple[RecurrentResNet, nn.Module]:
+def _pair(
+    arch: str, skips=(), skip_type: str = "identity", **kw
+) -> tuple[RecurrentResNet, nn.Module]:
     """An RRN and a torchvision ResNet with the same (random) backbone weights, in eval mode."""
     torch.manual_seed(0)
     tv = _tv(arch).eval()
@@ -183,7 +184,10 @@ def test_forward_video_and_step_equal_windowed_model(arch, skip_type):
     with torch.no_grad():
         # Row t = the model on the window ending at t (shorter at the start: zero state).
         ref = torch.stack(
-            [torch.cat([model(v[max(0, t - T + 1) : t + 1][None]) for v in frames]) for t in range(N)],
+            [
+                torch.cat([model(v[max(0, t - T + 1) : t + 1][None]) for v in frames])
+                for t in range(N)
+            ],
             dim=1,
         )  # (B, N, K)
         for segment in (1, 2, 3, 64):
@@ -304,8 +308,18 @@ def test_chunk_gflops_matches_torchvision_resnet18():
 # ---------------------------------------------------------------- parameters
 # The temporal 1x1 conv maps the block input (in channels) to the block output (out channels).
 EXPECTED_TEMPORAL = {
-    "resnet18": {"block1": 64 * 64, "block2": 128 * 128, "midblock4": 256 * 512, "block4": 512 * 512},
-    "resnet50": {"block1": 64 * 256, "block2": 512 * 512, "midblock4": 1024 * 2048, "block4": 2048 * 2048},
+    "resnet18": {
+        "block1": 64 * 64,
+        "block2": 128 * 128,
+        "midblock4": 256 * 512,
+        "block4": 512 * 512,
+    },
+    "resnet50": {
+        "block1": 64 * 256,
+        "block2": 512 * 512,
+        "midblock4": 1024 * 2048,
+        "block4": 2048 * 2048,
+    },
 }
 
 
@@ -365,7 +379,9 @@ def tv_weights(tmp_path):
 def test_torchvision_state_dict_loads_with_only_temporal_keys_missing(tv_weights, skip_type):
     tv, path = tv_weights
     model = build_model("resnet18", K, ("block1", "block4"), skip_type, weights=path)
-    temporal = [] if skip_type == "identity" else ["layer1.0.temporal.weight", "layer4.1.temporal.weight"]
+    temporal = (
+        [] if skip_type == "identity" else ["layer1.0.temporal.weight", "layer4.1.temporal.weight"]
+    )
     assert model.weights_report == {"missing": temporal, "unexpected": [], "skipped": []}
     own = model.state_dict()
     for k, v in tv.state_dict().items():
@@ -495,13 +511,17 @@ def test_repeated_block_names_both_inputs():
 
 
 def test_unknown_skip_type():
-    with pytest.raises(ValueError, match="skip_type must be one of identity, linear, nonlinear, got 'conv'"):
+    with pytest.raises(
+        ValueError, match="skip_type must be one of identity, linear, nonlinear, got 'conv'"
+    ):
         build_model("resnet18", K, ("block4",), "conv")
 
 
 def test_wrong_input_ranks():
     model = build_model("resnet18", K, ("block4",)).eval()
-    with pytest.raises(ValueError, match=r"expected a clip \(B, T, 3, H, W\), got shape \(2, 3, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"expected a clip \(B, T, 3, H, W\), got shape \(2, 3, 32, 32\)"
+    ):
         model(torch.zeros(2, 3, SIZE, SIZE))
     with pytest.raises(ValueError, match=r"expected frames \(N, 3, H, W\) or \(B, N, 3, H, W\)"):
         model.forward_video(torch.zeros(3, SIZE, SIZE))
@@ -524,7 +544,9 @@ def test_video_features_are_the_pooled_stage_outputs(arch):
         widths = {1: 64, 2: 128, 3: 256, 4: 512}
         if arch == "resnet50":
             widths = {s: 4 * c for s, c in widths.items()}
-        assert {s: tuple(f.shape) for s, f in feats.items()} == {s: (N, c) for s, c in widths.items()}
+        assert {s: tuple(f.shape) for s, f in feats.items()} == {
+            s: (N, c) for s, c in widths.items()
+        }
         # Stage 4 is the pooled final feature: the head's input, frame by frame.
         _close(model.fc(feats[4]), model.forward_video(frames))
         for t in range(N):
@@ -561,8 +583,24 @@ def test_skips_for_context_bounds():
 @pytest.mark.parametrize(
     ("arch", "expected"),
     [
-        ("resnet18", {"block1": "layer1.0", "block2": "layer2.1", "midblock4": "layer4.0", "block4": "layer4.1"}),
-        ("resnet50", {"block1": "layer1.0", "block2": "layer2.3", "midblock4": "layer4.0", "block4": "layer4.2"}),
+        (
+            "resnet18",
+            {
+                "block1": "layer1.0",
+                "block2": "layer2.1",
+                "midblock4": "layer4.0",
+                "block4": "layer4.1",
+            },
+        ),
+        (
+            "resnet50",
+            {
+                "block1": "layer1.0",
+                "block2": "layer2.3",
+                "midblock4": "layer4.0",
+                "block4": "layer4.2",
+            },
+        ),
     ],
 )
 def test_aliases_resolve(arch, expected):

@@ -63,11 +63,15 @@ def test_table_output(capsys):
     assert rows["architecture"] == "resnet18 (nonlinear skips)"
     assert rows["skip blocks"] == "layer1.0"
     assert rows["receptive field"] == "2 frames"
-    total = sum(p.numel() for p in torchvision.models.resnet18(num_classes=5).parameters()) + 64 * 64
+    total = (
+        sum(p.numel() for p in torchvision.models.resnet18(num_classes=5).parameters()) + 64 * 64
+    )
     assert rows["parameters"] == f"{total:,} total, {64 * 64:,} temporal"
     frame = chunk_gflops(build_model("resnet18", 5, ()), 1, 64)
     assert rows["GFLOPs / frame @64px"] == f"{round(frame, 3):.2f} (plain ResNet)"
-    assert rows["GFLOPs / chunk @64px"].endswith("x)") and " greedy, " in rows["GFLOPs / chunk @64px"]
+    assert (
+        rows["GFLOPs / chunk @64px"].endswith("x)") and " greedy, " in rows["GFLOPs / chunk @64px"]
+    )
 
 
 def test_bad_skip_is_a_user_error(capsys):

@@ -1,7 +1,5 @@
 """Where the temporal skips go: --skip and --context resolved to module paths."""
 
-
-
 import pytest
 
 
@@ -35,5 +33,10 @@ def test_the_weights_keywords_are_recognised_in_one_place():
     from rrn.model import weights_keyword
 
     assert [weights_keyword(v) for v in ("imagenet", "ImageNet", " none ", "", None)] == [
-        "imagenet", "imagenet", "none", "none", "none"]
+        "imagenet",
+        "imagenet",
+        "none",
+        "none",
+        "none",
+    ]
     assert weights_keyword("runs/x/last.pt") is None and weights_keyword("imagenet.pth") is None

@@ -15,8 +15,14 @@ from runs import save_run
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    run = save_run(tmp_path_factory.mktemp("batcher") / "run", skips=("block2", "block4"),
-                   skip_type="identity", frame_size=32, classes=("A", "B", "C"), seed=2)
+    run = save_run(
+        tmp_path_factory.mktemp("batcher") / "run",
+        skips=("block2", "block4"),
+        skip_type="identity",
+        frame_size=32,
+        classes=("A", "B", "C"),
+        seed=2,
+    )
     return load_model(run)
 
 
@@ -31,16 +37,23 @@ def test_streams_through_the_batcher_match_each_stream_alone(model, max_batch):
     for k, frames in videos.items():
         rec = MultiStreamRecognizer(model)
         rec.open(k)
-        alone[k] = torch.stack([rec.step([StreamFrame(k, f, i, i / 25)])[k].probs
-                                for i, f in enumerate(frames)])
+        alone[k] = torch.stack(
+            [rec.step([StreamFrame(k, f, i, i / 25)])[k].probs for i, f in enumerate(frames)]
+        )
     sizes = []
-    with MicroBatcher(MultiStreamRecognizer(model), max_batch=max_batch, max_wait_ms=20,
-                      on_step=lambda n, s: sizes.append(n)) as batcher:
+    with MicroBatcher(
+        MultiStreamRecognizer(model),
+        max_batch=max_batch,
+        max_wait_ms=20,
+        on_step=lambda n, s: sizes.append(n),
+    ) as batcher:
         for k in videos:
             batcher.open(k)
         got = {k: [] for k in videos}
         for i in range(6):  # every stream's frame i, then wait: nothing is replaced
-            futures = {k: batcher.submit(StreamFrame(k, f[i], i, i / 25)) for k, f in videos.items()}
+            futures = {
+                k: batcher.submit(StreamFrame(k, f[i], i, i / 25)) for k, f in videos.items()
+            }
             for k, fut in futures.items():
                 got[k].append(fut.result(timeout=30).probs)
     for k in videos:
@@ -87,7 +100,9 @@ def test_a_stream_closed_while_its_frame_waits_does_not_disturb_the_others(model
         assert batcher.close("a")
         gate.set()
         assert waiting["a"].result(timeout=30) == Dropped("a", 1, 0.04, "closed")
-        assert waiting["b"].result(timeout=30).stream == "b" and busy.result(timeout=30).stream == "c"
+        assert (
+            waiting["b"].result(timeout=30).stream == "b" and busy.result(timeout=30).stream == "c"
+        )
         assert "a" not in rec.streams
 
 

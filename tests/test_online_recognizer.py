@@ -18,8 +18,14 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     # linear skips at two blocks (T=3): zero terms must equal "no previous frame" exactly
-    run = save_run(tmp_path_factory.mktemp("multi") / "run", skips=("block2", "block4"),
-                   skip_type="linear", frame_size=SIZE, classes=("A", "B", "C", "D"), seed=1)
+    run = save_run(
+        tmp_path_factory.mktemp("multi") / "run",
+        skips=("block2", "block4"),
+        skip_type="linear",
+        frame_size=SIZE,
+        classes=("A", "B", "C", "D"),
+        seed=1,
+    )
     return load_model(run)
 
 
@@ -31,8 +37,9 @@ def _video(seed: int, n: int) -> np.ndarray:
 def _alone(model, frames: np.ndarray) -> torch.Tensor:
     rec = MultiStreamRecognizer(model)
     rec.open("x")
-    return torch.stack([rec.step([StreamFrame("x", f, i, i / 25)])["x"].probs
-                        for i, f in enumerate(frames)])
+    return torch.stack(
+        [rec.step([StreamFrame("x", f, i, i / 25)])["x"].probs for i, f in enumerate(frames)]
+    )
 
 
 def _forward_video(model, rec: MultiStreamRecognizer, frames: np.ndarray) -> torch.Tensor:

@@ -47,15 +47,26 @@ def setup(tmp_path_factory):
     colours) and a T=3 model whose classifier tells the halves apart: A, then B."""
     tmp = tmp_path_factory.mktemp("stream")
     data = make_synthetic_dataset(tmp / "data", classes=2, videos_per_class=2, frames=24, size=96)
-    first, second = (decode_video(sorted(data.glob(f"{c}/*.avi"))[0], Sampling(sample_every=1))
-                     for c in ("MoveRight", "MoveLeft"))
+    first, second = (
+        decode_video(sorted(data.glob(f"{c}/*.avi"))[0], Sampling(sample_every=1))
+        for c in ("MoveRight", "MoveLeft")
+    )
     video = write_video(tmp / "video.avi", np.concatenate([first, 255 - second]), fps=FPS)
-    run = save_run(tmp / "run", skips=("block2", "block4"), skip_type="linear", frame_size=SIZE,
-                   sample_every=2, classes=("A", "B", "C"), seed=3)
+    run = save_run(
+        tmp / "run",
+        skips=("block2", "block4"),
+        skip_type="linear",
+        frame_size=SIZE,
+        sample_every=2,
+        classes=("A", "B", "C"),
+        seed=3,
+    )
     model = load_model(run)
     _separate_halves(model, video)
-    save_checkpoint(run / "last.pt", make_checkpoint(model, config=model.train_config.to_dict(),
-                                                     classes=model.classes))
+    save_checkpoint(
+        run / "last.pt",
+        make_checkpoint(model, config=model.train_config.to_dict(), classes=model.classes),
+    )
     return load_model(run), run, video
 
 
@@ -82,8 +93,9 @@ def _decode_all(path) -> np.ndarray:
 
 def _stream(model, video, tmp_path, **settings):
     preds = []
-    cfg = StreamConfig(out=str(tmp_path / "annotated.mp4"), json=str(tmp_path / "events.jsonl"),
-                       **settings)
+    cfg = StreamConfig(
+        out=str(tmp_path / "annotated.mp4"), json=str(tmp_path / "events.jsonl"), **settings
+    )
     summary = stream_source(model, str(video), cfg, on_prediction=lambda p, s: preds.append(p))
     return summary, preds
 
@@ -98,10 +110,12 @@ def test_predictions_equal_forward_video_on_evaluation_frames(setup, tmp_path):
     frames = model.inputs.transform()(FrameSource(model.inputs.sampling)(video))  # (N, 3, S, S)
     with torch.no_grad():
         expected = model.forward_video(frames).softmax(-1)  # (N, K)
-    torch.testing.assert_close(torch.stack([p.probs for p in preds]), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        torch.stack([p.probs for p in preds]), expected, atol=1e-5, rtol=1e-4
+    )
     T = model.temporal_context  # smoothing defaults to the context
     for n, p in enumerate(preds):
-        torch.testing.assert_close(p.smoothed, expected[max(0, n - T + 1): n + 1].mean(0))
+        torch.testing.assert_close(p.smoothed, expected[max(0, n - T + 1) : n + 1].mean(0))
 
 
 def test_events_and_segments(setup, tmp_path):
@@ -125,10 +139,15 @@ def test_events_and_segments(setup, tmp_path):
     ends = [start for _, start in runs[1:]] + [48 / FPS]
     segments = [e for e in events if e["type"] == "segment" and e["phase"] == "end"]
     starts = [e for e in events if e["type"] == "segment" and e["phase"] == "start"]
-    assert [s["segment_id"] for s in starts] == [s["segment_id"] for s in segments] == ["video:1", "video:2"]
+    assert (
+        [s["segment_id"] for s in starts]
+        == [s["segment_id"] for s in segments]
+        == ["video:1", "video:2"]
+    )
     assert [c for c, _ in runs] == ["A", "B"] and 0.8 <= runs[1][1] <= 1.12  # the cut: 0.96 s
     assert [(s["class"], s["start"], s["end"]) for s in segments] == [
-        (c, pytest.approx(start), pytest.approx(end)) for (c, start), end in zip(runs, ends)]
+        (c, pytest.approx(start), pytest.approx(end)) for (c, start), end in zip(runs, ends)
+    ]
     assert sum(s["frames"] for s in segments) == len(preds) == summary.classified
     end = events[-1]
     assert end["type"] == "end" and end["status"] == "end" and end["frames"] == 48
@@ -205,8 +224,9 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
     assert [e["frame"] for e in events if e["type"] == "frame"] == list(range(0, 11, 2))
 
 
-def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_path, capsys,
-                                                                     monkeypatch):
+def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
+    setup, tmp_path, capsys, monkeypatch
+):
     from rrn.online import AnnotatedWriter
     from rrn.runtime.signals import StopRequest
 
@@ -236,15 +256,27 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(setup, tmp_
 
 
 @pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(setup, tmp_path, capsys, signum, rc):
+def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(
+    setup, tmp_path, capsys, signum, rc
+):
     """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete."""
     _, run, video = setup
     before = signal.getsignal(signum)
     timer = threading.Timer(0.8, os.kill, (os.getpid(), signum))
     timer.start()
     try:
-        code = main(["stream", str(run), str(video), "--realtime", "--out", str(tmp_path / "a.mp4"),
-                     "--json", str(tmp_path / "e.jsonl")])
+        code = main(
+            [
+                "stream",
+                str(run),
+                str(video),
+                "--realtime",
+                "--out",
+                str(tmp_path / "a.mp4"),
+                "--json",
+                str(tmp_path / "e.jsonl"),
+            ]
+        )
     finally:
         timer.cancel()
     assert signal.getsignal(signum) is before  # restored
@@ -271,11 +303,23 @@ def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys
     """FFmpeg reads a file cut at a frame boundary as a short video; the header says otherwise."""
     _, run, video = setup
     cut = cut_avi_before_frame(video, tmp_path / "cut.avi", 30)  # frames 0-29, header: 48
-    rc = main(["stream", str(run), str(cut), "--out", str(tmp_path / "a.mp4"),
-               "--json", str(tmp_path / "e.jsonl")])
+    rc = main(
+        [
+            "stream",
+            str(run),
+            str(cut),
+            "--out",
+            str(tmp_path / "a.mp4"),
+            "--json",
+            str(tmp_path / "e.jsonl"),
+        ]
+    )
     end = _events(tmp_path / "e.jsonl")[-1]
     assert rc == 1 and end["status"] == "error" and end["frames"] == 30
-    assert end["error"].startswith("cannot decode video") and "truncated: 30 of 48 frames" in end["error"]
+    assert (
+        end["error"].startswith("cannot decode video")
+        and "truncated: 30 of 48 frames" in end["error"]
+    )
     assert "the stream stopped after frame 29 (1.16 s)" in capsys.readouterr().err
     assert len(_decode_all(tmp_path / "a.mp4")) == 30
 
@@ -285,10 +329,14 @@ def test_a_source_dying_mid_way_keeps_the_outputs_valid(setup, tmp_path):
 
     from rrn.online import AnnotatedWriter, EventLog
 
-    outputs = Outputs(writer=AnnotatedWriter(tmp_path / "a.mp4", FPS),
-                      events=EventLog(tmp_path / "e.jsonl"))
+    outputs = Outputs(
+        writer=AnnotatedWriter(tmp_path / "a.mp4", FPS), events=EventLog(tmp_path / "e.jsonl")
+    )
     summary = StreamSummary("v")
-    run_sources(MultiStreamRecognizer(model), [SourceRun("v", _frames(video, 17), outputs, summary, rate=FPS)])
+    run_sources(
+        MultiStreamRecognizer(model),
+        [SourceRun("v", _frames(video, 17), outputs, summary, rate=FPS)],
+    )
     assert summary.status == "error" and "Invalid data" in summary.error
     assert summary.where() == "after frame 16 (0.64 s)" and summary.frames == 17
     assert len(_decode_all(tmp_path / "a.mp4")) == 17
@@ -302,8 +350,17 @@ def test_cli_on_a_truncated_file(setup, tmp_path, capsys):
     data = video.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])
-    rc = main(["stream", str(run), str(cut), "--out", str(tmp_path / "a.mp4"),
-               "--json", str(tmp_path / "e.jsonl")])
+    rc = main(
+        [
+            "stream",
+            str(run),
+            str(cut),
+            "--out",
+            str(tmp_path / "a.mp4"),
+            "--json",
+            str(tmp_path / "e.jsonl"),
+        ]
+    )
     captured = capsys.readouterr()
     end = _events(tmp_path / "e.jsonl")[-1]
     assert 0 < end["frames"] < 48 and end["status"] == "error" and rc == 1
@@ -316,7 +373,9 @@ def test_cli_summary_and_sampling_flag(setup, tmp_path, capsys):
     _, run, video = setup
     assert main(["stream", str(run), str(video), "--sample-every", "4", "--smooth", "1"]) == 0
     out = capsys.readouterr().out
-    assert "ended after frame 47 (1.88 s): 48 frames read, 12 sampled, 12 classified, 0 dropped" in out
+    assert (
+        "ended after frame 47 (1.88 s): 48 frames read, 12 sampled, 12 classified, 0 dropped" in out
+    )
     assert "step latency" in out and " - " in out  # the segments
 
 
@@ -324,11 +383,13 @@ def test_cli_one_line_errors_for_sources_that_cannot_be_opened(setup, tmp_path, 
     _, run, _ = setup
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
-    for source, message in [(str(tmp_path / "missing.mp4"), "no such video file"),
-                            (str(bad), f"cannot open file {bad}"),
-                            ("http://127.0.0.1:9/stream.mp4", "cannot open network"),
-                            ("/dev/video99", "cannot open camera /dev/video99"),
-                            (str(tmp_path), "is a folder")]:
+    for source, message in [
+        (str(tmp_path / "missing.mp4"), "no such video file"),
+        (str(bad), f"cannot open file {bad}"),
+        ("http://127.0.0.1:9/stream.mp4", "cannot open network"),
+        ("/dev/video99", "cannot open camera /dev/video99"),
+        (str(tmp_path), "is a folder"),
+    ]:
         assert main(["stream", str(run), source, "--timeout", "2"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
@@ -337,10 +398,14 @@ def test_cli_one_line_errors_for_sources_that_cannot_be_opened(setup, tmp_path, 
 def test_outputs_that_would_overwrite_the_source_or_each_other_are_refused(setup, tmp_path, capsys):
     _, run, clip = setup
     before = Path(clip).read_bytes()
-    for extra, message in [(["--out", str(clip)], "is the source video"),
-                           (["--json", str(clip)], "is the source video"),
-                           (["--out", str(tmp_path / "a.mp4"), "--json", str(tmp_path / "a.mp4")],
-                            "are the same file")]:
+    for extra, message in [
+        (["--out", str(clip)], "is the source video"),
+        (["--json", str(clip)], "is the source video"),
+        (
+            ["--out", str(tmp_path / "a.mp4"), "--json", str(tmp_path / "a.mp4")],
+            "are the same file",
+        ),
+    ]:
         assert main(["stream", str(run), str(clip), *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
@@ -351,15 +416,18 @@ def test_outputs_that_would_overwrite_the_source_or_each_other_are_refused(setup
     assert f"cannot write to the output directory {blocked}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("source, platform, expected", [
-    ("rtsp://cam.local/live", "linux", ("network", "rtsp://cam.local/live", None)),
-    ("https://host/v.m3u8", "linux", ("network", "https://host/v.m3u8", None)),
-    ("udp://0.0.0.0:5000", "linux", ("network", "udp://0.0.0.0:5000", None)),
-    ("/dev/video2", "linux", ("camera", "/dev/video2", "v4l2")),
-    ("camera:0", "linux", ("camera", "/dev/video0", "v4l2")),
-    ("camera:1", "darwin", ("camera", "1:none", "avfoundation")),
-    ("camera:Integrated Camera", "win32", ("camera", "video=Integrated Camera", "dshow")),
-])
+@pytest.mark.parametrize(
+    "source, platform, expected",
+    [
+        ("rtsp://cam.local/live", "linux", ("network", "rtsp://cam.local/live", None)),
+        ("https://host/v.m3u8", "linux", ("network", "https://host/v.m3u8", None)),
+        ("udp://0.0.0.0:5000", "linux", ("network", "udp://0.0.0.0:5000", None)),
+        ("/dev/video2", "linux", ("camera", "/dev/video2", "v4l2")),
+        ("camera:0", "linux", ("camera", "/dev/video0", "v4l2")),
+        ("camera:1", "darwin", ("camera", "1:none", "avfoundation")),
+        ("camera:Integrated Camera", "win32", ("camera", "video=Integrated Camera", "dshow")),
+    ],
+)
 def test_parse_source(source, platform, expected):
     spec = parse_source(source, platform)
     assert (spec.kind, spec.target, spec.format) == expected
@@ -380,15 +448,35 @@ def test_parse_source_errors(tmp_path):
 def test_segment_tracker_announces_start_update_and_end_with_one_id():
     t = SegmentTracker("cam", update_interval=0.5)
     start = t.update("A", 0.5, 0.0)
-    assert start == [{"stream": "cam", "segment_id": "cam:1", "phase": "start", "class": "A",
-                      "start": 0.0, "frames": 1, "mean_prob": 0.5, "peak_prob": 0.5, "last": 0.0}]
+    assert start == [
+        {
+            "stream": "cam",
+            "segment_id": "cam:1",
+            "phase": "start",
+            "class": "A",
+            "start": 0.0,
+            "frames": 1,
+            "mean_prob": 0.5,
+            "peak_prob": 0.5,
+            "last": 0.0,
+        }
+    ]
     assert t.update("A", 0.7, 0.4) == []  # less than update_interval since the start
     (update,) = t.update("A", 0.9, 0.6)
     assert update["phase"] == "update" and update["segment_id"] == "cam:1" and update["frames"] == 3
     end, start_b = t.update("B", 0.9, 0.8)
-    assert end == {"stream": "cam", "segment_id": "cam:1", "phase": "end", "class": "A",
-                   "start": 0.0, "end": 0.8, "frames": 3, "mean_prob": 0.7, "peak_prob": 0.9,
-                   "last": 0.6}
+    assert end == {
+        "stream": "cam",
+        "segment_id": "cam:1",
+        "phase": "end",
+        "class": "A",
+        "start": 0.0,
+        "end": 0.8,
+        "frames": 3,
+        "mean_prob": 0.7,
+        "peak_prob": 0.9,
+        "last": 0.6,
+    }
     assert start_b["segment_id"] == "cam:2" and start_b["phase"] == "start"
     (last,) = t.finish(1.2)
     assert last["phase"] == "end" and last["end"] == 1.2 and last["segment_id"] == "cam:2"
@@ -399,12 +487,22 @@ def test_threshold_and_minimum_duration_keep_flicker_out():
     t = SegmentTracker("s", threshold=0.6, min_duration=1.0)
     records = []
     # A for 0.8 s (too short), B below the threshold, then C for 1.2 s.
-    for time_s, cls, prob in [(0.0, "A", 0.9), (0.4, "A", 0.9), (0.8, "B", 0.5), (1.2, "C", 0.8),
-                              (1.6, "C", 0.8), (2.0, "C", 0.8), (2.4, "C", 0.8), (2.8, "A", 0.9)]:
+    for time_s, cls, prob in [
+        (0.0, "A", 0.9),
+        (0.4, "A", 0.9),
+        (0.8, "B", 0.5),
+        (1.2, "C", 0.8),
+        (1.6, "C", 0.8),
+        (2.0, "C", 0.8),
+        (2.4, "C", 0.8),
+        (2.8, "A", 0.9),
+    ]:
         records += t.update(cls, prob, time_s)
     records += t.finish(3.2)
     assert [(r["phase"], r["class"], r["start"], r.get("end")) for r in records] == [
-        ("start", "C", 1.2, None), ("end", "C", 1.2, 2.8)]
+        ("start", "C", 1.2, None),
+        ("end", "C", 1.2, 2.8),
+    ]
     assert records[0]["last"] == 2.4  # announced once it had lasted min_duration
 
 
@@ -448,10 +546,25 @@ def test_several_sources_are_stepped_together_each_with_its_outputs(setup, tmp_p
     other = tmp_path / "other.avi"
     other.write_bytes(video.read_bytes())
     out = tmp_path / "out"
-    assert main(["stream", str(run), str(video), str(other), "--out", str(out),
-                 "--json", str(tmp_path / "all.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "stream",
+                str(run),
+                str(video),
+                str(other),
+                "--out",
+                str(out),
+                "--json",
+                str(tmp_path / "all.jsonl"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
-    assert f"annotated video: {out}/video.mp4" in text and f"events: {out}/other.events.jsonl" in text
+    assert (
+        f"annotated video: {out}/video.mp4" in text and f"events: {out}/other.events.jsonl" in text
+    )
     per = {name: _events(out / f"{name}.events.jsonl") for name in ("video", "other")}
     combined = _events(tmp_path / "all.jsonl")
     for name, events in per.items():

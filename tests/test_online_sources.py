@@ -41,11 +41,22 @@ def _send_mpegts(url: str, frames: int, fps: int = 25) -> None:
 def test_a_udp_stream_that_stops_sending_is_an_ordinary_end(tmp_path, capsys):
     run = save_run(tmp_path / "run", frame_size=32, sample_every=5)
     port = _free_udp_port()
-    sender = threading.Thread(target=lambda: (time.sleep(1.0), _send_mpegts(
-        f"udp://127.0.0.1:{port}?pkt_size=1316", 75)), daemon=True)
+    sender = threading.Thread(
+        target=lambda: (time.sleep(1.0), _send_mpegts(f"udp://127.0.0.1:{port}?pkt_size=1316", 75)),
+        daemon=True,
+    )
     sender.start()
-    rc = main(["stream", str(run), f"udp://127.0.0.1:{port}", "--timeout", "3",
-               "--json", str(tmp_path / "events.jsonl")])
+    rc = main(
+        [
+            "stream",
+            str(run),
+            f"udp://127.0.0.1:{port}",
+            "--timeout",
+            "3",
+            "--json",
+            str(tmp_path / "events.jsonl"),
+        ]
+    )
     sender.join(10)
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]

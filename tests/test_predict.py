@@ -22,9 +22,17 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("resnet18", num_classes=3, skip_blocks=("block2", "block4"))  # T = 3
     model.eval()
-    cfg = resolve_config([("flags", {"data": {"data_root": str(data), "frame_size": 32,
-                                              "sample_every": 2},
-                                     "model": {"arch": "resnet18", "skip": "block2,block4"}})])
+    cfg = resolve_config(
+        [
+            (
+                "flags",
+                {
+                    "data": {"data_root": str(data), "frame_size": 32, "sample_every": 2},
+                    "model": {"arch": "resnet18", "skip": "block2,block4"},
+                },
+            )
+        ]
+    )
     run = tmp / "run"
     ckpt = make_checkpoint(model, config=cfg.to_dict(), classes=["A", "B", "C"])
     save_checkpoint(run / "last.pt", ckpt)
@@ -40,10 +48,12 @@ def test_video_probs_are_the_mean_over_all_full_chunks(setup):
     frames = pred_.load(video)  # (N, 3, S, S)
     assert frames.shape == (5, 3, 32, 32)  # 10 frames, every 2nd
     with torch.no_grad():
-        chunk_probs = torch.stack([
-            pred_.model(frames[n - 2 : n + 1][None]).softmax(-1)[0]  # chunk ending at frame n
-            for n in range(2, 5)
-        ])
+        chunk_probs = torch.stack(
+            [
+                pred_.model(frames[n - 2 : n + 1][None]).softmax(-1)[0]  # chunk ending at frame n
+                for n in range(2, 5)
+            ]
+        )
     torch.testing.assert_close(pred.frame_probs[2:], chunk_probs, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(pred.video_probs, chunk_probs.mean(0), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(pred.frame_probs.sum(-1), torch.ones(5))
@@ -66,8 +76,9 @@ def test_timeline_names_for_several_videos():
     assert str(timeline_path("out.png", "a/v1.avi", many=False)) == "out.png"
     assert str(timeline_path("plots/out.png", "a/v1.avi", many=True)) == "plots/out-v1.png"
     taken = set()  # two videos with one stem (two folders, a video and its frame folder)
-    assert [str(timeline_path("t.png", v, True, taken)) for v in ("a/v1.avi", "b/v1.avi", "c/v1")] == [
-        "t-v1.png", "t-v1-2.png", "t-v1-3.png"]
+    assert [
+        str(timeline_path("t.png", v, True, taken)) for v in ("a/v1.avi", "b/v1.avi", "c/v1")
+    ] == ["t-v1.png", "t-v1-2.png", "t-v1-3.png"]
 
 
 def test_cli_json_and_errors(setup, tmp_path, capsys):
@@ -94,9 +105,14 @@ def test_one_bad_video_does_not_stop_the_others(setup, tmp_path, capsys):
     assert out.count(f"{video}  (5 frames, 3 chunks of 3)") == 2 and out.count("  1. ") == 2
     lines = err.splitlines()
     assert lines[0].startswith(f"rrn predict: error: cannot decode {bad}: not a readable video")
-    assert lines[1] == f"rrn predict: error: cannot decode {cut}: truncated: 4 of 10 frames; the video " \
-                       "stream ends at 0.16 s of the 0.40 s its header promises"
-    assert lines[2].startswith(f"rrn predict: error: cannot decode {tmp_path / 'gone.avi'}: file not readable")
+    assert (
+        lines[1]
+        == f"rrn predict: error: cannot decode {cut}: truncated: 4 of 10 frames; the video "
+        "stream ends at 0.16 s of the 0.40 s its header promises"
+    )
+    assert lines[2].startswith(
+        f"rrn predict: error: cannot decode {tmp_path / 'gone.avi'}: file not readable"
+    )
     assert lines[3] == "rrn predict: 3 of 5 videos could not be classified" and len(lines) == 4
 
     assert main(["predict", str(run), *videos, "--json"]) == 1
@@ -110,7 +126,11 @@ def test_one_bad_video_does_not_stop_the_others(setup, tmp_path, capsys):
 def test_predict_all_yields_failures_in_order(setup, tmp_path):
     run, video = setup
     results = list(Predictor(run).predict_all([video, tmp_path / "gone.avi", video], top=1))
-    assert [type(r).__name__ for r in results] == ["VideoPrediction", "FailedVideo", "VideoPrediction"]
+    assert [type(r).__name__ for r in results] == [
+        "VideoPrediction",
+        "FailedVideo",
+        "VideoPrediction",
+    ]
     assert results[1] == FailedVideo(str(tmp_path / "gone.avi"), results[1].error)
     assert "No such file" in results[1].error
     torch.testing.assert_close(results[0].video_probs, results[2].video_probs)

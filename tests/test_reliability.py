@@ -28,10 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     # 2 classes x 8 videos of 8 frames at 32 px: 4 groups per class, 3 of them for training
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=8,
-                                  frames=8, size=32, seed=0)
-
-
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=8, frames=8, size=32, seed=0
+    )
 
 
 def weights(run):
@@ -65,7 +64,9 @@ def test_validation_is_carved_by_group_and_chooses_best(synth, tmp_path, capsys)
     assert log[0]["val_videos"] == len(val) and log[0]["train_chunks"] == len(train)
     assert "validation videos held out by group" in log[0]["selection"]
     epochs = [r for r in log if r["kind"] == "epoch"]
-    assert all(e["val_videos"] == len(val) for e in epochs) and not any("test_video_top1" in e for e in epochs)
+    assert all(e["val_videos"] == len(val) for e in epochs) and not any(
+        "test_video_top1" in e for e in epochs
+    )
     best = torch.load(run / "best.pt", weights_only=True)
     assert best["selection"] == "validation"
     capsys.readouterr()
@@ -99,8 +100,11 @@ def test_an_old_test_selected_best_is_not_evaluated_by_default(synth, reference,
 def test_watching_the_test_split_never_selects(synth, tmp_path):
     run = tmp_path / "watch"
     assert main(argv(synth, run, "--epochs", "2", "--watch-test")) == 0
-    epochs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()
-              if json.loads(x)["kind"] == "epoch"]
+    epochs = [
+        json.loads(x)
+        for x in (run / "log.jsonl").read_text().splitlines()
+        if json.loads(x)["kind"] == "epoch"
+    ]
     assert all("test_video_top1" in e and "val_video_top1" not in e for e in epochs)
     assert not (run / "best.pt").exists() and not any(e["best"] for e in epochs)
 
@@ -117,11 +121,14 @@ class SignalAfter(Hook):
             os.kill(os.getpid(), self.signum)
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
-                                          (signal.SIGUSR1, 138)])
+@pytest.mark.parametrize(
+    "signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGUSR1, 138)]
+)
 def test_a_signal_stops_at_the_step_and_resume_is_exact(synth, reference, tmp_path, signum, code):
     run = tmp_path / "sig"
-    cfg = config_of(argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "0"))
+    cfg = config_of(
+        argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "0")
+    )
     with pytest.raises(TrainingStopped) as stopped:
         fit(cfg, hooks=[SignalAfter(signum, 3)])  # arrives during step 4: step 4 is finished
     assert stopped.value.exit_code == code and stopped.value.global_step == 4
@@ -141,8 +148,11 @@ def test_sigterm_to_a_real_run_with_loader_workers(synth, reference, tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not (run / "log.jsonl").exists() or \
-                '"kind": "step"' not in (run / "log.jsonl").read_text():
+        while (
+            time.time() < deadline
+            and not (run / "log.jsonl").exists()
+            or '"kind": "step"' not in (run / "log.jsonl").read_text()
+        ):
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -157,15 +167,21 @@ def test_sigterm_to_a_real_run_with_loader_workers(synth, reference, tmp_path):
 
 
 # ------------------------------------------------------------------- 2. lock, temporaries, log
-HOLD = "import sys, time; from rrn.train.lock import RunLock; RunLock(sys.argv[1]).acquire(); " \
-       "print('held', flush=True); time.sleep(600)"
+HOLD = (
+    "import sys, time; from rrn.train.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+    "print('held', flush=True); time.sleep(600)"
+)
 
 
-def test_a_second_run_into_a_held_folder_is_refused_and_a_dead_holder_is_not(synth, tmp_path, capsys):
+def test_a_second_run_into_a_held_folder_is_refused_and_a_dead_holder_is_not(
+    synth, tmp_path, capsys
+):
     run = tmp_path / "locked"
     run.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], env=env, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(argv(synth, run, "--epochs", "1", "--val-every", "0")) == 2
@@ -180,7 +196,9 @@ def test_a_second_run_into_a_held_folder_is_refused_and_a_dead_holder_is_not(syn
 
 def test_a_killed_run_leaves_nothing_behind_and_its_log_is_consistent(synth, reference, tmp_path):
     run = tmp_path / "killed"
-    cfg = config_of(argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "2"))
+    cfg = config_of(
+        argv(synth, run, "--epochs", "2", "--val-every", "0", "--checkpoint-every", "2")
+    )
     with pytest.raises(SimulatedCrash):
         fit(cfg, hooks=[CrashAfter(5)])  # last.pt at step 4; the log has step 5 too
     (run / ".last.pt.x1y2.tmp").write_bytes(b"\0" * 4096)  # a checkpoint write cut by kill -9
@@ -239,14 +257,28 @@ def test_a_full_disk_while_writing_a_checkpoint(synth, reference, tmp_path, caps
     assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))
 
 
-def test_eval_into_an_unwritable_folder_fails_before_evaluating(reference, tmp_path, capsys, monkeypatch):
+def test_eval_into_an_unwritable_folder_fails_before_evaluating(
+    reference, tmp_path, capsys, monkeypatch
+):
     import rrn.evaluation
 
     monkeypatch.setattr(rrn.evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated first"))
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    assert main(["eval", str(reference), "--out", str(blocker / "out"), "--workers", "0",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(reference),
+                "--out",
+                str(blocker / "out"),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "cannot write to the output directory" in err and str(blocker / "out") in err
 
@@ -267,7 +299,9 @@ def test_resume_with_another_architecture(synth, reference, tmp_path, capsys):
 
     run = tmp_path / "arch"
     shutil.copytree(reference, run)
-    assert main(["train", "--out", str(run), "--resume", "--arch", "resnet34", "--epochs", "3"]) == 2
+    assert (
+        main(["train", "--out", str(run), "--resume", "--arch", "resnet34", "--epochs", "3"]) == 2
+    )
     err = capsys.readouterr().err
     assert "--arch resnet18 -> resnet34" in err and f"--weights {run / 'last.pt'}" in err
 
@@ -275,7 +309,10 @@ def test_resume_with_another_architecture(synth, reference, tmp_path, capsys):
 def test_a_class_mismatch_names_the_first_difference():
     from rrn.evaluation import class_difference
 
-    assert class_difference(["a", "b", "c"], ["a", "c", "b"]) == "class 1 is 'b' in the checkpoint, 'c' in the data"
+    assert (
+        class_difference(["a", "b", "c"], ["a", "c", "b"])
+        == "class 1 is 'b' in the checkpoint, 'c' in the data"
+    )
     assert class_difference(["a", "b"], ["a", "b", "c"]) == "2 classes vs 3"
 
 
@@ -296,12 +333,19 @@ def test_resuming_a_crafted_checkpoint_is_one_line(reference, tmp_path, capsys):
     run = tmp_path / "crafted"
     shutil.copytree(reference, run)
     ckpt = torch.load(run / "last.pt", weights_only=True)
-    ckpt["model_config"]["arch"] = ckpt["config"]["model"]["arch"] = "resnet34"  # resnet18 weights inside
+    ckpt["model_config"]["arch"] = ckpt["config"]["model"]["arch"] = (
+        "resnet34"  # resnet18 weights inside
+    )
     torch.save(ckpt, run / "last.pt")
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and err.count("error:") == 1  # the other lines: the changed settings
-    assert f"--resume: {run / 'last.pt'}: its weights do not match the model it describes" in err.splitlines()[-1]
+    assert (
+        "Traceback" not in err and err.count("error:") == 1
+    )  # the other lines: the changed settings
+    assert (
+        f"--resume: {run / 'last.pt'}: its weights do not match the model it describes"
+        in err.splitlines()[-1]
+    )
 
 
 def test_weights_of_another_architecture_are_refused(synth, tmp_path, capsys):
@@ -321,8 +365,24 @@ def test_resume_cannot_change_which_videos_are_held_out(synth, reference, tmp_pa
 
     run = tmp_path / "val"
     shutil.copytree(reference, run)  # trained on every training video (no --val-fraction)
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--val-fraction", "0.25",
-                 "--val-every", "1", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run),
+                "--resume",
+                "--epochs",
+                "3",
+                "--val-fraction",
+                "0.25",
+                "--val-every",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--val-fraction 0.0 -> 0.25" in err and "--weights" in err
 
@@ -333,15 +393,35 @@ def test_resuming_a_finished_run_writes_nothing(synth, reference, tmp_path, caps
     run = tmp_path / "done"
     shutil.copytree(reference, run)  # 2 epochs, finished
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"}
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--lr", "0.5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run),
+                "--resume",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "already finished 2 epoch(s)" in capsys.readouterr().out
     # config.yaml still describes the weights in last.pt (not --lr 0.5), the log gained no record
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"} == files
+    assert {
+        p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".rrn-lock"
+    } == files
     # killed after last.pt, before its epoch record reached the log: the resume puts it back
     log = run / "log.jsonl"
     log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
-    assert log.read_bytes() == files["log.jsonl"] or json.loads(log.read_text().splitlines()[-1])["kind"] == "epoch"
+    assert (
+        log.read_bytes() == files["log.jsonl"]
+        or json.loads(log.read_text().splitlines()[-1])["kind"] == "epoch"
+    )
     assert (run / "config.yaml").read_bytes() == files["config.yaml"]
 
 
@@ -354,10 +434,32 @@ def test_overwrite_removes_everything_of_the_replaced_run_first(synth, reference
     assert (run / "eval_split1.json").exists()
     # the new run dies before its first checkpoint: no file of the old one may be left to pass for it
     with pytest.raises(SimulatedCrash):
-        fit(config_of(argv(synth, run, "--epochs", "1", "--overwrite", "--checkpoint-every", "0",
-                           "--lr", "0.01")), hooks=[CrashAfter(1)])
-    assert not any((run / name).exists() for name in ("last.pt", "best.pt", "eval_split1.json",
-                                                     "eval_split1_per_class.csv", "eval_split1_confusion.png"))
+        fit(
+            config_of(
+                argv(
+                    synth,
+                    run,
+                    "--epochs",
+                    "1",
+                    "--overwrite",
+                    "--checkpoint-every",
+                    "0",
+                    "--lr",
+                    "0.01",
+                )
+            ),
+            hooks=[CrashAfter(1)],
+        )
+    assert not any(
+        (run / name).exists()
+        for name in (
+            "last.pt",
+            "best.pt",
+            "eval_split1.json",
+            "eval_split1_per_class.csv",
+            "eval_split1_confusion.png",
+        )
+    )
     assert yaml_of(run / "config.yaml")["optim"]["lr"] == 0.01
 
 
@@ -409,7 +511,9 @@ def test_the_command_line_parses_without_importing_torch():
     assert out.stdout.strip() == "False"  # `rrn --help` and Ctrl-C stay instant
 
 
-def test_no_readable_training_or_test_video_is_an_error_not_a_nan_success(synth, reference, tmp_path, capsys):
+def test_no_readable_training_or_test_video_is_an_error_not_a_nan_success(
+    synth, reference, tmp_path, capsys
+):
     import shutil
 
     data = tmp_path / "data"
@@ -420,8 +524,24 @@ def test_no_readable_training_or_test_video_is_an_error_not_a_nan_success(synth,
     err = capsys.readouterr().err
     assert "epoch 1 trained on no chunk: all" in err and "Traceback" not in err
     assert not (tmp_path / "r" / "last.pt").exists()
-    assert main(["eval", str(reference), "--data-root", str(data), "--split-dir", str(data),
-                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(reference),
+                "--data-root",
+                str(data),
+                "--split-dir",
+                str(data),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no video could be evaluated: all" in err and "Traceback" not in err
 
@@ -434,7 +554,13 @@ def test_files_honour_the_umask(synth, tmp_path):
         assert main(["eval", str(run), "--workers", "0", "--no-progress"]) == 0
     finally:
         os.umask(old)
-    for name in ("last.pt", "config.yaml", "curves.png", "eval_split1.json", "eval_split1_per_class.csv"):
+    for name in (
+        "last.pt",
+        "config.yaml",
+        "curves.png",
+        "eval_split1.json",
+        "eval_split1_per_class.csv",
+    ):
         assert (run / name).stat().st_mode & 0o777 == 0o644, name
 
 
@@ -443,10 +569,15 @@ def test_slurm_tasks_are_ranks_without_torchrun():
 
     env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}
     assert dist_info_from_env(env) == DistInfo(rank=5, world_size=8, local_rank=1)
-    assert dist_info_from_env({**env, "RANK": "0", "WORLD_SIZE": "2"}) == DistInfo(0, 2, 0)  # torchrun wins
+    assert dist_info_from_env({**env, "RANK": "0", "WORLD_SIZE": "2"}) == DistInfo(
+        0, 2, 0
+    )  # torchrun wins
     assert dist_info_from_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == DistInfo()  # one task
     # srun's step count wins over the job's: srun -n 2 inside an 8-task allocation is 2 processes
-    assert dist_info_from_env({**env, "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"}).world_size == 2
+    assert (
+        dist_info_from_env({**env, "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"}).world_size
+        == 2
+    )
     assert first_host("gpu[07-09,12],cpu1") == "gpu07" and first_host("node3") == "node3"
 
 
@@ -476,12 +607,28 @@ def _children(pid):
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find processes")
 def test_a_killed_rrn_cache_leaves_no_worker_alive(tmp_path):
-    data = make_synthetic_dataset(tmp_path / "data", classes=2, videos_per_class=24, frames=24,
-                                  size=64, seed=0)
+    data = make_synthetic_dataset(
+        tmp_path / "data", classes=2, videos_per_class=24, frames=24, size=64, seed=0
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "rrn", "cache", "--data-root", str(data),
-                             "--workers", "2", "--sample-every", "1", "--no-progress"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rrn",
+            "cache",
+            "--data-root",
+            str(data),
+            "--workers",
+            "2",
+            "--sample-every",
+            "1",
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while len(workers := _children(proc.pid)) < 2 and time.time() < deadline:
@@ -494,8 +641,12 @@ def test_a_killed_rrn_cache_leaves_no_worker_alive(tmp_path):
     deadline = time.time() + 10
     while any(Path(f"/proc/{w}").exists() for w in workers) and time.time() < deadline:
         time.sleep(0.1)
-    alive = [w for w in workers if Path(f"/proc/{w}").exists()
-             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    alive = [
+        w
+        for w in workers
+        if Path(f"/proc/{w}").exists()
+        and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    ]
     assert not alive, f"cache workers outlived their parent: {alive}"
 
 
@@ -507,8 +658,11 @@ def _started_workers(pid: int) -> int:
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            ignored = next(int(line.split()[1], 16) for line in Path(f"/proc/{child}/status").open()
-                           if line.startswith("SigIgn:"))
+            ignored = next(
+                int(line.split()[1], 16)
+                for line in Path(f"/proc/{child}/status").open()
+                if line.startswith("SigIgn:")
+            )
         except (OSError, StopIteration):
             continue
         count += b"spawn_main" in cmdline and bool(ignored & (1 << (signal.SIGINT - 1)))
@@ -520,16 +674,37 @@ def test_ctrl_c_stops_rrn_cache_with_workers_at_once(tmp_path):
     """A terminal's Ctrl-C reaches every process of the group: the videos in hand finish, the
     rest are not started, one line is printed, exit 130; a rerun continues."""
     # 96 frames a video: caching all 80 takes longer than the second worker needs to start
-    data = make_synthetic_dataset(tmp_path / "data", classes=2, videos_per_class=40, frames=96,
-                                  size=64, seed=0)
+    data = make_synthetic_dataset(
+        tmp_path / "data", classes=2, videos_per_class=40, frames=96, size=64, seed=0
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    args = [sys.executable, "-m", "rrn", "cache", "--data-root", str(data), "--workers", "2",
-            "--sample-every", "1", "--format", "npy", "--no-progress"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "rrn",
+        "cache",
+        "--data-root",
+        str(data),
+        "--workers",
+        "2",
+        "--sample-every",
+        "1",
+        "--format",
+        "npy",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
-    while (len(list((data / ".rrn-cache").rglob("*.npy"))) < 2 or _started_workers(proc.pid) < 2) \
-            and time.time() < deadline:
+    while (
+        len(list((data / ".rrn-cache").rglob("*.npy"))) < 2 or _started_workers(proc.pid) < 2
+    ) and time.time() < deadline:
         time.sleep(0.05)
     at_ctrl_c = len(list((data / ".rrn-cache").rglob("*.npy")))
     os.killpg(proc.pid, signal.SIGINT)
@@ -579,5 +754,7 @@ def test_an_error_in_a_loader_worker_ends_the_process(tmp_path):
         "        return torch.zeros(3)\n"
         "for b in DataLoader(D(), batch_size=2, num_workers=2, worker_init_fn=stop_safe_worker_init()): pass\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1 and "a broken file" in proc.stderr

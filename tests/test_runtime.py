@@ -1,7 +1,5 @@
 """The runtime layer: precision and worker counts."""
 
-
-
 import torch
 
 

@@ -27,8 +27,15 @@ CLASSES = ("Walk", "Run", "Jump", "Wave")
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    run = save_run(tmp_path_factory.mktemp("serve") / "run", skips=("block2", "block4"),
-                   skip_type="linear", frame_size=32, sample_every=1, classes=CLASSES, seed=4)
+    run = save_run(
+        tmp_path_factory.mktemp("serve") / "run",
+        skips=("block2", "block4"),
+        skip_type="linear",
+        frame_size=32,
+        sample_every=1,
+        classes=CLASSES,
+        seed=4,
+    )
     return load_model(run)
 
 
@@ -65,11 +72,14 @@ def test_two_concurrent_streams_match_each_stream_run_alone(model):
     for k, frames in videos.items():
         rec = MultiStreamRecognizer(model)
         rec.open(k)
-        alone[k] = torch.stack([rec.step([StreamFrame(k, f, i, i / 25)])[k].probs
-                                for i, f in enumerate(frames)])
-    with _client(model, StreamConfig(labels=4), max_wait_ms=20) as client, \
-            client.websocket_connect("/v1/streams/cam-a") as a, \
-            client.websocket_connect("/v1/streams/cam-b") as b:
+        alone[k] = torch.stack(
+            [rec.step([StreamFrame(k, f, i, i / 25)])[k].probs for i, f in enumerate(frames)]
+        )
+    with (
+        _client(model, StreamConfig(labels=4), max_wait_ms=20) as client,
+        client.websocket_connect("/v1/streams/cam-a") as a,
+        client.websocket_connect("/v1/streams/cam-b") as b,
+    ):
         assert a.receive_json()["type"] == b.receive_json()["type"] == "start"
         got = {"cam-a": [], "cam-b": []}
         for i in range(6):  # interleaved, each waiting for its answer: nothing is replaced
@@ -80,13 +90,19 @@ def test_two_concurrent_streams_match_each_stream_run_alone(model):
                 if i < len(videos[k]):
                     frame = [m for m in _until(ws, "frame") if m["type"] == "frame"][0]
                     assert frame["stream"] == k and frame["frame"] == i
-                    got[k].append([t["prob"] for t in sorted(frame["top"], key=lambda t: t["class"])])
+                    got[k].append(
+                        [t["prob"] for t in sorted(frame["top"], key=lambda t: t["class"])]
+                    )
         b.send_text('{"type": "end"}')
         end_b = _until(b, "end")[-1]
     for k in videos:
         expected = alone[k][:, [CLASSES.index(c) for c in sorted(CLASSES)]]
         np.testing.assert_allclose(np.array(got[k]), expected.numpy(), atol=1e-4)  # 4 decimals
-    assert end_b["classified"] == 4 and end_b["dropped"] == 0 and end_b["reason"] == "the client ended the stream"
+    assert (
+        end_b["classified"] == 4
+        and end_b["dropped"] == 0
+        and end_b["reason"] == "the client ended the stream"
+    )
 
 
 def test_frames_are_kept_at_the_sampling_interval_by_capture_time(model, tmp_path):
@@ -113,25 +129,37 @@ def test_the_token_guards_every_route_but_healthz(model):
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.post("/v1/predict", files={"video": ("v.mp4", b"x")}).status_code == 401
-        for url, headers in (("/v1/streams/a", {}), ("/v1/streams/a?token=nope", {}),
-                             ("/v1/streams/a", {"Authorization": "Bearer nope"})):
+        for url, headers in (
+            ("/v1/streams/a", {}),
+            ("/v1/streams/a?token=nope", {}),
+            ("/v1/streams/a", {"Authorization": "Bearer nope"}),
+        ):
             with pytest.raises(Exception), client.websocket_connect(url, headers=headers) as ws:  # noqa: B017
                 ws.receive_json()
         with client.websocket_connect("/v1/streams/a?token=s3cret") as ws:
             assert ws.receive_json()["type"] == "start"
-        with client.websocket_connect("/v1/streams/b", headers={"Authorization": "Bearer s3cret"}) as ws:
+        with client.websocket_connect(
+            "/v1/streams/b", headers={"Authorization": "Bearer s3cret"}
+        ) as ws:
             assert ws.receive_json()["type"] == "start"
 
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels and holds none: what a decompression bomb's
     header says, at a few bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_bad_frames_get_an_error_for_their_stream_only(model):
@@ -143,9 +171,11 @@ def test_bad_frames_get_an_error_for_their_stream_only(model):
         "many pixels": struct.pack("<d", 3.0) + _png_header(3000, 3000),
         "too big": struct.pack("<d", 4.0) + bytes(30_000),
     }
-    with _client(model, max_frame_bytes=20_000, max_pixels=4_000_000) as client, \
-            client.websocket_connect("/v1/streams/victim") as victim, \
-            client.websocket_connect("/v1/streams/good") as good:
+    with (
+        _client(model, max_frame_bytes=20_000, max_pixels=4_000_000) as client,
+        client.websocket_connect("/v1/streams/victim") as victim,
+        client.websocket_connect("/v1/streams/good") as good,
+    ):
         victim.receive_json(), good.receive_json()
         errors = []
         for message in bad.values():
@@ -159,10 +189,15 @@ def test_bad_frames_get_an_error_for_their_stream_only(model):
         assert _until(victim, "frame")[-1]["frame"] == len(bad)
     assert [e["type"] for e in errors] == ["error"] * 7
     text = " | ".join(e["message"] for e in errors)
-    for words in ("8-byte little-endian float64", "capture time must be a finite number",
-                  "not a readable JPEG or PNG", "more pixels than the limit of 4000000",
-                  "3000x3000 pixels is over the limit of 4000000",
-                  "over the limit of 20000", 'text messages are {"type": "end"}'):
+    for words in (
+        "8-byte little-endian float64",
+        "capture time must be a finite number",
+        "not a readable JPEG or PNG",
+        "more pixels than the limit of 4000000",
+        "3000x3000 pixels is over the limit of 4000000",
+        "over the limit of 20000",
+        'text messages are {"type": "end"}',
+    ):
         assert words in text
 
 
@@ -251,7 +286,8 @@ def test_an_upload_is_classified_as_rrn_predict_does(model, tmp_path, capsys):
     got = reply.json()["videos"][0]
     assert got["video"] == "clip.avi" and got["num_frames"] == expected["num_frames"]
     assert [t["class"] for t in got["top"]] == [t["class"] for t in expected["top"]]
-    np.testing.assert_allclose([t["prob"] for t in got["top"]],
-                               [t["prob"] for t in expected["top"]], atol=1e-4)
+    np.testing.assert_allclose(
+        [t["prob"] for t in got["top"]], [t["prob"] for t in expected["top"]], atol=1e-4
+    )
     assert too_big.status_code == 413
     assert broken.status_code == 422 and "error" in broken.json()["videos"][0]

@@ -29,7 +29,10 @@ def test_a_gap_skips_the_targets_it_missed_and_time_cannot_go_back():
 def test_parse_frame():
     limits = FrameLimits(max_bytes=100)
     assert parse_frame(struct.pack("<d", 1.5) + b"jpeg", limits) == (1.5, b"jpeg")
-    for message, words in ((b"short", "8-byte"), (struct.pack("<d", -1.0) + b"x", ">= 0"),
-                           (struct.pack("<d", 0.0) + bytes(200), "over the limit of 100")):
+    for message, words in (
+        (b"short", "8-byte"),
+        (struct.pack("<d", -1.0) + b"x", ">= 0"),
+        (struct.pack("<d", 0.0) + bytes(200), "over the limit of 100"),
+    ):
         with pytest.raises(FrameError, match=words):
             parse_frame(message, limits)

@@ -19,9 +19,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                       reason="needs Debian's chromium and chromium-driver (apt-get install "
-                              "chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER),
+        reason="needs Debian's chromium and chromium-driver (apt-get install "
+        "chromium chromium-driver)",
+    ),
     pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}"),
 ]
 selenium = pytest.importorskip("selenium", reason="needs selenium (pip install selenium)")
@@ -70,8 +72,9 @@ def server(tmp_path):
     run = save_run(tmp_path / "run", frame_size=32, sample_every=5, classes=CLASSES)
     app = create_app(load_model(run), ServeConfig())
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       ws="websockets"))
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -86,11 +89,22 @@ def server(tmp_path):
 def _browser(tmp_path, camera: Path):
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={camera}", "--window-size=1100,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+        "--window-size=1100,900",
+    ):
         opts.add_argument(flag)
     return webdriver.Chrome(service=DriverService(DRIVER), options=opts)
 
@@ -104,7 +118,9 @@ def test_the_page_classifies_the_webcam_and_shows_class_names(server, tmp_path):
         browser.get(url + "/")
         wait = WebDriverWait(browser, 60)
         wait.until(lambda b: not b.find_element(By.ID, "camera").get_property("disabled"))
-        assert "4 classes (ApplyEyeMakeup, ApplyLipstick" in browser.find_element(By.ID, "model").text
+        assert (
+            "4 classes (ApplyEyeMakeup, ApplyLipstick" in browser.find_element(By.ID, "model").text
+        )
         browser.find_element(By.ID, "camera").click()
         wait.until(lambda b: any(c in b.find_element(By.ID, "top").text for c in CLASSES))
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#legend span")) >= 1)

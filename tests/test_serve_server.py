@@ -49,8 +49,13 @@ def _jpeg_frame(t: float, seed: int) -> bytes:
 def _start_server(run, tmp_path) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RRN_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "rrn", "serve", str(run), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rrn", "serve", str(run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -1,7 +1,5 @@
 """The builders: step plans, learning-rate schedules, frozen stages."""
 
-
-
 import pytest
 import torch
 
@@ -15,7 +13,9 @@ from train_helpers import make_data, run_epoch
 
 
 def test_chunks_per_step():
-    assert OptimConfig(update_fraction=0.01).chunks_per_step(9537) == 95  # the paper's 1% of UCF-101 split 1
+    assert (
+        OptimConfig(update_fraction=0.01).chunks_per_step(9537) == 95
+    )  # the paper's 1% of UCF-101 split 1
     assert OptimConfig(update_fraction=0.01).chunks_per_step(10) == 1
     assert OptimConfig(update_fraction=1.0).chunks_per_step(10) == 10
     assert OptimConfig(update_chunks=64).chunks_per_step(10) == 64  # chunks win over the fraction
@@ -36,8 +36,13 @@ def test_lr_schedules():
 def test_lr_is_set_per_step():
     data = make_data(4)
     lrs = []
-    run_epoch(data, batch_size=1, step_size=2, lr_fn=lambda step: 0.5 / (step + 1),
-              on_step=lambda s: lrs.append(s.lr))
+    run_epoch(
+        data,
+        batch_size=1,
+        step_size=2,
+        lr_fn=lambda step: 0.5 / (step + 1),
+        on_step=lambda s: lrs.append(s.lr),
+    )
     assert lrs == [0.5, 0.25]
 
 
@@ -49,7 +54,9 @@ def test_freeze_stages_keeps_bn_statistics():
     assert not model.conv1.weight.requires_grad and not model.layer1[0].conv1.weight.requires_grad
     assert model.layer2[0].conv1.weight.requires_grad and model.fc.weight.requires_grad
     set_train_mode(model, frozen_bn)
-    assert not model.bn1.training and not model.layer1[1].bn2.training and model.layer2[0].bn1.training
+    assert (
+        not model.bn1.training and not model.layer1[1].bn2.training and model.layer2[0].bn1.training
+    )
     stats = model.bn1.running_mean.clone()
     model(torch.randn(2, 2, 3, 32, 32))
     assert torch.equal(stats, model.bn1.running_mean)

@@ -1,6 +1,5 @@
 """The training loop: one epoch of micro-batches, steps, skipped chunks, non-finite losses, precision."""
 
-
 import copy
 import math
 
@@ -30,8 +29,8 @@ def test_micro_batch_size_does_not_change_the_step():
     ref = ClipNet()
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     for lo in (0, 3):
-        x = torch.stack([c for c, _ in data[lo:lo + 3]])
-        y = torch.tensor([lab for _, lab in data[lo:lo + 3]])
+        x = torch.stack([c for c, _ in data[lo : lo + 3]])
+        y = torch.tensor([lab for _, lab in data[lo : lo + 3]])
         nn.functional.cross_entropy(ref(x), y).backward()
         opt.step()
         opt.zero_grad()
@@ -42,8 +41,12 @@ def test_micro_batch_size_does_not_change_the_step():
 def test_partial_last_step_still_steps_and_counts_steps():
     data = make_data(5)
     steps_seen = []
-    model, totals = run_epoch(data, batch_size=2, step_size=2,
-                              on_step=lambda s: steps_seen.append((s.step_in_epoch, s.chunks)))
+    model, totals = run_epoch(
+        data,
+        batch_size=2,
+        step_size=2,
+        on_step=lambda s: steps_seen.append((s.step_in_epoch, s.chunks)),
+    )
     assert steps_seen == [(1, 2), (2, 2), (3, 1)]
 
 
@@ -72,8 +75,15 @@ def test_non_finite_loss_stops_before_the_update():
     seen = []
     ctx = StepContext(device=torch.device("cpu"), hooks=[NanAt(2)])
     with pytest.raises(NonFiniteLossError, match="global step 2"):
-        train_one_epoch(model, loader, schedule, opt, RunState(steps_per_epoch=steps), ctx,
-                        on_step=lambda s: seen.append(copy.deepcopy(model.state_dict())))
+        train_one_epoch(
+            model,
+            loader,
+            schedule,
+            opt,
+            RunState(steps_per_epoch=steps),
+            ctx,
+            on_step=lambda s: seen.append(copy.deepcopy(model.state_dict())),
+        )
     assert len(seen) == 1  # step 1 applied, step 2 refused
     assert all(torch.equal(seen[0][k], v) for k, v in model.state_dict().items())
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
@@ -113,4 +123,6 @@ def test_bf16_step_on_cpu_keeps_fp32_weights_and_tracks_the_fp32_loss():
     assert losses[1] != losses[0]  # bf16 did compute
     assert math.isfinite(losses[1]) and abs(losses[1] - losses[0]) < 0.05 * abs(losses[0])
     assert torch.isfinite(grads[1]).all()
-    assert torch.nn.functional.cosine_similarity(grads[0].flatten(), grads[1].flatten(), dim=0) > 0.9
+    assert (
+        torch.nn.functional.cosine_similarity(grads[0].flatten(), grads[1].flatten(), dim=0) > 0.9
+    )

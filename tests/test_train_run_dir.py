@@ -1,7 +1,5 @@
 """The run folder: resume/overwrite policy, the log."""
 
-
-
 import pytest
 import torch
 
@@ -60,11 +58,17 @@ def test_the_run_log_is_strict_json_when_a_number_is_not_finite(tmp_path):
         raise ValueError(constant)
 
     record = {"loss": float("nan"), "acc": [0.5, float("inf")], "n": 3, "ok": True}
-    assert json.loads(json_text(record), parse_constant=refuse) == {"loss": None, "acc": [0.5, None],
-                                                                   "n": 3, "ok": True}
+    assert json.loads(json_text(record), parse_constant=refuse) == {
+        "loss": None,
+        "acc": [0.5, None],
+        "n": 3,
+        "ok": True,
+    }
     run = RunDir.open(tmp_path / "r", resume=False, overwrite=False)
     run.start(TrainConfig(), ["a", "b"], {"val_loss": float("nan")})
     run.log({"kind": "epoch", "epoch": 1, "train_loss": float("-inf")})
     run.close()
-    lines = [json.loads(line, parse_constant=refuse) for line in (tmp_path / "r" / "log.jsonl").open()]
+    lines = [
+        json.loads(line, parse_constant=refuse) for line in (tmp_path / "r" / "log.jsonl").open()
+    ]
     assert lines[0]["val_loss"] is None and lines[1]["train_loss"] is None

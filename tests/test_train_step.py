@@ -1,7 +1,5 @@
 """One step's pieces: BatchNorm statistics of frozen stages."""
 
-
-
 import torch
 
 

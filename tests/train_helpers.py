@@ -40,9 +40,12 @@ def loader_for(data, batch_size, step_size, skip=()):
         for idx in batches:
             kept = [i for i in idx if i not in skip]
             clip = torch.stack([data[i][0] for i in kept]) if kept else torch.empty(0)
-            yield {"clip": clip, "label": torch.tensor([data[i][1] for i in kept], dtype=torch.long),
-                   "video_index": torch.tensor(kept, dtype=torch.long),
-                   "skipped": [i for i in idx if i in skip]}
+            yield {
+                "clip": clip,
+                "label": torch.tensor([data[i][1] for i in kept], dtype=torch.long),
+                "video_index": torch.tensor(kept, dtype=torch.long),
+                "skipped": [i for i in idx if i in skip],
+            }
 
     return gen(), batches.schedule(), batches.steps_per_epoch()
 
@@ -52,8 +55,15 @@ def run_epoch(data, batch_size, step_size, skip=(), lr=0.1, on_step=None, **ctx)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loader, schedule, steps = loader_for(data, batch_size, step_size, skip)
     state = RunState(steps_per_epoch=steps)
-    totals = train_one_epoch(model, loader, schedule, opt, state,
-                             StepContext(device=torch.device("cpu"), **ctx), on_step=on_step)
+    totals = train_one_epoch(
+        model,
+        loader,
+        schedule,
+        opt,
+        state,
+        StepContext(device=torch.device("cpu"), **ctx),
+        on_step=on_step,
+    )
     return model, totals
 
 

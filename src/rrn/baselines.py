@@ -56,8 +56,10 @@ class FeatureReport:
     seconds: float = 0.0
 
     def summary(self, out: str | os.PathLike) -> str:
-        lines = [f"features: {self.written} videos written, {self.reused} already there, "
-                 f"{self.frames} frames in {self.seconds:.1f}s -> {out}"]
+        lines = [
+            f"features: {self.written} videos written, {self.reused} already there, "
+            f"{self.frames} frames in {self.seconds:.1f}s -> {out}"
+        ]
         return "\n".join(lines + [f"  skipped {vid}: {why}" for vid, why in self.failures])
 
 
@@ -66,8 +68,9 @@ def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
     return Path(out_dir) / "videos" / f"{video_id}.npz"
 
 
-def load_feature_model(source: str, arch: str = "resnet50",
-                       device: str | torch.device = "cpu") -> nn.Module:
+def load_feature_model(
+    source: str, arch: str = "resnet50", device: str | torch.device = "cpu"
+) -> nn.Module:
     """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn
     checkpoint."""
     from rrn.model import build_model
@@ -155,8 +158,9 @@ def extract_features(
     return report
 
 
-def write_features_meta(out: str | os.PathLike, records, subsets, classes, stages, world_size: int,
-                        **settings) -> Path:
+def write_features_meta(
+    out: str | os.PathLike, records, subsets, classes, stages, world_size: int, **settings
+) -> Path:
     """``features.json``: settings, classes, stages, every video with its subset, and the
     failures of all ``world_size`` shards (call once every shard is done)."""
     out = Path(out)
@@ -165,16 +169,19 @@ def write_features_meta(out: str | os.PathLike, records, subsets, classes, stage
         f = out / f"failures.rank{r}.json"
         if f.exists():
             failures += json.loads(f.read_text())
-    return atomic_write_json(out / META_FILE, {
-        **settings,
-        "classes": list(classes),
-        "stages": list(stages),
-        "videos": [
-            {"video_id": r.video_id, "label": r.label, "subset": s}
-            for r, s in zip(records, subsets)
-        ],
-        "failures": failures,
-    })
+    return atomic_write_json(
+        out / META_FILE,
+        {
+            **settings,
+            "classes": list(classes),
+            "stages": list(stages),
+            "videos": [
+                {"video_id": r.video_id, "label": r.label, "subset": s}
+                for r, s in zip(records, subsets)
+            ],
+            "failures": failures,
+        },
+    )
 
 
 def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> FeatureReport:
@@ -196,36 +203,55 @@ def extract_dataset_features(cfg: TrainConfig, feats: FeaturesConfig) -> Feature
         settings = extraction_settings(model, cfg, feats)
         claim_features_folder(feats.out, settings, info.is_main)
         report = extract_features(
-            records, feats.out, model=model, source=FrameSource.from_config(cfg.data),
-            frame_size=cfg.data.frame_size, stages=feats.stages, float16=feats.float16,
-            device=device, rank=info.rank, world_size=info.world_size,
+            records,
+            feats.out,
+            model=model,
+            source=FrameSource.from_config(cfg.data),
+            frame_size=cfg.data.frame_size,
+            stages=feats.stages,
+            float16=feats.float16,
+            device=device,
+            rank=info.rank,
+            world_size=info.world_size,
             progress=cfg.run.progress and info.is_main,
         )
         rdist.barrier()
         if info.is_main:
-            write_features_meta(feats.out, records, subsets, split.classes, feats.stages,
-                                info.world_size,
-                                **{k: v for k, v in settings.items() if k != "stages"})
+            write_features_meta(
+                feats.out,
+                records,
+                subsets,
+                split.classes,
+                feats.stages,
+                info.world_size,
+                **{k: v for k, v in settings.items() if k != "stages"},
+            )
     finally:
         if owner:
             rdist.cleanup()
     return report
 
 
-def extraction_settings(model: nn.Module, cfg: TrainConfig,
-                        feats: FeaturesConfig) -> dict[str, Any]:
+def extraction_settings(
+    model: nn.Module, cfg: TrainConfig, feats: FeaturesConfig
+) -> dict[str, Any]:
     """Everything a video's stored features depend on. ``weights`` is a digest of the network's
     weights (a checkpoint trained further in place is another network); ``arch`` is the
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
     trained = getattr(model, "train_config", None)
     d = cfg.data
     keyword = weights_keyword(feats.source)
-    return {"source": keyword if keyword else str(Path(model.checkpoint).resolve()),
-            "weights": weights_digest(model),
-            "arch": trained.model.arch if trained else cfg.model.arch,
-            "sample_every": None if d.fps else d.sample_every, "fps": d.fps,
-            "frame_size": d.frame_size, "short_side": d.sampling().short_side,
-            "float16": feats.float16, "stages": sorted(set(feats.stages))}
+    return {
+        "source": keyword if keyword else str(Path(model.checkpoint).resolve()),
+        "weights": weights_digest(model),
+        "arch": trained.model.arch if trained else cfg.model.arch,
+        "sample_every": None if d.fps else d.sample_every,
+        "fps": d.fps,
+        "frame_size": d.frame_size,
+        "short_side": d.sampling().short_side,
+        "float16": feats.float16,
+        "stages": sorted(set(feats.stages)),
+    }
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -247,14 +273,18 @@ def claim_features_folder(out: str | os.PathLike, settings: dict[str, Any], is_m
     path = Path(out) / EXTRACTION_FILE
     before = _recorded_settings(Path(out))
     if before is not None:
-        compared = [k for k in settings
-                    if k in before and not (k == "source" and "weights" in before)]
-        changes = [f"{k} {before[k]!r} -> {settings[k]!r}" for k in compared
-                   if before[k] != settings[k]]
+        compared = [
+            k for k in settings if k in before and not (k == "source" and "weights" in before)
+        ]
+        changes = [
+            f"{k} {before[k]!r} -> {settings[k]!r}" for k in compared if before[k] != settings[k]
+        ]
         if changes:
-            raise ConfigError(f"{out} holds features extracted with other settings "
-                              f"({'; '.join(changes)}); "
-                              "extract into another --out, or delete it to start over")
+            raise ConfigError(
+                f"{out} holds features extracted with other settings "
+                f"({'; '.join(changes)}); "
+                "extract into another --out, or delete it to start over"
+            )
     rdist.barrier()  # every rank has compared before rank 0 writes
     if is_main and not path.exists():
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -329,8 +359,13 @@ def load_features(
 class AvgPoolClassifier(nn.Module):
     """Mean of the frame features -> (optional z-normalisation) -> linear layer."""
 
-    def __init__(self, dim: int, num_classes: int, mean: torch.Tensor | None = None,
-                 std: torch.Tensor | None = None):
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        mean: torch.Tensor | None = None,
+        std: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
         self.register_buffer("std", torch.ones(dim) if std is None else std)
@@ -345,8 +380,14 @@ class AvgPoolClassifier(nn.Module):
 class GRUClassifier(nn.Module):
     """A GRU (128 units in the paper) over the frame features; classifies its last state."""
 
-    def __init__(self, dim: int, num_classes: int, hidden: int = 128,
-                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        hidden: int = 128,
+        mean: torch.Tensor | None = None,
+        std: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
         self.register_buffer("std", torch.ones(dim) if std is None else std)
@@ -355,8 +396,9 @@ class GRUClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std  # (B, N, C)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         _, h = self.gru(packed)  # h: (1, B, hidden), the state after each video's last frame
         return self.fc(h[0])
 
@@ -369,8 +411,9 @@ def _pad(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lengths  # (V, N_max, C), (V,)
 
 
-def znorm_stats(train_seqs: Sequence[np.ndarray],
-                pooled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def znorm_stats(
+    train_seqs: Sequence[np.ndarray], pooled: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std per feature from the training split only (of video means, or of frames)."""
     rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
     mean = torch.from_numpy(rows.mean(0)).float()
@@ -380,8 +423,11 @@ def znorm_stats(train_seqs: Sequence[np.ndarray],
 
 def baseline_protocol(model: str) -> str:
     """How a baseline's number is measured (written into its JSON, like ``rrn eval``'s)."""
-    over = ("mean of the features of all sampled frames" if model == "avgpool"
-            else "GRU over all sampled frames")
+    over = (
+        "mean of the features of all sampled frames"
+        if model == "avgpool"
+        else "GRU over all sampled frames"
+    )
     return f"video-level, {over}, 1 centre crop"
 
 
@@ -399,8 +445,9 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
     torch.manual_seed(cfg.seed)
     dim = seqs["train"][0].shape[1]
-    mean, std = znorm_stats(seqs["train"],
-                            pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
+    mean, std = (
+        znorm_stats(seqs["train"], pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
+    )
     if cfg.model == "avgpool":
         clf: nn.Module = AvgPoolClassifier(dim, len(classes), mean, std)
     else:
@@ -413,23 +460,30 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     with torch.no_grad():
         probs = clf(x_test, len_test).softmax(dim=1)  # (V, K)
     return evaluate_probs(
-        probs, labels["test"], classes,
+        probs,
+        labels["test"],
+        classes,
         out_dir=cfg.out if cfg.out is not None else cfg.features,
         stem=cfg.stem,
         video_ids=ids["test"],
         extra={
             "protocol": baseline_protocol(cfg.model),
-            "model": cfg.model, "stage": cfg.stage, "znorm": cfg.znorm,
+            "model": cfg.model,
+            "stage": cfg.stage,
+            "znorm": cfg.znorm,
             "features": str(cfg.features),
-            "epochs": cfg.epochs, "lr": cfg.lr, "train_videos": len(labels["train"]),
+            "epochs": cfg.epochs,
+            "lr": cfg.lr,
+            "train_videos": len(labels["train"]),
             "train_seconds": train_s,
         },
         plot=plot,
     )
 
 
-def _train_classifier(clf: nn.Module, train_seqs, y_train: torch.Tensor,
-                      cfg: BaselineConfig) -> None:
+def _train_classifier(
+    clf: nn.Module, train_seqs, y_train: torch.Tensor, cfg: BaselineConfig
+) -> None:
     """Adam on the cross-entropy of shuffled mini-batches of videos."""
     x_train, len_train = _pad(train_seqs)
     opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -101,8 +101,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = load_torch_file(path, map_location)
     except ValueError as err:
-        raise CheckpointError(f"cannot read checkpoint {path} ({err}); it is damaged, not a "
-                              "torch file, or holds more than tensors and plain values") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({err}); it is damaged, not a "
+            "torch file, or holds more than tensors and plain values"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not an rrn checkpoint (no 'format': '{FORMAT}' entry); "
@@ -163,9 +165,9 @@ def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "auto") -> Path
 CHOICES = {
     "last": "the last checkpoint of the run: nothing was selected",
     "validation": "the best video accuracy on the validation split (--val-fraction: groups held "
-                  "out of the training videos); the test split played no part",
+    "out of the training videos); the test split played no part",
     "test": "the best video accuracy ON THE TEST SPLIT, the data it is evaluated on: the number "
-            "is optimistic (rrn no longer selects this way; evaluate last.pt to report)",
+    "is optimistic (rrn no longer selects this way; evaluate last.pt to report)",
     "train_loss": "the lowest training loss",
 }
 
@@ -179,12 +181,18 @@ def checkpoint_choice(path: str | os.PathLike, ckpt: Mapping[str, Any]) -> dict[
         run = (ckpt.get("config") or {}).get("run") or {}
         chosen = ("test" if run.get("val_every") else "train_loss") if path.name == BEST else "last"
     progress = ckpt.get("progress") or {}
-    return {"file": str(path), "chosen_by": chosen, "description": CHOICES[chosen],
-            "epoch": progress.get("epoch"), "global_step": progress.get("global_step")}
+    return {
+        "file": str(path),
+        "chosen_by": chosen,
+        "description": CHOICES[chosen],
+        "epoch": progress.get("epoch"),
+        "global_step": progress.get("global_step"),
+    }
 
 
-def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = "cpu",
-                          name: str = "the checkpoint") -> nn.Module:
+def build_from_checkpoint(
+    ckpt: Mapping[str, Any], device: str | torch.device = "cpu", name: str = "the checkpoint"
+) -> nn.Module:
     """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file).
 
     Raises:
@@ -194,8 +202,7 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
     from rrn.model import build_model
 
     cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
-    if not (isinstance(cfg, Mapping) and isinstance(state, Mapping)
-            and isinstance(classes, list)):
+    if not (isinstance(cfg, Mapping) and isinstance(state, Mapping) and isinstance(classes, list)):
         raise CheckpointError(f"{name} lacks its model description, weights or class names")
     cfg = {**cfg, "weights": None}
     if "skip_blocks" in cfg:
@@ -210,8 +217,9 @@ def build_from_checkpoint(ckpt: Mapping[str, Any], device: str | torch.device = 
     return model.to(device).eval()
 
 
-def load_state_checked(model: nn.Module, state: Mapping[str, Any],
-                       name: str = "the checkpoint") -> None:
+def load_state_checked(
+    model: nn.Module, state: Mapping[str, Any], name: str = "the checkpoint"
+) -> None:
     """``model.load_state_dict(state)``, failing with one line that names the file.
 
     Raises:
@@ -227,8 +235,10 @@ def _mismatch(name: str, err: Exception) -> CheckpointError:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
     first = lines[1] if lines[0].startswith("Error(s) in loading") and len(lines) > 1 else lines[0]
     first = first if len(first) <= 300 else first[:300] + "..."
-    return CheckpointError(f"{name}: its weights do not match the model it describes ({first}); "
-                           "the file is damaged or was not written by rrn")
+    return CheckpointError(
+        f"{name}: its weights do not match the model it describes ({first}); "
+        "the file is damaged or was not written by rrn"
+    )
 
 
 def saved_config(ckpt: Mapping[str, Any], name: str = "checkpoint") -> TrainConfig:
@@ -240,8 +250,9 @@ def saved_config(ckpt: Mapping[str, Any], name: str = "checkpoint") -> TrainConf
     return resolve_config([(name, saved)], quiet=[name])
 
 
-def load_model(run_or_checkpoint: str | os.PathLike, which: str = "auto",
-               device: str | torch.device = "cpu") -> nn.Module:
+def load_model(
+    run_or_checkpoint: str | os.PathLike, which: str = "auto", device: str | torch.device = "cpu"
+) -> nn.Module:
     """A trained model in eval mode, with what it needs to see frames as in training.
 
     Args:

@@ -76,10 +76,12 @@ def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 def _verbosity(parser: argparse.ArgumentParser, default) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="show warnings and errors only")
-    group.add_argument("-v", "--verbose", action="store_true", default=default,
-                       help="also show debug messages")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="show warnings and errors only"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="also show debug messages"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,8 +56,16 @@ class RenamedKeyWarning(FutureWarning):
 
 #: The DataConfig fields that say which videos a dataset holds and how to read them: every
 #: command that reads a dataset takes all of them (one declaration, not one list per command).
-DATASET_FIELDS = ("dataset", "data_root", "split_dir", "split", "train_list", "test_list",
-                  "missing", "decoder")
+DATASET_FIELDS = (
+    "dataset",
+    "data_root",
+    "split_dir",
+    "split",
+    "train_list",
+    "test_list",
+    "missing",
+    "decoder",
+)
 #: The DataConfig fields of the frame cache (where decoded frames are kept, in which format).
 CACHE_FIELDS = ("cache_dir", "cache_format", "cache_quality")
 #: The DataConfig fields that decide which frames are decoded, at which size.
@@ -147,16 +155,23 @@ class DataConfig:
         cache's key and the decoder's arguments, as one :class:`~rrn.data.sampling.Sampling`."""
         from rrn.data.sampling import Sampling, default_short_side
 
-        short = (self.short_side if self.short_side is not None
-                 else default_short_side(self.frame_size))
+        short = (
+            self.short_side if self.short_side is not None else default_short_side(self.frame_size)
+        )
         return Sampling(sample_every=self.sample_every, fps=self.fps, short_side=short)
 
     def split_kwargs(self) -> dict[str, Any]:
         """The arguments of :func:`rrn.data.splits.load_split` that pick this dataset's split."""
         if self.data_root is None:
             raise ConfigError("--data-root is required (the folder with the videos)")
-        return {"dataset": self.dataset, "data_root": self.data_root, "split_dir": self.split_dir,
-                "split": self.split, "train_list": self.train_list, "test_list": self.test_list}
+        return {
+            "dataset": self.dataset,
+            "data_root": self.data_root,
+            "split_dir": self.split_dir,
+            "split": self.split,
+            "train_list": self.train_list,
+            "test_list": self.test_list,
+        }
 
     def load_split(self, missing: str | None = None):
         """The train/test records of this dataset and split (:func:`rrn.data.splits.load_split`)."""
@@ -364,8 +379,10 @@ class TrainConfig:
 
     def replace(self, **sections: Mapping[str, Any]) -> TrainConfig:
         """A copy with some fields changed, e.g. ``cfg.replace(run={"resume": True})``."""
-        new = {name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
-               for name in SECTIONS}
+        new = {
+            name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
+            for name in SECTIONS
+        }
         return TrainConfig(**new)
 
     @classmethod
@@ -579,8 +596,16 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         check_literals(self)
-        for name in ("max_streams", "max_batch", "max_frame_bytes", "max_pixels", "max_fps",
-                     "max_upload_mb", "idle_timeout", "source_fps"):
+        for name in (
+            "max_streams",
+            "max_batch",
+            "max_frame_bytes",
+            "max_pixels",
+            "max_fps",
+            "max_upload_mb",
+            "idle_timeout",
+            "source_fps",
+        ):
             check_positive(name, getattr(self, name))
         if self.max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
@@ -781,20 +806,34 @@ def _renamed(key: str, value: Any, where: str, quiet: bool) -> dict[tuple[str, s
     section, translate, instead = RENAMED[key.rpartition(".")[2]]
     if not quiet:
         old = f"--{flag_name(key.rpartition('.')[2])}" if where == "flags" else f"{where}: '{key}'"
-        warnings.warn(f"{old} is deprecated and will be removed; write {instead}",
-                      RenamedKeyWarning, stacklevel=4)
+        warnings.warn(
+            f"{old} is deprecated and will be removed; write {instead}",
+            RenamedKeyWarning,
+            stacklevel=4,
+        )
     return {(section, k): v for k, v in translate(value, where).items()}
 
 
-def flatten(values: Mapping[str, Any], where: str, *, quiet: bool = False,
-            sections: Mapping[str, type] = SECTIONS) -> dict[tuple[str, str], Any]:
+def flatten(
+    values: Mapping[str, Any],
+    where: str,
+    *,
+    quiet: bool = False,
+    sections: Mapping[str, type] = SECTIONS,
+) -> dict[tuple[str, str], Any]:
     """Nested-or-flat dict -> {(section, field): value}; unknown keys raise, renamed ones warn."""
     keys = all_keys(sections)
     out: dict[tuple[str, str], Any] = {}
     for key, value in values.items():
         if key in sections and isinstance(value, Mapping):
-            out.update(flatten({f"{key}.{k}": v for k, v in value.items()}, where, quiet=quiet,
-                               sections=sections))
+            out.update(
+                flatten(
+                    {f"{key}.{k}": v for k, v in value.items()},
+                    where,
+                    quiet=quiet,
+                    sections=sections,
+                )
+            )
         elif key in keys:
             out[keys[key]] = value
         elif key.rpartition(".")[2] in RENAMED:
@@ -806,8 +845,9 @@ def flatten(values: Mapping[str, Any], where: str, *, quiet: bool = False,
     return out
 
 
-def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *,
-                   quiet: Iterable[str] = ()) -> TrainConfig:
+def resolve_config(
+    layers: list[tuple[str, Mapping[str, Any]]], *, quiet: Iterable[str] = ()
+) -> TrainConfig:
     """Apply ``layers`` (name, values) in order over the defaults and validate the result.
 
     Args:
@@ -822,12 +862,14 @@ def resolve_config(layers: list[tuple[str, Mapping[str, Any]]], *,
     return TrainConfig(**{name: cls(**merged[name]) for name, cls in SECTIONS.items()})
 
 
-def _merge_layers(layers, sections: Mapping[str, type],
-                  quiet: set[str]) -> dict[str, dict[str, Any]]:
+def _merge_layers(
+    layers, sections: Mapping[str, type], quiet: set[str]
+) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {name: {} for name in sections}
     for where, values in layers:
-        for (section, name), value in flatten(values, where, quiet=where in quiet,
-                                              sections=sections).items():
+        for (section, name), value in flatten(
+            values, where, quiet=where in quiet, sections=sections
+        ).items():
             tp = field_types(sections[section])[name]
             label = f"--{flag_name(name)}" if where == "flags" else f"{where}: {section}.{name}"
             merged[section][name] = coerce(value, tp, label)
@@ -864,9 +906,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 def describe_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
     """``['optim.epochs: 2 -> 3', ...]`` for the fields that differ."""
     a, b = old.to_dict(), new.to_dict()
-    return [
-        f"{s}.{k}: {a[s][k]!r} -> {b[s][k]!r}" for s in a for k in a[s] if a[s][k] != b[s][k]
-    ]
+    return [f"{s}.{k}: {a[s][k]!r} -> {b[s][k]!r}" for s in a for k in a[s] if a[s][k] != b[s][k]]
 
 
 if __name__ == "__main__":  # print the defaults as a YAML template

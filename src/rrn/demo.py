@@ -52,9 +52,15 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(videos_per_class=8, frames=6, size=32, frame_size=32, epochs=1,
-                   chunks_per_video=1,
-                   batch_size=8)
+        return cls(
+            videos_per_class=8,
+            frames=6,
+            size=32,
+            frame_size=32,
+            epochs=1,
+            chunks_per_video=1,
+            batch_size=8,
+        )
 
 
 def _synth_settings(data: Path) -> dict[str, Any] | None:
@@ -66,31 +72,95 @@ def _synth_settings(data: Path) -> dict[str, Any] | None:
     return {k: saved.get(k) for k in ("classes", "videos_per_class", "frames", "size", "seed")}
 
 
-def _train_config(settings: DemoSettings, data: Path, cache: Path, skip: str, *, out: Path,
-                  seed: int, progress: bool):
+def _train_config(
+    settings: DemoSettings,
+    data: Path,
+    cache: Path,
+    skip: str,
+    *,
+    out: Path,
+    seed: int,
+    progress: bool,
+):
     from rrn.config import resolve_config
 
-    return resolve_config([("rrn demo", {
-        "dataset": "ucf101", "data_root": str(data), "split_dir": str(data), "split": 1,
-        "sample_every": 1, "frame_size": settings.frame_size, "hflip": False,
-        # a flip turns right into left
-        "chunks_per_video": settings.chunks_per_video, "cache_dir": str(cache),
-        "cache_format": "npy",
-        # lossless: the 2-3 px texture pan is the whole signal; the frames are tiny
-        "arch": "resnet18", "skip": skip, "skip_type": "identity", "weights": "none",
-        "epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
-        "update_chunks": settings.batch_size,
-        # one Adam step per micro-batch: tiny data, many steps
-        "out": str(out), "seed": seed, "device": "cpu", "workers": 0, "val_every": 0,
-        "checkpoint_every": 0, "progress": progress,
-        "overwrite": True,  # the demo owns its folder: a rerun retrains (same seed, same numbers)
-    })])
+    return resolve_config(
+        [
+            (
+                "rrn demo",
+                {
+                    "dataset": "ucf101",
+                    "data_root": str(data),
+                    "split_dir": str(data),
+                    "split": 1,
+                    "sample_every": 1,
+                    "frame_size": settings.frame_size,
+                    "hflip": False,
+                    # a flip turns right into left
+                    "chunks_per_video": settings.chunks_per_video,
+                    "cache_dir": str(cache),
+                    "cache_format": "npy",
+                    # lossless: the 2-3 px texture pan is the whole signal; the frames are tiny
+                    "arch": "resnet18",
+                    "skip": skip,
+                    "skip_type": "identity",
+                    "weights": "none",
+                    "epochs": settings.epochs,
+                    "batch_size": settings.batch_size,
+                    "lr": settings.lr,
+                    "update_chunks": settings.batch_size,
+                    # one Adam step per micro-batch: tiny data, many steps
+                    "out": str(out),
+                    "seed": seed,
+                    "device": "cpu",
+                    "workers": 0,
+                    "val_every": 0,
+                    "checkpoint_every": 0,
+                    "progress": progress,
+                    # the demo owns its folder: a rerun retrains (same seed, same numbers)
+                    "overwrite": True,
+                },
+            )
+        ]
+    )
 
 
-def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
-    """Run the whole demo into ``out``; returns the table rows and the report path."""
+def _synthetic_videos(out: Path, settings: DemoSettings, seed: int) -> Path:
+    """``out/data``: the demo's synthetic videos (kept from an earlier run with the same
+    settings, with their cache)."""
     from rrn.data import make_synthetic_dataset
+
+    data = out / "data"
+    t0 = time.perf_counter()
+    wanted = {
+        "classes": settings.classes,
+        "videos_per_class": settings.videos_per_class,
+        "frames": settings.frames,
+        "size": settings.size,
+        "seed": seed,
+    }
+    # a rerun: same seed, same videos; keep them (and the cache)
+    if _synth_settings(data) == wanted:
+        logger.info(f"rrn demo: reusing the synthetic videos in {data}")
+    else:
+        shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
+        make_synthetic_dataset(data, **wanted)
+        logger.info(
+            f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic "
+            f"videos ({settings.classes} motion directions) to {data} in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
+    return data
+
+
+def run_demo(
+    out: str | os.PathLike = "runs/demo",
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole demo into ``out``; returns the table rows and the report path."""
     from rrn.evaluation import evaluate_checkpoint
     from rrn.train import fit
 
@@ -98,40 +168,42 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = out / "data"
-    t0 = time.perf_counter()
-    wanted = {"classes": settings.classes, "videos_per_class": settings.videos_per_class,
-              "frames": settings.frames, "size": settings.size, "seed": seed}
-    # a rerun: same seed, same videos; keep them (and the cache)
-    if _synth_settings(data) == wanted:
-        logger.info(f"rrn demo: reusing the synthetic videos in {data}")
-    else:
-        shutil.rmtree(out / "cache", ignore_errors=True)  # frames of other videos
-        make_synthetic_dataset(data, **wanted)
-        logger.info(f"rrn demo: wrote {settings.classes * settings.videos_per_class} synthetic "
-                    f"videos ({settings.classes} motion directions) to {data} in "
-                    f"{time.perf_counter() - t0:.1f}s")
+    data = _synthetic_videos(out, settings, seed)
     rows = []
     for key, label, skip in MODELS:
         run_dir = out / key
-        cfg = _train_config(settings, data, out / "cache", skip, out=run_dir, seed=seed,
-                            progress=progress)
+        cfg = _train_config(
+            settings, data, out / "cache", skip, out=run_dir, seed=seed, progress=progress
+        )
         logger.info(f"rrn demo: training {label}")
         t0 = time.perf_counter()
         fit(cfg)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = evaluate_checkpoint(run_dir, settings=EvalConfig(which="last"), overrides={
-            "run": {"device": "cpu", "workers": 0, "progress": progress}})
+        result = evaluate_checkpoint(
+            run_dir,
+            settings=EvalConfig(which="last"),
+            overrides={"run": {"device": "cpu", "workers": 0, "progress": progress}},
+        )
         eval_s = time.perf_counter() - t0
-        logger.info(f"rrn demo: {label}: video error {result['video_error']:.3f} on "
-                    f"{result['num_videos']} test videos ({train_s:.0f}s training)")
-        rows.append({
-            "key": key, "model": label, "skip": skip,
-            "video_error": result["video_error"], "clip_error": 1 - result["clip_top1"],
-            "train_s": train_s, "eval_s": eval_s, "num_videos": result["num_videos"],
-            "num_chunks": result["num_chunks"], "protocol": result["protocol"],
-        })
+        logger.info(
+            f"rrn demo: {label}: video error {result['video_error']:.3f} on "
+            f"{result['num_videos']} test videos ({train_s:.0f}s training)"
+        )
+        rows.append(
+            {
+                "key": key,
+                "model": label,
+                "skip": skip,
+                "video_error": result["video_error"],
+                "clip_error": 1 - result["clip_top1"],
+                "train_s": train_s,
+                "eval_s": eval_s,
+                "num_videos": result["num_videos"],
+                "num_chunks": result["num_chunks"],
+                "protocol": result["protocol"],
+            }
+        )
     total_s = time.perf_counter() - start
     report = write_report(out, rows, settings, seed, total_s, quick)
     logger.info(format_table(rows))
@@ -141,16 +213,21 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, quick: bool = False, seed:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The demo's result table in Markdown."""
-    lines = ["| model | video error | clip error | train time | eval time |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| model | video error | clip error | train time | eval time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['video_error']:.3f} | {r['clip_error']:.3f} | "
-                     f"{r['train_s']:.0f} s | {r['eval_s']:.1f} s |")
+        lines.append(
+            f"| {r['model']} | {r['video_error']:.3f} | {r['clip_error']:.3f} | "
+            f"{r['train_s']:.0f} s | {r['eval_s']:.1f} s |"
+        )
     return "\n".join(lines)
 
 
-def verdict(rows: list[dict[str, Any]], classes: int,
-            frame_size: int = DemoSettings.frame_size) -> list[str]:
+def verdict(
+    rows: list[dict[str, Any]], classes: int, frame_size: int = DemoSettings.frame_size
+) -> list[str]:
     """What the numbers say, in words: which skip position won and why (from the measurement)."""
     chance = 1 - 1 / classes
     by = {r["key"]: r for r in rows}
@@ -195,8 +272,14 @@ def verdict(rows: list[dict[str, Any]], classes: int,
     return text
 
 
-def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, seed: int,
-                 total_s: float, quick: bool) -> Path:
+def write_report(
+    out: Path,
+    rows: list[dict[str, Any]],
+    settings: DemoSettings,
+    seed: int,
+    total_s: float,
+    quick: bool,
+) -> Path:
     """``report.md`` with the table, the verdict, curves, confusion matrices and a timeline."""
     figures = _figures(out, rows)
     lines = [
@@ -229,14 +312,19 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: DemoSettings, 
         lines.append(f"**{r['model']}**: ![confusion]({r['key']}/eval_split1_confusion.png)")
         lines.append("")
     if figures.get("timeline"):
-        lines += ["## Streaming prediction of one test video", "",
-                  f"Per-frame class probabilities of the best model from `forward_video` "
-                  f"(`rrn predict --timeline`): ![timeline]({figures['timeline']})", ""]
+        lines += [
+            "## Streaming prediction of one test video",
+            "",
+            f"Per-frame class probabilities of the best model from `forward_video` "
+            f"(`rrn predict --timeline`): ![timeline]({figures['timeline']})",
+            "",
+        ]
     lines += ["Reproduce: `rrn demo" + (" --quick" if quick else "") + f" --seed {seed}`."]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
-    atomic_write_json(out / "results.json",
-                      {"rows": rows, "seconds": total_s, "settings": settings.__dict__})
+    atomic_write_json(
+        out / "results.json", {"rows": rows, "seconds": total_s, "settings": settings.__dict__}
+    )
     return path
 
 

@@ -57,8 +57,11 @@ def dist_info_from_env(env: dict[str, str] | None = None) -> DistInfo:
     # srun's step, else the job's
     tasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
     if "WORLD_SIZE" not in env and tasks > 1 and "SLURM_PROCID" in env:
-        return DistInfo(rank=int(env["SLURM_PROCID"]), world_size=tasks,
-                        local_rank=int(env.get("SLURM_LOCALID", 0)))
+        return DistInfo(
+            rank=int(env["SLURM_PROCID"]),
+            world_size=tasks,
+            local_rank=int(env.get("SLURM_LOCALID", 0)),
+        )
     return DistInfo(
         rank=int(env.get("RANK", 0)),
         world_size=int(env.get("WORLD_SIZE", 1)),
@@ -80,18 +83,21 @@ def _slurm_rendezvous(info: DistInfo) -> None:
     env = os.environ
     if "WORLD_SIZE" in env or not info.enabled:
         return
-    env.setdefault("MASTER_ADDR",
-                   first_host(env.get("SLURM_JOB_NODELIST")
-                              or env.get("SLURM_NODELIST", "localhost")))
+    env.setdefault(
+        "MASTER_ADDR",
+        first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost")),
+    )
     env.setdefault("MASTER_PORT", str(29500 + int(env.get("SLURM_JOB_ID", "0")) % 1000))
     env["RANK"], env["WORLD_SIZE"] = str(info.rank), str(info.world_size)
     env["LOCAL_RANK"] = str(info.local_rank)
     # a command typed in a multi-task job's shell, without srun, would wait here silently
     if info.is_main:
-        logger.warning(f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other "
-                       "tasks at "
-              f"{env['MASTER_ADDR']}:{env['MASTER_PORT']} (every task must be started by srun; for "
-                       "one process in a multi-task job, run it with SLURM_NTASKS=1)")
+        logger.warning(
+            f"rrn: SLURM task {info.rank} of {info.world_size}: waiting for the other "
+            "tasks at "
+            f"{env['MASTER_ADDR']}:{env['MASTER_PORT']} (every task must be started by srun; for "
+            "one process in a multi-task job, run it with SLURM_NTASKS=1)"
+        )
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -100,16 +106,18 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device "
-                             "cpu")
+            raise ValueError(
+                "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+            )
         if info.enabled:
             return torch.device("cuda", info.local_rank)
         return torch.device(name)
     return torch.device(name)
 
 
-def init_distributed(device: str = "auto",
-                     timeout_s: float = 1800) -> tuple[DistInfo, torch.device]:
+def init_distributed(
+    device: str = "auto", timeout_s: float = 1800
+) -> tuple[DistInfo, torch.device]:
     """Join the process group when launched by torchrun; pick this process's device.
 
     Returns:
@@ -188,7 +196,11 @@ class ResumableDistributedSampler(DistributedSampler):
         drop_last: bool = False,
     ) -> None:
         super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+            dataset,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
             drop_last=drop_last,
         )
         self.start = 0

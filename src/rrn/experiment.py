@@ -175,15 +175,18 @@ def load_grid(path: str | os.PathLike) -> Grid:
     )
 
 
-def cell_config(grid: Grid, cell: Cell, split: int, overrides: dict[str, Any],
-                out: Path) -> TrainConfig:
+def cell_config(
+    grid: Grid, cell: Cell, split: int, overrides: dict[str, Any], out: Path
+) -> TrainConfig:
     """The resolved training configuration of ``cell`` on ``split`` (validated)."""
-    return resolve_config([
-        (f"{grid.path}: base", grid.base),
-        (f"{grid.path}: cell {cell.name}", cell.set),
-        ("--set", overrides),
-        ("experiment", {"split": split, "out": str(out)}),
-    ])
+    return resolve_config(
+        [
+            (f"{grid.path}: base", grid.base),
+            (f"{grid.path}: cell {cell.name}", cell.set),
+            ("--set", overrides),
+            ("experiment", {"split": split, "out": str(out)}),
+        ]
+    )
 
 
 def _result_path(cell: Cell, run_dir: Path, split: int) -> Path:
@@ -202,9 +205,13 @@ def _run_train_cell(cfg: TrainConfig, run_dir: Path, progress: bool) -> None:
     fit(cfg.replace(run={"resume": resume, "progress": progress}))
     # the last checkpoint, never the "best" one (picked on the test split, it would flatter)
     run = {k: getattr(cfg.run, k) for k in ("device", "workers", "amp")}
-    evaluate_checkpoint(run_dir, settings=EvalConfig(which="last"),
-                        overrides={"run": {**run, "progress": progress}},
-                        info=rdist.dist_info_from_env(), device=_device(cfg))
+    evaluate_checkpoint(
+        run_dir,
+        settings=EvalConfig(which="last"),
+        overrides={"run": {**run, "progress": progress}},
+        info=rdist.dist_info_from_env(),
+        device=_device(cfg),
+    )
 
 
 def _device(cfg: TrainConfig):
@@ -215,9 +222,20 @@ def features_dir(root: Path, cfg: TrainConfig, feats: FeaturesConfig, split: int
     """The shared extraction of a split: everything that changes the stored features is in the
     folder name, so a changed setting never reuses an old extraction."""
     d = cfg.data
-    settings = [feats.source, cfg.model.arch, d.dataset, str(d.data_root), str(d.split_dir),
-                str(d.train_list), str(d.test_list), d.frame_size, d.sample_every, d.fps,
-                ",".join(map(str, feats.stages)), feats.float16]
+    settings = [
+        feats.source,
+        cfg.model.arch,
+        d.dataset,
+        str(d.data_root),
+        str(d.split_dir),
+        str(d.train_list),
+        str(d.test_list),
+        d.frame_size,
+        d.sample_every,
+        d.fps,
+        ",".join(map(str, feats.stages)),
+        feats.float16,
+    ]
     if d.short_side is not None:  # appended only when set: default-sized folders keep their names
         settings.append(d.short_side)
     digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:8]
@@ -225,14 +243,25 @@ def features_dir(root: Path, cfg: TrainConfig, feats: FeaturesConfig, split: int
     return root / "_features" / f"{name}_{cfg.model.arch}_{d.frame_size}px_{digest}_split{split}"
 
 
-def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_dir: Path, *,
-                       root: Path, split: int, progress: bool) -> None:
+def _run_baseline_cell(
+    cell: Cell,
+    cfg: TrainConfig,
+    feats: dict[str, Any],
+    run_dir: Path,
+    *,
+    root: Path,
+    split: int,
+    progress: bool,
+) -> None:
     from rrn.baselines import extract_dataset_features, run_baseline
 
-    extraction = build_dataclass(FeaturesConfig, [("grid features", {k: v for k, v in feats.items()
-                                                                     if k in FEATURE_SETTINGS})])
-    cfg = cfg.replace(model={"arch": str(feats.get("arch", cfg.model.arch))},
-                      run={"progress": progress})
+    extraction = build_dataclass(
+        FeaturesConfig,
+        [("grid features", {k: v for k, v in feats.items() if k in FEATURE_SETTINGS})],
+    )
+    cfg = cfg.replace(
+        model={"arch": str(feats.get("arch", cfg.model.arch))}, run={"progress": progress}
+    )
     folder = features_dir(root, cfg, extraction, split)
     extraction = dataclasses.replace(extraction, out=str(folder))
     report = extract_dataset_features(cfg, extraction)  # resumable: videos already done are reused
@@ -240,14 +269,29 @@ def _run_baseline_cell(cell: Cell, cfg: TrainConfig, feats: dict[str, Any], run_
         return
     logger.info(report.summary(folder))
     classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
-    run_baseline(BaselineConfig(features=str(folder), model=cell.model, stage=cell.stage,
-                                znorm=cell.znorm, out=str(run_dir), seed=cfg.run.seed,
-                                **classifier))
+    run_baseline(
+        BaselineConfig(
+            features=str(folder),
+            model=cell.model,
+            stage=cell.stage,
+            znorm=cell.znorm,
+            out=str(run_dir),
+            seed=cfg.run.seed,
+            **classifier,
+        )
+    )
 
 
-def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None = None,
-             sets: Sequence[str] = (), only: Sequence[str] = (), progress: bool = True,
-             dry_run: bool = False) -> list[dict[str, Any]]:
+def run_grid(
+    grid: Grid,
+    out: str | os.PathLike,
+    *,
+    splits: Sequence[int] | None = None,
+    sets: Sequence[str] = (),
+    only: Sequence[str] = (),
+    progress: bool = True,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
     """Run (or resume) every cell of ``grid`` on every split; write the results tables.
 
     Returns:
@@ -261,10 +305,14 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
     cells = [c for c in grid.cells if not only or c.name in only]
     if only and len(cells) != len(set(only)):
         unknown = sorted(set(only) - {c.name for c in grid.cells})
-        raise ConfigError(f"--only names unknown cells {unknown}; cells: "
-                          f"{[c.name for c in grid.cells]}")
-    plan = [(c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
-            for c in cells for k in splits]  # every configuration is validated before any work
+        raise ConfigError(
+            f"--only names unknown cells {unknown}; cells: {[c.name for c in grid.cells]}"
+        )
+    plan = [
+        (c, k, cell_config(grid, c, k, overrides, root / c.name / f"split{k}"))
+        for c in cells
+        for k in splits
+    ]  # every configuration is validated before any work
     main_rank = rdist.dist_info_from_env().is_main
     if dry_run:
         rows = []
@@ -287,18 +335,32 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, splits: Sequence[int] | None
 def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, Any]:
     import json
 
-    row: dict[str, Any] = {"cell": cell.name, "kind": cell.kind, "split": split, "status": status,
-                           "paper_error": cell.paper_error, "note": cell.note}
+    row: dict[str, Any] = {
+        "cell": cell.name,
+        "kind": cell.kind,
+        "split": split,
+        "status": status,
+        "paper_error": cell.paper_error,
+        "note": cell.note,
+    }
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        for key in ("video_error", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy",
-                    "num_videos", "protocol"):
+        for key in (
+            "video_error",
+            "video_top1",
+            "video_top5",
+            "clip_top1",
+            "mean_class_accuracy",
+            "num_videos",
+            "protocol",
+        ):
             row[key] = result.get(key)
     return row
 
 
-def _run_plan(grid: Grid, plan, root: Path, feats: dict[str, Any], progress: bool,
-              main_rank: bool) -> list[dict[str, Any]]:
+def _run_plan(
+    grid: Grid, plan, root: Path, feats: dict[str, Any], progress: bool, main_rank: bool
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for cell, split, cfg in plan:
         run_dir = root / cell.name / f"split{split}"
@@ -310,8 +372,9 @@ def _run_plan(grid: Grid, plan, root: Path, feats: dict[str, Any], progress: boo
             if cell.kind == "train":
                 _run_train_cell(cfg, run_dir, progress)
             else:
-                _run_baseline_cell(cell, cfg, feats, run_dir, root=root, split=split,
-                                   progress=progress)
+                _run_baseline_cell(
+                    cell, cfg, feats, run_dir, root=root, split=split, progress=progress
+                )
         rows.append(_row(cell, split, result_file, status))
         if main_rank:
             write_results(grid, rows, root)
@@ -322,9 +385,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One line per cell: its errors per split and their mean."""
     cells: dict[str, dict[str, Any]] = {}
     for r in rows:
-        c = cells.setdefault(r["cell"], {"cell": r["cell"], "kind": r["kind"], "errors": {},
-                                         "paper_error": r["paper_error"],
-                                         "note": r.get("note", "")})
+        c = cells.setdefault(
+            r["cell"],
+            {
+                "cell": r["cell"],
+                "kind": r["kind"],
+                "errors": {},
+                "paper_error": r["paper_error"],
+                "note": r.get("note", ""),
+            },
+        )
         if r.get("video_error") is not None:
             c["errors"][r["split"]] = r["video_error"]
     for c in cells.values():
@@ -345,13 +415,30 @@ def protocol_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [f"Protocol: {p} ({', '.join(names)})." for p, names in cells.items()]
 
 
+#: The columns of ``results.csv``.
+RESULT_COLUMNS = (
+    "cell",
+    "kind",
+    "split",
+    "status",
+    "video_error",
+    "video_top1",
+    "video_top5",
+    "clip_top1",
+    "mean_class_accuracy",
+    "num_videos",
+    "paper_error",
+    "protocol",
+)
+
+
 def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``results.csv`` (one row per cell and split), ``results.md`` and ``results.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    keys = ["cell", "kind", "split", "status", "video_error", "video_top1", "video_top5",
-            "clip_top1", "mean_class_accuracy", "num_videos", "paper_error", "protocol"]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        buf, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
@@ -368,16 +455,24 @@ def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict
     head = ["cell"] + [f"split {k}" for k in splits] + ["mean error", "paper error", "ours - paper"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in summary:
-        diff = (c["mean_error"] - c["paper_error"]
-                if c["mean_error"] is not None and c["paper_error"] is not None else None)
-        cells = [c["cell"]] + [fmt(c["errors"].get(k)) for k in splits] + [
-            fmt(c["mean_error"]), fmt(c["paper_error"]),
-            "—" if diff is None else f"{diff:+.3f}"]
+        diff = (
+            c["mean_error"] - c["paper_error"]
+            if c["mean_error"] is not None and c["paper_error"] is not None
+            else None
+        )
+        cells = (
+            [c["cell"]]
+            + [fmt(c["errors"].get(k)) for k in splits]
+            + [fmt(c["mean_error"]), fmt(c["paper_error"]), "—" if diff is None else f"{diff:+.3f}"]
+        )
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Error = video-level error rate on the test split (mean of chunk probabilities "
-              "per video; training cells use their last checkpoint). \"paper error\" is the "
-              "number published by Iqbal et al. (GCPR 2017) where the paper reports this exact "
-              "configuration; — where it does not."]
+    lines += [
+        "",
+        "Error = video-level error rate on the test split (mean of chunk probabilities "
+        'per video; training cells use their last checkpoint). "paper error" is the '
+        "number published by Iqbal et al. (GCPR 2017) where the paper reports this exact "
+        "configuration; — where it does not.",
+    ]
     lines += ["", *protocol_lines(rows)]
     if grid.paper_note:
         lines += ["", grid.paper_note.strip()]

@@ -76,9 +76,17 @@ def describe(model: nn.Module, fmt: str) -> dict:
     size, T, K = model.inputs.frame_size, model.temporal_context, model.num_classes
     ins, outs = state_names(len(model.skip_blocks))
     ext = FORMATS[fmt]
-    states = [{"block": block, "input": i, "output": o, "shape": list(shape), "dtype": "float32",
-               "initial": "zeros"}
-              for block, i, o, shape in zip(model.skip_blocks, ins, outs, model.term_shapes(size))]
+    states = [
+        {
+            "block": block,
+            "input": i,
+            "output": o,
+            "shape": list(shape),
+            "dtype": "float32",
+            "initial": "zeros",
+        }
+        for block, i, o, shape in zip(model.skip_blocks, ins, outs, model.term_shapes(size))
+    ]
     return {
         "format": fmt,
         "rrn_version": __version__,
@@ -89,26 +97,32 @@ def describe(model: nn.Module, fmt: str) -> dict:
         "inputs": model.inputs.to_dict(),
         "preprocessing": _preprocessing(model.inputs),
         "batch": "axis 0 of every input and output is dynamic; shapes are given for batch 1",
-        "step": {"file": f"step{ext}",
-                 "frame": {"name": "frame", "shape": [1, 3, size, size], "dtype": "float32"},
-                 "logits": {"name": "logits", "shape": [1, K]},
-                 "states": states},
-        "chunk": {"file": f"chunk{ext}",
-                  "clip": {"name": "clip", "shape": [1, T, 3, size, size], "dtype": "float32"},
-                  "logits": {"name": "logits", "shape": [1, K]}},
+        "step": {
+            "file": f"step{ext}",
+            "frame": {"name": "frame", "shape": [1, 3, size, size], "dtype": "float32"},
+            "logits": {"name": "logits", "shape": [1, K]},
+            "states": states,
+        },
+        "chunk": {
+            "file": f"chunk{ext}",
+            "clip": {"name": "clip", "shape": [1, T, 3, size, size], "dtype": "float32"},
+            "logits": {"name": "logits", "shape": [1, K]},
+        },
         "contract": "Start every video with all states zero (their shapes above). Per sampled "
-                    "frame, feed the preprocessed frame and the previous call's state outputs "
-                    "as the state inputs; logits of frame n = the chunk of frames n-T+1..n.",
+        "frame, feed the preprocessed frame and the previous call's state outputs "
+        "as the state inputs; logits of frame n = the chunk of frames n-T+1..n.",
     }
 
 
 def _preprocessing(inputs) -> str:
     """How a frame becomes the graphs' input, in words (what rrn's evaluation does)."""
     size = inputs.frame_size
-    return (f"frames: {inputs.sampling.describe()} (RGB, resized by area); then resize the "
-            f"short side to {default_short_side(size)} (antialiased bilinear; nothing when "
-            f"equal), centre crop {size}x{size}, divide by 255, subtract mean and divide by std "
-            f"per channel: (1, 3, {size}, {size}) float32")
+    return (
+        f"frames: {inputs.sampling.describe()} (RGB, resized by area); then resize the "
+        f"short side to {default_short_side(size)} (antialiased bilinear; nothing when "
+        f"equal), centre crop {size}x{size}, divide by 255, subtract mean and divide by std "
+        f"per channel: (1, 3, {size}, {size}) float32"
+    )
 
 
 @dataclass
@@ -126,8 +140,14 @@ class ExportReport:
     """Why the check did not run."""
 
 
-def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx", *, opset: int = 18,
-                 check: bool = True) -> ExportReport:
+def export_model(
+    model: nn.Module,
+    out: str | os.PathLike,
+    fmt: str = "onnx",
+    *,
+    opset: int = 18,
+    check: bool = True,
+) -> ExportReport:
     """Write ``model``'s step and chunk graphs and ``model.json`` to ``out``.
 
     Args:
@@ -171,35 +191,51 @@ def _example_inputs(model: nn.Module, desc: dict) -> tuple[tuple[Tensor, ...], t
 
     step = desc["step"]
     frame = batch(step["frame"]["shape"])
-    terms = [torch.zeros((EXAMPLE_BATCH, *s["shape"][1:]), device=param.device)
-             for s in step["states"]]
+    terms = [
+        torch.zeros((EXAMPLE_BATCH, *s["shape"][1:]), device=param.device) for s in step["states"]
+    ]
     return (frame, *terms), (batch(desc["chunk"]["clip"]["shape"]),)
 
 
-def _write_onnx(module: nn.Module, args: tuple, path: Path, inputs: list[str],
-                outputs: list[str], opset: int) -> None:
+def _write_onnx(
+    module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int
+) -> None:
     if not hasattr(torch.export, "Dim"):
-        raise ValueError(f"ONNX export needs torch >= 2.5 (torch.onnx's dynamo exporter); this "
-                         f"is torch {torch.__version__}. Use --format torchscript or upgrade "
-                         "torch.")
+        raise ValueError(
+            f"ONNX export needs torch >= 2.5 (torch.onnx's dynamo exporter); this "
+            f"is torch {torch.__version__}. Use --format torchscript or upgrade "
+            "torch."
+        )
     for name in ("onnx", "onnxscript"):
         try:
             __import__(name)
         except ImportError:
-            raise ImportError(f"ONNX export needs the {name} package: pip install 'rrn[export]' "
-                              "(onnx, onnxscript, onnxruntime)") from None
+            raise ImportError(
+                f"ONNX export needs the {name} package: pip install 'rrn[export]' "
+                "(onnx, onnxscript, onnxruntime)"
+            ) from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     first, *rest = args
     shapes = ({0: batch}, tuple({0: batch} for _ in rest)) if rest else ({0: batch},)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the exporter's notes on axis names and deprecations
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
-                          dynamic_shapes=shapes, dynamo=True, opset_version=opset,
-                          external_data=False, verbose=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
 
 
-def _write_torchscript(module: nn.Module, args: tuple, path: Path, inputs: list[str],
-                       outputs: list[str], opset: int) -> None:
+def _write_torchscript(
+    module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int
+) -> None:
     del inputs, outputs, opset  # TorchScript takes positional tensors; model.json names them
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch marks torch.jit deprecated; it still works
@@ -285,8 +321,9 @@ def _ort_session(path: Path, threads: int | None):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("running an ONNX export needs onnxruntime: pip install "
-                          "'rrn[export]'") from None
+        raise ImportError(
+            "running an ONNX export needs onnxruntime: pip install 'rrn[export]'"
+        ) from None
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads

@@ -45,22 +45,25 @@ def config_text(desc: dict, name: str, max_batch_size: int, interval_s: float) -
     """The ``config.pbtxt`` of the step described by ``desc`` (:func:`rrn.export.describe`)."""
     step, size = desc["step"], desc["inputs"]["frame_size"]
     num_classes = len(desc["classes"])
-    states = "".join(f"""    {{
-      input_name: "{s['input']}"
-      output_name: "{s['output']}"
+    states = "".join(
+        f"""    {{
+      input_name: "{s["input"]}"
+      output_name: "{s["output"]}"
       data_type: TYPE_FP32
-      dims: [ {_dims(s['shape'][1:])} ]
+      dims: [ {_dims(s["shape"][1:])} ]
       initial_state: {{
         data_type: TYPE_FP32
-        dims: [ {_dims(s['shape'][1:])} ]
+        dims: [ {_dims(s["shape"][1:])} ]
         zero_data: true
-        name: "zeros_{s['input']}"
+        name: "zeros_{s["input"]}"
       }}
-    }}{',' if i + 1 < len(step['states']) else ''}
-""" for i, s in enumerate(step["states"]))
-    return f"""# rrn {desc['rrn_version']}: the per-frame step of {desc['checkpoint']}
-# {desc['model']['arch']}, skips at {', '.join(desc['model']['skip_blocks'])},
-# T={desc['temporal_context']}
+    }}{"," if i + 1 < len(step["states"]) else ""}
+"""
+        for i, s in enumerate(step["states"])
+    )
+    return f"""# rrn {desc["rrn_version"]}: the per-frame step of {desc["checkpoint"]}
+# {desc["model"]["arch"]}, skips at {", ".join(desc["model"]["skip_blocks"])},
+# T={desc["temporal_context"]}
 name: "{name}"
 backend: "onnxruntime"
 max_batch_size: {max_batch_size}
@@ -94,8 +97,15 @@ sequence_batching {{
 """
 
 
-def export_triton(model: nn.Module, repo: str | os.PathLike, *, name: str = "rrn",
-                  max_batch_size: int = 8, opset: int = 18, source_fps: float = 25.0) -> list[Path]:
+def export_triton(
+    model: nn.Module,
+    repo: str | os.PathLike,
+    *,
+    name: str = "rrn",
+    max_batch_size: int = 8,
+    opset: int = 18,
+    source_fps: float = 25.0,
+) -> list[Path]:
     """Write the Triton model repository of ``model`` (from :func:`rrn.load_model`) to ``repo``.
 
     Returns:
@@ -109,8 +119,9 @@ def export_triton(model: nn.Module, repo: str | os.PathLike, *, name: str = "rrn
     from rrn.online.recognizer import interval_seconds
 
     if not NAME.fullmatch(name):
-        raise ValueError(f"--name {name!r}: a Triton model name is 1-128 characters of "
-                         "A-Z a-z 0-9 _ . -")
+        raise ValueError(
+            f"--name {name!r}: a Triton model name is 1-128 characters of A-Z a-z 0-9 _ . -"
+        )
     if max_batch_size < 1:
         raise ValueError(f"--max-batch-size must be >= 1, got {max_batch_size}")
     repo = check_writable(repo)
@@ -120,28 +131,39 @@ def export_triton(model: nn.Module, repo: str | os.PathLike, *, name: str = "rrn
     (folder / "1").mkdir(parents=True, exist_ok=True)
     ins, outs = state_names(len(model.skip_blocks))
     step_args, _ = _example_inputs(model, desc)
-    _write_onnx(StepGraph(model), step_args, folder / "1" / "model.onnx", ["frame", *ins],
-                ["logits", *outs], opset)
+    _write_onnx(
+        StepGraph(model),
+        step_args,
+        folder / "1" / "model.onnx",
+        ["frame", *ins],
+        ["logits", *outs],
+        opset,
+    )
     interval = interval_seconds(model.inputs.sampling, source_fps)
     (folder / "config.pbtxt").write_text(config_text(desc, name, max_batch_size, interval))
     (folder / "labels.txt").write_text("".join(f"{c}\n" for c in desc["classes"]))
     (repo / "README.md").write_text(_readme(desc, name, interval))
     (repo / "client_example.py").write_text(_client_example(desc, name, interval))
-    return [folder / "config.pbtxt", folder / "1" / "model.onnx", folder / "labels.txt",
-            repo / "README.md", repo / "client_example.py"]
+    return [
+        folder / "config.pbtxt",
+        folder / "1" / "model.onnx",
+        folder / "labels.txt",
+        repo / "README.md",
+        repo / "client_example.py",
+    ]
 
 
 def _readme(desc: dict, name: str, interval: float) -> str:
-    return f"""# Triton model repository: `{name}` (exported by rrn {desc['rrn_version']})
+    return f"""# Triton model repository: `{name}` (exported by rrn {desc["rrn_version"]})
 
-The per-frame step of `{desc['checkpoint']}`
-({len(desc['classes'])} classes, T={desc['temporal_context']}).
+The per-frame step of `{desc["checkpoint"]}`
+({len(desc["classes"])} classes, T={desc["temporal_context"]}).
 Triton keeps each stream's state (implicit state, zeros at the start of a sequence): send one
 preprocessed frame per request with `sequence_id` (one per stream), `sequence_start` on its first
 frame and `sequence_end` on its last.
 
-Preprocessing: {desc['preprocessing']}.
-Sampling: one frame every {interval:.3f} s of the stream ({desc['inputs']['sample_every']} frames
+Preprocessing: {desc["preprocessing"]}.
+Sampling: one frame every {interval:.3f} s of the stream ({desc["inputs"]["sample_every"]} frames
 at the training videos' rate, or the model's fps).
 
     tritonserver --model-repository $PWD
@@ -156,11 +178,13 @@ def _client_example(desc: dict, name: str, interval: float) -> str:
 
     template = resources.files("rrn").joinpath("triton_client.py.txt").read_text("utf-8")
     inputs = desc["inputs"]
-    return (template.replace("@MODEL@", name)
-            .replace("@FRAME_SIZE@", str(inputs["frame_size"]))
-            .replace("@SHORT_SIDE@", str(inputs.get("crop_short_side")))
-            .replace("@DECODE_SHORT_SIDE@", repr(inputs.get("short_side")))
-            .replace("@MEAN@", repr(list(inputs.get("mean", [0.485, 0.456, 0.406]))))
-            .replace("@STD@", repr(list(inputs.get("std", [0.229, 0.224, 0.225]))))
-            .replace("@INTERVAL@", f"{interval:.6f}")
-            .replace("@CLASSES@", repr(list(desc["classes"]))))
+    return (
+        template.replace("@MODEL@", name)
+        .replace("@FRAME_SIZE@", str(inputs["frame_size"]))
+        .replace("@SHORT_SIDE@", str(inputs.get("crop_short_side")))
+        .replace("@DECODE_SHORT_SIDE@", repr(inputs.get("short_side")))
+        .replace("@MEAN@", repr(list(inputs.get("mean", [0.485, 0.456, 0.406]))))
+        .replace("@STD@", repr(list(inputs.get("std", [0.229, 0.224, 0.225]))))
+        .replace("@INTERVAL@", f"{interval:.6f}")
+        .replace("@CLASSES@", repr(list(desc["classes"])))
+    )

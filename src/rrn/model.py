@@ -125,8 +125,9 @@ def skips_for_context(arch: str, context: int) -> tuple[str, ...]:
     """
     paths = block_paths(arch)
     if not 1 <= context <= len(paths) + 1:
-        raise ValueError(f"context must be between 1 and {len(paths) + 1} for {arch}, "
-                         f"got {context}")
+        raise ValueError(
+            f"context must be between 1 and {len(paths) + 1} for {arch}, got {context}"
+        )
     return paths[len(paths) - (context - 1) :]
 
 
@@ -209,8 +210,10 @@ class TemporalBottleneck(TemporalBlockMixin, tv_resnet.Bottleneck):
         return out + identity
 
 
-_TEMPORAL_CLASS = {tv_resnet.BasicBlock: TemporalBasicBlock,
-                   tv_resnet.Bottleneck: TemporalBottleneck}
+_TEMPORAL_CLASS = {
+    tv_resnet.BasicBlock: TemporalBasicBlock,
+    tv_resnet.Bottleneck: TemporalBottleneck,
+}
 
 # The skip states: the last block input seen at each skip block (None = zero state).
 State = list
@@ -326,8 +329,9 @@ class RecurrentResNet(tv_resnet.ResNet):
         return h.unflatten(0, (B, n)), new_state, tapped
 
     @staticmethod
-    def _skip_level(block: TemporalBlockMixin, h: Tensor, prev_in: Tensor | None,
-                    keep: int) -> Tensor:
+    def _skip_level(
+        block: TemporalBlockMixin, h: Tensor, prev_in: Tensor | None, keep: int
+    ) -> Tensor:
         """One skip block on the last ``keep`` of the frames ``h`` (B, n, C, H, W).
 
         Frame i receives ``S(input of frame i-1)``; the frame before h[:, 0] is ``prev_in``.
@@ -454,8 +458,10 @@ class RecurrentResNet(tv_resnet.ResNet):
             Logits (B, K) and the terms for the next frame.
         """
         if len(terms) != len(self.skip_blocks):
-            raise ValueError(f"expected {len(self.skip_blocks)} state tensors (one per skip "
-                             f"block {', '.join(self.skip_blocks)}), got {len(terms)}")
+            raise ValueError(
+                f"expected {len(self.skip_blocks)} state tensors (one per skip "
+                f"block {', '.join(self.skip_blocks)}), got {len(terms)}"
+            )
         h, new_terms = frame, []
         for name, module in self._levels():
             j = self._skip_index.get(name)
@@ -482,8 +488,9 @@ class RecurrentResNet(tv_resnet.ResNet):
         """Yield (pooled features (B, n, C), taps) for consecutive segments of a video."""
         x = frames[None] if frames.dim() == 4 else frames  # (N, 3, H, W) -> (1, N, 3, H, W)
         if x.dim() != 5:
-            raise ValueError("expected frames (N, 3, H, W) or (B, N, 3, H, W), got "
-                             f"{tuple(frames.shape)}")
+            raise ValueError(
+                f"expected frames (N, 3, H, W) or (B, N, 3, H, W), got {tuple(frames.shape)}"
+            )
         state = None
         segment = max(1, segment)  # the slice below must hold at least one frame
         for s in range(0, x.shape[1], segment):
@@ -517,9 +524,11 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors); pass "
-                         "a torchvision ResNet state dict (.pth) or an rrn checkpoint "
-                         "(RUN/last.pt)")
+        raise ValueError(
+            f"{path} does not hold a state dict (a mapping of names to tensors); pass "
+            "a torchvision ResNet state dict (.pth) or an rrn checkpoint "
+            "(RUN/last.pt)"
+        )
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -550,8 +559,9 @@ def _imagenet_state_dict(arch: str) -> dict[str, Tensor]:
         ) from None
 
 
-def load_backbone_weights(model: RecurrentResNet,
-                          state_dict: dict[str, Tensor]) -> dict[str, list[str]]:
+def load_backbone_weights(
+    model: RecurrentResNet, state_dict: dict[str, Tensor]
+) -> dict[str, list[str]]:
     """Load a torchvision ResNet state dict into ``model``.
 
     The classifier is kept from ``state_dict`` only when its shape matches ``num_classes``;
@@ -563,8 +573,11 @@ def load_backbone_weights(model: RecurrentResNet,
         left out for a different number of classes).
     """
     own = model.state_dict()
-    skipped = [k for k in ("fc.weight",
-                           "fc.bias") if k in state_dict and state_dict[k].shape != own[k].shape]
+    skipped = [
+        k
+        for k in ("fc.weight", "fc.bias")
+        if k in state_dict and state_dict[k].shape != own[k].shape
+    ]
     state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
     # load_state_dict raises a RuntimeError listing every mismatch (e.g. resnet50 weights into
     # resnet18); say in one line which model the weights do not fit.
@@ -580,10 +593,12 @@ def load_backbone_weights(model: RecurrentResNet,
             f"Pass a state dict of torchvision's {model.arch}."
         )
     result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys
-               if k not in skipped and k not in ("fc.weight", "fc.bias")]
+    missing = [
+        k for k in result.missing_keys if k not in skipped and k not in ("fc.weight", "fc.bias")
+    ]
     not_temporal = [k for k in missing if ".temporal." not in k]
     if not_temporal or result.unexpected_keys:
+
         def few(keys: list[str]) -> str:  # a handful of names, not a hundred
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
             return (", ".join(keys[:3]) + more) or "none"

@@ -75,8 +75,15 @@ def plot_confusion(
             for j in range(k):
                 if conf[i, j]:
                     colour = "white" if norm[i, j] > 0.5 else "black"
-                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", color=colour,
-                            fontsize=fontsize)
+                    ax.text(
+                        j,
+                        i,
+                        int(conf[i, j]),
+                        ha="center",
+                        va="center",
+                        color=colour,
+                        fontsize=fontsize,
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     save_figure(fig, path)
 

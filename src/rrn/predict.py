@@ -89,14 +89,21 @@ class Predictor:
             ``device`` must be where it is).
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu",
-                 which: str = "best", *, model=None):
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        which: str = "best",
+        *,
+        model=None,
+    ):
         from rrn.checkpoint import load_model
         from rrn.data import FrameSource
 
         self.device = torch.device(device)
-        self.model = model if model is not None else load_model(checkpoint, which=which,
-                                                                 device=self.device)
+        self.model = (
+            model if model is not None else load_model(checkpoint, which=which, device=self.device)
+        )
         self.path = self.model.checkpoint
         self.classes: list[str] = self.model.classes
         self.config = self.model.train_config.data
@@ -116,8 +123,9 @@ class Predictor:
         """Top classes of one video and its per-frame probabilities."""
         frames = self.load(video).to(self.device)  # (N, 3, S, S)
         frame_probs = self.model.forward_video(frames).float().softmax(dim=-1).cpu()  # (N, K)
-        full = (frame_probs[self.context - 1 :] if frame_probs.shape[0] >= self.context
-                else frame_probs)
+        full = (
+            frame_probs[self.context - 1 :] if frame_probs.shape[0] >= self.context else frame_probs
+        )
         video_probs = full.mean(dim=0)  # (K,)
         k = min(top, len(self.classes))
         values, indices = video_probs.topk(k)
@@ -127,13 +135,15 @@ class Predictor:
             top=[(self.classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())],
             video_probs=video_probs,
             frame_probs=frame_probs,
-            times=_frame_times(path, frame_probs.shape[0], self.config.sample_every,
-                               self.config.fps),
+            times=_frame_times(
+                path, frame_probs.shape[0], self.config.sample_every, self.config.fps
+            ),
             extra={"chunks": int(full.shape[0]), "context": self.context},
         )
 
-    def predict_all(self, videos: Iterable[str | os.PathLike], top: int = 5
-                    ) -> Iterator[VideoPrediction | FailedVideo]:
+    def predict_all(
+        self, videos: Iterable[str | os.PathLike], top: int = 5
+    ) -> Iterator[VideoPrediction | FailedVideo]:
         """:meth:`predict` for each video in turn; a video that cannot be decoded yields a
         :class:`FailedVideo` instead of stopping the others."""
         from rrn.data import VideoDecodeError

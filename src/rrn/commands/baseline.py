@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text({k: v for k, v in result.items() if k != "per_class"}, indent=2))
     else:
-        print(f"{cfg.model} stage {cfg.stage}{' znorm' if cfg.znorm else ''}: video error "
-              f"{result['video_error']:.3f} (top-5 {result['video_top5']:.3f}) on "
-              f"{result['num_videos']} videos -> {result['files']['json']}")
+        print(
+            f"{cfg.model} stage {cfg.stage}{' znorm' if cfg.znorm else ''}: video error "
+            f"{result['video_error']:.3f} (top-5 {result['video_top5']:.3f}) on "
+            f"{result['num_videos']} videos -> {result['files']['json']}"
+        )
     return 0

@@ -30,8 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "before it starts. Resumable (finished videos are checked and skipped), safe to run "
         "concurrently. Give the same sampling flags as to rrn train.",
     )
-    add_dataclass_arguments(p, DataConfig, "data", only=DATA_FIELDS, title="data",
-                            aliases={"cache_format": "--format", "cache_quality": "--quality"})
+    add_dataclass_arguments(
+        p,
+        DataConfig,
+        "data",
+        only=DATA_FIELDS,
+        title="data",
+        aliases={"cache_format": "--format", "cache_quality": "--quality"},
+    )
     add_dataclass_arguments(p, RunConfig, "run", only=("workers", "progress"), title="run")
     p.set_defaults(func=run)
 
@@ -45,9 +51,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config([("flags", flag_overrides(args))])
     d = cfg.data
     split = d.load_split()
-    source = FrameSource(d.sampling(), cache_dir=d.cache_dir or default_cache_dir(d.data_root),
-                         decoder=d.decoder, cache_format=d.cache_format,
-                         cache_quality=d.cache_quality)
+    source = FrameSource(
+        d.sampling(),
+        cache_dir=d.cache_dir or default_cache_dir(d.data_root),
+        decoder=d.decoder,
+        cache_format=d.cache_format,
+        cache_quality=d.cache_quality,
+    )
     check_writable(source.cache.root, "--cache-dir")  # one line now, not one failure per video
     fmt = "npy" if d.cache_format == "npy" else f"jpeg, quality {d.cache_quality}"
     print(f"cache {source.cache.root} ({d.sampling().describe()}; writes {fmt})", flush=True)
@@ -55,10 +65,17 @@ def run(args: argparse.Namespace) -> int:
     if estimate is not None:
         print(estimate.summary(), flush=True)
         if not estimate.fits:
-            print("rrn cache: warning: the estimate exceeds the free space; choose another "
-                  "--cache-dir, --format jpeg or a smaller --short-side", file=sys.stderr,
-                  flush=True)
-    report = build_cache(split.train + split.test, source, workers=resolve_workers(cfg.run.workers),
-                         progress=cfg.run.progress)
+            print(
+                "rrn cache: warning: the estimate exceeds the free space; choose another "
+                "--cache-dir, --format jpeg or a smaller --short-side",
+                file=sys.stderr,
+                flush=True,
+            )
+    report = build_cache(
+        split.train + split.test,
+        source,
+        workers=resolve_workers(cfg.run.workers),
+        progress=cfg.run.progress,
+    )
     print(report.summary(d.cache_format, source.cache.root))
     return 1 if report.failures else 0

@@ -20,9 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_dataclass_arguments(p, DataConfig, "data", only=DATASET_FIELDS, title="data")
     add_dataclass_arguments(p, RunConfig, "run", only=("progress",), title="run")
-    p.add_argument("--quick", action="store_true",
-                   help="decode only each video's first frame and read the rest without decoding: "
-                   "finds truncated files in milliseconds, not damaged data inside a file")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="decode only each video's first frame and read the rest without decoding: "
+        "finds truncated files in milliseconds, not damaged data inside a file",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
     missing = split.missing
     if skip:  # training skips them: counted, not problems
         split.missing = []
-    problems = check_dataset(split, decode=not args.quick, decoder=cfg.data.decoder,
-                             progress=cfg.run.progress)
+    problems = check_dataset(
+        split, decode=not args.quick, decoder=cfg.data.decoder, progress=cfg.run.progress
+    )
     n = len(split.train) + len(split.test) + len(missing)
     how = " (skipped, as --missing skip trains without them)" if skip and missing else ""
-    print(f"{len(split.classes)} classes, {len(split.train)} train + {len(split.test)} test videos "
-          f"present, {len(missing)} missing{how}")
+    print(
+        f"{len(split.classes)} classes, {len(split.train)} train + {len(split.test)} test videos "
+        f"present, {len(missing)} missing{how}"
+    )
     for p in problems:
         print(f"problem: {p}")
     total = len(problems) + len(line_problems)

@@ -29,14 +29,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make_suggesting(p)
-    p.add_argument("run", metavar="RUN_OR_CKPT",
-                   help="run directory or checkpoint file; may contain {split} (see --split)")
-    p.add_argument("--split", "--splits", dest="splits", type=int, nargs="+", metavar="K",
-                   help="which official split(s) to test on, as for rrn train (default: the "
-                   "checkpoint's); several need {split} in the path and also write their mean")
+    p.add_argument(
+        "run",
+        metavar="RUN_OR_CKPT",
+        help="run directory or checkpoint file; may contain {split} (see --split)",
+    )
+    p.add_argument(
+        "--split",
+        "--splits",
+        dest="splits",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="which official split(s) to test on, as for rrn train (default: the "
+        "checkpoint's); several need {split} in the path and also write their mean",
+    )
     add_dataclass_arguments(p, EvalConfig, "eval", title="evaluation")
-    add_dataclass_arguments(p, DataConfig, "data", only=DATA_FIELDS, title="data",
-                            defaults_from="the checkpoint's")
+    add_dataclass_arguments(
+        p, DataConfig, "data", only=DATA_FIELDS, title="data", defaults_from="the checkpoint's"
+    )
     add_dataclass_arguments(p, RunConfig, "run", only=RUN_FIELDS, title="run")
     p.set_defaults(func=run)
 
@@ -45,17 +56,25 @@ def run(args: argparse.Namespace) -> int:
     from rrn.evaluation import evaluate_run
 
     settings = from_flags(EvalConfig, args, "eval")
-    out = evaluate_run(args.run, splits=args.splits, settings=settings,
-                       overrides=flag_overrides(args, ("data", "run")))
+    out = evaluate_run(
+        args.run,
+        splits=args.splits,
+        settings=settings,
+        overrides=flag_overrides(args, ("data", "run")),
+    )
     for r in out["results"]:
         skipped = f", {len(r['skipped'])} skipped" if r["skipped"] else ""
-        print(f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error "
-              f"{r['video_error']:.4f}, "
-              f"top-5 {r['video_top5']:.4f}, clip {r['clip_top1']:.4f}, mean class "
-              f"{r['mean_class_accuracy']:.4f}) on {r['num_videos']} videos / {r['num_chunks']} "
-              f"chunks{skipped} [{r['protocol']}] -> {r['files']['json']}")
+        print(
+            f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error "
+            f"{r['video_error']:.4f}, "
+            f"top-5 {r['video_top5']:.4f}, clip {r['clip_top1']:.4f}, mean class "
+            f"{r['mean_class_accuracy']:.4f}) on {r['num_videos']} videos / {r['num_chunks']} "
+            f"chunks{skipped} [{r['protocol']}] -> {r['files']['json']}"
+        )
     if out["mean"] is not None:
         m = out["mean"]["mean_over_splits"]
-        print(f"mean over splits {out['mean']['splits']}: video accuracy {m['video_top1']:.4f} "
-              f"(error {m['video_error']:.4f}) -> {out['mean_file']}")
+        print(
+            f"mean over splits {out['mean']['splits']}: video accuracy {m['video_top1']:.4f} "
+            f"(error {m['video_error']:.4f}) -> {out['mean_file']}"
+        )
     return 0

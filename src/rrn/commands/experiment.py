@@ -18,20 +18,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results.png with the paper's published error beside ours. Grids for the paper's tables "
         "ship in configs/paper/.",
         epilog="example (scaled down for a CPU): rrn experiment "
-               "configs/paper/table2_positions.yaml "
+        "configs/paper/table2_positions.yaml "
         "--set data_root=runs/demo/data --set dataset=ucf101 --set arch=resnet18 "
         "--set frame_size=64 --set epochs=1 --set weights=none",
     )
     p.add_argument("grid", help="grid YAML file (see configs/paper/)")
     p.add_argument("--out", help="output folder (default: runs/<grid name>)")
-    p.add_argument("--split", "--splits", dest="splits", type=int, nargs="+", choices=(1, 2, 3),
-                   help="splits to run (default: the grid's)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training key of every cell (repeatable), or a feature "
-                   "setting of the baselines as features.KEY=VALUE")
+    p.add_argument(
+        "--split",
+        "--splits",
+        dest="splits",
+        type=int,
+        nargs="+",
+        choices=(1, 2, 3),
+        help="splits to run (default: the grid's)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training key of every cell (repeatable), or a feature "
+        "setting of the baselines as features.KEY=VALUE",
+    )
     p.add_argument("--only", nargs="+", default=[], metavar="CELL", help="run only these cells")
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate every cell's configuration and list the plan, run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate every cell's configuration and list the plan, run nothing",
+    )
     add_dataclass_arguments(p, RunConfig, "run", only=("progress",), title="run")
     p.set_defaults(func=run)
 
@@ -42,8 +58,15 @@ def run(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid)
     out = Path(args.out or Path("runs") / grid.name)
     progress = resolve_config([("flags", flag_overrides(args))]).run.progress
-    rows = run_grid(grid, out, splits=args.splits, sets=args.sets, only=args.only,
-                    progress=progress, dry_run=args.dry_run)
+    rows = run_grid(
+        grid,
+        out,
+        splits=args.splits,
+        sets=args.sets,
+        only=args.only,
+        progress=progress,
+        dry_run=args.dry_run,
+    )
     from rrn.distributed import dist_info_from_env
 
     if not dist_info_from_env().is_main:

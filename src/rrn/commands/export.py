@@ -47,17 +47,22 @@ def run(args: argparse.Namespace) -> int:
         return _triton(model, cfg)
     report = export_model(model, cfg.out, cfg.format, opset=cfg.opset, check=cfg.check)
     desc = report.description
-    print(f"exported {model.checkpoint} ({desc['model']['arch']}, skips "
-          f"{', '.join(desc['model']['skip_blocks']) or 'none'}, T={desc['temporal_context']}, "
-          f"{len(desc['classes'])} classes, {desc['inputs']['frame_size']} px) as {cfg.format}:")
+    print(
+        f"exported {model.checkpoint} ({desc['model']['arch']}, skips "
+        f"{', '.join(desc['model']['skip_blocks']) or 'none'}, T={desc['temporal_context']}, "
+        f"{len(desc['classes'])} classes, {desc['inputs']['frame_size']} px) as {cfg.format}:"
+    )
     for path in report.files:
         print(f"  {path}")
     for s in desc["step"]["states"]:
-        print(f"  state {s['input']} -> {s['output']}: {s['shape']} at {s['block']}, "
-              "zeros at start")
+        print(
+            f"  state {s['input']} -> {s['output']}: {s['shape']} at {s['block']}, zeros at start"
+        )
     if report.step_diff is not None:
-        print(f"check: max |diff| vs PyTorch: step through a video {report.step_diff:.2e}, "
-              f"chunk classifier {report.chunk_diff:.2e}")
+        print(
+            f"check: max |diff| vs PyTorch: step through a video {report.step_diff:.2e}, "
+            f"chunk classifier {report.chunk_diff:.2e}"
+        )
     elif report.note:
         print(report.note)
     return 0
@@ -66,10 +71,18 @@ def run(args: argparse.Namespace) -> int:
 def _triton(model, cfg: ExportConfig) -> int:
     from rrn.export_triton import export_triton
 
-    files = export_triton(model, cfg.out, name=cfg.name, max_batch_size=cfg.max_batch_size,
-                          opset=cfg.opset, source_fps=cfg.source_fps)
-    print(f"exported {model.checkpoint} as the Triton model repository {cfg.out} (model "
-          f"{cfg.name!r}, sequence batching with implicit state, max batch {cfg.max_batch_size}):")
+    files = export_triton(
+        model,
+        cfg.out,
+        name=cfg.name,
+        max_batch_size=cfg.max_batch_size,
+        opset=cfg.opset,
+        source_fps=cfg.source_fps,
+    )
+    print(
+        f"exported {model.checkpoint} as the Triton model repository {cfg.out} (model "
+        f"{cfg.name!r}, sequence batching with implicit state, max batch {cfg.max_batch_size}):"
+    )
     for path in files:
         print(f"  {path}")
     print(f"serve it with: tritonserver --model-repository {cfg.out}")

@@ -54,10 +54,16 @@ def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section: str, *,
-                            only: Iterable[str] | None = None, title: str | None = None,
-                            defaults_from: str = "",
-                            aliases: Mapping[str, str] | None = None) -> None:
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    section: str,
+    *,
+    only: Iterable[str] | None = None,
+    title: str | None = None,
+    defaults_from: str = "",
+    aliases: Mapping[str, str] | None = None,
+) -> None:
     """One ``--flag`` per field of ``cls`` (or of ``only``); absent flags stay absent.
 
     Args:
@@ -77,8 +83,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section:
         listed = ",".join(map(str, default)) if isinstance(default, tuple) else default
         shown = defaults_from or listed
         text = docs.get(name, "") + ("" if shown is None else f" [{shown}]")  # None: the doc says
-        kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": argparse.SUPPRESS,
-                                  "help": text.replace("%", "%%")}
+        kwargs: dict[str, Any] = {
+            "dest": f"{section}.{name}",
+            "default": argparse.SUPPRESS,
+            "help": text.replace("%", "%%"),
+        }
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -87,17 +96,24 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, section:
         group.add_argument(f"--{flag_name(name)}", *extra, **kwargs)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser,
-                         only: Mapping[str, Iterable[str] | None] | None = None,
-                         defaults_from: str = "") -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    only: Mapping[str, Iterable[str] | None] | None = None,
+    defaults_from: str = "",
+) -> None:
     """Add the flags of :class:`TrainConfig`'s sections (all, or ``only={section: fields}``)."""
     for section, cls in SECTIONS.items():
         if only is None or section in only:
-            add_dataclass_arguments(parser, cls, section, only=(only or {}).get(section),
-                                    defaults_from=defaults_from)
+            add_dataclass_arguments(
+                parser, cls, section, only=(only or {}).get(section), defaults_from=defaults_from
+            )
     if only is None or "update_fraction" in (only.get("optim") or ()):
-        parser.add_argument("--update-every", dest="optim.update_every", default=argparse.SUPPRESS,
-                            help=argparse.SUPPRESS)  # renamed: still accepted, with a warning
+        parser.add_argument(
+            "--update-every",
+            dest="optim.update_every",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )  # renamed: still accepted, with a warning
 
 
 def _metavar(name: str, tp: Any) -> str:
@@ -106,8 +122,9 @@ def _metavar(name: str, tp: Any) -> str:
     return name.upper()
 
 
-def flag_overrides(args: argparse.Namespace,
-                   sections: Iterable[str] = SECTIONS) -> dict[str, dict[str, Any]]:
+def flag_overrides(
+    args: argparse.Namespace, sections: Iterable[str] = SECTIONS
+) -> dict[str, dict[str, Any]]:
     """The flags of ``sections`` actually given on the command line, nested by section."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in vars(args).items():
@@ -120,5 +137,3 @@ def flag_overrides(args: argparse.Namespace,
 def from_flags(cls: type, args: argparse.Namespace, section: str):
     """The dataclass ``cls`` from the flags of ``section`` (see :func:`add_dataclass_arguments`)."""
     return build_dataclass(cls, [("flags", flag_overrides(args, (section,)).get(section, {}))])
-
-

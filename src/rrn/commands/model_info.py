@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="summarise an RRN: parameters, receptive field, skip blocks, GFLOPs per chunk",
         description="Summarise a Recurrent Residual Network without data or weights.",
     )
-    add_dataclass_arguments(p, ModelConfig, "model", only=("arch", "skip", "skip_type", "context"),
-                            title="model")
+    add_dataclass_arguments(
+        p, ModelConfig, "model", only=("arch", "skip", "skip_type", "context"), title="model"
+    )
     add_dataclass_arguments(p, DataConfig, "data", only=("frame_size",), title="input")
     p.add_argument("--num-classes", type=int, default=101, help="classifier outputs K [101]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -31,8 +32,9 @@ def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: in
     model = build_model(arch, num_classes=num_classes, skip_blocks=skips, skip_type=skip_type)
     T = model.temporal_context
     params = count_parameters(model)
-    per_frame = chunk_gflops(build_model(arch, num_classes=num_classes, skip_blocks=()), 1,
-                             frame_size)
+    per_frame = chunk_gflops(
+        build_model(arch, num_classes=num_classes, skip_blocks=()), 1, frame_size
+    )
     greedy = chunk_gflops(model, T, frame_size, greedy=True)
     naive = chunk_gflops(model, T, frame_size, greedy=False)
     return {
@@ -55,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config([("flags", flag_overrides(args))])
     skips = resolve_skips(cfg.model)
-    info = model_info(cfg.model.arch, skips, cfg.model.skip_type, args.num_classes,
-                      cfg.data.frame_size)
+    info = model_info(
+        cfg.model.arch, skips, cfg.model.skip_type, args.num_classes, cfg.data.frame_size
+    )
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -67,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         ("receptive field", f"{info['receptive_field_frames']} frames"),
         ("parameters", f"{info['params_total']:,} total, {info['params_temporal']:,} temporal"),
         (f"GFLOPs / frame @{s}px", f"{info['gflops_per_frame']:.2f} (plain ResNet)"),
-        (f"GFLOPs / chunk @{s}px", f"{info['gflops_per_chunk_greedy']:.2f} greedy, "
-         f"{info['gflops_per_chunk_all_frames']:.2f} all frames ({info['greedy_saving']:.2f}x)"),
+        (
+            f"GFLOPs / chunk @{s}px",
+            f"{info['gflops_per_chunk_greedy']:.2f} greedy, "
+            f"{info['gflops_per_chunk_all_frames']:.2f} all frames ({info['greedy_saving']:.2f}x)",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

@@ -25,14 +25,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "still classified; the exit code is then 1.",
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
-    p.add_argument("videos", metavar="VIDEO", nargs="+",
-                   help="video files, or frame folders (img_00001.jpg ...) for a model trained on "
-                   "--dataset rawframes (timeline in frame numbers: a folder has no timestamps)")
+    p.add_argument(
+        "videos",
+        metavar="VIDEO",
+        nargs="+",
+        help="video files, or frame folders (img_00001.jpg ...) for a model trained on "
+        "--dataset rawframes (timeline in frame numbers: a folder has no timestamps)",
+    )
     p.add_argument("--top", type=int, default=5, help="classes to list per video (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document for machines")
-    p.add_argument("--timeline", metavar="PNG",
-                   help="plot per-frame class probabilities over time; with several videos "
-                   "each gets PNG's stem + '-<video stem>.png'")
+    p.add_argument(
+        "--timeline",
+        metavar="PNG",
+        help="plot per-frame class probabilities over time; with several videos "
+        "each gets PNG's stem + '-<video stem>.png'",
+    )
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     add_dataclass_arguments(p, RunConfig, "run", only=("device",), title="run")
     p.set_defaults(func=run)
@@ -62,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    device = resolve_device(resolve_config([("flags", flag_overrides(args))]).run.device,
-                            DistInfo())
-    predictor = Predictor(args.checkpoint, device=device,
-                          which=from_flags(EvalConfig, args, "eval").which)
+    device = resolve_device(
+        resolve_config([("flags", flag_overrides(args))]).run.device, DistInfo()
+    )
+    predictor = Predictor(
+        args.checkpoint, device=device, which=from_flags(EvalConfig, args, "eval").which
+    )
     results, failed, plots = [], 0, set()
     for video, pred in zip(args.videos, predictor.predict_all(args.videos, top=args.top)):
         if isinstance(pred, FailedVideo):  # reported, and the other videos still get their answer
@@ -84,14 +93,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_text({"checkpoint": str(predictor.path), "videos": results}, indent=2))
     if failed:
-        print(f"rrn predict: {failed} of {len(args.videos)} videos could not be classified",
-              file=sys.stderr)
+        print(
+            f"rrn predict: {failed} of {len(args.videos)} videos could not be classified",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
 def print_prediction(record: dict, context: int) -> None:
-    print(f"{record['video']}  ({record['num_frames']} frames, {record['chunks']} chunks of "
-          f"{context})")
+    print(
+        f"{record['video']}  ({record['num_frames']} frames, {record['chunks']} chunks of "
+        f"{context})"
+    )
     for rank, item in enumerate(record["top"], 1):
         print(f"  {rank}. {item['class']:<30} {item['prob']:.3f}")
     if "timeline" in record:

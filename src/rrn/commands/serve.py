@@ -50,23 +50,28 @@ def run(args: argparse.Namespace) -> int:
         from rrn.serve.auth import check_bind
         from rrn.serve.server import serve
     except ImportError as err:
-        raise UserError(f"rrn serve needs the serve extra ({err.name} is missing): "
-                        "pip install 'rrn[serve]'") from None
+        raise UserError(
+            f"rrn serve needs the serve extra ({err.name} is missing): pip install 'rrn[serve]'"
+        ) from None
     check_bind(cfg.host, cfg.token)
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
 
     device = resolve_device(from_flags(RunConfig, args, "run").device, DistInfo())
-    model = load_model(args.checkpoint, which=from_flags(EvalConfig, args, "eval").which,
-                       device=device)
+    model = load_model(
+        args.checkpoint, which=from_flags(EvalConfig, args, "eval").which, device=device
+    )
     app = create_app(model, cfg, from_flags(StreamConfig, args, "stream"))
     auth = "a bearer token" if cfg.token else "no token (loopback only)"
 
     def ready(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
-        print(f"rrn serve: {model.checkpoint} ({len(model.classes)} classes) on "
-              f"http://{shown}:{port}/ with {auth}; Ctrl-C or SIGTERM ends every stream and "
-              "stops", flush=True)
+        print(
+            f"rrn serve: {model.checkpoint} ({len(model.classes)} classes) on "
+            f"http://{shown}:{port}/ with {auth}; Ctrl-C or SIGTERM ends every stream and "
+            "stops",
+            flush=True,
+        )
 
     signum = serve(app, cfg.host, cfg.port, on_ready=ready)
     print("rrn serve: stopped", flush=True)

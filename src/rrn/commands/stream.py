@@ -19,8 +19,10 @@ examples:
   rrn stream runs/ucf_split1 video.mp4 --json events.jsonl --threshold 0.5 --min-segment 1
 """
 SEGMENTS_SHOWN = 20
-STOPPING = ("\nrrn stream: {signal} received; stopping after the current frame (send it again to "
-            "stop at once)")
+STOPPING = (
+    "\nrrn stream: {signal} received; stopping after the current frame (send it again to "
+    "stop at once)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,12 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     make_suggesting(p)
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
-    p.add_argument("sources", metavar="SOURCE", nargs="+",
-                   help="video file, /dev/videoN or camera:N, or a stream URL (rtsp://, "
-                   "http(s)://, udp://, ...); several are recognised at once")
+    p.add_argument(
+        "sources",
+        metavar="SOURCE",
+        nargs="+",
+        help="video file, /dev/videoN or camera:N, or a stream URL (rtsp://, "
+        "http(s)://, udp://, ...); several are recognised at once",
+    )
     add_dataclass_arguments(p, StreamConfig, "stream", title="stream")
-    add_dataclass_arguments(p, DataConfig, "data", only=("sample_every", "fps"),
-                            title="sampling", defaults_from="the checkpoint's")
+    add_dataclass_arguments(
+        p,
+        DataConfig,
+        "data",
+        only=("sample_every", "fps"),
+        title="sampling",
+        defaults_from="the checkpoint's",
+    )
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     add_dataclass_arguments(p, RunConfig, "run", only=("device",), title="run")
     p.set_defaults(func=run)
@@ -60,16 +72,26 @@ def run(args: argparse.Namespace) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(from_flags(RunConfig, args, "run").device, DistInfo())
-    model = load_model(args.checkpoint, which=from_flags(EvalConfig, args, "eval").which,
-                       device=device)
+    model = load_model(
+        args.checkpoint, which=from_flags(EvalConfig, args, "eval").which, device=device
+    )
     given = flag_overrides(args, ("data",)).get("data", {})
     data = from_flags(DataConfig, args, "data")
-    sampling = sampling_for(model, data.sample_every if "sample_every" in given else None,
-                            data.fps if "fps" in given else None)
+    sampling = sampling_for(
+        model,
+        data.sample_every if "sample_every" in given else None,
+        data.fps if "fps" in given else None,
+    )
     live = LiveLine(model.classes) if sys.stderr.isatty() and len(args.sources) == 1 else None
     with StopRequest(STOPPING) as stop:
-        summaries = stream_sources(model, args.sources, cfg, sampling=sampling,
-                                   on_prediction=live.update if live else None, stop=stop)
+        summaries = stream_sources(
+            model,
+            args.sources,
+            cfg,
+            sampling=sampling,
+            on_prediction=live.update if live else None,
+            stop=stop,
+        )
     if live:
         live.clear()
     for summary in summaries:
@@ -97,10 +119,12 @@ class LiveLine:
         self.width = 0
 
     def update(self, pred, summary) -> None:
-        (name, prob), = pred.top(self.classes, 1)
+        ((name, prob),) = pred.top(self.classes, 1)
         dropped = f" | dropped {summary.dropped}" if summary.dropped else ""
-        line = (f"{pred.time:8.2f} s  {name} {prob:.2f} | step {pred.latency_ms:.1f} ms | "
-                f"{summary.rate():.1f} frames/s{dropped}")
+        line = (
+            f"{pred.time:8.2f} s  {name} {prob:.2f} | step {pred.latency_ms:.1f} ms | "
+            f"{summary.rate():.1f} frames/s{dropped}"
+        )
         self.width = max(self.width, len(line))
         sys.stderr.write("\r" + line.ljust(self.width))
         sys.stderr.flush()
@@ -115,30 +139,40 @@ def report(summary, cfg: StreamConfig, many: bool = False) -> None:
     s = summary.to_json()
     how = {"end": "ended", "interrupted": "was stopped", "error": "failed"}[summary.status]
     note = f" ({summary.note})" if summary.note else ""
-    print(f"{summary.source} {how} {summary.where()}{note}: {s['frames']} frames read, "
-          f"{s['sampled']} sampled, {s['classified']} classified, {s['dropped']} dropped")
+    print(
+        f"{summary.source} {how} {summary.where()}{note}: {s['frames']} frames read, "
+        f"{s['sampled']} sampled, {s['classified']} classified, {s['dropped']} dropped"
+    )
     if summary.classified:
-        latency = (f"step latency {s['latency_ms_p50']:.1f} ms (p50), "
-                   f"{s['latency_ms_p95']:.1f} ms (p95)")
+        latency = (
+            f"step latency {s['latency_ms_p50']:.1f} ms (p50), {s['latency_ms_p95']:.1f} ms (p95)"
+        )
         if summary.live:  # a live source cannot run faster than it sends: say the cost per frame
             per_frame = summary.wall * 1000 / summary.classified
             print(f"{latency}; {per_frame:.1f} ms of processing time per classified frame")
         else:
             speed = summary.end_time / summary.wall if summary.wall > 0 else float("inf")
-            print(f"{latency}; {s['duration']:.2f} s of video in {s['wall']:.2f} s "
-                  f"({speed:.1f}x real time)")
+            print(
+                f"{latency}; {s['duration']:.2f} s of video in {s['wall']:.2f} s "
+                f"({speed:.1f}x real time)"
+            )
     for seg in summary.segments[:SEGMENTS_SHOWN]:
-        print(f"  {seg['start']:8.2f} - {seg['end']:8.2f} s  {seg['class']} "
-              f"({seg['mean_prob']:.2f})")
+        print(
+            f"  {seg['start']:8.2f} - {seg['end']:8.2f} s  {seg['class']} ({seg['mean_prob']:.2f})"
+        )
     if len(summary.segments) > SEGMENTS_SHOWN:
         print(f"  ... {len(summary.segments) - SEGMENTS_SHOWN} more segments")
-    outputs = (("annotated video",
-                f"{cfg.out}/{summary.stream}.mp4" if many and cfg.out else cfg.out),
-               ("events", f"{cfg.out}/{summary.stream}.events.jsonl" if many and cfg.out else None),
-               ("events", None if many else cfg.json))
+    outputs = (
+        ("annotated video", f"{cfg.out}/{summary.stream}.mp4" if many and cfg.out else cfg.out),
+        ("events", f"{cfg.out}/{summary.stream}.events.jsonl" if many and cfg.out else None),
+        ("events", None if many else cfg.json),
+    )
     for label, path in outputs:
         if path:
             print(f"{label}: {path}")
     if summary.status == "error":
-        print(f"rrn stream: error: the stream stopped {summary.where()}: {summary.error}; the "
-              "outputs hold everything up to there", file=sys.stderr)
+        print(
+            f"rrn stream: error: the stream stopped {summary.where()}: {summary.error}; the "
+            "outputs hold everything up to there",
+            file=sys.stderr,
+        )

@@ -21,10 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames per video (default: 24)")
     p.add_argument("--size", type=int, default=64, help="frame side in px (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="default: 0")
-    p.add_argument("--layout", choices=("ucf101", "kinetics", "ssv2", "rawframes"),
-                   default="ucf101",
-                   help="the dataset format to write (default: ucf101); the flags that read it are "
-                   "printed and stored in OUT/rrn_synth.json")
+    p.add_argument(
+        "--layout",
+        choices=("ucf101", "kinetics", "ssv2", "rawframes"),
+        default="ucf101",
+        help="the dataset format to write (default: ucf101); the flags that read it are "
+        "printed and stored in OUT/rrn_synth.json",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,15 +40,24 @@ def run(args: argparse.Namespace) -> int:
 
     target = Path(args.out)
     if target.is_dir() and any(target.iterdir()):  # e.g. a real dataset's folder, by mistake
-        raise UserError(f"{target} is not empty: rrn synth writes split files and class folders "
-                        "that would replace or mix with what is there; choose a new or empty "
-                        "folder")
-    out = make_synthetic_dataset(args.out, classes=args.classes,
-                                 videos_per_class=args.videos_per_class,
-                                 frames=args.frames, size=args.size, seed=args.seed,
-                                 layout=args.layout)
+        raise UserError(
+            f"{target} is not empty: rrn synth writes split files and class folders "
+            "that would replace or mix with what is there; choose a new or empty "
+            "folder"
+        )
+    out = make_synthetic_dataset(
+        args.out,
+        classes=args.classes,
+        videos_per_class=args.videos_per_class,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        layout=args.layout,
+    )
     info = json.loads((out / "rrn_synth.json").read_text())
-    print(f"wrote {info['videos']} videos of {args.classes} classes to {out} in the {args.layout} "
-          f"layout (train: {info['train']}, test: {info['test']})")
+    print(
+        f"wrote {info['videos']} videos of {args.classes} classes to {out} in the {args.layout} "
+        f"layout (train: {info['train']}, test: {info['test']})"
+    )
     print(f"read it with: {info['flags']}")
     return 0

@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make_suggesting(p)
-    p.add_argument("--config", metavar="YAML",
-                   help="YAML file of settings (nested by section or flat)")
+    p.add_argument(
+        "--config", metavar="YAML", help="YAML file of settings (nested by section or flat)"
+    )
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -55,11 +56,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"rrn train: error: {err}", file=sys.stderr)
         return 1
     except TrainingStopped as err:  # SIGTERM / SIGINT / SIGUSR1: last.pt holds the step reached
-        print(f"rrn train: {err}; continue with rrn train --out {cfg.run.out} --resume",
-              file=sys.stderr)
+        print(
+            f"rrn train: {err}; continue with rrn train --out {cfg.run.out} --resume",
+            file=sys.stderr,
+        )
         return err.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
-        print(f"rrn train: interrupted; continue with rrn train --out {cfg.run.out} --resume",
-              file=sys.stderr)
+        print(
+            f"rrn train: interrupted; continue with rrn train --out {cfg.run.out} --resume",
+            file=sys.stderr,
+        )
         return 130
     return 0

@@ -19,19 +19,31 @@ import importlib
 
 #: public name -> the module that owns it
 _OWNERS = {
-    "CacheReport": "cache", "FrameCache": "cache", "build_cache": "cache",
+    "CacheReport": "cache",
+    "FrameCache": "cache",
+    "build_cache": "cache",
     "default_cache_dir": "cache",
-    "Problem": "check", "check_dataset": "check",
-    "SkippedVideo": "datasets", "VideoChunkDataset": "datasets", "collate_chunks": "datasets",
+    "Problem": "check",
+    "check_dataset": "check",
+    "SkippedVideo": "datasets",
+    "VideoChunkDataset": "datasets",
+    "collate_chunks": "datasets",
     "collate_videos": "datasets",
-    "VideoDecodeError": "decode", "available_decoders": "decode", "decode_video": "decode",
-    "Sampling": "sampling", "default_short_side": "sampling", "eval_chunks": "sampling",
+    "VideoDecodeError": "decode",
+    "available_decoders": "decode",
+    "decode_video": "decode",
+    "Sampling": "sampling",
+    "default_short_side": "sampling",
+    "eval_chunks": "sampling",
     "train_chunk": "sampling",
     "FrameSource": "source",
-    "DatasetSplit": "splits", "SplitError": "splits", "VideoRecord": "splits",
+    "DatasetSplit": "splits",
+    "SplitError": "splits",
+    "VideoRecord": "splits",
     "load_split": "splits",
     "make_synthetic_dataset": "synth",
-    "ClipTransform": "transforms", "EvalViews": "transforms",
+    "ClipTransform": "transforms",
+    "EvalViews": "transforms",
 }
 
 __all__ = sorted(_OWNERS)

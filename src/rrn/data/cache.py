@@ -117,8 +117,9 @@ class FrameCache:
 
     def __init__(self, root, *, format: str = "jpeg", quality: int = 90):
         if format not in CACHE_FORMATS:
-            raise ValueError(f"cache format must be one of {', '.join(CACHE_FORMATS)}, got "
-                             f"{format!r}")
+            raise ValueError(
+                f"cache format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}"
+            )
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
         self.root = Path(root)
@@ -178,14 +179,16 @@ class FrameCache:
             return None
         return entry
 
-    def _check_promise(self, entry: CachedFrames, path: Path, sampling: Sampling, *,
-                       against_container: bool) -> None:
+    def _check_promise(
+        self, entry: CachedFrames, path: Path, sampling: Sampling, *, against_container: bool
+    ) -> None:
         """Frame size from the key's short side; frame count and size from the container for
         entries without checksums (once per process) or when asked."""
         _, h, w, _ = entry.shape
         if sampling.short_side is not None and min(h, w) != sampling.short_side:
-            raise CacheEntryError(entry.file, f"frames are {h}x{w}, its key promises short side "
-                                  f"{sampling.short_side}")
+            raise CacheEntryError(
+                entry.file, f"frames are {h}x{w}, its key promises short side {sampling.short_side}"
+            )
         legacy = isinstance(entry, NpyFrames) and entry.legacy
         if not (against_container or (legacy and entry.file not in self._legacy_ok)):
             return
@@ -195,8 +198,9 @@ class FrameCache:
             return  # the container says nothing usable: the entry is all there is
         if (h, w) != (promised.height, promised.width) or not plausible(entry.shape[0], promised):
             raise CacheEntryError(
-                entry.file, f"holds {entry.shape[0]} frames of {h}x{w}; {path} promises "
-                f"{promised.frames:.0f} of {promised.height}x{promised.width}"
+                entry.file,
+                f"holds {entry.shape[0]} frames of {h}x{w}; {path} promises "
+                f"{promised.frames:.0f} of {promised.height}x{promised.width}",
             )
         self._legacy_ok.add(entry.file)
 
@@ -210,10 +214,15 @@ class FrameCache:
             ValueError: ``frames`` are not uint8 ``(N, H, W, 3)`` with the sampling's short side.
         """
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 or (
-                sampling.short_side is not None and min(frames.shape[1:3]) != sampling.short_side):
-            raise ValueError(f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, "
-                             "H, W, 3))")
+        if (
+            frames.ndim != 4
+            or frames.shape[-1] != 3
+            or frames.shape[0] < 1
+            or (sampling.short_side is not None and min(frames.shape[1:3]) != sampling.short_side)
+        ):
+            raise ValueError(
+                f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, H, W, 3))"
+            )
         f = self.file(path, sampling)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
@@ -254,10 +263,12 @@ class CacheReport:
             f"{len(self.failures)} failed"
         ]
         if self.other_format:
-            lines.append(f"  {self.other_format} of them are in the other format than "
-                         f"{fmt or 'asked for'} "
-                         "and were kept as they are (training reads both); to rewrite them, remove "
-                         f"{root or 'the cache folder'} and run rrn cache again")
+            lines.append(
+                f"  {self.other_format} of them are in the other format than "
+                f"{fmt or 'asked for'} "
+                "and were kept as they are (training reads both); to rewrite them, remove "
+                f"{root or 'the cache folder'} and run rrn cache again"
+            )
         lines += [f"  FAILED {vid}: {reason}" for vid, reason in self.failures]
         return "\n".join(lines)
 
@@ -298,11 +309,13 @@ class CacheEstimate:
 
     def summary(self) -> str:
         free = "" if self.free_bytes is None else f"; {_size(self.free_bytes)} free there"
-        return (f"estimate: {self.videos} videos x {self.frames_per_video:.1f} frames (mean of "
-                f"{self.probed} containers) x {self.bytes_per_frame / 1e3:.1f} kB/frame "
-                f"({self.format}, "
-                f"measured on {self.measured} videos, now cached) = "
-                f"~{_size(self.total_bytes)}{free}")
+        return (
+            f"estimate: {self.videos} videos x {self.frames_per_video:.1f} frames (mean of "
+            f"{self.probed} containers) x {self.bytes_per_frame / 1e3:.1f} kB/frame "
+            f"({self.format}, "
+            f"measured on {self.measured} videos, now cached) = "
+            f"~{_size(self.total_bytes)}{free}"
+        )
 
     @property
     def fits(self) -> bool:
@@ -361,8 +374,15 @@ def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> Ca
         free = shutil.disk_usage(source.cache.root).free
     except OSError:
         free = None
-    return CacheEstimate(len(paths), sum(counts) / len(counts), len(counts), nbytes / frames,
-                         min(measure, len(paths)), source.cache.format, free)
+    return CacheEstimate(
+        len(paths),
+        sum(counts) / len(counts),
+        len(counts),
+        nbytes / frames,
+        min(measure, len(paths)),
+        source.cache.format,
+        free,
+    )
 
 
 STALE_AFTER_S = 3600.0
@@ -414,8 +434,9 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
     tasks = [(source, str(p), vid) for p, vid in seen.items()]
     report = CacheReport()
     start = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc="caching", unit="video", disable=not progress,
-               file=sys.stderr)
+    bar = tqdm(
+        total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr
+    )
 
     def account(result) -> None:
         video_id, n, nbytes, was_cached, error, other = result
@@ -438,8 +459,12 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
             # spawn: forking a process whose torch/OpenMP threads are running can deadlock;
             # pool_worker_init: workers of a killed rrn cache end instead of living on, and leave
             # Ctrl-C to the main process
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                     initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=pool_worker_init,
+                initargs=(os.getpid(),),
+            ) as pool:
                 try:
                     for fut in as_completed([pool.submit(_cache_one, t) for t in tasks]):
                         account(fut.result())

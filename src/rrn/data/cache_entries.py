@@ -32,6 +32,8 @@ SUFFIX = {"npy": ".npy", "jpeg": ".jpgs"}
 def entry_format(file: Path) -> str:
     """The format of an entry file (``"npy"`` or ``"jpeg"``), from its suffix."""
     return next(fmt for fmt, suffix in SUFFIX.items() if file.name.endswith(suffix))
+
+
 _NPY_TAIL = struct.Struct("<8sIII")  # magic, N, H, W (after N uint32 CRCs)
 _NPY_MAGIC = b"RRNCRC01"
 _JPG_HEAD = struct.Struct("<8sIIII")  # magic, N, H, W, quality
@@ -144,8 +146,9 @@ class NpyFrames(CachedFrames):
         if self._crcs is not None:
             bad = [int(i) for i, f in zip(idx, out) if zlib.crc32(f) != self._crcs[i]]
             if bad:
-                raise CacheEntryError(self.file, f"frame(s) {bad} differ from their checksum "
-                                      "(overwritten or damaged)")
+                raise CacheEntryError(
+                    self.file, f"frame(s) {bad} differ from their checksum (overwritten or damaged)"
+                )
         elif not out.any():
             # no checksum (written before they existed): all-zero frames are what a zeroed
             # file looks like; a truly black video is decoded once more and then checksummed
@@ -156,8 +159,17 @@ class NpyFrames(CachedFrames):
 class JpegFrames(CachedFrames):
     """A ``.jpgs`` entry: the file memory-mapped, its index, frames decoded on demand."""
 
-    def __init__(self, file: Path, data: np.ndarray, shape, *, start: int, offsets: np.ndarray,
-                 crcs: np.ndarray, quality: int):
+    def __init__(
+        self,
+        file: Path,
+        data: np.ndarray,
+        shape,
+        *,
+        start: int,
+        offsets: np.ndarray,
+        crcs: np.ndarray,
+        quality: int,
+    ):
         super().__init__(file, shape)
         self.quality = quality
         self._data, self._start, self._offsets, self._crcs = data, start, offsets, crcs
@@ -167,8 +179,9 @@ class JpegFrames(CachedFrames):
         lo, hi = self._start + int(self._offsets[i]), self._start + int(self._offsets[i + 1])
         blob = self._data[lo:hi].tobytes()
         if zlib.crc32(blob) != self._crcs[i]:
-            raise CacheEntryError(self.file, f"frame {i} differs from its checksum (overwritten or "
-                                             "damaged)")
+            raise CacheEntryError(
+                self.file, f"frame {i} differs from its checksum (overwritten or damaged)"
+            )
         return blob
 
     def verify(self) -> None:
@@ -182,11 +195,13 @@ class JpegFrames(CachedFrames):
             try:
                 frame = decode_jpeg(self._blob(int(i)))
             except OSError as err:
-                raise CacheEntryError(self.file,
-                                      f"frame {int(i)} is not a readable JPEG ({err})") from None
+                raise CacheEntryError(
+                    self.file, f"frame {int(i)} is not a readable JPEG ({err})"
+                ) from None
             if frame.shape != out.shape[1:]:
-                raise CacheEntryError(self.file, f"frame {int(i)} is {frame.shape}, the index says "
-                                                 f"{self.shape[1:]}")
+                raise CacheEntryError(
+                    self.file, f"frame {int(i)} is {frame.shape}, the index says {self.shape[1:]}"
+                )
             out[j] = frame
         return out
 
@@ -205,8 +220,9 @@ def open_npy(file: Path) -> NpyFrames:
     except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
         raise CacheEntryError(file, f"not a readable .npy ({err})") from None
     if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] < 1:
-        raise CacheEntryError(file, f"holds {array.dtype} {array.shape}, not uint8 (N, H, W, 3) "
-                                    "frames")
+        raise CacheEntryError(
+            file, f"holds {array.dtype} {array.shape}, not uint8 (N, H, W, 3) frames"
+        )
     size = file.stat().st_size
     end = array.offset + array.nbytes
     if size == end:
@@ -215,10 +231,15 @@ def open_npy(file: Path) -> NpyFrames:
     with open(file, "rb") as fh:
         fh.seek(end)
         tail = fh.read()
-    if len(tail) != 4 * n + _NPY_TAIL.size \
-            or _NPY_TAIL.unpack(tail[-_NPY_TAIL.size:]) != (_NPY_MAGIC, n, h, w):
-        raise CacheEntryError(file, f"its header says {array.shape} but its size and trailer do "
-                                    "not match")
+    if len(tail) != 4 * n + _NPY_TAIL.size or _NPY_TAIL.unpack(tail[-_NPY_TAIL.size :]) != (
+        _NPY_MAGIC,
+        n,
+        h,
+        w,
+    ):
+        raise CacheEntryError(
+            file, f"its header says {array.shape} but its size and trailer do not match"
+        )
     return NpyFrames(file, array, np.frombuffer(tail, dtype="<u4", count=n))
 
 
@@ -229,23 +250,30 @@ def open_jpeg(file: Path) -> JpegFrames:
         FileNotFoundError: no such entry.
         CacheEntryError: a damaged or foreign file.
     """
-    data = (np.memmap(file, dtype=np.uint8, mode="r") if file.stat().st_size
-            else np.zeros(0, np.uint8))
+    data = (
+        np.memmap(file, dtype=np.uint8, mode="r") if file.stat().st_size else np.zeros(0, np.uint8)
+    )
     if data.size < _JPG_HEAD.size:
         raise CacheEntryError(file, f"{data.size} bytes: too short for a header")
     magic, n, h, w, quality = _JPG_HEAD.unpack(data[: _JPG_HEAD.size].tobytes())
     index_end = _JPG_HEAD.size + 8 * (n + 1) + 4 * n
     if magic != _JPG_MAGIC or n < 1 or min(h, w) < 1 or data.size < index_end:
         raise CacheEntryError(file, "not a frame cache JPEG entry (bad header)")
-    offsets = np.frombuffer(data[_JPG_HEAD.size : _JPG_HEAD.size + 8 * (n + 1)].tobytes(),
-                            dtype="<u8")
+    offsets = np.frombuffer(
+        data[_JPG_HEAD.size : _JPG_HEAD.size + 8 * (n + 1)].tobytes(), dtype="<u8"
+    )
     crcs = np.frombuffer(data[_JPG_HEAD.size + 8 * (n + 1) : index_end].tobytes(), dtype="<u4")
-    if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) <= 0) \
-            or index_end + int(offsets[-1]) != data.size:
-        raise CacheEntryError(file, f"its index says {index_end + int(offsets[-1])} bytes, the "
-                                    f"file has {data.size}")
-    return JpegFrames(file, data, (n, h, w, 3), start=index_end, offsets=offsets, crcs=crcs,
-                      quality=quality)
+    if (
+        offsets[0] != 0
+        or np.any(np.diff(offsets.astype(np.int64)) <= 0)
+        or index_end + int(offsets[-1]) != data.size
+    ):
+        raise CacheEntryError(
+            file, f"its index says {index_end + int(offsets[-1])} bytes, the file has {data.size}"
+        )
+    return JpegFrames(
+        file, data, (n, h, w, 3), start=index_end, offsets=offsets, crcs=crcs, quality=quality
+    )
 
 
 OPENERS = {"npy": open_npy, "jpeg": open_jpeg}

@@ -31,8 +31,9 @@ class Problem:
         return f"{self.video}: {self.what} -> {self.fix}"
 
 
-def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "auto",
-                  progress: bool = False) -> list[Problem]:
+def check_dataset(
+    split: DatasetSplit, *, decode: bool = True, decoder: str = "auto", progress: bool = False
+) -> list[Problem]:
     """List every problem of a split (empty list = ready to train).
 
     Args:
@@ -49,17 +50,24 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
     from tqdm import tqdm
 
     problems = [
-        Problem(m.video_id, f"listed at {m.listed_in}:{m.line} but not found under the data root",
-                "restore the file, fix --data-root, or remove the line")
+        Problem(
+            m.video_id,
+            f"listed at {m.listed_in}:{m.line} but not found under the data root",
+            "restore the file, fix --data-root, or remove the line",
+        )
         for m in split.missing
     ]
     both = {r.video_id for r in split.train} & {r.video_id for r in split.test}
-    problems += [Problem(v, "listed on both the train and the test side",
-                         "remove one of the two lines")
-                 for v in sorted(both)]
+    problems += [
+        Problem(v, "listed on both the train and the test side", "remove one of the two lines")
+        for v in sorted(both)
+    ]
     counts = Counter(r.label for r in split.train)
-    problems += [Problem(name, "class has no training video", "add videos or check the split files")
-                 for k, name in enumerate(split.classes) if counts[k] == 0]
+    problems += [
+        Problem(name, "class has no training video", "add videos or check the split files")
+        for k, name in enumerate(split.classes)
+        if counts[k] == 0
+    ]
     seen = set()
     records = [r for r in split.train + split.test if not (r.path in seen or seen.add(r.path))]
     for rec in tqdm(records, desc="checking", unit="video", disable=not progress):
@@ -68,21 +76,32 @@ def check_dataset(split: DatasetSplit, *, decode: bool = True, decoder: str = "a
             continue
         try:
             if os.path.getsize(rec.path) == 0:
-                problems.append(Problem(rec.video_id, f"{rec.path} is empty (0 bytes)",
-                                        "re-download or re-extract the video"))
+                problems.append(
+                    Problem(
+                        rec.video_id,
+                        f"{rec.path} is empty (0 bytes)",
+                        "re-download or re-extract the video",
+                    )
+                )
                 continue
             if decode:  # every frame decoded (finds damaged data), one in 10 converted
                 decode_video(rec.path, Sampling(sample_every=10), backend=decoder)
             else:
                 probe_video(rec.path)
         except VideoDecodeError as err:
-            problems.append(Problem(rec.video_id, err.reason,
-                                    f"re-download or re-encode {rec.path}, "
-                                    "or remove it from the split "
-                                    "(training skips it with a warning)"))
+            problems.append(
+                Problem(
+                    rec.video_id,
+                    err.reason,
+                    f"re-download or re-encode {rec.path}, "
+                    "or remove it from the split "
+                    "(training skips it with a warning)",
+                )
+            )
         except OSError as err:
-            problems.append(Problem(rec.video_id, f"{rec.path}: {err}",
-                                    "check the file's permissions"))
+            problems.append(
+                Problem(rec.video_id, f"{rec.path}: {err}", "check the file's permissions")
+            )
     return problems
 
 
@@ -94,9 +113,13 @@ def _check_folder(rec, decode: bool) -> list[Problem]:
     try:
         n = count_frames(rec.path)
         if rec.num_frames is not None and n != rec.num_frames:
-            return [Problem(rec.video_id,
-                            f"the list says {rec.num_frames} frames, {rec.path} has {n}",
-                            f"correct total_frames in the list to {n}, or {fix}")]
+            return [
+                Problem(
+                    rec.video_id,
+                    f"the list says {rec.num_frames} frames, {rec.path} has {n}",
+                    f"correct total_frames in the list to {n}, or {fix}",
+                )
+            ]
         if decode:
             # every frame, as decode=True does for videos
             read_frame_folder(rec.path, Sampling(sample_every=1))

@@ -86,14 +86,27 @@ class VideoChunkDataset(Dataset):
         self.epoch = 0
 
     @classmethod
-    def from_config(cls, records: list[VideoRecord], data, *, context: int, train: bool,
-                    seed: int = 0, views: EvalViews = CENTRE_CROP) -> VideoChunkDataset:
+    def from_config(
+        cls,
+        records: list[VideoRecord],
+        data,
+        *,
+        context: int,
+        train: bool,
+        seed: int = 0,
+        views: EvalViews = CENTRE_CROP,
+    ) -> VideoChunkDataset:
         """The training or evaluation set a :class:`~rrn.config.DataConfig` describes (an
         evaluation set with ``views`` of each chunk)."""
-        return cls(records, source=FrameSource.from_config(data),
-                   transform=ClipTransform(data.frame_size, train, hflip=data.hflip, views=views),
-                   context=context, chunks_per_video=data.chunks_per_video if train else 1,
-                   eval_stride=data.eval_stride, seed=seed)
+        return cls(
+            records,
+            source=FrameSource.from_config(data),
+            transform=ClipTransform(data.frame_size, train, hflip=data.hflip, views=views),
+            context=context,
+            chunks_per_video=data.chunks_per_video if train else 1,
+            eval_stride=data.eval_stride,
+            seed=seed,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of this epoch (call before each epoch, like
@@ -155,8 +168,12 @@ def collate_chunks(batch) -> dict:
     """
     items, skipped = _split_skipped(batch)
     if not items:
-        return {"clip": torch.empty(0), "label": torch.empty(0, dtype=torch.long),
-                "video_index": torch.empty(0, dtype=torch.long), "skipped": skipped}
+        return {
+            "clip": torch.empty(0),
+            "label": torch.empty(0, dtype=torch.long),
+            "video_index": torch.empty(0, dtype=torch.long),
+            "skipped": skipped,
+        }
     return {
         "clip": torch.stack([it["clip"] for it in items]),  # B x (T, 3, S, S) -> (B, T, 3, S, S)
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
@@ -175,9 +192,13 @@ def collate_videos(batch) -> dict:
     """
     items, skipped = _split_skipped(batch)
     if not items:
-        return {"clips": torch.empty(0), "chunk_video": torch.empty(0, dtype=torch.long),
-                "label": torch.empty(0, dtype=torch.long),
-                "video_index": torch.empty(0, dtype=torch.long), "skipped": skipped}
+        return {
+            "clips": torch.empty(0),
+            "chunk_video": torch.empty(0, dtype=torch.long),
+            "label": torch.empty(0, dtype=torch.long),
+            "video_index": torch.empty(0, dtype=torch.long),
+            "skipped": skipped,
+        }
     return {
         "clips": torch.cat([it["clips"] for it in items]),
         # (M_v, [V,] T, 3, S, S) -> (sum M, [V,] T, 3, S, S)
@@ -188,4 +209,3 @@ def collate_videos(batch) -> dict:
         "video_index": torch.tensor([it["video_index"] for it in items], dtype=torch.long),
         "skipped": skipped,
     }
-

@@ -40,8 +40,18 @@ import numpy as np
 
 from rrn.data.sampling import FrameSelector, Sampling
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
-                    ".flv")
+VIDEO_EXTENSIONS = (
+    ".avi",
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+)
 
 
 class VideoDecodeError(RuntimeError):
@@ -144,16 +154,18 @@ def decode_video(path, sampling: Sampling | None = None, *, backend: str = "auto
     return _decode_pyav(path, sample_every, fps, short_side)
 
 
-def _decode_pyav(path: Path, sample_every: int, fps: float | None,
-                 short_side: int | None) -> np.ndarray:
+def _decode_pyav(
+    path: Path, sample_every: int, fps: float | None, short_side: int | None
+) -> np.ndarray:
     import av
 
     frames: list[np.ndarray] = []
     try:
         container = av.open(str(path), mode="r")
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure means "not a readable video"
-        raise VideoDecodeError(path,
-                               f"not a readable video container ({error_text(err)})") from None
+        raise VideoDecodeError(
+            path, f"not a readable video container ({error_text(err)})"
+        ) from None
     with container:
         if not container.streams.video:
             raise VideoDecodeError(path, "the file has no video stream")
@@ -176,8 +188,9 @@ def _decode_pyav(path: Path, sample_every: int, fps: float | None,
                 path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
             ) from None
         if not frames:
-            raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt video "
-                                         "stream)")
+            raise VideoDecodeError(
+                path, "no frame could be decoded (truncated or corrupt video stream)"
+            )
         truncated = _truncation(container, stream, tail, decoded)
         if truncated:
             raise VideoDecodeError(path, truncated)
@@ -246,8 +259,9 @@ def _promised_seconds(container, stream) -> float | None:
         return float(stream.frames * stream.time_base) if stream.frames else None
     if stream.duration:
         return float(stream.duration * stream.time_base)
-    tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)",
-                       stream.metadata.get("DURATION", "").strip())
+    tag = re.fullmatch(
+        r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", stream.metadata.get("DURATION", "").strip()
+    )
     if tag:
         return int(tag[1]) * 3600 + int(tag[2]) * 60 + float(tag[3])
     return None
@@ -276,8 +290,10 @@ def _truncation(container, stream, tail: _StreamTail, decoded: int | None) -> st
         frame = round((tail.last_pts - start) * tb * rate) + 1
         return f"truncated: the file ends inside frame {frame}{of}"
     count = str(decoded) if decoded is not None else f"about {round(end * rate)}"
-    return (f"truncated: {count}{of} frames; the video stream ends at {end:.2f} s of the "
-            f"{promised:.2f} s its header promises")
+    return (
+        f"truncated: {count}{of} frames; the video stream ends at {end:.2f} s of the "
+        f"{promised:.2f} s its header promises"
+    )
 
 
 def _decode_torchcodec(path: Path, sample_every: int, short_side: int | None) -> np.ndarray:
@@ -329,8 +345,9 @@ def probe_video(path) -> tuple[int, int]:
             tail = _StreamTail()
             first = next(_frames(container, stream, tail), None)
             if first is None:
-                raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt "
-                                             "video stream)")
+                raise VideoDecodeError(
+                    path, "no frame could be decoded (truncated or corrupt video stream)"
+                )
             for packet in container.demux(stream):
                 tail.see(packet)
             truncated = _truncation(container, stream, tail, None)

@@ -67,8 +67,13 @@ def sampled_shape(path, sampling: Sampling) -> SampledShape:
             stream = container.streams.video[0]
             height, width = stream.codec_context.height, stream.codec_context.width
             rate = float(stream.average_rate or stream.guessed_rate or 0)
-            duration = (float(stream.duration * stream.time_base) if stream.duration
-                        else container.duration / 1e6 if container.duration else None)
+            duration = (
+                float(stream.duration * stream.time_base)
+                if stream.duration
+                else container.duration / 1e6
+                if container.duration
+                else None
+            )
             count = stream.frames or (duration * rate if duration and rate else 0)
     except VideoDecodeError:
         raise

@@ -43,16 +43,18 @@ def frame_entries(folder) -> list[os.DirEntry]:
     try:
         entries = [(int(m.group(1)), e) for e in os.scandir(folder) if (m := _FRAME.match(e.name))]
     except OSError as err:
-        raise VideoDecodeError(folder,
-                               f"frame folder not readable ({err.strerror or err})") from None
+        raise VideoDecodeError(
+            folder, f"frame folder not readable ({err.strerror or err})"
+        ) from None
     if not entries:
         raise VideoDecodeError(folder, "no frames (expected img_00001.jpg, img_00002.jpg, ...)")
     entries.sort(key=lambda item: item[0])
     for expected, (index, _) in enumerate(entries, 1):
         if index != expected:
             raise VideoDecodeError(
-                folder, f"frame {FRAME_NAME.format(expected)} is missing (the folder has "
-                f"{len(entries)} frames up to img_{entries[-1][0]:05d}.jpg); re-extract the frames"
+                folder,
+                f"frame {FRAME_NAME.format(expected)} is missing (the folder has "
+                f"{len(entries)} frames up to img_{entries[-1][0]:05d}.jpg); re-extract the frames",
             )
     return [e for _, e in entries]
 

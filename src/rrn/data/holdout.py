@@ -29,8 +29,9 @@ def group_of(record: VideoRecord) -> tuple[int, str]:
     return record.label, (f"g{int(m.group(1))}" if m else _CLIP_SUFFIX.sub("", name))
 
 
-def carve_validation(records: list[VideoRecord], fraction: float,
-                     seed: int = 0) -> tuple[list[VideoRecord], list[VideoRecord]]:
+def carve_validation(
+    records: list[VideoRecord], fraction: float, seed: int = 0
+) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """Split training records into ``(train, validation)`` by group, class by class.
 
     Each class gives ``round(fraction * its groups)`` groups (at least one when it has two or more
@@ -58,8 +59,9 @@ def carve_validation(records: list[VideoRecord], fraction: float,
         take = min(len(names) - 1, max(1, round(fraction * len(names))))
         held |= {(label, names[i]) for i in rng.permutation(len(names))[:take]}
     if not held:
-        raise ValueError("--val-fraction: no class has two groups of training videos to hold one "
-                         "out")
+        raise ValueError(
+            "--val-fraction: no class has two groups of training videos to hold one out"
+        )
     train = [r for r in records if group_of(r) not in held]
     val = [r for r in records if group_of(r) in held]
     return train, val

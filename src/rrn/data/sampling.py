@@ -72,8 +72,9 @@ def _check(num_frames: int, context: int) -> None:
     if context < 1:
         raise ValueError(f"context (frames per chunk, T) must be >= 1, got {context}")
     if num_frames < 1:
-        raise ValueError("a video needs at least one sampled frame to form a chunk, got "
-                         f"{num_frames}")
+        raise ValueError(
+            f"a video needs at least one sampled frame to form a chunk, got {num_frames}"
+        )
 
 
 def _padded(num_frames: int, context: int) -> tuple[int, ...]:

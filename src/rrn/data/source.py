@@ -48,20 +48,34 @@ class FrameSource:
         cache_quality: JPEG quality of ``cache_format="jpeg"``.
     """
 
-    def __init__(self, sampling: Sampling, *, cache_dir: str | os.PathLike | None = None,
-                 decoder: str = "auto", cache_format: str = "jpeg", cache_quality: int = 90):
+    def __init__(
+        self,
+        sampling: Sampling,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        decoder: str = "auto",
+        cache_format: str = "jpeg",
+        cache_quality: int = 90,
+    ):
         self.sampling = sampling
-        self.cache = (FrameCache(cache_dir, format=cache_format, quality=cache_quality)
-                      if cache_dir is not None else None)
+        self.cache = (
+            FrameCache(cache_dir, format=cache_format, quality=cache_quality)
+            if cache_dir is not None
+            else None
+        )
         self.decoder = resolve_backend(decoder)
 
     @classmethod
     def from_config(cls, data) -> FrameSource:
         """The source a :class:`~rrn.config.DataConfig` describes (its cache once ``rrn cache``
         built it under ``<data-root>/.rrn-cache``, or its ``--cache-dir``)."""
-        return cls(data.sampling(), cache_dir=resolve_cache_dir(data.cache_dir, data.data_root),
-                   decoder=data.decoder, cache_format=data.cache_format,
-                   cache_quality=data.cache_quality)
+        return cls(
+            data.sampling(),
+            cache_dir=resolve_cache_dir(data.cache_dir, data.data_root),
+            decoder=data.decoder,
+            cache_format=data.cache_format,
+            cache_quality=data.cache_quality,
+        )
 
     def __repr__(self) -> str:
         cache = f"{self.cache.root} ({self.cache.format})" if self.cache is not None else None
@@ -76,8 +90,9 @@ class FrameSource:
         """
         return self.ensure_cached(path)[0]
 
-    def ensure_cached(self, path: str | os.PathLike, *,
-                      strict: bool = False) -> tuple[np.ndarray | CachedFrames, bool]:
+    def ensure_cached(
+        self, path: str | os.PathLike, *, strict: bool = False
+    ) -> tuple[np.ndarray | CachedFrames, bool]:
         """``(frames, were_cached)``; decoded frames are added to the cache.
 
         Decoded frames are served as the cache then holds them (a JPEG entry is read back), so
@@ -121,6 +136,9 @@ class FrameSource:
         warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
         frames = self._store(path, read_frames(path, self.sampling, self.decoder), strict=False)
         if len(frames) != expected:  # the caller chose its frames from the entry's count
-            raise VideoDecodeError(path, f"its cache entry held {expected} frames, the video gives "
-                                   f"{len(frames)}; rewritten, used from the next epoch on")
+            raise VideoDecodeError(
+                path,
+                f"its cache entry held {expected} frames, the video gives "
+                f"{len(frames)}; rewritten, used from the next epoch on",
+            )
         return frames

@@ -85,8 +85,9 @@ class DatasetSplit:
     """Entries dropped because their file is missing (only with ``missing="skip"``)."""
 
 
-def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, train_list=None,
-                   test_list=None) -> tuple[DatasetSplit | None, list[str]]:
+def split_problems(
+    dataset: str, data_root, split_dir=None, split: int = 1, *, train_list=None, test_list=None
+) -> tuple[DatasetSplit | None, list[str]]:
     """Parse a split like :func:`load_split` (``missing="skip"``) but collect every malformed
     line instead of stopping at the first.
 
@@ -96,8 +97,16 @@ def split_problems(dataset: str, data_root, split_dir=None, split: int = 1, *, t
     """
     errors = LineErrors(collect=True)
     try:
-        result = load_split(dataset, data_root, split_dir, split, train_list=train_list,
-                            test_list=test_list, missing="skip", errors=errors)
+        result = load_split(
+            dataset,
+            data_root,
+            split_dir,
+            split,
+            train_list=train_list,
+            test_list=test_list,
+            missing="skip",
+            errors=errors,
+        )
     except SplitError as err:
         result = None
         errors.messages.append(str(err))
@@ -146,15 +155,18 @@ def load_split(
         raise SplitError(f"--split must be 1, 2 or 3, got {split}")
     root = Path(data_root)
     if not root.is_dir():
-        raise SplitError(f"data root {root} is not a folder; pass the folder that holds "
-                         "<Class>/<video> files")
+        raise SplitError(
+            f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files"
+        )
     split_dir = Path(split_dir) if split_dir is not None else root
     if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
-        raise SplitError(f"--split-dir {split_dir} is not a folder; pass the folder of the split "
-                         "files")
+        raise SplitError(
+            f"--split-dir {split_dir} is not a folder; pass the folder of the split files"
+        )
     errors = errors if errors is not None else LineErrors()
-    entries, classes, folders = _parse(dataset, root, split_dir, split, train_list, test_list,
-                                       errors=errors)
+    entries, classes, folders = _parse(
+        dataset, root, split_dir, split, train_list, test_list, errors=errors
+    )
     out = _records(entries, classes, _Resolver(root, folders=folders), errors)
     if out.missing:
         _report_missing(out, len(entries), root, missing)
@@ -168,32 +180,50 @@ def load_split(
     return out
 
 
-def _parse(dataset: str, root: Path, split_dir: Path, split: int, train_list,
-           test_list, *, errors: LineErrors) -> tuple[list[Entry], list[str], bool]:
+def _parse(
+    dataset: str,
+    root: Path,
+    split_dir: Path,
+    split: int,
+    train_list,
+    test_list,
+    *,
+    errors: LineErrors,
+) -> tuple[list[Entry], list[str], bool]:
     """``(entries, classes, folders)`` of a dataset's annotation files; ``folders``: the
     entries name frame folders rather than video files."""
     from rrn.data.formats import PARSERS
 
     if dataset not in PARSERS:
         raise SplitError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
-    return PARSERS[dataset](root=root, split_dir=split_dir, split=split, train_list=train_list,
-                            test_list=test_list, errors=errors)
+    return PARSERS[dataset](
+        root=root,
+        split_dir=split_dir,
+        split=split,
+        train_list=train_list,
+        test_list=test_list,
+        errors=errors,
+    )
 
 
-def _records(entries: list[Entry], classes: list[str], resolve: _Resolver,
-             errors: LineErrors) -> DatasetSplit:
+def _records(
+    entries: list[Entry], classes: list[str], resolve: _Resolver, errors: LineErrors
+) -> DatasetSplit:
     """Resolve each entry on disk: a record, or a missing video; a video listed twice on one
     side, or whose file lies outside the data root, is a bad line."""
     out = DatasetSplit(classes=classes, train=[], test=[])
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
     for side, rel, label, src, lineno, frames in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
-        video_id = str(candidates[0] if resolve.folders
-                       else PurePosixPath(candidates[0]).with_suffix(""))
+        video_id = str(
+            candidates[0] if resolve.folders else PurePosixPath(candidates[0]).with_suffix("")
+        )
         if (side, video_id) in first_seen:  # would count the video twice
             at, line = first_seen[(side, video_id)]
-            errors.report(f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); "
-                          "remove one line")
+            errors.report(
+                f"{src}:{lineno}: {video_id} is listed again (first at {at}:{line}); "
+                "remove one line"
+            )
             continue
         first_seen[(side, video_id)] = (src, lineno)
         path = next((p for p in map(resolve, candidates) if p is not None), None)

@@ -85,8 +85,9 @@ def _group_look(rng: np.random.Generator) -> dict:
     }
 
 
-def render_video(rng: np.random.Generator, look: dict, size: int, angle: float,
-                 frames: int) -> np.ndarray:
+def render_video(
+    rng: np.random.Generator, look: dict, size: int, angle: float, frames: int
+) -> np.ndarray:
     """Render one clip: the scene pans along ``angle`` (radians, counter-clockwise) on a torus.
 
     A random texture (the "camera pan") shifts by a whole number of pixels per frame and one
@@ -104,13 +105,15 @@ def render_video(rng: np.random.Generator, look: dict, size: int, angle: float,
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     objects = []
     for _ in range(look["objects"]):
-        objects.append({
-            "start": rng.uniform(0, size, size=2),  # (x, y), uniform on the torus
-            "speed": rng.uniform(2.0, 4.0) * scale,
-            "radius": rng.uniform(0.08, 0.12) * size,
-            "square": look["square"],
-            "colour": look["colour"],
-        })
+        objects.append(
+            {
+                "start": rng.uniform(0, size, size=2),  # (x, y), uniform on the torus
+                "speed": rng.uniform(2.0, 4.0) * scale,
+                "radius": rng.uniform(0.08, 0.12) * size,
+                "square": look["square"],
+                "colour": look["colour"],
+            }
+        )
     direction = np.array([math.cos(angle), -math.sin(angle)])  # image y points down
     step = np.rint(direction * pan_speed).astype(int)  # (dx, dy) of the pan per frame
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
@@ -176,8 +179,16 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
             yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
 
 
-def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16, frames: int = 24,
-                           size: int = 64, seed: int = 0, layout: str = "ucf101") -> Path:
+def make_synthetic_dataset(
+    out,
+    *,
+    classes: int = 4,
+    videos_per_class: int = 16,
+    frames: int = 24,
+    size: int = 64,
+    seed: int = 0,
+    layout: str = "ucf101",
+) -> Path:
     """Write the synthetic dataset (see the module docstring) and return ``out``.
 
     Args:
@@ -196,27 +207,52 @@ def make_synthetic_dataset(out, *, classes: int = 4, videos_per_class: int = 16,
     if classes < 2:
         raise ValueError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
-        raise ValueError("--videos-per-class must be >= 2 (one train and one test group), got "
-                         f"{videos_per_class}")
+        raise ValueError(
+            "--videos-per-class must be >= 2 (one train and one test group), got "
+            f"{videos_per_class}"
+        )
     if frames < 2:
         raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
     if size < 16:
         raise ValueError(f"--size must be >= 16 pixels, got {size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    videos = render_dataset(classes=classes, videos_per_class=videos_per_class, frames=frames,
-                            size=size, seed=seed)
+    videos = render_dataset(
+        classes=classes, videos_per_class=videos_per_class, frames=frames, size=size, seed=seed
+    )
     written = LAYOUTS[layout](out, class_names(classes), videos)
     n_groups, n_test_groups = group_counts(videos_per_class)
-    (out / "rrn_synth.json").write_text(json.dumps({
-        "classes": classes, "videos_per_class": videos_per_class, "frames": frames, "size": size,
-        "seed": seed, "layout": layout, "flags": written["flags"], "videos": written["videos"],
-        "train": str(written["train"]), "test": str(written["test"]), "groups": n_groups,
-        "test_groups": list(range(1, n_test_groups + 1)),
-        "note": "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3",
-    }, indent=2) + "\n")
+    (out / "rrn_synth.json").write_text(
+        json.dumps(
+            {
+                "classes": classes,
+                "videos_per_class": videos_per_class,
+                "frames": frames,
+                "size": size,
+                "seed": seed,
+                "layout": layout,
+                "flags": written["flags"],
+                "videos": written["videos"],
+                "train": str(written["train"]),
+                "test": str(written["test"]),
+                "groups": n_groups,
+                "test_groups": list(range(1, n_test_groups + 1)),
+                "note": (
+                    "train with hflip=False (a flipped MoveRight is MoveLeft) and sample_every <= 3"
+                ),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return out
 
 
-__all__ = ["make_synthetic_dataset", "render_dataset", "render_video", "shell_word",
-           "write_ucf101", "write_video"]
+__all__ = [
+    "make_synthetic_dataset",
+    "render_dataset",
+    "render_video",
+    "shell_word",
+    "write_ucf101",
+    "write_video",
+]

@@ -35,9 +35,15 @@ SSV2_TEMPLATES = {
 }
 
 
-
-def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpeg",
-                pix_fmt: str | None = None, options: dict | None = None) -> Path:
+def write_video(
+    path,
+    frames: np.ndarray,
+    *,
+    fps: float = 25,
+    codec: str = "mjpeg",
+    pix_fmt: str | None = None,
+    options: dict | None = None,
+) -> Path:
     """Write uint8 RGB frames ``(N, H, W, 3)`` as a video file with PyAV (also used by the tests).
 
     Args:
@@ -63,8 +69,9 @@ def write_video(path, frames: np.ndarray, *, fps: float = 25, codec: str = "mjpe
         stream.pix_fmt = pix_fmt or dflt_fmt
         stream.options = {**dflt_opts, **(options or {})}
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
-                                                                   format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -91,8 +98,12 @@ def write_ucf101(out: Path, names: list[str], videos) -> dict:
     (out / "classInd.txt").write_bytes(index.encode())
     (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
     (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
-    return {"flags": f"--data-root {shell_word(out)}", "videos": len(train_lines) + len(test_lines),
-            "train": out / "trainlist01.txt", "test": out / "testlist01.txt"}
+    return {
+        "flags": f"--data-root {shell_word(out)}",
+        "videos": len(train_lines) + len(test_lines),
+        "train": out / "trainlist01.txt",
+        "test": out / "testlist01.txt",
+    }
 
 
 def kinetics_label(name: str) -> str:
@@ -111,11 +122,15 @@ def write_kinetics(out: Path, names: list[str], videos) -> dict:
         write_video(path, video.frames, fps=25)
         rows[side].append(f"{label},{yid},{start},{start + 10},{side}")
     for side, lines in rows.items():
-        (out / f"{side}.csv").write_text("label,youtube_id,time_start,time_end,split\n"
-                                         + "".join(f"{line}\n" for line in lines))
-    return {"flags": f"--dataset kinetics --data-root {shell_word(out)}",
-            "videos": sum(map(len, rows.values())),
-            "train": out / "train.csv", "test": out / "validate.csv"}
+        (out / f"{side}.csv").write_text(
+            "label,youtube_id,time_start,time_end,split\n" + "".join(f"{line}\n" for line in lines)
+        )
+    return {
+        "flags": f"--dataset kinetics --data-root {shell_word(out)}",
+        "videos": sum(map(len, rows.values())),
+        "train": out / "train.csv",
+        "test": out / "validate.csv",
+    }
 
 
 def ssv2_template(name: str) -> str:
@@ -126,22 +141,35 @@ def write_ssv2(out: Path, names: list[str], videos) -> dict:
     entries = {"train": [], "validation": []}
     for i, video in enumerate(videos):
         vid = str(100 + i)
-        write_video(out / f"{vid}.webm", video.frames, fps=12, codec="libvpx-vp9",
-                    pix_fmt="yuv420p",
-                    options={"crf": "4", "b:v": "0", "deadline": "realtime", "cpu-used": "8"})
+        write_video(
+            out / f"{vid}.webm",
+            video.frames,
+            fps=12,
+            codec="libvpx-vp9",
+            pix_fmt="yuv420p",
+            options={"crf": "4", "b:v": "0", "deadline": "realtime", "cpu-used": "8"},
+        )
         template = ssv2_template(video.name)
         entries["validation" if video.test else "train"].append(
-            {"id": vid, "label": template.replace("[something]", "a box").lower(),
-             "template": template, "placeholders": ["a box"]})
-    labels = {ssv2_template(n).replace("[", "").replace("]", ""): str(i)
-              for i, n in enumerate(names)}
+            {
+                "id": vid,
+                "label": template.replace("[something]", "a box").lower(),
+                "template": template,
+                "placeholders": ["a box"],
+            }
+        )
+    labels = {
+        ssv2_template(n).replace("[", "").replace("]", ""): str(i) for i, n in enumerate(names)
+    }
     (out / "something-something-v2-labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     for side, items in entries.items():
         (out / f"something-something-v2-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
-    return {"flags": f"--dataset ssv2 --data-root {shell_word(out)} --no-hflip",
-            "videos": sum(map(len, entries.values())),
-            "train": out / "something-something-v2-train.json",
-            "test": out / "something-something-v2-validation.json"}
+    return {
+        "flags": f"--dataset ssv2 --data-root {shell_word(out)} --no-hflip",
+        "videos": sum(map(len, entries.values())),
+        "train": out / "something-something-v2-train.json",
+        "test": out / "something-something-v2-validation.json",
+    }
 
 
 def write_rawframes(out: Path, names: list[str], videos) -> dict:
@@ -155,13 +183,20 @@ def write_rawframes(out: Path, names: list[str], videos) -> dict:
     for side, items in lines.items():
         (out / f"{side}_list.txt").write_text("".join(f"{line}\n" for line in items))
     (out / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    return {"flags": f"--dataset rawframes --data-root {shell_word(out / 'rawframes')} --split-dir "
-                     f"{shell_word(out)} "
-                     f"--train-list {shell_word(out / 'train_list.txt')} --test-list "
-                     f"{shell_word(out / 'test_list.txt')}",
-            "videos": sum(map(len, lines.values())),
-            "train": out / "train_list.txt", "test": out / "test_list.txt"}
+    return {
+        "flags": f"--dataset rawframes --data-root {shell_word(out / 'rawframes')} --split-dir "
+        f"{shell_word(out)} "
+        f"--train-list {shell_word(out / 'train_list.txt')} --test-list "
+        f"{shell_word(out / 'test_list.txt')}",
+        "videos": sum(map(len, lines.values())),
+        "train": out / "train_list.txt",
+        "test": out / "test_list.txt",
+    }
 
 
-LAYOUTS = {"ucf101": write_ucf101, "kinetics": write_kinetics, "ssv2": write_ssv2,
-           "rawframes": write_rawframes}
+LAYOUTS = {
+    "ucf101": write_ucf101,
+    "kinetics": write_kinetics,
+    "ssv2": write_ssv2,
+    "rawframes": write_rawframes,
+}

@@ -79,9 +79,15 @@ class ClipTransform:
         views: The evaluation views :meth:`views_of` returns (eval).
     """
 
-    def __init__(self, frame_size: int, train: bool, *,
-                 scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66), hflip: bool = True,
-                 views: EvalViews = CENTRE_CROP):
+    def __init__(
+        self,
+        frame_size: int,
+        train: bool,
+        *,
+        scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66),
+        hflip: bool = True,
+        views: EvalViews = CENTRE_CROP,
+    ):
         if frame_size < 1:
             raise ValueError(f"frame_size must be >= 1, got {frame_size}")
         self.frame_size = frame_size
@@ -119,8 +125,11 @@ class ClipTransform:
             x = _resize(x.float(), s, s)
         else:
             short = default_short_side(s)
-            nh, nw = ((short, max(s, round(w * short / h))) if h <= w
-                      else (max(s, round(h * short / w)), short))
+            nh, nw = (
+                (short, max(s, round(w * short / h)))
+                if h <= w
+                else (max(s, round(h * short / w)), short)
+            )
             x = _resize(x.float(), nh, nw)
             top, left = (nh - s) // 2, (nw - s) // 2
             x = x[..., top : top + s, left : left + s]  # (T, 3, S, S)
@@ -185,7 +194,14 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         s = self.sampling
-        return {"frame_size": self.frame_size, "sample_every": s.sample_every, "fps": s.fps,
-                "short_side": s.short_side, "crop_short_side": default_short_side(self.frame_size),
-                "mean": list(self.mean), "std": list(self.std), "channels": "RGB",
-                "scale": "1/255 then (x - mean) / std"}
+        return {
+            "frame_size": self.frame_size,
+            "sample_every": s.sample_every,
+            "fps": s.fps,
+            "short_side": s.short_side,
+            "crop_short_side": default_short_side(self.frame_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "channels": "RGB",
+            "scale": "1/255 then (x - mean) / std",
+        }

@@ -20,6 +20,14 @@ from rrn.evaluation.run import (
 )
 
 __all__ = [
-    "chunk_loss", "class_difference", "create_eval_loader", "eval_config", "eval_protocol",
-    "eval_targets", "evaluate", "evaluate_checkpoint", "evaluate_run", "results_dir",
+    "chunk_loss",
+    "class_difference",
+    "create_eval_loader",
+    "eval_config",
+    "eval_protocol",
+    "eval_targets",
+    "evaluate",
+    "evaluate_checkpoint",
+    "evaluate_run",
+    "results_dir",
 ]

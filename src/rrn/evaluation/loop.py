@@ -64,8 +64,13 @@ def evaluate(
     return _gather(per_video, skipped)
 
 
-def _chunk_probs(net: nn.Module, clips: torch.Tensor, device: torch.device, chunk_batch: int,
-                 dtype: torch.dtype | None) -> torch.Tensor:
+def _chunk_probs(
+    net: nn.Module,
+    clips: torch.Tensor,
+    device: torch.device,
+    chunk_batch: int,
+    dtype: torch.dtype | None,
+) -> torch.Tensor:
     """Probabilities of each chunk, averaged over its views: ``(C, K)``.
 
     ``clips``: ``(C, T, 3, S, S)``, or ``(C, views, T, 3, S, S)`` for several views of each
@@ -93,9 +98,11 @@ def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) 
     skipped = sorted({i for part in rdist.all_gather_objects(skipped) for i in part})
     order = sorted(merged)
     if not order:
-        raise ValueError(f"no video could be evaluated: all {len(skipped)} were skipped as "
-                         "unreadable (the warnings above say why; rrn check-data lists every "
-                         "problem)")
+        raise ValueError(
+            f"no video could be evaluated: all {len(skipped)} were skipped as "
+            "unreadable (the warnings above say why; rrn check-data lists every "
+            "problem)"
+        )
     chunk_probs = torch.cat([merged[vi][1] for vi in order])  # (C, K)
     counts = torch.tensor([merged[vi][1].shape[0] for vi in order])
     chunk_video = torch.repeat_interleave(torch.arange(len(order)), counts)  # (C,)
@@ -117,14 +124,22 @@ def chunk_loss(chunk_probs: torch.Tensor, chunk_labels: torch.Tensor) -> float:
     return float(-picked.log().mean())
 
 
-def create_eval_loader(dataset, *, workers: int | None = 0, videos_per_batch: int = 4,
-                       pin_memory: bool = False) -> DataLoader:
+def create_eval_loader(
+    dataset, *, workers: int | None = 0, videos_per_batch: int = 4, pin_memory: bool = False
+) -> DataLoader:
     """Whole-video batches (``collate_videos``), sharded over DDP ranks without shuffling."""
     from rrn.data import collate_videos
 
     sampler = None
     if rdist.is_enabled():
         sampler = DistributedSampler(dataset, shuffle=False)  # pads with duplicates: removed later
-    return DataLoader(dataset, batch_size=videos_per_batch, sampler=sampler, shuffle=False,
-                      num_workers=resolve_workers(workers), collate_fn=collate_videos,
-                      pin_memory=pin_memory, worker_init_fn=stop_safe_worker_init())
+    return DataLoader(
+        dataset,
+        batch_size=videos_per_batch,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=resolve_workers(workers),
+        collate_fn=collate_videos,
+        pin_memory=pin_memory,
+        worker_init_fn=stop_safe_worker_init(),
+    )

@@ -69,8 +69,12 @@ def eval_targets(run: str, splits: Sequence[int] | None) -> list[tuple[int | Non
     return [(k, run.replace("{split}", str(k))) for k in splits]
 
 
-def eval_config(ckpt: Mapping[str, Any], name: str, overrides: Mapping[str, Mapping[str, Any]],
-                split: int | None) -> TrainConfig:
+def eval_config(
+    ckpt: Mapping[str, Any],
+    name: str,
+    overrides: Mapping[str, Mapping[str, Any]],
+    split: int | None,
+) -> TrainConfig:
     """The checkpoint's data and model settings, this machine's run settings, then ``overrides``
     (``{"data": {...}, "run": {...}}``) and ``split``."""
     saved = {k: v for k, v in (ckpt.get("config") or {}).items() if k != "run"}
@@ -126,8 +130,12 @@ def evaluate_checkpoint(
     device = device or rdist.resolve_device(cfg.run.device, info)
     trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
     if split is not None and trained_on not in (None, split) and info.is_main:
-        logger.warning("rrn eval: warning: %s was trained on split %s, evaluating split %s",
-                       ckpt_path, trained_on, split)
+        logger.warning(
+            "rrn eval: warning: %s was trained on split %s, evaluating split %s",
+            ckpt_path,
+            trained_on,
+            split,
+        )
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
@@ -144,8 +152,9 @@ def evaluate_checkpoint(
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
-    evaluated = _Evaluated(res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context,
-                           settings, info, device)
+    evaluated = _Evaluated(
+        res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device
+    )
     result = _write(evaluated, out_dir) if info.is_main else None
     rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
     return result
@@ -163,15 +172,30 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
 
     views = EvalViews.named(settings.views, settings.flip)
     if views.flip and cfg.data.dataset == "ssv2" and info.is_main:
-        logger.warning("rrn eval: warning: --flip (eval.flip) on ssv2 mirrors 'left to right' "
-                       "into 'right to left', another class")
-    dataset = VideoChunkDataset.from_config(records, cfg.data, context=model.temporal_context,
-                                            train=False, seed=cfg.run.seed, views=views)
-    loader = create_eval_loader(dataset, workers=cfg.run.workers,
-                                pin_memory=cfg.run.pin_memory and device.type == "cuda")
+        logger.warning(
+            "rrn eval: warning: --flip (eval.flip) on ssv2 mirrors 'left to right' "
+            "into 'right to left', another class"
+        )
+    dataset = VideoChunkDataset.from_config(
+        records,
+        cfg.data,
+        context=model.temporal_context,
+        train=False,
+        seed=cfg.run.seed,
+        views=views,
+    )
+    loader = create_eval_loader(
+        dataset, workers=cfg.run.workers, pin_memory=cfg.run.pin_memory and device.type == "cuda"
+    )
     t0 = time.perf_counter()
-    res = evaluate(model, loader, device=device, chunk_batch=settings.batch_size,
-                   dtype=amp_dtype(cfg.run.amp, device), progress=cfg.run.progress and info.is_main)
+    res = evaluate(
+        model,
+        loader,
+        device=device,
+        chunk_batch=settings.batch_size,
+        dtype=amp_dtype(cfg.run.amp, device),
+        progress=cfg.run.progress and info.is_main,
+    )
     return res, time.perf_counter() - t0
 
 
@@ -203,8 +227,9 @@ def _write(e: _Evaluated, out_dir: Path) -> dict[str, Any]:
         "dataset": d.dataset,
         "checkpoint": str(ckpt_path),
         "checkpoint_choice": checkpoint_choice(ckpt_path, ckpt),
-        "checkpoint_progress": {k: (ckpt.get("progress") or {}).get(k)
-                                for k in ("epoch", "global_step")},
+        "checkpoint_progress": {
+            k: (ckpt.get("progress") or {}).get(k) for k in ("epoch", "global_step")
+        },
         "context": context,
         "eval_stride": d.eval_stride,
         "protocol": eval_protocol(views, context, d.eval_stride),
@@ -212,15 +237,23 @@ def _write(e: _Evaluated, out_dir: Path) -> dict[str, Any]:
         "views": {"crops": views.crops, "flip": views.flip, "per_chunk": views.count},
         "skipped": [data.test[i].video_id for i in res["skipped"] if i >= 0],
         "num_test_videos": len(data.test),
-        "timing": {"seconds": round(seconds, 3),
-                   "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),
-                   "device": str(device), "world_size": info.world_size},
+        "timing": {
+            "seconds": round(seconds, 3),
+            "videos_per_s": round(len(ids) / max(seconds, 1e-9), 3),
+            "device": str(device),
+            "world_size": info.world_size,
+        },
         "config": cfg.to_dict(),
     }
     return evaluate_probs(
-        res["video_probs"], res["labels"], data.classes, out_dir=out_dir,
+        res["video_probs"],
+        res["labels"],
+        data.classes,
+        out_dir=out_dir,
         stem=f"eval_split{d.split}",
-        chunk_probs=res["chunk_probs"], chunk_labels=res["chunk_labels"], video_ids=ids,
+        chunk_probs=res["chunk_probs"],
+        chunk_labels=res["chunk_labels"],
+        video_ids=ids,
         extra=extra,
     )
 
@@ -248,8 +281,9 @@ def evaluate_run(
     results = []
     try:
         for split, path in targets:
-            result = evaluate_checkpoint(path, split=split, settings=settings, overrides=overrides,
-                                         info=info, device=device)
+            result = evaluate_checkpoint(
+                path, split=split, settings=settings, overrides=overrides, info=info, device=device
+            )
             if result is not None:
                 results.append(result)
     finally:

@@ -61,8 +61,14 @@ class MicroBatcher:
         on_step: Called after each step with (batch size, seconds), e.g. for metrics.
     """
 
-    def __init__(self, recognizer: MultiStreamRecognizer, *, max_batch: int = 16,
-                 max_wait_ms: float = 5.0, on_step=None):
+    def __init__(
+        self,
+        recognizer: MultiStreamRecognizer,
+        *,
+        max_batch: int = 16,
+        max_wait_ms: float = 5.0,
+        on_step=None,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -182,8 +188,9 @@ class MicroBatcher:
     def stats(self) -> BatcherStats:
         """Counters since the start."""
         with self._cond:
-            return BatcherStats(**self._counts, batch_sizes=tuple(self._sizes),
-                                step_ms=tuple(self._step_ms))
+            return BatcherStats(
+                **self._counts, batch_sizes=tuple(self._sizes), step_ms=tuple(self._step_ms)
+            )
 
     def shutdown(self, wait: float = 5.0) -> None:
         """Stop the worker after the step in hand; waiting frames resolve to ``shutdown``."""

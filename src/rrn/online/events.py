@@ -32,9 +32,14 @@ def named(top: list[tuple[str, float]]) -> list[dict]:
 
 def frame_record(pred, classes: list[str], labels: int) -> dict:
     """The ``frame`` event of a :class:`~rrn.online.recognizer.Prediction` (without ``type``)."""
-    return {"stream": pred.stream, "frame": pred.index, "time": round(pred.time, 3),
-            "top": named(pred.top(classes, labels, smoothed=False)),
-            "smoothed": named(pred.top(classes, labels)), "latency_ms": round(pred.latency_ms, 2)}
+    return {
+        "stream": pred.stream,
+        "frame": pred.index,
+        "time": round(pred.time, 3),
+        "top": named(pred.top(classes, labels, smoothed=False)),
+        "smoothed": named(pred.top(classes, labels)),
+        "latency_ms": round(pred.latency_ms, 2),
+    }
 
 
 @dataclass
@@ -108,12 +113,21 @@ class SegmentTracker:
         return [record]
 
     def _record(self, run: _Run, phase: str, end: float | None = None) -> dict:
-        record = {"stream": self.stream, "segment_id": run.id, "phase": phase, "class": run.cls,
-                  "start": round(run.start, 3)}
+        record = {
+            "stream": self.stream,
+            "segment_id": run.id,
+            "phase": phase,
+            "class": run.cls,
+            "start": round(run.start, 3),
+        }
         if end is not None:
             record["end"] = round(end, 3)
-        record.update(frames=run.frames, mean_prob=round(run.prob_sum / run.frames, 4),
-                      peak_prob=round(run.peak, 4), last=round(run.last, 3))
+        record.update(
+            frames=run.frames,
+            mean_prob=round(run.prob_sum / run.frames, 4),
+            peak_prob=round(run.peak, 4),
+            last=round(run.last, 3),
+        )
         return record
 
 

@@ -97,8 +97,15 @@ class MultiStreamRecognizer:
     worker, or a single-threaded loop).
     """
 
-    def __init__(self, model, sampling: Sampling | None = None, smooth: int | None = None, *,
-                 idle_timeout: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        model,
+        sampling: Sampling | None = None,
+        smooth: int | None = None,
+        *,
+        idle_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.model = model
         self.classes: list[str] = list(model.classes)
         self.sampling = sampling or model.inputs.sampling
@@ -127,8 +134,13 @@ class MultiStreamRecognizer:
         """
         if stream_id in self.streams:
             raise KeyError(f"stream {stream_id!r} is already open")
-        state = StreamState(stream_id, FrameSelector(self.sampling, base_rate), None,
-                            deque(maxlen=self.smooth), last_active=self.clock())
+        state = StreamState(
+            stream_id,
+            FrameSelector(self.sampling, base_rate),
+            None,
+            deque(maxlen=self.smooth),
+            last_active=self.clock(),
+        )
         self.streams[stream_id] = state
         return state
 
@@ -180,8 +192,10 @@ class MultiStreamRecognizer:
             raise ValueError("at most one frame per stream in one step")
         # B x (1, H, W, 3) -> (B, 3, S, S)
         x = torch.cat([self.transform(self.rgb(s, f.image)[None]) for s, f in zip(states, frames)])
-        terms = [torch.cat([self._terms(s)[j] for s in states])  # J x (B, C, h, w)
-                 for j in range(len(self.term_shapes))]
+        terms = [
+            torch.cat([self._terms(s)[j] for s in states])  # J x (B, C, h, w)
+            for j in range(len(self.term_shapes))
+        ]
         logits, new_terms = self.model.step_terms(x.to(self.device, self.dtype), terms)
         probs = logits.float().softmax(-1).cpu()  # (B, K); .cpu() waits for the device
         latency = (time.perf_counter() - start) * 1000
@@ -192,14 +206,16 @@ class MultiStreamRecognizer:
             state.classified += 1
             state.last_active = now
             smoothed = torch.stack(tuple(state.recent)).mean(0)  # (n <= smooth, K) -> (K,)
-            out[state.id] = Prediction(frame.index, frame.time, probs[row], smoothed, latency,
-                                       state.id, len(frames))
+            out[state.id] = Prediction(
+                frame.index, frame.time, probs[row], smoothed, latency, state.id, len(frames)
+            )
         return out
 
     def _terms(self, state: StreamState) -> list[torch.Tensor]:
         if state.terms is None:  # the stream's first frame: no previous frame, all-zero terms
-            return [torch.zeros((1, *s), device=self.device, dtype=self.dtype)
-                    for s in self.term_shapes]
+            return [
+                torch.zeros((1, *s), device=self.device, dtype=self.dtype) for s in self.term_shapes
+            ]
         return state.terms
 
     def touch(self, stream_id: str) -> None:
@@ -264,4 +280,3 @@ def interval_seconds(sampling: Sampling, source_fps: float) -> float:
     frames of a source at ``source_fps`` (the rate the training videos had, e.g. 25 for
     UCF-101) when the model samples by frame count."""
     return 1.0 / sampling.fps if sampling.fps else sampling.sample_every / source_fps
-

@@ -55,8 +55,9 @@ class AnnotatedWriter:
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             s = self._container.add_stream(codec, rate=self.rate)
             s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-            s.options = {"preset": "veryfast",
-                         "crf": "23"} if codec == "libx264" else {"qscale": "3"}
+            s.options = (
+                {"preset": "veryfast", "crf": "23"} if codec == "libx264" else {"qscale": "3"}
+            )
         except Exception:
             self._container.close()
             raise

@@ -82,15 +82,24 @@ class StreamSummary:
 
     def to_json(self) -> dict:
         steps = sorted(self.step_ms)
-        return {"source": self.source, "stream": self.stream, "live": self.live,
-                "status": self.status, "error": self.error, "note": self.note,
-                "frames": self.frames, "sampled": self.sampled, "classified": self.classified,
-                "dropped": self.dropped, "stopped_at": {"frame": self.last_index,
-                                                        "time": _round(self.last_time)},
-                "duration": round(self.end_time, 3), "wall": round(self.wall, 3),
-                "latency_ms_p50": _round(percentile(steps, 50)),
-                "latency_ms_p95": _round(percentile(steps, 95)),
-                "segments": len(self.segments)}
+        return {
+            "source": self.source,
+            "stream": self.stream,
+            "live": self.live,
+            "status": self.status,
+            "error": self.error,
+            "note": self.note,
+            "frames": self.frames,
+            "sampled": self.sampled,
+            "classified": self.classified,
+            "dropped": self.dropped,
+            "stopped_at": {"frame": self.last_index, "time": _round(self.last_time)},
+            "duration": round(self.end_time, 3),
+            "wall": round(self.wall, 3),
+            "latency_ms_p50": _round(percentile(steps, 50)),
+            "latency_ms_p95": _round(percentile(steps, 95)),
+            "segments": len(self.segments),
+        }
 
 
 def _round(x: float | None) -> float | None:
@@ -136,9 +145,17 @@ class SourceRun:
         timeout: A live source that sends nothing for this long has ended (None: wait).
     """
 
-    def __init__(self, stream: str, frames, outputs: Outputs, summary: StreamSummary, *,
-                 rate: float = 25.0, segments: SegmentTracker | None = None,
-                 timeout: float | None = None):
+    def __init__(
+        self,
+        stream: str,
+        frames,
+        outputs: Outputs,
+        summary: StreamSummary,
+        *,
+        rate: float = 25.0,
+        segments: SegmentTracker | None = None,
+        timeout: float | None = None,
+    ):
         self.stream = stream
         self.live_frames = frames if isinstance(frames, LiveFrames) else None
         self.frames: Iterator[SourceFrame] | None = None if self.live_frames else iter(frames)
@@ -148,8 +165,9 @@ class SourceRun:
         self.done = False
         self._quiet_since = time.monotonic()
 
-    def take(self, keep: Callable[[SourceFrame], bool]) -> tuple[list[SourceFrame],
-                                                                 SourceFrame | None]:
+    def take(
+        self, keep: Callable[[SourceFrame], bool]
+    ) -> tuple[list[SourceFrame], SourceFrame | None]:
         """The frames that arrived since the last call and the newest sampled one among them
         (the one to classify); ``([], None)`` when none is ready. Sets :attr:`done` at the end
         of the source or when it fails."""
@@ -187,8 +205,13 @@ class SourceRun:
     def _end(self, note: str | None = None) -> None:
         self.summary.status, self.summary.note, self.done = "end", note, True
 
-    def write(self, batch: list[SourceFrame], newest: SourceFrame | None,
-              pred: Prediction | None, classes: list[str]) -> None:
+    def write(
+        self,
+        batch: list[SourceFrame],
+        newest: SourceFrame | None,
+        pred: Prediction | None,
+        classes: list[str],
+    ) -> None:
         """Emit ``pred`` (the prediction of ``newest``) and write the batch's frames in order,
         each with the labels of the latest prediction up to it."""
         for frame in batch:
@@ -267,10 +290,15 @@ def run_sources(recognizer: MultiStreamRecognizer, runs: list[SourceRun], stop=N
 def _rounds(recognizer: MultiStreamRecognizer, runs: list[SourceRun], stop, start: float) -> None:
     active = list(runs)
     while active:
-        taken = [(run, *run.take(lambda f, r=run: recognizer.keep(r.stream, f.index, f.time)))
-                 for run in active]
-        ready = [StreamFrame(run.stream, newest.frame, newest.index, newest.time)
-                 for run, _, newest in taken if newest is not None]
+        taken = [
+            (run, *run.take(lambda f, r=run: recognizer.keep(r.stream, f.index, f.time)))
+            for run in active
+        ]
+        ready = [
+            StreamFrame(run.stream, newest.frame, newest.index, newest.time)
+            for run, _, newest in taken
+            if newest is not None
+        ]
         preds = recognizer.step(ready) if ready else {}
         for run, batch, newest in taken:
             run.write(batch, newest, preds.get(run.stream), recognizer.classes)
@@ -332,8 +360,10 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
 
     if out and len(specs) > 1:
         if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(f"--out {out} is a file; with several sources --out names a folder "
-                             "for one annotated video and one events file per source")
+            raise ValueError(
+                f"--out {out} is a file; with several sources --out names a folder "
+                "for one annotated video and one events file per source"
+            )
         check_writable(out, "--out")
         out = None  # the per-source files are new names inside a folder just checked
     given = [(flag, Path(p)) for flag, p in (("--out", out), ("--json", json_path)) if p]
@@ -342,8 +372,10 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
     for flag, path in given:
         for spec in specs:
             if spec.kind == "file" and path.resolve() == Path(spec.target).resolve():
-                raise ValueError(f"{flag} {path} is the source video {spec.name}: it would be "
-                                 "overwritten; write elsewhere")
+                raise ValueError(
+                    f"{flag} {path} is the source video {spec.name}: it would be "
+                    "overwritten; write elsewhere"
+                )
         check_writable(path.parent, flag)  # before the stream is opened, not at its first frame
 
 
@@ -355,8 +387,16 @@ class _Opened:
     run: SourceRun
 
 
-def stream_sources(model, sources: list[str], config, *, sampling=None, on_prediction=None,
-                   on_event=None, stop=None) -> list[StreamSummary]:
+def stream_sources(
+    model,
+    sources: list[str],
+    config,
+    *,
+    sampling=None,
+    on_prediction=None,
+    on_event=None,
+    stop=None,
+) -> list[StreamSummary]:
     """Open ``sources`` and classify them online with ``model``, batched (``rrn stream``).
 
     Args:
@@ -385,8 +425,17 @@ def stream_sources(model, sources: list[str], config, *, sampling=None, on_predi
     opened: list[_Opened] = []
     try:
         for name, spec in zip(stream_names(sources), specs):
-            opened.append(_open(spec, name, config, len(specs) > 1, recognizer,
-                                on_prediction=on_prediction, on_event=_chain(on_event, shared)))
+            opened.append(
+                _open(
+                    spec,
+                    name,
+                    config,
+                    len(specs) > 1,
+                    recognizer,
+                    on_prediction=on_prediction,
+                    on_event=_chain(on_event, shared),
+                )
+            )
         run_sources(recognizer, [o.run for o in opened], stop)
         return [o.run.summary for o in opened]
     finally:
@@ -407,6 +456,7 @@ def _chain(on_event, shared: EventLog | None):
         shared.write(record["type"], **{k: v for k, v in record.items() if k != "type"})
         if on_event is not None:
             on_event(record)
+
     return both
 
 
@@ -417,8 +467,9 @@ def _open_log(path) -> EventLog:
         raise OSError(f"cannot write {path} ({err.strerror or err})") from None
 
 
-def _open(spec: SourceSpec, name: str, config, many: bool, recognizer, *, on_prediction,
-          on_event) -> _Opened:
+def _open(
+    spec: SourceSpec, name: str, config, many: bool, recognizer, *, on_prediction, on_event
+) -> _Opened:
     """Open one source and its outputs; its ``start`` event is emitted here."""
     from pathlib import Path
 
@@ -430,28 +481,52 @@ def _open(spec: SourceSpec, name: str, config, many: bool, recognizer, *, on_pre
     frames = read_frames(container, video, config.realtime and not spec.live, spec.name)
     live = LiveFrames(frames) if config.realtime else None
     video_path = Path(config.out) / f"{name}.mp4" if many and config.out else config.out
-    events_path = Path(config.out) / f"{name}.events.jsonl" if many and config.out else (
-        None if many else config.json)
-    outputs = Outputs(labels=config.labels, on_prediction=on_prediction, on_event=on_event,
-                      writer=AnnotatedWriter(video_path, rate) if video_path else None)
+    events_path = (
+        Path(config.out) / f"{name}.events.jsonl"
+        if many and config.out
+        else (None if many else config.json)
+    )
+    outputs = Outputs(
+        labels=config.labels,
+        on_prediction=on_prediction,
+        on_event=on_event,
+        writer=AnnotatedWriter(video_path, rate) if video_path else None,
+    )
     if events_path:
         outputs.events = _open_log(events_path)
     summary = StreamSummary(spec.name, name, spec.live)
     segments = SegmentTracker(name, config.threshold, config.min_segment)
-    run = SourceRun(name, live if live is not None else frames, outputs, summary, rate=rate,
-                    segments=segments, timeout=config.timeout if spec.live else None)
+    run = SourceRun(
+        name,
+        live if live is not None else frames,
+        outputs,
+        summary,
+        rate=rate,
+        segments=segments,
+        timeout=config.timeout if spec.live else None,
+    )
     outputs.emit("start", _start_record(recognizer, spec, name, rate, config))
     return _Opened(spec, container, live, run)
 
 
-def _start_record(recognizer: MultiStreamRecognizer, spec: SourceSpec, name: str, rate: float,
-                  config) -> dict:
+def _start_record(
+    recognizer: MultiStreamRecognizer, spec: SourceSpec, name: str, rate: float, config
+) -> dict:
     model = recognizer.model
-    return {"stream": name, "source": spec.name, "kind": spec.kind, "rate": round(rate, 3),
-            "checkpoint": str(getattr(model, "checkpoint", None)), "classes": recognizer.classes,
-            "sampling": recognizer.sampling.describe(), "context": model.temporal_context,
-            "smooth": recognizer.smooth, "realtime": config.realtime,
-            "threshold": config.threshold, "min_segment": config.min_segment}
+    return {
+        "stream": name,
+        "source": spec.name,
+        "kind": spec.kind,
+        "rate": round(rate, 3),
+        "checkpoint": str(getattr(model, "checkpoint", None)),
+        "classes": recognizer.classes,
+        "sampling": recognizer.sampling.describe(),
+        "context": model.temporal_context,
+        "smooth": recognizer.smooth,
+        "realtime": config.realtime,
+        "threshold": config.threshold,
+        "min_segment": config.min_segment,
+    }
 
 
 def stream_source(model, source: str, config, **kwargs) -> StreamSummary:

@@ -65,8 +65,9 @@ def parse_source(source: str, platform: str = sys.platform) -> SourceSpec:
         if not device:
             raise SourceError(f"{source}: name a camera, e.g. camera:0")
         if platform == "darwin":
-            return SourceSpec(source, "camera", f"{device}:none", "avfoundation",
-                              {"framerate": "30"})
+            return SourceSpec(
+                source, "camera", f"{device}:none", "avfoundation", {"framerate": "30"}
+            )
         if platform.startswith("win"):
             return SourceSpec(source, "camera", f"video={device}", "dshow")
         target = f"/dev/video{device}" if device.isdigit() else device
@@ -74,8 +75,10 @@ def parse_source(source: str, platform: str = sys.platform) -> SourceSpec:
     if Path(source).is_dir():
         raise SourceError(f"{source} is a folder; rrn stream reads one video file, camera or URL")
     if not Path(source).is_file():
-        raise SourceError(f"no such video file: {source} (for a camera give /dev/videoN or "
-                          f"camera:N, for a stream a URL such as rtsp://host/path)")
+        raise SourceError(
+            f"no such video file: {source} (for a camera give /dev/videoN or "
+            f"camera:N, for a stream a URL such as rtsp://host/path)"
+        )
     return SourceSpec(source, "file", source)
 
 
@@ -89,8 +92,12 @@ def open_source(spec: SourceSpec, timeout: float = 10.0):
     import av
 
     try:
-        container = av.open(spec.target, format=spec.format, options=spec.options,
-                            timeout=timeout if spec.kind == "network" else None)
+        container = av.open(
+            spec.target,
+            format=spec.format,
+            options=spec.options,
+            timeout=timeout if spec.kind == "network" else None,
+        )
     except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure: the source cannot be read
         raise SourceError(f"cannot open {spec.kind} {spec.name}: {error_text(err)}") from None
     if not container.streams.video:

@@ -13,6 +13,13 @@ from rrn.runtime.signals import STOP_SIGNALS, StopRequest, stop_safe_worker_init
 from rrn.runtime.workers import exit_with_parent, pool_worker_init, resolve_workers
 
 __all__ = [
-    "STOP_SIGNALS", "StopRequest", "amp_dtype", "cpu_has_native_bf16", "exit_with_parent",
-    "pool_worker_init", "precision_name", "resolve_workers", "stop_safe_worker_init",
+    "STOP_SIGNALS",
+    "StopRequest",
+    "amp_dtype",
+    "cpu_has_native_bf16",
+    "exit_with_parent",
+    "pool_worker_init",
+    "precision_name",
+    "resolve_workers",
+    "stop_safe_worker_init",
 ]

@@ -29,8 +29,9 @@ from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1")
-                     if hasattr(signal, name))
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1") if hasattr(signal, name)
+)
 
 
 class StopRequest:
@@ -40,8 +41,11 @@ class StopRequest:
         announce: Printed when the first signal arrives; ``{signal}`` becomes its name.
     """
 
-    def __init__(self, announce: str = "rrn train: {signal} received; stopping after the "
-                 "current step (send it again to stop at once)") -> None:
+    def __init__(
+        self,
+        announce: str = "rrn train: {signal} received; stopping after the "
+        "current step (send it again to stop at once)",
+    ) -> None:
         self.signum: int | None = None
         self.announce = announce
         self._previous: dict[int, object] = {}
@@ -92,12 +96,15 @@ class StopRequest:
             self.signum = signum
             logger.info(self.announce.format(signal=signal.Signals(signum).name))
         elif self._closing:
-            logger.info("%s again: already stopping, closing the outputs",
-                        signal.Signals(signum).name)
+            logger.info(
+                "%s again: already stopping, closing the outputs", signal.Signals(signum).name
+            )
         elif self._writing:
             self._deferred = signum
-            logger.info("%s again: stopping once the checkpoint being written is complete",
-                        signal.Signals(signum).name)
+            logger.info(
+                "%s again: stopping once the checkpoint being written is complete",
+                signal.Signals(signum).name,
+            )
         else:
             self._act(signum)
 

@@ -60,15 +60,19 @@ def create_app(model, config, events=None) -> FastAPI:
     return app
 
 
-def _authorized(service: Service, authorization: str | None,
-                query_token: str | None = None) -> bool:
+def _authorized(
+    service: Service, authorization: str | None, query_token: str | None = None
+) -> bool:
     return token_ok(service.config.token, bearer(authorization) or query_token)
 
 
 def _require(service: Service, request: Request) -> None:
     if not _authorized(service, request.headers.get("authorization")):
-        raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "a valid 'Authorization: Bearer <token>' header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def _http_routes(app: FastAPI, service: Service) -> None:
@@ -103,11 +107,13 @@ async def _predict(service: Service, request: Request) -> Response:
     if length is None:
         raise HTTPException(411, "send the upload with a Content-Length header")
     if not length.isdigit() or int(length) > limit:
-        raise HTTPException(413, "the upload is over the limit of "
-                                 f"{service.config.max_upload_mb:g} MB")
+        raise HTTPException(
+            413, f"the upload is over the limit of {service.config.max_upload_mb:g} MB"
+        )
     if not service.predict_slots.acquire(blocking=False):
-        raise HTTPException(503, "another upload is being classified; retry shortly",
-                            headers={"Retry-After": "2"})
+        raise HTTPException(
+            503, "another upload is being classified; retry shortly", headers={"Retry-After": "2"}
+        )
     try:
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get("video")
@@ -123,8 +129,9 @@ async def _predict(service: Service, request: Request) -> Response:
         service.metrics.predictions.inc()
         status = 422 if "error" in record else 200
         body = {"checkpoint": str(service.model.checkpoint), "videos": [record]}
-        return Response(json_text(body, indent=2), status_code=status,
-                        media_type="application/json")
+        return Response(
+            json_text(body, indent=2), status_code=status, media_type="application/json"
+        )
     finally:
         service.predict_slots.release()
 
@@ -144,15 +151,19 @@ def _classify(service: Service, path: Path, name: str) -> dict:
 def _stream_route(app: FastAPI, service: Service) -> None:
     @app.websocket("/v1/streams/{stream_id}")
     async def stream(websocket: WebSocket, stream_id: str) -> None:
-        if not _authorized(service, websocket.headers.get("authorization"),
-                           websocket.query_params.get("token")):
+        if not _authorized(
+            service, websocket.headers.get("authorization"), websocket.query_params.get("token")
+        ):
             await websocket.close(code=POLICY_VIOLATION, reason="a valid token is required")
             return
         await websocket.accept()
         refusal = _refusal(service, stream_id)
         if refusal is not None:
-            await websocket.send_text(json_text({"type": "error", "stream": stream_id,
-                                                 "kind": "refused", "message": refusal[1]}))
+            await websocket.send_text(
+                json_text(
+                    {"type": "error", "stream": stream_id, "kind": "refused", "message": refusal[1]}
+                )
+            )
             await websocket.close(code=refusal[0], reason=refusal[1][:120])
             return
         session = StreamSession(service, stream_id, lambda r: _send(websocket, r))
@@ -177,8 +188,9 @@ def _refusal(service: Service, stream_id: str) -> tuple[int, str] | None:
     if stream_id in service.sessions:
         return POLICY_VIOLATION, f"stream {stream_id!r} is already open on another connection"
     if len(service.sessions) >= service.config.max_streams:
-        return TRY_AGAIN_LATER, (f"{service.config.max_streams} streams are open, the server's "
-                                 "limit; try again later")
+        return TRY_AGAIN_LATER, (
+            f"{service.config.max_streams} streams are open, the server's limit; try again later"
+        )
     return None
 
 
@@ -209,10 +221,12 @@ async def _receive(websocket: WebSocket, session: StreamSession, idle: float) ->
 
 async def end_all(service: Service, reason: str) -> None:
     """Every open stream gets its ``end`` (closing its open segments), then its socket closes."""
+
     async def finish(session: StreamSession) -> None:
         await session.end(reason)
         with contextlib.suppress(Exception):
             await session.close_socket()
 
-    await asyncio.gather(*(finish(s) for s in list(service.sessions.values())),
-                         return_exceptions=True)
+    await asyncio.gather(
+        *(finish(s) for s in list(service.sessions.values())), return_exceptions=True
+    )

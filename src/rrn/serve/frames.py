@@ -43,12 +43,14 @@ def parse_frame(message: bytes, limits: FrameLimits) -> tuple[float, bytes]:
     if len(message) > limits.max_bytes:
         raise FrameError(f"frame of {len(message)} bytes is over the limit of {limits.max_bytes}")
     if len(message) <= HEADER.size:
-        raise FrameError(f"a frame is an {HEADER.size}-byte little-endian float64 capture time "
-                         f"followed by JPEG or PNG bytes; got {len(message)} bytes")
+        raise FrameError(
+            f"a frame is an {HEADER.size}-byte little-endian float64 capture time "
+            f"followed by JPEG or PNG bytes; got {len(message)} bytes"
+        )
     (t,) = HEADER.unpack_from(message)
     if not math.isfinite(t) or t < 0:
         raise FrameError(f"capture time must be a finite number of seconds >= 0, got {t}")
-    return t, message[HEADER.size:]
+    return t, message[HEADER.size :]
 
 
 def decode_image(data: bytes, limits: FrameLimits) -> np.ndarray:
@@ -63,16 +65,20 @@ def decode_image(data: bytes, limits: FrameLimits) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             width, height = image.size  # from the header: nothing decoded yet
             if width * height > limits.max_pixels:
-                raise FrameError(f"image of {width}x{height} pixels is over the limit of "
-                                 f"{limits.max_pixels} pixels")
+                raise FrameError(
+                    f"image of {width}x{height} pixels is over the limit of "
+                    f"{limits.max_pixels} pixels"
+                )
             if width < 1 or height < 1:
                 raise FrameError(f"image has no pixels ({width}x{height})")
             return np.asarray(image.convert("RGB"))
     except FrameError:
         raise
     except Image.DecompressionBombError:  # PIL's own guard, past twice its MAX_IMAGE_PIXELS
-        raise FrameError(f"image declares more pixels than the limit of {limits.max_pixels}"
-                         " (a decompression bomb?)") from None
+        raise FrameError(
+            f"image declares more pixels than the limit of {limits.max_pixels}"
+            " (a decompression bomb?)"
+        ) from None
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken data
         raise FrameError(f"not a readable JPEG or PNG image ({type(err).__name__})") from None
 
@@ -106,8 +112,10 @@ class CaptureSampler:
             FrameError: ``t`` is earlier than the previous frame's capture time.
         """
         if self.last is not None and t < self.last:
-            raise FrameError(f"capture time {t:.3f} s is before the previous frame's "
-                             f"({self.last:.3f} s); times must not go back")
+            raise FrameError(
+                f"capture time {t:.3f} s is before the previous frame's "
+                f"({self.last:.3f} s); times must not go back"
+            )
         gap = t - self.last if self.last is not None else self.interval
         self.last = t
         tolerance = min(self.tolerance, gap / 2) + 1e-6  # 1e-6 s: rounding of the client's times

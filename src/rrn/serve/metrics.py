@@ -22,21 +22,35 @@ class Metrics:
         r = self.registry
         self.open_streams = Gauge("rrn_open_streams", "Streams connected now", registry=r)
         self.streams = Counter("rrn_streams", "Streams opened since the start", registry=r)
-        self.frames_received = Counter("rrn_frames_received", "Frame messages received",
-                                       registry=r)
+        self.frames_received = Counter("rrn_frames_received", "Frame messages received", registry=r)
         self.frames_skipped = Counter(
-            "rrn_frames_skipped", "Frames received between two sampled ones (not classified "
-            "by design: the model's sampling interval)", registry=r)
-        self.frames_classified = Counter("rrn_frames_classified", "Frames the model stepped on",
-                                         registry=r)
+            "rrn_frames_skipped",
+            "Frames received between two sampled ones (not classified "
+            "by design: the model's sampling interval)",
+            registry=r,
+        )
+        self.frames_classified = Counter(
+            "rrn_frames_classified", "Frames the model stepped on", registry=r
+        )
         self.frames_dropped = Counter(
-            "rrn_frames_dropped", "Sampled frames replaced by a newer one before the model got "
-            "to them (latest frame wins) or over the per-stream rate limit", registry=r)
+            "rrn_frames_dropped",
+            "Sampled frames replaced by a newer one before the model got "
+            "to them (latest frame wins) or over the per-stream rate limit",
+            registry=r,
+        )
         self.errors = Counter("rrn_errors", "Error messages sent to clients", ["kind"], registry=r)
-        self.batch_size = Histogram("rrn_batch_size", "Streams stepped in one batched call",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.step_seconds = Histogram("rrn_step_seconds", "Seconds of one batched model step",
-                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "rrn_batch_size",
+            "Streams stepped in one batched call",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "rrn_step_seconds",
+            "Seconds of one batched model step",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.predictions = Counter("rrn_predictions", "Uploaded videos classified", registry=r)
 
     def observe_step(self, size: int, seconds: float) -> None:

@@ -38,16 +38,22 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def serve(app, host: str, port: int, *, log_level: str = "warning",
-          on_ready=None) -> int | None:
+def serve(app, host: str, port: int, *, log_level: str = "warning", on_ready=None) -> int | None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (``port`` 0: a free one).
 
     ``on_ready(host, port)`` is called once the socket listens (the port actually bound).
     Returns the signal that stopped it (None when it stopped otherwise).
     """
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="websockets",
-                            ws_max_size=app.state.service.config.max_frame_bytes + 1024,
-                            lifespan="on", timeout_graceful_shutdown=15)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="websockets",
+        ws_max_size=app.state.service.config.max_frame_bytes + 1024,
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+    )
     server = Server(config)
     if on_ready is not None:
         original = server.startup

@@ -30,9 +30,12 @@ class Service:
         self.events = events or StreamConfig()
         self.metrics = Metrics()
         self.recognizer = MultiStreamRecognizer(model, smooth=self.events.smooth)
-        self.batcher = MicroBatcher(self.recognizer, max_batch=config.max_batch,
-                                    max_wait_ms=config.max_wait_ms,
-                                    on_step=self.metrics.observe_step)
+        self.batcher = MicroBatcher(
+            self.recognizer,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            on_step=self.metrics.observe_step,
+        )
         self.classes = self.recognizer.classes
         self.interval = interval_seconds(self.recognizer.sampling, config.source_fps)
         self.limits = FrameLimits(config.max_frame_bytes, config.max_pixels)
@@ -52,30 +55,47 @@ class Service:
             "skip_blocks": list(getattr(model, "skip_blocks", [])),
             "context": model.temporal_context,
             "frame_size": self.recognizer.frame_size,
-            "sampling": {"description": s.describe(), "sample_every": s.sample_every,
-                         "fps": s.fps, "short_side": s.short_side,
-                         "interval_s": round(self.interval, 6),
-                         "source_fps": None if s.fps else c.source_fps},
+            "sampling": {
+                "description": s.describe(),
+                "sample_every": s.sample_every,
+                "fps": s.fps,
+                "short_side": s.short_side,
+                "interval_s": round(self.interval, 6),
+                "source_fps": None if s.fps else c.source_fps,
+            },
             "state_bytes_per_stream": self.recognizer.state_bytes,
             "smooth": self.recognizer.smooth,
             "checkpoint": str(getattr(model, "checkpoint", None)),
             "checkpoint_choice": getattr(model, "choice", None),
-            "protocol": ("online: each classified frame's probabilities are those of the chunk "
-                         f"of its stream's last {model.temporal_context} sampled frames; "
-                         f"smoothed over the last {self.recognizer.smooth}"),
-            "limits": {"max_streams": c.max_streams, "max_frame_bytes": c.max_frame_bytes,
-                       "max_pixels": c.max_pixels, "max_fps": c.max_fps,
-                       "max_upload_mb": c.max_upload_mb, "idle_timeout_s": c.idle_timeout},
+            "protocol": (
+                "online: each classified frame's probabilities are those of the chunk "
+                f"of its stream's last {model.temporal_context} sampled frames; "
+                f"smoothed over the last {self.recognizer.smooth}"
+            ),
+            "limits": {
+                "max_streams": c.max_streams,
+                "max_frame_bytes": c.max_frame_bytes,
+                "max_pixels": c.max_pixels,
+                "max_fps": c.max_fps,
+                "max_upload_mb": c.max_upload_mb,
+                "idle_timeout_s": c.idle_timeout,
+            },
             "batching": {"max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms},
         }
 
     def start_record(self) -> dict:
         """The ``start`` event's content (without ``type`` and ``stream``)."""
         d = self.describe()
-        return {"classes": d["classes"], "sampling": d["sampling"]["description"],
-                "interval_s": d["sampling"]["interval_s"], "context": d["context"],
-                "smooth": d["smooth"], "checkpoint": d["checkpoint"],
-                "threshold": self.events.threshold, "min_segment": self.events.min_segment}
+        return {
+            "classes": d["classes"],
+            "sampling": d["sampling"]["description"],
+            "interval_s": d["sampling"]["interval_s"],
+            "context": d["context"],
+            "smooth": d["smooth"],
+            "checkpoint": d["checkpoint"],
+            "threshold": self.events.threshold,
+            "min_segment": self.events.min_segment,
+        }
 
     def predictor(self):
         """The :class:`~rrn.predict.Predictor` of uploads (made at first use, on the model)."""
@@ -84,8 +104,9 @@ class Service:
         with self._predictor_lock:
             if self._predictor is None:
                 param = next(self.model.parameters())
-                self._predictor = Predictor(self.model.checkpoint, device=param.device,
-                                            model=self.model)
+                self._predictor = Predictor(
+                    self.model.checkpoint, device=param.device, model=self.model
+                )
             return self._predictor
 
     def close(self) -> None:

@@ -71,8 +71,9 @@ class StreamSession:
     def __init__(self, service, stream_id: str, send: Callable[[dict], Awaitable[None]]):
         self.service, self.id, self._send = service, stream_id, send
         self.sampler = CaptureSampler(service.interval)
-        self.segments = SegmentTracker(stream_id, service.events.threshold,
-                                       service.events.min_segment)
+        self.segments = SegmentTracker(
+            stream_id, service.events.threshold, service.events.min_segment
+        )
         self.rate = RateLimit(service.config.max_fps)
         self.counts = SessionCounts()
         self.last_time = 0.0
@@ -100,8 +101,13 @@ class StreamSession:
         if not self.rate.allow():
             c.dropped += 1
             metrics.frames_dropped.inc()
-            await self.send("dropped", frame=index, count=c.dropped, reason="rate",
-                            limit_fps=self.service.config.max_fps)
+            await self.send(
+                "dropped",
+                frame=index,
+                count=c.dropped,
+                reason="rate",
+                limit_fps=self.service.config.max_fps,
+            )
             return
         try:
             t, data = parse_frame(message, self.service.limits)
@@ -130,8 +136,9 @@ class StreamSession:
             if result.reason == "replaced":
                 self.counts.dropped += 1
                 self.service.metrics.frames_dropped.inc()
-                await self.send("dropped", frame=result.index, count=self.counts.dropped,
-                                reason="replaced")
+                await self.send(
+                    "dropped", frame=result.index, count=self.counts.dropped, reason="replaced"
+                )
             return
         await self._prediction(result, received)
 
@@ -159,8 +166,11 @@ class StreamSession:
             kind = None
         if kind == "end":
             return True
-        await self.error("message", 'text messages are {"type": "end"}; frames are binary: an '
-                         "8-byte little-endian float64 capture time, then JPEG or PNG bytes")
+        await self.error(
+            "message",
+            'text messages are {"type": "end"}; frames are binary: an '
+            "8-byte little-endian float64 capture time, then JPEG or PNG bytes",
+        )
         return False
 
     async def error(self, kind: str, message: str) -> None:
@@ -187,11 +197,17 @@ class StreamSession:
     def summary(self) -> dict:
         c = self.counts
         e2e = sorted(c.e2e_ms)
-        return {"received": c.received, "skipped": c.skipped, "sampled": c.sampled,
-                "classified": c.classified, "dropped": c.dropped, "errors": c.errors,
-                "latency_ms_p50": _round(percentile(e2e, 50)),
-                "latency_ms_p95": _round(percentile(e2e, 95)),
-                "segments": len(self.segments.done)}
+        return {
+            "received": c.received,
+            "skipped": c.skipped,
+            "sampled": c.sampled,
+            "classified": c.classified,
+            "dropped": c.dropped,
+            "errors": c.errors,
+            "latency_ms_p50": _round(percentile(e2e, 50)),
+            "latency_ms_p95": _round(percentile(e2e, 95)),
+            "segments": len(self.segments.done),
+        }
 
 
 def _round(x: float | None) -> float | None:

@@ -40,8 +40,9 @@ def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
     return cfg.replace(model={"skip": skips, "context": len(skips) + 1})
 
 
-def create_model(cfg: TrainConfig, num_classes: int, *,
-                 resuming: bool = False) -> tuple[nn.Module, str]:
+def create_model(
+    cfg: TrainConfig, num_classes: int, *, resuming: bool = False
+) -> tuple[nn.Module, str]:
     """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
 
     A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
@@ -56,14 +57,25 @@ def create_model(cfg: TrainConfig, num_classes: int, *,
         weights_arg = "imagenet"
     elif not resuming and keyword is None:
         if not Path(weights).is_file():
-            raise FileNotFoundError(f"--weights {weights}: no such file (expected none, imagenet "
-                                    "or a file)")
+            raise FileNotFoundError(
+                f"--weights {weights}: no such file (expected none, imagenet or a file)"
+            )
         init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
-    model = build_model(arch=cfg.model.arch, num_classes=num_classes, skip_blocks=cfg.model.skip,
-                        skip_type=cfg.model.skip_type, weights=weights_arg,
-                        temporal_init=cfg.model.temporal_init)
-    note = ("resumed" if resuming else "random initialisation" if weights_arg is None
-            else f"{weights_arg} weights")
+    model = build_model(
+        arch=cfg.model.arch,
+        num_classes=num_classes,
+        skip_blocks=cfg.model.skip,
+        skip_type=cfg.model.skip_type,
+        weights=weights_arg,
+        temporal_init=cfg.model.temporal_init,
+    )
+    note = (
+        "resumed"
+        if resuming
+        else "random initialisation"
+        if weights_arg is None
+        else f"{weights_arg} weights"
+    )
     if init_ckpt is not None:
         missing = load_weights_into(model, _checked_init(init_ckpt, cfg.model.arch))
         note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
@@ -81,8 +93,10 @@ def _checked_init(path: str, arch: str) -> dict:
     build_from_checkpoint(ckpt, "cpu", name=f"--weights {path}")  # its weights are what it says
     saved = ckpt["model_config"]["arch"]
     if saved != arch:
-        raise ValueError(f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
-                         f"--arch {saved}, or give weights of a {arch}")
+        raise ValueError(
+            f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
+            f"--arch {saved}, or give weights of a {arch}"
+        )
     return ckpt["model"]
 
 
@@ -94,14 +108,20 @@ def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
             module = model.get_submodule(name)
             for p in module.parameters():
                 p.requires_grad_(False)
-            frozen_bn += [m for m in module.modules()
-                          if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            frozen_bn += [
+                m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            ]
     return frozen_bn
 
 
-def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
-                  state_dict=None,
-                  source: str = "the resumed checkpoint") -> tuple[nn.Module, list[nn.Module]]:
+def prepare_model(
+    model: nn.Module,
+    cfg: TrainConfig,
+    info: rdist.DistInfo,
+    device: torch.device,
+    state_dict=None,
+    source: str = "the resumed checkpoint",
+) -> tuple[nn.Module, list[nn.Module]]:
     """Freeze stages, load a resumed ``state_dict``, move to ``device`` and wrap for DDP.
 
     Returns:
@@ -118,12 +138,17 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, info: rdist.DistInfo, devi
         return model, frozen_bn
     if cfg.model.sync_bn and device.type != "cuda":
         if info.is_main:
-            logger.warning("rrn train: warning: --sync-bn (run.sync_bn) needs CUDA (SyncBatchNorm "
-                           "has no CPU kernel); each process keeps its own BatchNorm statistics")
+            logger.warning(
+                "rrn train: warning: --sync-bn (run.sync_bn) needs CUDA (SyncBatchNorm "
+                "has no CPU kernel); each process keeps its own BatchNorm statistics"
+            )
     elif cfg.model.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        frozen_bn = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)
-                     and not any(p.requires_grad for p in m.parameters())]
+        frozen_bn = [
+            m
+            for m in model.modules()
+            if isinstance(m, nn.SyncBatchNorm) and not any(p.requires_grad for p in m.parameters())
+        ]
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None), frozen_bn
 
 
@@ -192,28 +217,39 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
         train, val = carve_validation(split.train, cfg.data.val_fraction, cfg.run.seed)
 
     def make(records, is_train):
-        return VideoChunkDataset.from_config(records, cfg.data, context=context, train=is_train,
-                                             seed=cfg.run.seed)
+        return VideoChunkDataset.from_config(
+            records, cfg.data, context=context, train=is_train, seed=cfg.run.seed
+        )
 
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
 
 
-def create_train_loader(dataset, plan: StepPlan, epoch: int, step_in_epoch: int, *,
-                        cfg: TrainConfig,
-                        info: rdist.DistInfo,
-                        device: torch.device) -> tuple[DataLoader, list[MicroBatch]]:
+def create_train_loader(
+    dataset,
+    plan: StepPlan,
+    epoch: int,
+    step_in_epoch: int,
+    *,
+    cfg: TrainConfig,
+    info: rdist.DistInfo,
+    device: torch.device,
+) -> tuple[DataLoader, list[MicroBatch]]:
     """This epoch's loader from ``step_in_epoch`` on, and its schedule of micro-batches."""
     from rrn.data import collate_chunks
 
     dataset.set_epoch(epoch)
-    sampler = ResumableDistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
-                                          shuffle=True, seed=cfg.run.seed)
+    sampler = ResumableDistributedSampler(
+        dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.run.seed
+    )
     sampler.set_epoch(epoch)
     sampler.set_start(min(step_in_epoch * plan.local_step, sampler.num_samples))
     batches = StepBatchSampler(sampler, cfg.optim.batch_size, plan.local_step)
-    loader = DataLoader(dataset, batch_sampler=batches,
-                        num_workers=resolve_workers(cfg.run.workers),
-                        collate_fn=collate_chunks,
-                        pin_memory=cfg.run.pin_memory and device.type == "cuda",
-                        worker_init_fn=stop_safe_worker_init())
+    loader = DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=resolve_workers(cfg.run.workers),
+        collate_fn=collate_chunks,
+        pin_memory=cfg.run.pin_memory and device.type == "cuda",
+        worker_init_fn=stop_safe_worker_init(),
+    )
     return loader, batches.schedule()

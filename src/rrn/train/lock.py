@@ -59,19 +59,29 @@ class RunLock:
                 self.path.unlink(missing_ok=True)
 
     def _holder(self) -> str:
-        return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                           "command": " ".join(sys.argv)})
+        return json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(sys.argv),
+            }
+        )
 
     def _refusal(self) -> str:
         try:
             who = json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError):
             who = {}
-        holder = (f"pid {who.get('pid')} on {who.get('host')}, since {who.get('since')}"
-                  if who else "another process")
-        return (f"{self.path.parent} is in use by another rrn train ({holder}); wait for it to "
-                "finish, stop it, or choose another --out")
+        holder = (
+            f"pid {who.get('pid')} on {who.get('host')}, since {who.get('since')}"
+            if who
+            else "another process"
+        )
+        return (
+            f"{self.path.parent} is in use by another rrn train ({holder}); wait for it to "
+            "finish, stop it, or choose another --out"
+        )
 
     def _acquire_exclusive(self) -> RunLock:
         for _ in range(2):

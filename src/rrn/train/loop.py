@@ -54,9 +54,16 @@ from rrn.train.step import (
 )
 
 
-def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: torch.optim.Optimizer,
-                    state: RunState, ctx: StepContext, *,
-                    on_step: Callable[[StepInfo], None] | None = None) -> EpochTotals:
+def train_one_epoch(
+    model: nn.Module,
+    loader: Any,
+    schedule: list,
+    optimizer: torch.optim.Optimizer,
+    state: RunState,
+    ctx: StepContext,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> EpochTotals:
     """Train for (the rest of) one epoch; ``state`` advances after every optimiser step.
 
     Args:
@@ -79,8 +86,14 @@ def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: to
     world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
     sums = torch.zeros(4, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks, stop
     t_step = time.perf_counter()
-    bar = tqdm(total=len(schedule), desc=f"epoch {state.epoch + 1}", unit="batch",
-               disable=not ctx.progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=len(schedule),
+        desc=f"epoch {state.epoch + 1}",
+        unit="batch",
+        disable=not ctx.progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
     with contextlib.closing(bar):
         for batch, mb in zip(loader, schedule, strict=True):
             state.totals.skipped.extend(int(i) for i in batch["skipped"])
@@ -89,16 +102,29 @@ def train_one_epoch(model: nn.Module, loader: Any, schedule: list, optimizer: to
             if not mb.last:
                 continue
             lr = ctx.lr_fn(state.global_step) if ctx.lr_fn else optimizer.param_groups[0]["lr"]
-            where = (f"epoch {state.epoch + 1}, step {mb.step + 1}/{state.steps_per_epoch} "
-                     f"(global step {state.global_step + 1})")
-            step = optimizer_step(model, optimizer, sums, nominal_chunks=mb.step_chunks * world,
-                                  lr=lr, ctx=ctx, where=where)
+            where = (
+                f"epoch {state.epoch + 1}, step {mb.step + 1}/{state.steps_per_epoch} "
+                f"(global step {state.global_step + 1})"
+            )
+            step = optimizer_step(
+                model,
+                optimizer,
+                sums,
+                nominal_chunks=mb.step_chunks * world,
+                lr=lr,
+                ctx=ctx,
+                where=where,
+            )
             sums.zero_()
             now = time.perf_counter()
             info = state.advance(*step[:3], lr=lr, seconds=now - t_step)
             t_step = now
-            bar.set_postfix(loss=f"{state.totals.loss:.3f}", acc=f"{state.totals.acc:.3f}",
-                            clips_s=f"{info.clips_per_s:.1f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{state.totals.loss:.3f}",
+                acc=f"{state.totals.acc:.3f}",
+                clips_s=f"{info.clips_per_s:.1f}",
+                refresh=False,
+            )
             if on_step is not None:
                 on_step(info)
             for hook in ctx.hooks:
@@ -138,31 +164,43 @@ def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             rdist.cleanup()
 
 
-def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
-         hooks: Sequence[Hook]) -> dict[str, Any]:
-    run = RunDir.open(cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite,
-                      is_main=info.is_main)
+def _fit(
+    cfg: TrainConfig, info: rdist.DistInfo, device: torch.device, hooks: Sequence[Hook]
+) -> dict[str, Any]:
+    run = RunDir.open(
+        cfg.run.out, resume=cfg.run.resume, overwrite=cfg.run.overwrite, is_main=info.is_main
+    )
     try:
         torch.manual_seed(cfg.run.seed)
         split = cfg.data.load_split()
         cfg = with_resolved_skips(cfg)
         run.check_resume(cfg, split.classes)
         model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
-        model, frozen_bn = prepare_model(model, cfg, info, device,
-                                         run.resumed and run.resumed["model"],
-                                         source=f"--resume: {run.path / LAST}")
+        model, frozen_bn = prepare_model(
+            model,
+            cfg,
+            info,
+            device,
+            run.resumed and run.resumed["model"],
+            source=f"--resume: {run.path / LAST}",
+        )
         optimizer = create_optimizer(model, cfg.optim)
         dtype = amp_dtype(cfg.run.amp, device)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         data = create_datasets(cfg, split, cfg.model.context)
         plan = StepPlan.create(cfg.optim, len(data.train), info.world_size)
         state = run.restore(optimizer, scaler, plan.steps_per_epoch, info.world_size)
-        ctx = StepContext(device=device, dtype=dtype, scaler=scaler, grad_clip=cfg.optim.grad_clip,
-                          lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
-                          frozen_bn=frozen_bn, hooks=hooks,
-                          progress=cfg.run.progress and info.is_main,
-                          clip_shape=(cfg.model.context, 3, cfg.data.frame_size,
-                                      cfg.data.frame_size))
+        ctx = StepContext(
+            device=device,
+            dtype=dtype,
+            scaler=scaler,
+            grad_clip=cfg.optim.grad_clip,
+            lr_fn=lambda step: lr_at(step, cfg.optim, plan.steps_per_epoch),
+            frozen_bn=frozen_bn,
+            hooks=hooks,
+            progress=cfg.run.progress and info.is_main,
+            clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size),
+        )
         t = Training(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
         _start(t, split.classes, init_note, split.missing)
         with StopRequest() as ctx.stop:
@@ -171,10 +209,17 @@ def _fit(cfg: TrainConfig, info: rdist.DistInfo, device: torch.device,
     finally:
         run.close()
     rdist.barrier()
-    return {"run_dir": str(run.path), "global_step": state.global_step, "history": state.history,
-            "best_metric": state.best_metric, "last": str(run.path / LAST),
-            "best": str(run.path / BEST), "classes": split.classes, "config": cfg.to_dict(),
-            "model": unwrap(model)}
+    return {
+        "run_dir": str(run.path),
+        "global_step": state.global_step,
+        "history": state.history,
+        "best_metric": state.best_metric,
+        "last": str(run.path / LAST),
+        "best": str(run.path / BEST),
+        "classes": split.classes,
+        "config": cfg.to_dict(),
+        "model": unwrap(model),
+    }
 
 
 @dataclass
@@ -212,16 +257,25 @@ def _epochs(t: Training) -> None:
     try:
         while state.epoch < cfg.optim.epochs:
             t0 = time.perf_counter()
-            loader, schedule = create_train_loader(data.train, t.plan, state.epoch,
-                                                   state.step_in_epoch,
-                                                   cfg=cfg, info=t.info, device=t.device)
-            totals = train_one_epoch(model, loader, schedule, t.optimizer, state, ctx,
-                                     on_step=on_step)
+            loader, schedule = create_train_loader(
+                data.train,
+                t.plan,
+                state.epoch,
+                state.step_in_epoch,
+                cfg=cfg,
+                info=t.info,
+                device=t.device,
+            )
+            totals = train_one_epoch(
+                model, loader, schedule, t.optimizer, state, ctx, on_step=on_step
+            )
             if not totals.chunks:
-                raise ValueError(f"epoch {state.epoch + 1} trained on no chunk: all "
-                                 f"{len(data.train)} training "
-                                 "chunks were skipped as unreadable (the warnings above say why; "
-                                 "rrn check-data lists every problem)")
+                raise ValueError(
+                    f"epoch {state.epoch + 1} trained on no chunk: all "
+                    f"{len(data.train)} training "
+                    "chunks were skipped as unreadable (the warnings above say why; "
+                    "rrn check-data lists every problem)"
+                )
             record = _epoch_record(model, state, data, cfg, ctx)
             record["time_s"] = round(time.perf_counter() - t0, 2)
             _end_epoch(t, record)
@@ -229,8 +283,9 @@ def _epochs(t: Training) -> None:
                 raise StopAtStep()
     except StopAtStep:
         t.save(LAST)
-        raise TrainingStopped(ctx.stop.signum or signal.SIGTERM, str(run.path / LAST),
-                              state.global_step) from None
+        raise TrainingStopped(
+            ctx.stop.signum or signal.SIGTERM, str(run.path / LAST), state.global_step
+        ) from None
     except NonFiniteLossError as err:
         raise _explained(err, run, cfg) from None
 
@@ -244,37 +299,59 @@ def _start(t: Training, classes: list[str], init_note: str, missing: list) -> No
     info, device = t.info, t.device
     if state.epoch >= cfg.optim.epochs:
         run.repair_log()
-        run.say(f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained "
-                "or written; raise --epochs to continue")
+        run.say(
+            f"rrn train: {run.path} already finished {state.epoch} epoch(s); nothing trained "
+            "or written; raise --epochs to continue"
+        )
         return
     n_val = len(data.val) if data.val is not None else 0
     precision = precision_name(cfg.run.amp, device)
-    selection = (f"best.pt: best video accuracy on {n_val} validation videos held out by group"
-                 if n_val else "none (no --val-fraction): the run's result is last.pt")
-    run.start(cfg, classes, {
-        "global_step": state.global_step, "epoch": state.epoch,
-        "step_in_epoch": state.step_in_epoch,
-        "world_size": info.world_size, "device": str(device), "train_chunks": len(data.train),
-        "val_videos": n_val, "test_videos": len(data.test), "watch_test": cfg.run.watch_test,
-        "selection": selection, "chunks_per_step": plan.chunks_per_step,
-        "steps_per_epoch": plan.steps_per_epoch, "init": init_note,
-        "missing_videos": {side: sum(m.side == side for m in missing)
-                           for side in ("train", "test")},
-        "precision": precision,
-    })
+    selection = (
+        f"best.pt: best video accuracy on {n_val} validation videos held out by group"
+        if n_val
+        else "none (no --val-fraction): the run's result is last.pt"
+    )
+    run.start(
+        cfg,
+        classes,
+        {
+            "global_step": state.global_step,
+            "epoch": state.epoch,
+            "step_in_epoch": state.step_in_epoch,
+            "world_size": info.world_size,
+            "device": str(device),
+            "train_chunks": len(data.train),
+            "val_videos": n_val,
+            "test_videos": len(data.test),
+            "watch_test": cfg.run.watch_test,
+            "selection": selection,
+            "chunks_per_step": plan.chunks_per_step,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "init": init_note,
+            "missing_videos": {
+                side: sum(m.side == side for m in missing) for side in ("train", "test")
+            },
+            "precision": precision,
+        },
+    )
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        run.say("rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
-                "is emulated and slower than full precision; use --amp none")
+        run.say(
+            "rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
+            "is emulated and slower than full precision; use --amp none"
+        )
     skips = ",".join(cfg.model.skip) or "none"
     run.say(
-            f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} "
-            f"classes, {len(data.train)} train chunks, {n_val} validation + {len(data.test)} test "
-            f"videos | {plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
-            f"{info.world_size} x {device} {precision} | {init_note} -> {run.path}\n"
-            f"rrn train: checkpoint selection: {selection}"
-            + ("; the test split is watched (logged as test_*), never used to choose"
-           if cfg.run.watch_test else "")
+        f"rrn train: {cfg.model.arch} skips={skips} T={cfg.model.context} | {len(classes)} "
+        f"classes, {len(data.train)} train chunks, {n_val} validation + {len(data.test)} test "
+        f"videos | {plan.chunks_per_step} chunks/step, {plan.steps_per_epoch} steps/epoch | "
+        f"{info.world_size} x {device} {precision} | {init_note} -> {run.path}\n"
+        f"rrn train: checkpoint selection: {selection}"
+        + (
+            "; the test split is watched (logged as test_*), never used to choose"
+            if cfg.run.watch_test
+            else ""
+        )
     )
 
 
@@ -282,52 +359,82 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
     """Log the listed videos ``--missing skip`` left out (normal for Kinetics) and warn about
     flips on a dataset whose classes are directions."""
     if missing:  # the counts are in the start record; the list follows it
-        run.log({"kind": "missing_videos",
-                 "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing]})
+        run.log(
+            {
+                "kind": "missing_videos",
+                "videos": [f"{m.listed_in}:{m.line} {m.video_id}" for m in missing],
+            }
+        )
         n_train = sum(m.side == "train" for m in missing)
-        run.say(f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} "
-                "train, "
-                f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}")
+        run.say(
+            f"rrn train: {len(missing)} listed videos are missing and skipped ({n_train} "
+            "train, "
+            f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
+        )
     if cfg.data.dataset == "ssv2" and cfg.data.hflip:
-        run.say("rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
-                "right to left', another class; train with --no-hflip")
+        run.say(
+            "rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
+            "right to left', another class; train with --no-hflip"
+        )
 
 
-def _epoch_record(model: nn.Module, state: RunState, data: Datasets, cfg: TrainConfig,
-                  ctx: StepContext) -> dict[str, Any]:
+def _epoch_record(
+    model: nn.Module, state: RunState, data: Datasets, cfg: TrainConfig, ctx: StepContext
+) -> dict[str, Any]:
     """The epoch's log record: training totals over all ranks, skipped videos and, when due,
     the evaluation on the validation split (``val_*``) and the watched test split (``test_*``)."""
     sync_buffers(model)
     totals = state.totals
     skipped = sorted({i for part in rdist.all_gather_objects(totals.skipped) for i in part})
     record: dict[str, Any] = {
-        "kind": "epoch", "epoch": state.epoch, "global_step": state.global_step,
-        "train_loss": totals.loss, "train_acc": totals.acc, "train_chunks": int(totals.chunks),
+        "kind": "epoch",
+        "epoch": state.epoch,
+        "global_step": state.global_step,
+        "train_loss": totals.loss,
+        "train_acc": totals.acc,
+        "train_chunks": int(totals.chunks),
         "lr": ctx.lr_fn(state.global_step - 1) if ctx.lr_fn else None,
         "skipped": [data.train.records[i].video_id if i >= 0 else "?" for i in skipped],
     }
     every, last_epoch = cfg.run.val_every, state.epoch + 1 == cfg.optim.epochs
     if every and ((state.epoch + 1) % every == 0 or last_epoch):
-        for prefix, dataset in (("val", data.val),
-                                ("test", data.test if cfg.run.watch_test else None)):
+        for prefix, dataset in (
+            ("val", data.val),
+            ("test", data.test if cfg.run.watch_test else None),
+        ):
             if dataset is not None:
                 record.update(_scores(model, dataset, prefix, cfg, ctx))
     return record
 
 
-def _scores(model: nn.Module, dataset, prefix: str, cfg: TrainConfig,
-            ctx: StepContext) -> dict[str, Any]:
-    loader = create_eval_loader(dataset, workers=cfg.run.workers,
-                                pin_memory=ctx.device.type == "cuda")
-    res = evaluate(model, loader, device=ctx.device, chunk_batch=2 * cfg.optim.batch_size,
-                   dtype=ctx.dtype, progress=ctx.progress)
-    m, _ = compute_metrics(res["video_probs"], res["labels"], chunk_probs=res["chunk_probs"],
-                           chunk_labels=res["chunk_labels"])
-    return {f"{prefix}_loss": chunk_loss(res["chunk_probs"], res["chunk_labels"]),
-            f"{prefix}_video_top1": m["video_top1"], f"{prefix}_video_top5": m["video_top5"],
-            f"{prefix}_clip_top1": m["clip_top1"],
-            f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"],
-            f"{prefix}_videos": m["num_videos"]}
+def _scores(
+    model: nn.Module, dataset, prefix: str, cfg: TrainConfig, ctx: StepContext
+) -> dict[str, Any]:
+    loader = create_eval_loader(
+        dataset, workers=cfg.run.workers, pin_memory=ctx.device.type == "cuda"
+    )
+    res = evaluate(
+        model,
+        loader,
+        device=ctx.device,
+        chunk_batch=2 * cfg.optim.batch_size,
+        dtype=ctx.dtype,
+        progress=ctx.progress,
+    )
+    m, _ = compute_metrics(
+        res["video_probs"],
+        res["labels"],
+        chunk_probs=res["chunk_probs"],
+        chunk_labels=res["chunk_labels"],
+    )
+    return {
+        f"{prefix}_loss": chunk_loss(res["chunk_probs"], res["chunk_labels"]),
+        f"{prefix}_video_top1": m["video_top1"],
+        f"{prefix}_video_top5": m["video_top5"],
+        f"{prefix}_clip_top1": m["clip_top1"],
+        f"{prefix}_mean_class_accuracy": m["mean_class_accuracy"],
+        f"{prefix}_videos": m["num_videos"],
+    }
 
 
 def _end_epoch(t: Training, record: dict[str, Any]) -> None:
@@ -340,20 +447,26 @@ def _end_epoch(t: Training, record: dict[str, Any]) -> None:
         t.save(BEST, record)
     run.log(record, step=state.global_step)
     run.plot(state.history)
-    val = "".join(f" | {name} video acc {record[f'{key}_video_top1']:.3f} clip acc "
-                  f"{record[f'{key}_clip_top1']:.3f}" for key, name in
-                  (("val", "val"), ("test", "test (watched)")) if f"{key}_video_top1" in record)
-    run.say(f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
-            f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} "
-            f"({record['time_s']:.1f}s)")
+    val = "".join(
+        f" | {name} video acc {record[f'{key}_video_top1']:.3f} clip acc "
+        f"{record[f'{key}_clip_top1']:.3f}"
+        for key, name in (("val", "val"), ("test", "test (watched)"))
+        if f"{key}_video_top1" in record
+    )
+    run.say(
+        f"epoch {state.epoch}/{cfg.optim.epochs}: loss {record['train_loss']:.4f} "
+        f"acc {record['train_acc']:.3f}{val}{' *best*' if is_best else ''} "
+        f"({record['time_s']:.1f}s)"
+    )
     if skipped:
         run.say(f"  skipped {len(skipped)} unreadable video(s): {', '.join(skipped)}")
 
 
 def _explained(err: NonFiniteLossError, run: RunDir, cfg: TrainConfig) -> NonFiniteLossError:
     last = run.path / LAST
-    kept = (f"the last good checkpoint is {last}" if last.is_file()
-            else "no checkpoint was written yet")
+    kept = (
+        f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+    )
     return NonFiniteLossError(
         f"{err}; stopped without applying it, {kept}. Lower --lr (now {cfg.optim.lr:g}), "
         "set --grad-clip, or check the input data; continue with --resume"

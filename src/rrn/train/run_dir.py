@@ -57,8 +57,11 @@ def resolve_train_config(layers: list[tuple[str, dict[str, Any]]]) -> tuple[Trai
     name = str(last)
     before = resolve_config([(name, saved)], quiet=[name])
     cfg = resolve_config([(name, saved), *layers], quiet=[name])
-    changes = [c for c in describe_changes(before, cfg)
-               if not c.startswith(("run.resume", "run.progress", "run.overwrite"))]
+    changes = [
+        c
+        for c in describe_changes(before, cfg)
+        if not c.startswith(("run.resume", "run.progress", "run.overwrite"))
+    ]
     return cfg, changes
 
 
@@ -98,8 +101,9 @@ class RunDir:
                     tmp.unlink(missing_ok=True)
 
     @classmethod
-    def open(cls, path: str | Path, *, resume: bool, overwrite: bool,
-             is_main: bool = True) -> RunDir:
+    def open(
+        cls, path: str | Path, *, resume: bool, overwrite: bool, is_main: bool = True
+    ) -> RunDir:
         """Apply the policy for a folder that may hold a run; with ``resume`` load its ``last.pt``.
 
         Raises:
@@ -120,8 +124,9 @@ class RunDir:
         last = self.path / LAST
         if resume:
             if not last.is_file():
-                raise FileNotFoundError(f"--resume: {last} does not exist; start the run without "
-                                        "--resume")
+                raise FileNotFoundError(
+                    f"--resume: {last} does not exist; start the run without --resume"
+                )
             self.resumed = load_checkpoint(last)
         elif last.exists() and not overwrite:
             raise FileExistsError(
@@ -165,9 +170,11 @@ class RunDir:
             raise ValueError(f"--resume: the classes of {last} differ from those of the data")
         saved = (self.resumed.get("config") or {}).get("model") or {}
         now = cfg.to_dict()["model"]
-        changed = [f"--{k.replace('_', '-')} {_shown(saved.get(k))} -> {_shown(now[k])}"
-                   for k in ("arch", "skip", "skip_type", "context",
-                             "freeze") if saved.get(k) != now[k]]
+        changed = [
+            f"--{k.replace('_', '-')} {_shown(saved.get(k))} -> {_shown(now[k])}"
+            for k in ("arch", "skip", "skip_type", "context", "freeze")
+            if saved.get(k) != now[k]
+        ]
         if changed:
             raise ValueError(
                 f"--resume: {last} was trained as another network ({'; '.join(changed)}); it "
@@ -181,14 +188,18 @@ class RunDir:
         validation videos it already trained on would choose ``best.pt`` dishonestly."""
         saved = self.resumed.get("config") or {}
         was, now = saved.get("data") or {}, cfg.to_dict()["data"]
-        before = {k: was.get(k, 0.0 if k == "val_fraction" else now[k])  # older runs: no hold-out
-                  for k in ("dataset", "split", "val_fraction")}
-        changed = [f"--{k.replace('_', '-')} {v} -> {now[k]}"
-                   for k, v in before.items() if v != now[k]]
+        before = {
+            k: was.get(k, 0.0 if k == "val_fraction" else now[k])  # older runs: no hold-out
+            for k in ("dataset", "split", "val_fraction")
+        }
+        changed = [
+            f"--{k.replace('_', '-')} {v} -> {now[k]}" for k, v in before.items() if v != now[k]
+        ]
         saved_seed = (saved.get("run") or {}).get("seed", cfg.run.seed)
         if now["val_fraction"] and saved_seed != cfg.run.seed:
-            changed.append(f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the "
-                           "validation groups)")
+            changed.append(
+                f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the validation groups)"
+            )
         if changed:
             raise ValueError(
                 f"--resume: {self.path / LAST} was trained on other videos ({'; '.join(changed)}); "
@@ -255,8 +266,15 @@ class RunDir:
         if self.is_main:
             logger.info(text)
 
-    def save(self, name: str, model, optimizer, scaler, state: RunState,
-             metrics: dict[str, Any] | None = None) -> None:
+    def save(
+        self,
+        name: str,
+        model,
+        optimizer,
+        scaler,
+        state: RunState,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
         """Write checkpoint ``name`` atomically: ``last.pt``, or ``best.pt`` (chosen on the
         validation split).
 
@@ -266,18 +284,30 @@ class RunDir:
         """
         if not self.is_main:
             return
-        ckpt = make_checkpoint(model, config=self._config, classes=self._classes,
-                               optimizer=optimizer, scaler=scaler, progress=state.to_dict(),
-                               metrics=metrics, selection="validation" if name == BEST else "last")
+        ckpt = make_checkpoint(
+            model,
+            config=self._config,
+            classes=self._classes,
+            optimizer=optimizer,
+            scaler=scaler,
+            progress=state.to_dict(),
+            metrics=metrics,
+            selection="validation" if name == BEST else "last",
+        )
         try:
             with self.guard():
                 save_checkpoint(self.path / name, ckpt)
         except OSError as err:
-            kept = (f"the previous {name} is intact" if (self.path / name).exists()
-                    else f"no {name} was written before")
-            raise OSError(f"cannot write {self.path / name} ({err.strerror or err}); "
-                          f"{kept} (the interrupted write was removed). Free space or fix the "
-                          "folder, then continue with --resume") from None
+            kept = (
+                f"the previous {name} is intact"
+                if (self.path / name).exists()
+                else f"no {name} was written before"
+            )
+            raise OSError(
+                f"cannot write {self.path / name} ({err.strerror or err}); "
+                f"{kept} (the interrupted write was removed). Free space or fix the "
+                "folder, then continue with --resume"
+            ) from None
 
     def plot(self, history: list[dict[str, Any]]) -> None:
         if self.is_main:

@@ -49,9 +49,17 @@ class StepInfo:
 
     def record(self) -> dict[str, Any]:
         """The ``log.jsonl`` line of this step."""
-        return {"kind": "step", "epoch": self.epoch, "step": self.step_in_epoch,
-                "global_step": self.global_step, "loss": self.loss, "acc": self.acc,
-                "chunks": self.chunks, "lr": self.lr, "clips_per_s": self.clips_per_s}
+        return {
+            "kind": "step",
+            "epoch": self.epoch,
+            "step": self.step_in_epoch,
+            "global_step": self.global_step,
+            "loss": self.loss,
+            "acc": self.acc,
+            "chunks": self.chunks,
+            "lr": self.lr,
+            "clips_per_s": self.clips_per_s,
+        }
 
 
 @dataclass
@@ -82,8 +90,9 @@ class RunState:
         values["history"] = list(progress.get("history") or [])
         return cls(**values)
 
-    def advance(self, loss_sum: float, correct: float, chunks: float, lr: float,
-                seconds: float) -> StepInfo:
+    def advance(
+        self, loss_sum: float, correct: float, chunks: float, lr: float, seconds: float
+    ) -> StepInfo:
         """Count one optimiser step over ``chunks`` chunks (all ranks) and describe it."""
         self.step_in_epoch += 1
         self.global_step += 1
@@ -91,10 +100,15 @@ class RunState:
         self.totals.correct += correct
         self.totals.chunks += chunks
         return StepInfo(
-            epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-            steps_per_epoch=self.steps_per_epoch, global_step=self.global_step,
-            loss=loss_sum / max(chunks, 1), acc=correct / max(chunks, 1), chunks=int(chunks),
-            lr=lr, clips_per_s=chunks / max(seconds, 1e-9),
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            global_step=self.global_step,
+            loss=loss_sum / max(chunks, 1),
+            acc=correct / max(chunks, 1),
+            chunks=int(chunks),
+            lr=lr,
+            clips_per_s=chunks / max(seconds, 1e-9),
         )
 
     def end_epoch(self, record: dict[str, Any], metric: float | None) -> bool:

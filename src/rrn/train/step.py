@@ -34,8 +34,9 @@ class TrainingStopped(Exception):
         self.global_step = global_step
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name} after global step {global_step}; "
-                         f"{checkpoint} holds it")
+        super().__init__(
+            f"stopped by {name} after global step {global_step}; {checkpoint} holds it"
+        )
 
 
 class NonFiniteLossError(RuntimeError):
@@ -142,8 +143,14 @@ def _inputs(model: nn.Module, batch: dict[str, Any], ctx: StepContext):
     return clip, torch.zeros(2, dtype=torch.long, device=ctx.device), 0.0
 
 
-def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ctx: StepContext,
-                     global_step: int, sums: torch.Tensor) -> None:
+def forward_backward(
+    model: nn.Module,
+    batch: dict[str, Any],
+    mb: MicroBatch,
+    ctx: StepContext,
+    global_step: int,
+    sums: torch.Tensor,
+) -> None:
     """Forward and backward one micro-batch; add its (loss sum, correct, chunks) to ``sums``."""
     inputs = _inputs(model, batch, ctx)
     if inputs is None:
@@ -153,8 +160,9 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
     # the dummy batch of zeros must not move BatchNorm's running statistics
     keep_bn = frozen_bn_stats(model) if weight == 0.0 else contextlib.nullcontext()
     with sync, keep_bn, batchnorm_from_running_stats(model, clip):
-        with torch.autocast(ctx.device.type, dtype=ctx.dtype or torch.float32,
-                            enabled=ctx.dtype is not None):
+        with torch.autocast(
+            ctx.device.type, dtype=ctx.dtype or torch.float32, enabled=ctx.dtype is not None
+        ):
             logits = model(clip)  # (B, K): the last frame's output
         loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
         for hook in ctx.hooks:
@@ -163,9 +171,13 @@ def forward_backward(model: nn.Module, batch: dict[str, Any], mb: MicroBatch, ct
         (ctx.scaler.scale(loss) if ctx.use_scaler else loss).backward()
     if weight:
         correct = (logits.argmax(1) == labels).sum()
-        sums[:3] += torch.stack([loss_sum.detach().double(), correct.double(),
-                                 torch.tensor(float(labels.numel()), device=sums.device,
-                                              dtype=torch.float64)])
+        sums[:3] += torch.stack(
+            [
+                loss_sum.detach().double(),
+                correct.double(),
+                torch.tensor(float(labels.numel()), device=sums.device, dtype=torch.float64),
+            ]
+        )
 
 
 class StepTotals(NamedTuple):
@@ -177,8 +189,16 @@ class StepTotals(NamedTuple):
     stop: bool  # some rank was asked to stop (a signal): every rank stops after this step
 
 
-def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, sums: torch.Tensor, *,
-                   nominal_chunks: int, lr: float, ctx: StepContext, where: str) -> StepTotals:
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sums: torch.Tensor,
+    *,
+    nominal_chunks: int,
+    lr: float,
+    ctx: StepContext,
+    where: str,
+) -> StepTotals:
     """Apply one optimiser step to the accumulated gradients, the same on every rank.
 
     All-reduces the step's (loss sum, correct, chunks, stop request) in one call; refuses a

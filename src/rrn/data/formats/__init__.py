@@ -24,8 +24,21 @@ from rrn.data.formats.ucf101 import parse_ucf101
 #: ``--dataset`` name -> parser, called with keyword arguments ``root``, ``split_dir``, ``split``,
 #: ``train_list``, ``test_list`` and ``errors`` (a :class:`~rrn.data.formats.text.LineErrors`),
 #: returning ``(entries, classes, folders)``.
-PARSERS = {"ucf101": parse_ucf101, "hmdb51": parse_hmdb51, "list": parse_list,
-           "kinetics": parse_kinetics, "ssv2": parse_ssv2, "rawframes": parse_rawframes}
+PARSERS = {
+    "ucf101": parse_ucf101,
+    "hmdb51": parse_hmdb51,
+    "list": parse_list,
+    "kinetics": parse_kinetics,
+    "ssv2": parse_ssv2,
+    "rawframes": parse_rawframes,
+}
 
-__all__ = ["PARSERS", "parse_hmdb51", "parse_kinetics", "parse_list", "parse_rawframes",
-           "parse_ssv2", "parse_ucf101"]
+__all__ = [
+    "PARSERS",
+    "parse_hmdb51",
+    "parse_kinetics",
+    "parse_list",
+    "parse_rawframes",
+    "parse_ssv2",
+    "parse_ucf101",
+]

@@ -28,17 +28,20 @@ def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
     for label, (name, path) in enumerate(zip(classes, files)):
         for lineno, fields in lines(path):
             if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-                errors.report(f"{path}:{lineno}: expected '<video> <0|1|2>', got "
-                              f"{' '.join(fields)!r}")
+                errors.report(
+                    f"{path}:{lineno}: expected '<video> <0|1|2>', got {' '.join(fields)!r}"
+                )
                 continue
             rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
             if rel is not None and fields[1] != "0":
-                entries.append(Entry("train" if fields[1] == "1" else "test", rel, label, path,
-                                     lineno))
+                entries.append(
+                    Entry("train" if fields[1] == "1" else "test", rel, label, path, lineno)
+                )
     return entries, classes
 
 
-def parse_hmdb51(*, split_dir: Path, split: int, errors: LineErrors,
-                 **_) -> tuple[list[Entry], list[str], bool]:
+def parse_hmdb51(
+    *, split_dir: Path, split: int, errors: LineErrors, **_
+) -> tuple[list[Entry], list[str], bool]:
     """The registry's entry point: ``(entries, classes, False)``."""
     return (*_hmdb51(split_dir, split, errors), False)

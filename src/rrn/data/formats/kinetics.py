@@ -34,15 +34,19 @@ def read_csv(path: Path, errors: LineErrors) -> list[tuple[int, dict[str, str]]]
     reader = csv.reader(io.StringIO(read_split_text(path)))
     header = [h.strip() for h in next(reader, [])]
     if absent := [c for c in COLUMNS if c not in header]:
-        raise SplitError(f"{path}:1: the header must name the columns {','.join(COLUMNS)}; "
-                         f"{','.join(absent)} missing (got {','.join(header) or 'an empty line'})")
+        raise SplitError(
+            f"{path}:1: the header must name the columns {','.join(COLUMNS)}; "
+            f"{','.join(absent)} missing (got {','.join(header) or 'an empty line'})"
+        )
     rows = []
     for fields in reader:
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            errors.report(f"{path}:{reader.line_num}: expected {len(header)} fields "
-                      f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}")
+            errors.report(
+                f"{path}:{reader.line_num}: expected {len(header)} fields "
+                f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}"
+            )
             continue
         rows.append((reader.line_num, {h: f.strip() for h, f in zip(header, fields)}))
     return rows
@@ -56,9 +60,11 @@ def video_name(row: dict[str, str], path: Path, line: int, errors: LineErrors) -
     except ValueError:
         start = end = float("nan")
     if not (start.is_integer() and end.is_integer() and 0 <= start < end):
-        errors.report(f"{path}:{line}: time_start {row['time_start']!r} and time_end "
-                      f"{row['time_end']!r} "
-                  "must be whole seconds with time_start < time_end")
+        errors.report(
+            f"{path}:{line}: time_start {row['time_start']!r} and time_end "
+            f"{row['time_end']!r} "
+            "must be whole seconds with time_start < time_end"
+        )
         return None
     if not is_plain_name(yid):
         errors.report(f"{path}:{line}: youtube_id {yid!r} is not a video id")
@@ -70,11 +76,13 @@ def _candidates(side: str, label: str, name: str) -> tuple[str, ...]:
     """Where a video may be: in its class folder (label as is, or with underscores), or flat."""
     folders = dict.fromkeys((label, label.replace(" ", "_")))
     return tuple(f"{d}/{c}/{name}.mp4" for d in SPLIT_FOLDERS[side] for c in folders) + tuple(
-        f"{d}/{name}.mp4" for d in SPLIT_FOLDERS[side])
+        f"{d}/{name}.mp4" for d in SPLIT_FOLDERS[side]
+    )
 
 
-def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineErrors,
-                   **_) -> tuple[list[Entry], list[str], bool]:
+def parse_kinetics(
+    *, root: Path, split_dir: Path, split: int, errors: LineErrors, **_
+) -> tuple[list[Entry], list[str], bool]:
     """Entries and classes of Kinetics' ``train.csv`` (train) and ``validate.csv`` (test).
 
     Raises:
@@ -82,13 +90,16 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineError
             has no usable header, or ``root`` has no ``train/`` or ``validate/``/``val/`` folder.
     """
     if split != 1:
-        raise SplitError("kinetics has one official split (train.csv / validate.csv); --split "
-                         f"{split} must be 1")
+        raise SplitError(
+            f"kinetics has one official split (train.csv / validate.csv); --split {split} must be 1"
+        )
     for side, folders in SPLIT_FOLDERS.items():
         if not any((root / d).is_dir() for d in folders):
-            raise SplitError(f"{root} has no {' or '.join(f'{d}/' for d in folders)} folder: "
-                             f"--dataset kinetics expects the {side} videos there (in class "
-                             "folders or flat)")
+            raise SplitError(
+                f"{root} has no {' or '.join(f'{d}/' for d in folders)} folder: "
+                f"--dataset kinetics expects the {side} videos there (in class "
+                "folders or flat)"
+            )
     files = {"train": split_dir / "train.csv", "test": split_dir / "validate.csv"}
     rows = {side: read_csv(path, errors) for side, path in files.items()}
     classes = sorted({r["label"] for _, r in rows["train"] if is_plain_name(r["label"])})
@@ -100,12 +111,16 @@ def parse_kinetics(*, root: Path, split_dir: Path, split: int, errors: LineError
             if name is None:
                 continue
             if row["label"] not in index:
-                why = "cannot name a class folder" if not is_plain_name(row["label"]) else \
-                    f"is not a class of {files['train']}"
+                why = (
+                    "cannot name a class folder"
+                    if not is_plain_name(row["label"])
+                    else f"is not a class of {files['train']}"
+                )
                 errors.report(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
-            entries.append(Entry(side, _candidates(side, row["label"], name), index[row["label"]],
-                                 path, line))
+            entries.append(
+                Entry(side, _candidates(side, row["label"], name), index[row["label"]], path, line)
+            )
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")
     return entries, classes, False

@@ -20,8 +20,9 @@ from rrn.data.formats.text import (
 )
 
 
-def _lists(split_dir: Path, train_list, test_list,
-           errors: LineErrors) -> tuple[list[Entry], list[str]]:
+def _lists(
+    split_dir: Path, train_list, test_list, errors: LineErrors
+) -> tuple[list[Entry], list[str]]:
     if train_list is None or test_list is None:
         raise SplitError("a custom list dataset needs both --train-list and --test-list")
     ind = split_dir / "classInd.txt"
@@ -30,8 +31,10 @@ def _lists(split_dir: Path, train_list, test_list,
     for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
         for lineno, fields in lines(src):
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                errors.report(f"{src}:{lineno}: expected '<relative/path> <0-based label>', got "
-                              f"{' '.join(fields)!r}")
+                errors.report(
+                    f"{src}:{lineno}: expected '<relative/path> <0-based label>', got "
+                    f"{' '.join(fields)!r}"
+                )
                 continue
             label = int(fields[1])
             if label < 0 or (classes is not None and label >= len(classes)):
@@ -62,8 +65,16 @@ def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], l
     return entries, classes
 
 
-def parse_list(*, root: Path, split_dir: Path, split: int, train_list=None, test_list=None,
-               errors: LineErrors, **_) -> tuple[list[Entry], list[str], bool]:
+def parse_list(
+    *,
+    root: Path,
+    split_dir: Path,
+    split: int,
+    train_list=None,
+    test_list=None,
+    errors: LineErrors,
+    **_,
+) -> tuple[list[Entry], list[str], bool]:
     """The registry's entry point: the list files when given, else the class folders."""
     if train_list is not None or test_list is not None:
         return (*_lists(split_dir, train_list, test_list, errors), False)

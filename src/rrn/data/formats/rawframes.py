@@ -23,12 +23,15 @@ from rrn.data.formats.text import (
 )
 
 
-def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | None,
-                errors: LineErrors) -> Entry | None:
+def _parse_line(
+    fields: list[str], src: Path, lineno: int, classes: list[str] | None, errors: LineErrors
+) -> Entry | None:
     """``(rel, label, frames)`` of one line, or None (reported)."""
     if len(fields) != 3 or not fields[1].isdigit() or not fields[2].lstrip("-").isdigit():
-        errors.report(f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
-                  f"got {' '.join(fields)!r}")
+        errors.report(
+            f"{src}:{lineno}: expected '<frame_dir> <total_frames> <0-based label>', "
+            f"got {' '.join(fields)!r}"
+        )
         return None
     frames, label = int(fields[1]), int(fields[2])
     if frames < 1:
@@ -42,16 +45,19 @@ def _parse_line(fields: list[str], src: Path, lineno: int, classes: list[str] | 
     return None if rel is None else (rel.rstrip("/"), label, frames)
 
 
-def parse_rawframes(*, split_dir: Path, errors: LineErrors, train_list=None, test_list=None,
-                    **_) -> tuple[list[Entry], list[str], bool]:
+def parse_rawframes(
+    *, split_dir: Path, errors: LineErrors, train_list=None, test_list=None, **_
+) -> tuple[list[Entry], list[str], bool]:
     """Entries (frame folders) and classes of two mmaction2 rawframe lists.
 
     Raises:
         SplitError: a list is not given or missing, or ``classInd.txt`` is malformed.
     """
     if train_list is None or test_list is None:
-        raise SplitError("--dataset rawframes needs both --train-list and --test-list "
-                         "('frame_dir total_frames label' lines)")
+        raise SplitError(
+            "--dataset rawframes needs both --train-list and --test-list "
+            "('frame_dir total_frames label' lines)"
+        )
     ind = split_dir / "classInd.txt"
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []

@@ -23,8 +23,10 @@ from typing import Any
 from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
 
 LABELS = "something-something-v2-labels.json"
-FILES = {"train": "something-something-v2-train.json",
-         "test": "something-something-v2-validation.json"}
+FILES = {
+    "train": "something-something-v2-train.json",
+    "test": "something-something-v2-validation.json",
+}
 
 
 def json_items(path: Path) -> list[tuple[int, Any]]:
@@ -67,23 +69,28 @@ def read_labels(path: Path) -> list[str]:
     except json.JSONDecodeError as err:
         raise SplitError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
     if not isinstance(labels, dict) or not labels:
-        raise SplitError(f"{path}: expected a JSON object {{\"class name\": \"index\", ...}}")
+        raise SplitError(f'{path}: expected a JSON object {{"class name": "index", ...}}')
     try:
         by_index = {int(v): k for k, v in labels.items()}
     except (TypeError, ValueError):
-        raise SplitError(f"{path}: every value must be a class index such as \"0\"") from None
+        raise SplitError(f'{path}: every value must be a class index such as "0"') from None
     if sorted(by_index) != list(range(len(labels))):
         raise SplitError(f"{path}: class indices must be 0..{len(labels) - 1}, each once")
     return [by_index[i] for i in range(len(labels))]
 
 
-def _entry(item: Any, index: dict[str, int], path: Path, line: int,
-           errors: LineErrors) -> tuple[str, int] | None:
+def _entry(
+    item: Any, index: dict[str, int], path: Path, line: int, errors: LineErrors
+) -> tuple[str, int] | None:
     """``(relative video path, label)`` of one list item, or None (reported)."""
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str | int) or \
-            not isinstance(item.get("template"), str):
-        errors.report(f"{path}:{line}: expected an object with \"id\" and \"template\", got "
-                      f"{str(item)[:80]!r}")
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("id"), str | int)
+        or not isinstance(item.get("template"), str)
+    ):
+        errors.report(
+            f'{path}:{line}: expected an object with "id" and "template", got {str(item)[:80]!r}'
+        )
         return None
     vid = str(item["id"])
     if not is_plain_name(vid):
@@ -91,22 +98,25 @@ def _entry(item: Any, index: dict[str, int], path: Path, line: int,
         return None
     name = item["template"].replace("[", "").replace("]", "")
     if name not in index:
-        errors.report(f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in "
-                      f"{LABELS}")
+        errors.report(
+            f"{path}:{line}: template {item['template']!r} (class {name!r}) is not in {LABELS}"
+        )
         return None
     return f"{vid}.webm", index[name]
 
 
-def parse_ssv2(*, split_dir: Path, split: int, errors: LineErrors,
-               **_) -> tuple[list[Entry], list[str], bool]:
+def parse_ssv2(
+    *, split_dir: Path, split: int, errors: LineErrors, **_
+) -> tuple[list[Entry], list[str], bool]:
     """Entries and classes of Something-Something v2 (train: train.json, test: validation.json).
 
     Raises:
         SplitError: ``split`` is not 1, or a JSON file is missing or not a list.
     """
     if split != 1:
-        raise SplitError(f"ssv2 has one official split (train / validation); --split {split} must "
-                         "be 1")
+        raise SplitError(
+            f"ssv2 has one official split (train / validation); --split {split} must be 1"
+        )
     classes = read_labels(split_dir / LABELS)
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []

@@ -80,8 +80,9 @@ def read_class_index(path: Path) -> list[str]:
     for lineno, fields in lines(path):
         # a broken classInd.txt shifts every label: always fatal, even when collecting
         if len(fields) != 2 or not fields[0].isdigit():
-            raise SplitError(f"{path}:{lineno}: expected '<index> <ClassName>', got "
-                             f"{' '.join(fields)!r}")
+            raise SplitError(
+                f"{path}:{lineno}: expected '<index> <ClassName>', got {' '.join(fields)!r}"
+            )
         if int(fields[0]) != len(classes) + 1:
             raise SplitError(
                 f"{path}:{lineno}: class indices must run 1, 2, 3, ... in order; "
@@ -113,8 +114,9 @@ def is_plain_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
 
 
-def numbered_classes(entries: list[Entry], ind: Path,
-                     errors: LineErrors) -> tuple[list[Entry], list[str]]:
+def numbered_classes(
+    entries: list[Entry], ind: Path, errors: LineErrors
+) -> tuple[list[Entry], list[str]]:
     """Entries and classes ``"0", "1", ...`` of a list without a class index (``ind`` is where
     one would be): see :func:`without_label_gaps`."""
     entries = without_label_gaps(entries, ind, errors)

@@ -32,13 +32,15 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             continue
         label = int(fields[1])
         if not 1 <= label <= len(classes):
-            errors.report(f"{train_file}:{lineno}: label {label} is not in classInd.txt "
-                          f"(1..{len(classes)})")
+            errors.report(
+                f"{train_file}:{lineno}: label {label} is not in classInd.txt (1..{len(classes)})"
+            )
             continue
         parts = PurePosixPath(rel).parts
         if len(parts) < 2 or parts[0] not in index:
-            where = (f"class folder {parts[0]!r} is not in" if len(parts) > 1
-                     else "no class folder from")
+            where = (
+                f"class folder {parts[0]!r} is not in" if len(parts) > 1 else "no class folder from"
+            )
             errors.report(
                 f"{train_file}:{lineno}: {rel}: {where} {split_dir / 'classInd.txt'}; UCF-101 "
                 "lists '<Class>/<video>' with a class of classInd.txt: fix the line, or add the "
@@ -59,8 +61,9 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             continue
         parts = PurePosixPath(rel).parts
         if len(fields) > 2 or len(parts) < 2:
-            errors.report(f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got "
-                          f"{' '.join(fields)!r}")
+            errors.report(
+                f"{test_file}:{lineno}: expected '<Class>/<video>.avi', got {' '.join(fields)!r}"
+            )
             continue
         if parts[0] not in index:
             errors.report(
@@ -72,7 +75,8 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
     return entries, classes
 
 
-def parse_ucf101(*, split_dir: Path, split: int, errors: LineErrors,
-                 **_) -> tuple[list[Entry], list[str], bool]:
+def parse_ucf101(
+    *, split_dir: Path, split: int, errors: LineErrors, **_
+) -> tuple[list[Entry], list[str], bool]:
     """The registry's entry point: ``(entries, classes, False)`` (videos, not frame folders)."""
     return (*_ucf101(split_dir, split, errors), False)
