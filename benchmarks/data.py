@@ -152,7 +152,7 @@ def bench_torchvision(root: Path, args) -> tuple[float, float, int] | str:
             num_workers=args.workers,
             output_format="TCHW",
         )
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return f"skipped: torchvision UCF101 failed ({type(err).__name__}: {err})"
     scan = time.perf_counter() - start  # UCF101 indexes every video before the first clip
     loader = DataLoader(

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import emit, machine  # noqa: E402  (this folder's benchmark helpers)
-from rrn.model import build_model  # noqa: E402
-from rrn.runtime import cpu_has_native_bf16  # noqa: E402
+from model import emit, machine
+from rrn.model import build_model
+from rrn.runtime import cpu_has_native_bf16
 
 VARIANTS = (  # (label, bf16 autocast, channels_last)
     ("fp32 (default)", False, False),

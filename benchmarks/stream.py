@@ -41,7 +41,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import emit  # noqa: E402  (this folder's benchmark helpers)
+from model import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

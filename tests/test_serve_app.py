@@ -12,15 +12,15 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-from PIL import Image  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from fastapi.testclient import TestClient
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
-from rrn import load_model  # noqa: E402
-from rrn.config import ServeConfig, StreamConfig  # noqa: E402
-from rrn.online import MultiStreamRecognizer, StreamFrame  # noqa: E402
-from rrn.serve.app import create_app  # noqa: E402
-from runs import save_run  # noqa: E402
+from rrn import load_model
+from rrn.config import ServeConfig, StreamConfig
+from rrn.online import MultiStreamRecognizer, StreamFrame
+from rrn.serve.app import create_app
+from runs import save_run
 
 CLASSES = ("Walk", "Run", "Jump", "Wave")
 

@@ -24,8 +24,8 @@ import warnings
 # (61-66 s alone either way). Set before torch (and its OpenMP) is loaded; a user's value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from rrn import __version__  # noqa: E402
-from rrn.errors import UserError  # noqa: E402
+from rrn import __version__
+from rrn.errors import UserError
 
 # (sub-command name, module under rrn.commands). Order = order in ``rrn --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -60,7 +60,7 @@ class ConsoleHandler(logging.Handler):
                 from tqdm import tqdm
 
                 tqdm.write(text, file=sys.stdout)
-        except Exception:  # noqa: BLE001 - logging must never take the program down
+        except Exception:
             self.handleError(record)
 
 

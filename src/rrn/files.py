@@ -122,5 +122,5 @@ def load_torch_file(path: str | os.PathLike, map_location: str = "cpu") -> Any:
         if head != b"PK" and head[:1] != b"\x80":
             raise ValueError("not a file written by torch.save")
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - truncated file, pickle with classes, ...
+    except Exception as err:
         raise ValueError((str(err).strip().splitlines() or [type(err).__name__])[0][:200]) from None

@@ -14,10 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from rrn.files import atomic_write  # noqa: E402
+from rrn.files import atomic_write
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:

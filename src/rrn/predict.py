@@ -70,7 +70,7 @@ def _frame_times(path: Path, n: int, sample_every: int, fps: float | None) -> li
             rate = container.streams.video[0].average_rate
         if rate:
             return [i * sample_every / float(rate) for i in range(n)]
-    except Exception:  # noqa: BLE001 - times are a nicety; fall back to frame indices
+    except Exception:
         pass
     return None
 

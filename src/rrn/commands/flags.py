@@ -34,7 +34,7 @@ from rrn.config import (
 class SuggestingArgumentParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag."""
 
-    def parse_known_args(self, args=None, namespace=None):  # noqa: D102
+    def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
         unknown = [a for a in extras if a.startswith("-")]
         if unknown:

@@ -149,7 +149,7 @@ def decode_video(path, sampling: Sampling | None = None, *, backend: str = "auto
             return _decode_torchcodec(path, sample_every, short_side)
         except VideoDecodeError:
             raise
-        except Exception:  # noqa: BLE001 - an unusual file torchcodec rejects: PyAV gets a try
+        except Exception:
             pass
     return _decode_pyav(path, sample_every, fps, short_side)
 
@@ -162,7 +162,7 @@ def _decode_pyav(
     frames: list[np.ndarray] = []
     try:
         container = av.open(str(path), mode="r")
-    except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure means "not a readable video"
+    except Exception as err:
         raise VideoDecodeError(
             path, f"not a readable video container ({error_text(err)})"
         ) from None
@@ -183,7 +183,7 @@ def _decode_pyav(
                 if size is None:  # the first kept frame fixes the size, should the stream change it
                     size = resized_shape(frame.height, frame.width, short_side)
                 frames.append(to_rgb(frame, size))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise VideoDecodeError(
                 path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
             ) from None
@@ -353,7 +353,7 @@ def probe_video(path) -> tuple[int, int]:
             truncated = _truncation(container, stream, tail, None)
     except VideoDecodeError:
         raise
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise VideoDecodeError(path, f"not a readable video ({error_text(err)})") from None
     if truncated:
         raise VideoDecodeError(path, truncated)

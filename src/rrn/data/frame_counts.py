@@ -77,7 +77,7 @@ def sampled_shape(path, sampling: Sampling) -> SampledShape:
             count = stream.frames or (duration * rate if duration and rate else 0)
     except VideoDecodeError:
         raise
-    except Exception as err:  # noqa: BLE001 - any FFmpeg failure: not a readable container
+    except Exception as err:
         raise VideoDecodeError(path, f"not a readable video container ({err})") from None
     if not count or not height:
         raise VideoDecodeError(path, "the container announces neither a frame count nor a duration")

@@ -163,7 +163,7 @@ class MicroBatcher:
                     gone = [item for item in batch if item[0].stream not in self.recognizer.streams]
                     batch = [item for item in batch if item not in gone]
                     out = self.recognizer.step([frame for frame, _ in batch])
-            except Exception as err:  # noqa: BLE001 - handed to the waiting producers
+            except Exception as err:
                 logger.exception("a batched step of %d stream(s) failed", len(batch))
                 for _, future in batch:
                     future.set_exception(err)

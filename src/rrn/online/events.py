@@ -137,7 +137,7 @@ class EventLog:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._file = open(self.path, "w", encoding="utf-8")
 
     def write(self, record_type: str, /, **record) -> None:
         """One line: ``{"type": record_type, **record}``."""

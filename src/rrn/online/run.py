@@ -184,7 +184,7 @@ class SourceRun:
             batch = self.live_frames.poll(POLL_S)
         except StopIteration:
             batch = None
-        except Exception as err:  # noqa: BLE001 - FFmpeg/network failures: keep what was written
+        except Exception as err:
             self._failed(err)
             return []
         if batch is None:

@@ -98,7 +98,7 @@ def open_source(spec: SourceSpec, timeout: float = 10.0):
             options=spec.options,
             timeout=timeout if spec.kind == "network" else None,
         )
-    except Exception as err:  # noqa: BLE001 - any FFmpeg/OS failure: the source cannot be read
+    except Exception as err:
         raise SourceError(f"cannot open {spec.kind} {spec.name}: {error_text(err)}") from None
     if not container.streams.video:
         container.close()
@@ -171,7 +171,7 @@ class LiveFrames:
                 if self._stop.is_set():
                     break
                 self._queue.put(item)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as err:
             self._queue.put(err)
         self._queue.put(self._END)
 

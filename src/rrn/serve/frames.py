@@ -79,7 +79,7 @@ def decode_image(data: bytes, limits: FrameLimits) -> np.ndarray:
             f"image declares more pixels than the limit of {limits.max_pixels}"
             " (a decompression bomb?)"
         ) from None
-    except Exception as err:  # noqa: BLE001 - PIL raises many types for broken data
+    except Exception as err:
         raise FrameError(f"not a readable JPEG or PNG image ({type(err).__name__})") from None
 
 

@@ -129,7 +129,7 @@ class StreamSession:
     async def _answer(self, future, received: float) -> None:
         try:
             result = await asyncio.wrap_future(future)
-        except Exception as err:  # noqa: BLE001 - the model failed on this batch
+        except Exception as err:
             await self.error("model", f"the model step failed: {type(err).__name__}: {err}")
             return
         if isinstance(result, Dropped):

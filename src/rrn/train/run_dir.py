@@ -330,7 +330,7 @@ def _tensorboard(path: Path):
             warnings.simplefilter("ignore")
             from torch.utils.tensorboard import SummaryWriter
         return SummaryWriter(str(path / "tensorboard"))
-    except Exception:  # noqa: BLE001 - tensorboard not installed: log.jsonl only
+    except Exception:
         return None
 
 
