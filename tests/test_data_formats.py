@@ -45,8 +45,8 @@ def kinetics(tmp_path):
     return root
 
 
-def test_kinetics_both_layouts_classes_and_ids(kinetics):
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+def test_kinetics_both_layouts_classes_and_ids(kinetics, logs_warning):
+    with logs_warning("1 of 7 listed videos are missing"):
         split = load_split("kinetics", kinetics, missing="skip")
     assert split.classes == [
         "abseiling",
@@ -77,7 +77,7 @@ def test_kinetics_both_layouts_classes_and_ids(kinetics):
         load_split("kinetics", kinetics)  # --missing error (the default) names file and line
 
 
-def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
+def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics, logs_warning):
     with open(kinetics / "train.csv", "a") as fh:
         fh.write(
             "abseiling,hhh,x,10,train\nabseiling,iii,9,4,train\nabseiling,jjj,1\n"
@@ -85,7 +85,7 @@ def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
         )
     with open(kinetics / "validate.csv", "a") as fh:
         fh.write("knitting,kkk,1,11,val\n")
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+    with logs_warning("1 of 7 listed videos are missing"):
         split, problems = split_problems("kinetics", kinetics)
     assert split is not None and len(split.train) == 4
     t, v = kinetics / "train.csv", kinetics / "validate.csv"
@@ -208,14 +208,14 @@ def test_frame_folder_refuses_fps_and_reports_gaps(tmp_path):
         read_frame_folder(tmp_path / "empty", Sampling())
 
 
-def test_rawframes_lists(tmp_path):
+def test_rawframes_lists(tmp_path, logs_warning):
     root = tmp_path / "frames"
     for rel, n in (("a/v1", 4), ("a/v2", 3), ("b/v3", 5)):
         write_frame_folder(root / rel, np.zeros((n, 8, 8, 3), np.uint8))
     (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 1\na/missing 2 0\n")
     (tmp_path / "test.txt").write_text("a/v2 3 0\nb/v3 five 1\nb/v3 5\n../x 3 1\n")
     kw = {"train_list": tmp_path / "train.txt", "test_list": tmp_path / "test.txt"}
-    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+    with logs_warning("1 of 4 listed videos are missing"):
         split, problems = split_problems("rawframes", root, **kw)
     assert split.classes == ["0", "1"]
     assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [

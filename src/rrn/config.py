@@ -39,10 +39,7 @@ from typing import Any, Literal
 import yaml
 
 from rrn.choices import Arch, CacheFormat, DatasetName, Decoder, Schedule, Stage
-
-
-class ConfigError(ValueError):
-    """A config value, key or flag is wrong; the message says which and what to do."""
+from rrn.errors import ConfigError  # raised here, and imported from here by the commands
 
 
 class RenamedKeyWarning(FutureWarning):

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from rrn.choices import Arch, names
+from rrn.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from rrn.config import ModelConfig
@@ -57,7 +58,7 @@ def _check_arch(arch: str) -> None:
     if arch not in _ARCH_SPECS:
         hint = difflib.get_close_matches(arch, ARCHS, n=1)
         extra = f" Did you mean {hint[0]!r}?" if hint else ""
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.{extra}")
+        raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.{extra}")
 
 
 def block_paths(arch: str) -> tuple[str, ...]:
@@ -104,12 +105,12 @@ def resolve_skip_blocks(arch: str, names: str | Sequence[str]) -> tuple[str, ...
             valid = list(ALIASES) + list(paths)
             hint = difflib.get_close_matches(name, valid, n=1)
             extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(
+            raise ConfigError(
                 f"unknown skip block {name!r} for {arch}.{extra} Valid names: aliases "
                 f"{', '.join(ALIASES)} or module paths {', '.join(paths)}."
             )
         if path in resolved:
-            raise ValueError(
+            raise ConfigError(
                 f"skip blocks {given[path]!r} and {name!r} both resolve to {path}; each block "
                 "can carry one temporal skip (T-1 skips must sit at different blocks)."
             )
@@ -125,7 +126,7 @@ def skips_for_context(arch: str, context: int) -> tuple[str, ...]:
     """
     paths = block_paths(arch)
     if not 1 <= context <= len(paths) + 1:
-        raise ValueError(
+        raise ConfigError(
             f"context must be between 1 and {len(paths) + 1} for {arch}, got {context}"
         )
     return paths[len(paths) - (context - 1) :]
@@ -152,13 +153,15 @@ class TemporalBlockMixin:
         ``linear``, since ``relu(0 * x)`` has no gradient).
         """
         if skip_type not in SKIP_TYPES:
-            raise ValueError(f"skip_type must be one of {', '.join(SKIP_TYPES)}, got {skip_type!r}")
+            raise ConfigError(
+                f"skip_type must be one of {', '.join(SKIP_TYPES)}, got {skip_type!r}"
+            )
         if temporal_init not in TEMPORAL_INITS:
-            raise ValueError(
+            raise ConfigError(
                 f"temporal_init must be one of {', '.join(TEMPORAL_INITS)}, got {temporal_init!r}"
             )
         if skip_type == "nonlinear" and temporal_init == "zero":
-            raise ValueError(
+            raise ConfigError(
                 "temporal_init='zero' cannot train a 'nonlinear' skip: relu(W x) with W = 0 has "
                 "zero gradient. Use temporal_init='kaiming', or skip_type='linear'."
             )
@@ -248,7 +251,9 @@ class RecurrentResNet(tv_resnet.ResNet):
         self.skip_type = skip_type
         self.skip_blocks = resolve_skip_blocks(arch, skip_blocks)
         if skip_type not in SKIP_TYPES:
-            raise ValueError(f"skip_type must be one of {', '.join(SKIP_TYPES)}, got {skip_type!r}")
+            raise ConfigError(
+                f"skip_type must be one of {', '.join(SKIP_TYPES)}, got {skip_type!r}"
+            )
         for path in self.skip_blocks:
             blk = self.get_submodule(path)
             # Swap the class in place: the block keeps its torchvision modules and names and
@@ -414,7 +419,7 @@ class RecurrentResNet(tv_resnet.ResNet):
         """
         bad = [s for s in stages if s not in STAGES]
         if bad:
-            raise ValueError(f"stages must be among {STAGES}, got {bad}")
+            raise ConfigError(f"stages must be among {STAGES}, got {bad}")
         taps = {f"layer{s}.{len(getattr(self, f'layer{s}')) - 1}": s for s in stages}
         out: dict[int, list[Tensor]] = {s: [] for s in stages}
         for _, tapped in self._stream(frames, segment, tuple(taps)):
@@ -516,7 +521,7 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
     try:
         obj = load_torch_file(path)
     except ValueError as reason:
-        raise ValueError(
+        raise ConfigError(
             f"weights file {path} is not a file torch can load safely ({reason}); pass none, "
             "imagenet, a torchvision ResNet state dict (.pth) or an rrn checkpoint (RUN/last.pt)"
         ) from None
@@ -524,7 +529,7 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(
+        raise ConfigError(
             f"{path} does not hold a state dict (a mapping of names to tensors); pass "
             "a torchvision ResNet state dict (.pth) or an rrn checkpoint "
             "(RUN/last.pt)"
@@ -532,8 +537,12 @@ def _load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-class WeightsUnavailableError(OSError):
-    """torchvision's ImageNet weights are neither in its cache nor downloadable here."""
+class WeightsUnavailableError(UserError, OSError):
+    """torchvision's ImageNet weights are neither in its cache nor downloadable here.
+
+    A user error (train with ``--weights none``, or fetch the file elsewhere: the message says
+    how); an ``OSError`` as before for callers, as the download's own errors are.
+    """
 
 
 def _imagenet_state_dict(arch: str) -> dict[str, Tensor]:
@@ -588,7 +597,7 @@ def load_backbone_weights(
     ]
     if wrong:
         more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
-        raise ValueError(
+        raise ConfigError(
             f"weights do not fit {model.arch}: shapes differ for {', '.join(wrong[:3])}{more}. "
             f"Pass a state dict of torchvision's {model.arch}."
         )
@@ -603,7 +612,7 @@ def load_backbone_weights(
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
             return (", ".join(keys[:3]) + more) or "none"
 
-        raise ValueError(
+        raise ConfigError(
             f"weights do not fit {model.arch}: {len(not_temporal)} tensors missing "
             f"({few(not_temporal)}), "
             f"{len(result.unexpected_keys)} unexpected ({few(list(result.unexpected_keys))}). Pass "

@@ -44,13 +44,13 @@ finished video (resumable).
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing as mp
 import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +71,11 @@ from rrn.data.cache_entries import (
 from rrn.data.decode import VideoDecodeError
 from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
+from rrn.errors import ConfigError
 from rrn.files import honour_umask
 from rrn.runtime.workers import pool_worker_init
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
@@ -117,11 +120,11 @@ class FrameCache:
 
     def __init__(self, root, *, format: str = "jpeg", quality: int = 90):
         if format not in CACHE_FORMATS:
-            raise ValueError(
+            raise ConfigError(
                 f"cache format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}"
             )
         if not 1 <= quality <= 100:
-            raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+            raise ConfigError(f"JPEG quality must be in 1..100, got {quality}")
         self.root = Path(root)
         self.format = format
         self.quality = quality
@@ -175,7 +178,7 @@ class FrameCache:
         except FileNotFoundError:
             return None  # removed between find and open
         except CacheEntryError as err:
-            warnings.warn(f"ignoring {err}; decoding the video again", stacklevel=2)
+            logger.warning("rrn: warning: ignoring %s; decoding the video again", err)
             return None
         return entry
 
@@ -443,7 +446,7 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
         report.other_format += other
         if error is not None:
             report.failures.append((video_id, error))
-            bar.write(f"warning: skipped {video_id}: {error}")
+            logger.warning("rrn: warning: skipped %s: %s", video_id, error)
         else:
             report.videos += 1
             report.already_cached += was_cached

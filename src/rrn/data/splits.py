@@ -26,8 +26,8 @@ the split file and line (``missing="error"``), or dropped and reported in
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -44,6 +44,8 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
     read_class_index,
     read_split_text,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The --dataset names, each parsed by its module in :data:`rrn.data.formats.PARSERS`.
 DATASETS = names(DatasetName)
@@ -253,10 +255,15 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
             f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
             "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
         )
-    warnings.warn(
-        f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
-        f"(first: {first.video_id}, {first.listed_in}:{first.line})",
-        stacklevel=3,
+    logger.warning(
+        "rrn: warning: %d of %d listed videos are missing under %s and were skipped "
+        "(first: %s, %s:%s)",
+        len(out.missing),
+        total,
+        root,
+        first.video_id,
+        first.listed_in,
+        first.line,
     )
 
 

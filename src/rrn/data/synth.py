@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.synth_layouts import LAYOUTS, shell_word, write_ucf101, write_video
+from rrn.errors import ConfigError
 
 # Two clips per group: many groups -> many distinct looks to learn from, so a network has to
 # learn the motion rather than memorise a handful of looks (measured: 4 train looks do not
@@ -203,18 +204,18 @@ def make_synthetic_dataset(
             flags that read it are in ``out/rrn_synth.json``.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise ConfigError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if classes < 2:
-        raise ValueError(f"--classes must be >= 2, got {classes}")
+        raise ConfigError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
-        raise ValueError(
+        raise ConfigError(
             "--videos-per-class must be >= 2 (one train and one test group), got "
             f"{videos_per_class}"
         )
     if frames < 2:
-        raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
+        raise ConfigError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
     if size < 16:
-        raise ValueError(f"--size must be >= 16 pixels, got {size}")
+        raise ConfigError(f"--size must be >= 16 pixels, got {size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     videos = render_dataset(

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import unwrap
+from rrn.errors import UserError
 from rrn.metrics import video_probs_from_chunks
 from rrn.runtime import resolve_workers, stop_safe_worker_init
 
@@ -98,7 +99,7 @@ def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) 
     skipped = sorted({i for part in rdist.all_gather_objects(skipped) for i in part})
     order = sorted(merged)
     if not order:
-        raise ValueError(
+        raise UserError(
             f"no video could be evaluated: all {len(skipped)} were skipped as "
             "unreadable (the warnings above say why; rrn check-data lists every "
             "problem)"

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rrn.data.decode import error_text
+from rrn.errors import ConfigError
 from rrn.online.events import EventLog, SegmentTracker, frame_record
 from rrn.online.recognizer import MultiStreamRecognizer, Prediction, StreamFrame
 from rrn.online.render import AnnotatedWriter
@@ -351,7 +352,7 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
     source); with one, the annotated video's file.
 
     Raises:
-        ValueError: an output is a source, or both outputs are one file.
+        ConfigError: an output is a source, or both outputs are one file.
         OSError: an output's folder cannot be written.
     """
     from pathlib import Path
@@ -360,7 +361,7 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
 
     if out and len(specs) > 1:
         if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(
+            raise ConfigError(
                 f"--out {out} is a file; with several sources --out names a folder "
                 "for one annotated video and one events file per source"
             )
@@ -368,11 +369,11 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
         out = None  # the per-source files are new names inside a folder just checked
     given = [(flag, Path(p)) for flag, p in (("--out", out), ("--json", json_path)) if p]
     if len(given) == 2 and given[0][1].resolve() == given[1][1].resolve():
-        raise ValueError(f"--out and --json are the same file ({out}); give each its own")
+        raise ConfigError(f"--out and --json are the same file ({out}); give each its own")
     for flag, path in given:
         for spec in specs:
             if spec.kind == "file" and path.resolve() == Path(spec.target).resolve():
-                raise ValueError(
+                raise ConfigError(
                     f"{flag} {path} is the source video {spec.name}: it would be "
                     "overwritten; write elsewhere"
                 )

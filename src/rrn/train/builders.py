@@ -25,6 +25,7 @@ from rrn.checkpoint import (
 )
 from rrn.config import OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
+from rrn.errors import ConfigError
 from rrn.model import resolve_skips
 from rrn.runtime import resolve_workers, stop_safe_worker_init
 
@@ -93,7 +94,7 @@ def _checked_init(path: str, arch: str) -> dict:
     build_from_checkpoint(ckpt, "cpu", name=f"--weights {path}")  # its weights are what it says
     saved = ckpt["model_config"]["arch"]
     if saved != arch:
-        raise ValueError(
+        raise ConfigError(
             f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
             f"--arch {saved}, or give weights of a {arch}"
         )

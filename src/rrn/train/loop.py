@@ -26,6 +26,7 @@ from tqdm import tqdm
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
+from rrn.errors import UserError
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
 from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
@@ -270,7 +271,7 @@ def _epochs(t: Training) -> None:
                 model, loader, schedule, t.optimizer, state, ctx, on_step=on_step
             )
             if not totals.chunks:
-                raise ValueError(
+                raise UserError(
                     f"epoch {state.epoch + 1} trained on no chunk: all "
                     f"{len(data.train)} training "
                     "chunks were skipped as unreadable (the warnings above say why; "
@@ -336,7 +337,7 @@ def _start(t: Training, classes: list[str], init_note: str, missing: list) -> No
     )
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        run.say(
+        run.warn(
             "rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
             "is emulated and slower than full precision; use --amp none"
         )
@@ -372,7 +373,7 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
             f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
         )
     if cfg.data.dataset == "ssv2" and cfg.data.hflip:
-        run.say(
+        run.warn(
             "rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
             "right to left', another class; train with --no-hflip"
         )
