@@ -127,7 +127,7 @@ def extract_features(
         This process's :class:`FeatureReport`, also written to ``failures.rank<r>.json``
         (failed videos are listed, never fatal).
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def extract_features(
     report = FeatureReport()
     start = time.perf_counter()
     mine = list(range(rank, len(records), world_size))
-    for i in tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video"):
+    for i in progress_bar(mine, enabled=progress, desc=f"features[{rank}]", unit="video"):
         rec = records[i]
         path = feature_file(out, rec.video_id)
         if path.exists():

@@ -311,7 +311,7 @@ class RunConfig:
     log_every: int = 1
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
-    """Show progress bars."""
+    """Show progress bars (on a terminal; a log file gets the line each epoch or pass ends with)."""
     resume: bool = False
     """Continue the run in --out from its last.pt (same data order and weights as a run that
     was never interrupted)."""

@@ -48,7 +48,6 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -421,12 +420,12 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
         source: The :class:`~rrn.data.source.FrameSource` (sampling, cache folder, decoder)
             whose cache to fill: the one training and evaluation will read.
         workers: Parallel decoding processes (1 = in this process).
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar (on a terminal, see :mod:`rrn.progress`).
 
     Returns:
         The report: videos, frames, bytes, failures.
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     if source.cache is None:
         raise ValueError("build_cache needs a FrameSource with a cache folder")
@@ -437,9 +436,7 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
     tasks = [(source, str(p), vid) for p, vid in seen.items()]
     report = CacheReport()
     start = time.perf_counter()
-    bar = tqdm(
-        total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr
-    )
+    bar = progress_bar(enabled=progress, total=len(tasks), desc="caching", unit="video")
 
     def account(result) -> None:
         video_id, n, nbytes, was_cached, error, other = result

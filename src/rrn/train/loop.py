@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
@@ -29,6 +28,7 @@ from rrn.config import TrainConfig
 from rrn.errors import UserError
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
+from rrn.progress import progress_bar
 from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
 from rrn.train.builders import (
     Datasets,
@@ -87,11 +87,11 @@ def train_one_epoch(
     world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
     sums = torch.zeros(4, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks, stop
     t_step = time.perf_counter()
-    bar = tqdm(
+    bar = progress_bar(
+        enabled=ctx.progress,
         total=len(schedule),
         desc=f"epoch {state.epoch + 1}",
         unit="batch",
-        disable=not ctx.progress,
         dynamic_ncols=True,
         leave=False,
     )
