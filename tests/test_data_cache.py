@@ -538,3 +538,27 @@ def test_the_estimate_measures_the_format_it_will_write(tmp_path):
     npy = sorted((tmp_path / "c").rglob("*.npy"))
     assert est.format == "npy" and len(npy) == 2  # v2, v3 written as .npy and measured
     assert est.bytes_per_frame == sum(f.stat().st_size for f in npy) / (2 + 2)
+
+
+def test_rrn_cache_warns_when_the_estimate_exceeds_the_free_space(
+    synth, tmp_path, capsys, monkeypatch
+):
+    import dataclasses
+
+    import rrn.data.cache
+    from rrn.cli import main
+
+    estimate = rrn.data.cache.estimate_cache
+    monkeypatch.setattr(  # a disk with one free byte
+        rrn.data.cache,
+        "estimate_cache",
+        lambda *a, **k: dataclasses.replace(estimate(*a, **k), free_bytes=1),
+    )
+    argv = ["cache", "--data-root", str(synth), "--cache-dir", str(tmp_path / "c")]
+    assert main(["-q", *argv, "--workers", "1", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("cache ") and "; 0.0 kB free there" in out  # what the command prints
+    assert err == (
+        "rrn cache: warning: the estimate exceeds the free space; choose another --cache-dir, "
+        "--format jpeg or a smaller --short-side\n"
+    )
