@@ -3,6 +3,7 @@ annotated video, keeping up with a live-paced source, and outputs that stay vali
 stream is interrupted or dies."""
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -226,7 +227,7 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 
 
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
-    setup, tmp_path, capsys, monkeypatch
+    setup, tmp_path, caplog, monkeypatch
 ):
     from rrn.online import AnnotatedWriter
     from rrn.runtime.signals import StopRequest
@@ -245,7 +246,7 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     monkeypatch.setattr(AnnotatedWriter, "close", impatient_close)
     cfg = StreamConfig(out=str(tmp_path / "a.mp4"), json=str(tmp_path / "e.jsonl"))
     try:
-        with StopRequest() as stop:
+        with caplog.at_level(logging.INFO, logger="rrn"), StopRequest() as stop:
             summary = stream_source(model, str(video), cfg, on_prediction=first_ctrl_c, stop=stop)
     except KeyboardInterrupt:
         pytest.fail("the second Ctrl-C cut the closing of the outputs: no summary")
@@ -253,7 +254,7 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     assert len(_decode_all(tmp_path / "a.mp4")) == 11
     end = _events(tmp_path / "e.jsonl")[-1]
     assert end["type"] == "end" and end["status"] == "interrupted" and end["frames"] == 11
-    assert "SIGINT again: already stopping, closing the outputs" in capsys.readouterr().out
+    assert "SIGINT again: already stopping, closing the outputs" in caplog.text
 
 
 @pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
