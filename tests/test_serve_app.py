@@ -122,12 +122,12 @@ def test_frames_are_kept_at_the_sampling_interval_by_capture_time(model, tmp_pat
 
 
 def test_the_token_guards_every_route_but_healthz(model):
-    with _client(model, token="s3cret") as client:
+    with _client(model, token="s3cret-0123456789") as client:
         assert client.get("/healthz").status_code == 200
         for path in ("/v1/model", "/metrics"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+            assert client.get(path, headers={"Authorization": "Bearer s3cret-0123456789"}).status_code == 200
         assert client.post("/v1/predict", files={"video": ("v.mp4", b"x")}).status_code == 401
         for url, headers in (
             ("/v1/streams/a", {}),
@@ -136,10 +136,10 @@ def test_the_token_guards_every_route_but_healthz(model):
         ):
             with pytest.raises(Exception), client.websocket_connect(url, headers=headers) as ws:  # noqa: B017
                 ws.receive_json()
-        with client.websocket_connect("/v1/streams/a?token=s3cret") as ws:
+        with client.websocket_connect("/v1/streams/a?token=s3cret-0123456789") as ws:
             assert ws.receive_json()["type"] == "start"
         with client.websocket_connect(
-            "/v1/streams/b", headers={"Authorization": "Bearer s3cret"}
+            "/v1/streams/b", headers={"Authorization": "Bearer s3cret-0123456789"}
         ) as ws:
             assert ws.receive_json()["type"] == "start"
 
