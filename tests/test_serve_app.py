@@ -63,6 +63,8 @@ def _until(ws, kind: str) -> list[dict]:
 
 
 def _client(model, events=None, **settings) -> TestClient:
+    """The app in-process; Starlette's test client names the host "testserver"."""
+    settings.setdefault("allowed_hosts", ("testserver",))
     return TestClient(create_app(model, ServeConfig(**settings), events))
 
 
@@ -202,7 +204,7 @@ def test_bad_frames_get_an_error_for_their_stream_only(model):
 
 
 def test_a_client_that_disconnects_mid_stream_frees_its_state(model):
-    app = create_app(model, ServeConfig())
+    app = create_app(model, ServeConfig(allowed_hosts=("testserver",)))
     service = app.state.service
     with TestClient(app) as client:
         with client.websocket_connect("/v1/streams/gone") as ws:

@@ -19,6 +19,7 @@ are exact, since a state changes only when its step succeeds.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -86,6 +87,10 @@ class MicroBatcher:
         self._pending: dict[str, tuple[StreamFrame, Future]] = {}  # insertion order = age
         self._open: set[str] = set()
         """Streams open for producers; the recognizer follows through :attr:`_ops`."""
+        self._since: dict[str, float] = {}
+        """When each stream's waiting frame slot was filled (kept when a newer frame replaces
+        it): how long the batcher has left a stream waiting."""
+        self._step_started: float | None = None
         self._ops: list[tuple[str, str, float]] = []
         """(``"open"`` | ``"close"``, stream id, base rate), applied by the worker in order."""
         self._cond = threading.Condition()
@@ -120,6 +125,7 @@ class MicroBatcher:
                 return False
             self._open.discard(stream_id)
             waiting = self._pending.pop(stream_id, None)
+            self._since.pop(stream_id, None)
             self._ops.append(("close", stream_id, 0.0))
             self._cond.notify()
         if waiting is not None:
@@ -171,6 +177,7 @@ class MicroBatcher:
                 return future
             replaced = self._pending.get(frame.stream)
             self._pending[frame.stream] = (frame, future)  # an existing key keeps its place
+            self._since.setdefault(frame.stream, time.monotonic())
             self._cond.notify()
         if replaced is not None:
             self._drop(replaced, "replaced")
@@ -195,6 +202,9 @@ class MicroBatcher:
                 if left <= 0 or not self._cond.wait(left):
                     break
             ids = list(self._pending)[: self.max_batch]
+            for i in ids:
+                self._since.pop(i, None)
+            self._step_started = time.monotonic() if ids else None
             return [self._pending.pop(i) for i in ids]  # may be empty: only opens and closes
 
     def _work(self) -> None:
@@ -206,6 +216,7 @@ class MicroBatcher:
                     continue
                 outcomes = self._step(batch)
             seconds = time.perf_counter() - start
+            self._step_started = None
             stepped = sum(not isinstance(o, BaseException) for o in outcomes)
             with self._cond:
                 self._counts["classified"] += stepped
@@ -247,6 +258,18 @@ class MicroBatcher:
         return outcomes
 
     # ------------------------------------------------------------------ the end
+    def stalled_for(self) -> float:
+        """Seconds the batcher has kept work waiting: the age of the oldest frame not yet taken
+        into a step, or how long the step in progress has run (0 when idle or keeping up).
+        Infinite when its worker is gone."""
+        if not self._thread.is_alive():
+            return math.inf
+        now = time.monotonic()
+        with self._cond:
+            started = self._step_started
+            oldest = min(self._since.values(), default=now)
+        return max(now - oldest, now - started if started is not None else 0.0)
+
     def stats(self) -> BatcherStats:
         """Counters since the start."""
         with self._cond:
