@@ -338,7 +338,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
             "--update-every 2.5",  # the old spelling, checked
             marks=pytest.mark.filterwarnings("ignore::FutureWarning"),
         ),
-        (["--update-fraction", "2"], "--update-fraction: must be in (0, 1] (a fraction of the training data"),
+        (
+            ["--update-fraction", "2"],
+            "--update-fraction: must be in (0, 1] (a fraction of the training data",
+        ),
         (["--update-chunks", "0"], "--update-chunks: must be >= 1"),
     ],
 )

@@ -129,7 +129,10 @@ def test_the_token_guards_every_route_but_healthz(model):
         for path in ("/v1/model", "/metrics"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert client.get(path, headers={"Authorization": "Bearer s3cret-0123456789"}).status_code == 200
+            assert (
+                client.get(path, headers={"Authorization": "Bearer s3cret-0123456789"}).status_code
+                == 200
+            )
         assert client.post("/v1/predict", files={"video": ("v.mp4", b"x")}).status_code == 401
         for url, headers in (
             ("/v1/streams/a", {}),
