@@ -195,13 +195,19 @@ def _matches(truth: Sequence[Segment], predictions: Sequence[Segment], threshold
 
 def _touches_ambiguous(predictions: Sequence[Segment], ambiguous: Sequence[Segment]) -> np.ndarray:
     """(P,) bool: the prediction overlaps an ambiguous stretch of its video (positive length)."""
-    out = np.zeros(len(predictions), dtype=bool)
-    for p, pred in enumerate(predictions):
-        for amb in ambiguous:
-            if amb.video == pred.video and min(pred.end, amb.end) > max(pred.start, amb.start):
-                out[p] = True
-                break
-    return out
+    by_video: dict[str, list[Segment]] = {}
+    for amb in ambiguous:
+        by_video.setdefault(amb.video, []).append(amb)
+    return np.array(
+        [
+            any(
+                min(pred.end, amb.end) > max(pred.start, amb.start)
+                for amb in by_video.get(pred.video, ())
+            )
+            for pred in predictions
+        ],
+        dtype=bool,
+    ).reshape(len(predictions))
 
 
 def segment_ap(
