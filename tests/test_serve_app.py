@@ -296,3 +296,35 @@ def test_an_upload_is_classified_as_rrn_predict_does(model, tmp_path, capsys):
     )
     assert too_big.status_code == 413
     assert broken.status_code == 422 and "error" in broken.json()["videos"][0]
+
+
+def test_healthz_says_503_while_the_model_cannot_classify(model):
+    """Liveness reflects a server that cannot classify (issue 19: six decoding bombs starved
+    every stream while /healthz said ok)."""
+    import threading
+    import time
+
+    app = create_app(model, ServeConfig(allowed_hosts=("testserver",)))
+    service = app.state.service
+    service.stall_s = 0.3
+    gate, step = threading.Event(), service.recognizer.step
+    service.recognizer.step = lambda frames: (gate.wait(60), step(frames))[1]
+
+    def healthz_until(code: int) -> dict:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = client.get("/healthz")
+            if r.status_code == code:
+                return r.json()
+            time.sleep(0.05)
+        raise AssertionError(f"/healthz never said {code}")
+
+    with TestClient(app) as client, client.websocket_connect("/v1/streams/s") as ws:
+        assert healthz_until(200)["status"] == "ok"
+        ws.receive_json()
+        ws.send_bytes(_frame(0.0, _image(0)))
+        body = healthz_until(503)
+        assert body["status"] == "unavailable" and "cannot keep up" in body["reason"]
+        gate.set()
+        _until(ws, "frame")
+        assert healthz_until(200)["batcher_waiting_s"] < 0.3

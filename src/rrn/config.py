@@ -73,19 +73,22 @@ class Range:
         lo, hi = self.low, self.high
         if lo is not None and hi is not None:
             if not (self.low_open or self.high_open) and float(lo).is_integer():
-                return f"in {lo:g}..{hi:g}"
-            return (
-                f"in {'(' if self.low_open else '['}{lo:g}, {hi:g}{')' if self.high_open else ']'}"
-            )
+                return f"in {_number(lo)}..{_number(hi)}"
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{_number(lo)}, {_number(hi)}{right}"
         if lo is not None:
-            return f"{'>' if self.low_open else '>='} {lo:g}"
-        return f"{'<' if self.high_open else '<='} {hi:g}"
+            return f"{'>' if self.low_open else '>='} {_number(lo)}"
+        return f"{'<' if self.high_open else '<='} {_number(hi)}"
 
     def contains(self, value: float) -> bool:
         lo, hi = self.low, self.high
         above = lo is None or (value > lo if self.low_open else value >= lo)
         below = hi is None or (value < hi if self.high_open else value <= hi)
         return above and below
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 POSITIVE = Range(0, low_open=True)
@@ -678,7 +681,7 @@ def check_number(cls: type, name: str, value: float) -> None:
     bounds = field_range(cls, name)
     if bounds is not None and not bounds.contains(value):
         hint = f" ({bounds.hint})" if bounds.hint else ""
-        raise ConfigError(f"{flag} must be {bounds.describe()}{hint}, got {value:g}")
+        raise ConfigError(f"{flag} must be {bounds.describe()}{hint}, got {_number(value)}")
 
 
 def field_range(cls: type, name: str) -> Range | None:

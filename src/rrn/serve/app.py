@@ -124,12 +124,14 @@ async def _predict(service: Service, request: Request) -> Response:
             raise HTTPException(
                 503, "another upload is being classified; retry shortly", {"Retry-After": "2"}
             )
+        service.metrics.classifying.inc()
         try:
             loop = asyncio.get_running_loop()
             status, record = await loop.run_in_executor(
                 service.uploads, _classify, service, path, name
             )
         finally:
+            service.metrics.classifying.dec()
             service.predict_slots.release()
     if status == 200:
         service.metrics.predictions.inc()

@@ -79,6 +79,7 @@ class Service:
         """Set at shutdown: an upload being classified stops at its next piece."""
         self._predictor = None
         self._predictor_lock = threading.Lock()
+        self.stall_s = STALL_S
 
     # ------------------------------------------------------------------ workers
     async def decode(self, fn: Callable, *args):
@@ -96,7 +97,7 @@ class Service:
         now = time.monotonic()
         batcher = self.batcher.stalled_for()
         decoding = now - min(self._decoding.values(), default=now)
-        ok = batcher < STALL_S and decoding < STALL_S and not self.stopping.is_set()
+        ok = batcher < self.stall_s and decoding < self.stall_s and not self.stopping.is_set()
         body = {
             "status": "ok" if ok else "unavailable",
             "open_streams": len(self.sessions),
@@ -109,7 +110,7 @@ class Service:
                 if self.stopping.is_set()
                 else "the model step has stopped"
                 if batcher == float("inf")
-                else f"work has waited over {STALL_S:g} s: the service cannot keep up"
+                else f"work has waited over {self.stall_s:g} s: the service cannot keep up"
             )
         return ok, body
 
