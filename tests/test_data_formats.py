@@ -265,7 +265,7 @@ def test_check_data_compares_a_folder_with_its_listed_frame_count(tmp_path, caps
 def test_rawframes_refuses_fps_in_the_config():
     from rrn.config import ConfigError, DataConfig
 
-    with pytest.raises(ConfigError, match="frame folders have no timestamps; use --sample-every"):
+    with pytest.raises(ConfigError, match="rawframes: its frames have no timestamps; use --sample"):
         DataConfig(dataset="rawframes", fps=5)
 
 
