@@ -208,11 +208,11 @@ def test_every_command_declares_a_shared_flag_once():
 def test_every_choice_is_declared_once_as_a_literal_and_checked_from_it():
     from rrn.choices import Arch, CacheFormat, DatasetName, names
     from rrn.data.cache import CACHE_FORMATS
-    from rrn.data.formats import PARSERS
+    from rrn.data.formats import FORMATS
     from rrn.model import ARCHS
 
     assert ARCHS == names(Arch) and CACHE_FORMATS == names(CacheFormat)
-    assert list(PARSERS) == list(names(DatasetName))  # every name has its parser, one registry
+    assert list(FORMATS) == list(names(DatasetName))  # every name has its format, one registry
     with pytest.raises(ConfigError, match=r"--arch: 'resnet19' is not one of resnet18, .*resnet18"):
         resolve_config([("flags", {"model": {"arch": "resnet19"}})])
     with pytest.raises(ConfigError, match="--freeze: 'layer5' is not one of stem, layer1"):

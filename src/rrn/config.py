@@ -179,10 +179,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.dataset == "rawframes" and self.fps is not None:
+        if self.fps is not None and not _dataset_format(self.dataset).timestamps:
             raise ConfigError(
-                f"--fps {self.fps:g} with --dataset rawframes: frame folders have no timestamps; "
-                "use --sample-every k (a folder extracted at R frames/s gives R/k frames/s)"
+                f"--fps {self.fps:g} with --dataset {self.dataset}: its frames have no timestamps; "
+                "use --sample-every k (frames extracted at R frames/s give R/k frames/s)"
             )
         try:  # sample_every, fps, short_side: the rules live in Sampling, checked once there
             self.sampling()
@@ -378,11 +378,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         lists = (self.data.train_list, self.data.test_list)
-        if self.data.dataset == "list" and any(lists) and not all(lists):
-            raise ConfigError(
-                "--dataset list takes both --train-list and --test-list, or neither (then one "
-                "folder per class under --data-root, split by --split, see rrn.data.splits)"
-            )
+        if problem := _dataset_format(self.data.dataset).list_files_problem(*lists):
+            raise ConfigError(problem)
         if self.data.val_fraction and not self.run.val_every:
             raise ConfigError(
                 f"--val-fraction {self.data.val_fraction:g} with --val-every 0 holds videos out of "
@@ -690,6 +687,14 @@ def field_range(cls: type, name: str) -> Range | None:
     if typing.get_origin(tp) is Annotated:
         return next((m for m in tp.__metadata__ if isinstance(m, Range)), None)
     return None
+
+
+def _dataset_format(name: str):
+    """The traits of ``--dataset name`` (:data:`rrn.data.formats.FORMATS`, imported when first
+    asked, as :meth:`DataConfig.sampling` imports the sampling rules)."""
+    from rrn.data.formats import dataset_format
+
+    return dataset_format(name)
 
 
 def check_literals(obj) -> None:
