@@ -314,11 +314,16 @@ def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys
             str(tmp_path / "e.jsonl"),
         ]
     )
-    end = _events(tmp_path / "e.jsonl")[-1]
-    assert rc == 1 and end["status"] == "error" and end["frames"] == 30
+    events = _events(tmp_path / "e.jsonl")
+    (error,) = [e for e in events if e["type"] == "error"]
+    end = events[-1]
+    assert rc == 1 and end["status"] == "error" and end["frames"] == 30 and end["errors"] == 1
     assert (
-        end["error"].startswith("cannot decode video")
-        and "truncated: 30 of 48 frames" in end["error"]
+        error["type"] == "error" and error["kind"] == "source" and error["message"] == end["reason"]
+    )
+    assert (
+        end["reason"].startswith("cannot decode video")
+        and "truncated: 30 of 48 frames" in end["reason"]
     )
     assert "the stream stopped after frame 29 (1.16 s)" in capsys.readouterr().err
     assert len(_decode_all(tmp_path / "a.mp4")) == 30
@@ -450,6 +455,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     start = t.update("A", 0.5, 0.0)
     assert start == [
         {
+            "type": "segment",
             "stream": "cam",
             "segment_id": "cam:1",
             "phase": "start",
@@ -466,6 +472,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     assert update["phase"] == "update" and update["segment_id"] == "cam:1" and update["frames"] == 3
     end, start_b = t.update("B", 0.9, 0.8)
     assert end == {
+        "type": "segment",
         "stream": "cam",
         "segment_id": "cam:1",
         "phase": "end",
