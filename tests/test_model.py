@@ -100,6 +100,21 @@ def _residual_sum(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out + (x if block.downsample is None else block.downsample(x))
 
 
+def _paper_term(model: RecurrentResNet, path: str, block: nn.Module, x_prev: torch.Tensor):
+    """S(x_{t-1}) written from the paper's equations, on torchvision's modules and the
+    model's temporal weights: eq. 2 (projected where the shape changes), eq. 3 and eq. 4."""
+    if model.skip_type == "identity":  # eq. 2
+        return x_prev if block.downsample is None else block.downsample(x_prev)
+    term = F.conv2d(x_prev, model.get_submodule(path).temporal.weight, stride=block.stride)
+    return {"linear": term, "nonlinear": F.relu(term)}[model.skip_type]  # eq. 3, eq. 4
+
+
+def test_every_skip_type_has_its_paper_equation_here():
+    """A registered skip type is tested against the paper only once _paper_term writes it out."""
+    assert [s.equation for s in SKIP_TYPES.values()] == [2, 3, 4]
+    assert list(SKIP_TYPES) == ["identity", "linear", "nonlinear"]
+
+
 def _reference_video(tv: nn.Module, model: RecurrentResNet, frames: torch.Tensor) -> torch.Tensor:
     """The paper's recurrence, one frame at a time, on torchvision's modules: (N, 3, H, W) -> (N, K).
 
@@ -117,14 +132,7 @@ def _reference_video(tv: nn.Module, model: RecurrentResNet, frames: torch.Tensor
                     continue
                 y = _residual_sum(block, h)
                 if path in prev:
-                    x_prev = prev[path]
-                    if model.skip_type == "identity":  # eq. 2 (projected where shapes change)
-                        term = x_prev if block.downsample is None else block.downsample(x_prev)
-                    else:  # eq. 3: W x_{t-1}; eq. 4: relu(W x_{t-1})
-                        w = model.get_submodule(path).temporal.weight
-                        term = F.conv2d(x_prev, w, stride=block.stride)
-                        term = F.relu(term) if model.skip_type == "nonlinear" else term
-                    y = y + term
+                    y = y + _paper_term(model, path, block, prev[path])
                 prev[path] = h
                 h = F.relu(y)
         logits.append(tv.fc(torch.flatten(tv.avgpool(h), 1)))

@@ -39,21 +39,34 @@ INITS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-class IdentitySkip(nn.Module):
+class Skip(nn.Module):
+    """A skip module ``S``: made for one block from its ``(in_channels, out_channels, stride)``,
+    called by it as ``S(x_prev, shortcut)`` and shaped like the block's output; its parameters
+    are initialised by :meth:`reset_parameters`."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+
+    def forward(self, x_prev: Tensor, shortcut: Shortcut) -> Tensor:
+        raise NotImplementedError
+
+    def reset_parameters(self, init: str) -> None:
+        """Initialise the parameters as ``temporal_init`` says (a key of :data:`INITS`);
+        nothing to do without parameters."""
+
+
+class IdentitySkip(Skip):
     """Eq. 2: ``S(x) = x``; where the block changes shape (stride or channels), ``x`` goes through
     the block's projection shortcut, whose weights the current frame's path uses too.
 
     No parameters of its own: ``temporal_init`` has nothing to initialise.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-
     def forward(self, x_prev: Tensor, shortcut: Shortcut) -> Tensor:
         return shortcut(x_prev)
 
 
-class LinearSkip(nn.Module):
+class LinearSkip(Skip):
     """Eq. 3: ``S(x) = W x``, a 1x1 convolution with the block's stride from its input to its
     output channels, in place of the shortcut (a projection block's shortcut is not used).
 
@@ -61,12 +74,15 @@ class LinearSkip(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride)
         self.stride = stride
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 1, 1))
 
     def forward(self, x_prev: Tensor, shortcut: Shortcut) -> Tensor:
         return F.conv2d(x_prev, self.weight, stride=self.stride)
+
+    def reset_parameters(self, init: str) -> None:
+        INITS[init](self.weight)
 
     def extra_repr(self) -> str:
         out_ch, in_ch = self.weight.shape[:2]
@@ -88,13 +104,13 @@ class SkipSpec:
     """The name ``--skip-type`` takes (a key of :data:`SKIP_TYPES`)."""
     equation: int
     """The paper's equation it implements."""
-    module: Callable[[int, int, int], nn.Module]
-    """``(in_channels, out_channels, stride) -> S``, called by the block as ``S(x_prev,
-    shortcut)``; its parameters are the block's ``temporal.*``."""
+    module: type[Skip]
+    """The :class:`Skip` class: made per block, called by it as ``S(x_prev, shortcut)``; its
+    parameters are the block's ``temporal.*``."""
     refused_inits: Mapping[str, str] = field(default_factory=dict)
     """``temporal_init`` values that cannot train this skip, each with the reason."""
 
-    def make(self, in_channels: int, out_channels: int, stride: int, init: str) -> nn.Module:
+    def make(self, in_channels: int, out_channels: int, stride: int, init: str) -> Skip:
         """The skip of one block, its parameters initialised by ``init`` (a key of :data:`INITS`).
 
         Raises:
@@ -108,8 +124,7 @@ class SkipSpec:
             )
         skip = self.module(in_channels, out_channels, stride)
         with torch.no_grad():
-            for p in skip.parameters():
-                INITS[init](p)
+            skip.reset_parameters(init)
         return skip
 
 
