@@ -32,7 +32,9 @@ from rrn.config import TrainConfig, plain, resolve_config
 from rrn.files import atomic_save, load_torch_file
 from rrn.model.weights import CHECKPOINT_FORMAT
 
-FORMAT = CHECKPOINT_FORMAT  # declared where initial weights recognise a checkpoint, below here
+FORMAT = (
+    CHECKPOINT_FORMAT  # declared in the model layer, which reads checkpoints as initial weights
+)
 VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
@@ -187,13 +189,14 @@ def checkpoint_choice(path: str | os.PathLike, ckpt: Mapping[str, Any]) -> dict[
 def build_from_checkpoint(
     ckpt: Mapping[str, Any], device: str | torch.device = "cpu", name: str = "the checkpoint"
 ) -> nn.Module:
-    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file).
+    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file); its
+    ``info`` names ``name`` as the source of its weights and holds the checkpoint's classes.
 
     Raises:
         CheckpointError: the checkpoint's description of its model and its weights disagree (a
             damaged or hand-made file), naming the first difference.
     """
-    from rrn.model import build_model
+    from rrn.model import WeightsReport, build_model
 
     cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
     if not (isinstance(cfg, Mapping) and isinstance(state, Mapping) and isinstance(classes, list)):
@@ -208,6 +211,9 @@ def build_from_checkpoint(
     except (TypeError, ValueError, RuntimeError) as err:
         raise _mismatch(name, err) from None
     load_state_checked(model, state, name)
+    model.info = dataclasses.replace(
+        model.info, weights=WeightsReport(source=name), classes=tuple(classes)
+    )
     return model.to(device).eval()
 
 
@@ -268,7 +274,6 @@ def load_model(
         CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
     """
     from rrn.data.transforms import InputSpec
-    from rrn.model import WeightsReport
 
     path = find_checkpoint(run_or_checkpoint, which)
     ckpt = load_checkpoint(path)
@@ -276,8 +281,6 @@ def load_model(
     cfg = saved_config(ckpt, str(path))
     model.info = dataclasses.replace(
         model.info,
-        weights=WeightsReport(source=str(path)),
-        classes=tuple(ckpt["classes"]),
         inputs=InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling()),
         train_config=cfg,
         checkpoint=path,

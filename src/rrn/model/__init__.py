@@ -53,7 +53,7 @@ from rrn.model.weights import (
     weights_keyword,
 )
 
-ARCHS = tuple(ARCHITECTURES)  # the registry's names, for `for arch in ARCHS` and choices
+ARCHS = tuple(ARCHITECTURES)  # the registered names, in order
 
 __all__ = [
     "ALIASES",

@@ -2,12 +2,13 @@
 
 :class:`ModelInfo` is set where a model is made, and nowhere else: :func:`rrn.model.build_model`
 fills in the architecture and what loading its initial weights did (:class:`WeightsReport`);
-:func:`rrn.checkpoint.load_model` adds what the checkpoint knows (class names, how frames are
-prepared, the training settings, which file and how it was chosen). Everything else reads it,
-through the record or the model's read-only properties of the same names (``model.classes``,
-``model.inputs``, ``model.checkpoint``, ``model.choice``, ``model.skip_blocks`` ...). To describe
-a model differently, give it a new record: ``model.info = dataclasses.replace(model.info, ...)``.
-(timm's ``pretrained_cfg`` and nanoGPT's ``GPTConfig`` are the examples.)
+:func:`rrn.checkpoint.load_model` (its ``build_from_checkpoint``) adds what the checkpoint
+knows (class names, how frames are prepared, the training settings, which file and how it was
+chosen). Everything else reads it, through the record or the model's read-only properties of
+the same names (``model.classes``, ``model.inputs``, ``model.checkpoint``, ``model.choice``,
+``model.skip_blocks`` ...). To describe a model differently, give it a new record:
+``model.info = dataclasses.replace(model.info, ...)``. (timm's ``pretrained_cfg`` and
+nanoGPT's ``GPTConfig`` are the examples.)
 """
 
 from __future__ import annotations
