@@ -22,7 +22,7 @@ weights load unchanged; the only new parameters are ``<block>.temporal.weight``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,6 +252,23 @@ class RecurrentResNet(tv_resnet.ResNet):
         for feats, _ in self._stream(frames, segment, ()):
             logits.append(self.fc(feats))
         return self._unbatch(frames, torch.cat(logits, dim=1))
+
+    def forward_pieces(self, pieces: Iterable[Tensor]) -> Iterator[Tensor]:
+        """:meth:`forward_video` over a video that arrives in pieces (e.g. while it is decoded):
+        yields each piece's per-frame logits, the skip states carried from piece to piece, so
+        memory depends on the piece, not on the video's length. Pieces of ``segment`` frames
+        give :meth:`forward_video`'s rows exactly.
+
+        Args:
+            pieces: (n, 3, H, W) each, consecutive frames of one video.
+
+        Yields:
+            Logits (n, K) per piece.
+        """
+        state = None
+        for piece in pieces:
+            feats, state, _ = self._run(piece[None], state, False, ())  # (1, n, C, h, w)
+            yield self.fc(feats.mean(dim=(-2, -1)))[0]  # (1, n, C, h, w) -> (n, K)
 
     def video_features(
         self, frames: Tensor, stages: Sequence[int] = (2, 3, 4), segment: int = 64

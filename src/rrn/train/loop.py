@@ -26,6 +26,7 @@ from tqdm import tqdm
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
+from rrn.data.formats import flip_changes_class
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
 from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
@@ -371,10 +372,10 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
             "train, "
             f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
         )
-    if cfg.data.dataset == "ssv2" and cfg.data.hflip:
+    if cfg.data.hflip and (why := flip_changes_class(cfg.data)):
         run.say(
-            "rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
-            "right to left', another class; train with --no-hflip"
+            f"rrn train: warning: horizontal flips on {why} turn 'from left to right' into "
+            "'from right to left', another class; train with --no-hflip"
         )
 
 
