@@ -32,9 +32,8 @@ from rrn.config import TrainConfig, plain, resolve_config
 from rrn.files import atomic_save, load_torch_file
 from rrn.model.weights import CHECKPOINT_FORMAT
 
-FORMAT = (
-    CHECKPOINT_FORMAT  # declared in the model layer, which reads checkpoints as initial weights
-)
+# the format marker is declared in the model layer, which reads checkpoints as initial weights
+FORMAT = CHECKPOINT_FORMAT
 VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
