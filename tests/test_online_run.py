@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -173,11 +174,12 @@ def test_sampling_can_be_changed_for_the_stream(setup):
     assert sampling_for(model, sample_every=5) == Sampling(5, None, 37)
     assert sampling_for(model, fps=4) == Sampling(2, 4.0, 37)
     trained_by_time = Sampling(2, 4.0, 37)
-    model.inputs = type(model.inputs)(SIZE, trained_by_time)
+    trained = model.info
+    model.info = replace(trained, inputs=replace(trained.inputs, sampling=trained_by_time))
     try:
         assert sampling_for(model, sample_every=3) == Sampling(3, None, 37)  # the number given
     finally:
-        model.inputs = type(model.inputs)(SIZE, Sampling(2, None, 37))
+        model.info = trained
 
 
 def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
