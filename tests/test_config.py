@@ -1,6 +1,7 @@
 """Config: defaults < YAML < flags, validation, unknown keys/flags with suggestions."""
 
 import argparse
+import dataclasses
 
 import pytest
 import yaml
@@ -110,9 +111,6 @@ def test_context_and_skip_must_agree():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--split", "4"], "--split must be 1, 2 or 3"),
-        (["--lr", "-1"], "--lr must be a positive"),
-        (["--epochs", "two"], "--epochs: expected an integer"),
         (["--arch", "resnet51"], "did you mean 'resnet50'"),
         (["--schedule", "step"], "--lr-milestones"),
         (
@@ -210,12 +208,126 @@ def test_every_command_declares_a_shared_flag_once():
 def test_every_choice_is_declared_once_as_a_literal_and_checked_from_it():
     from rrn.choices import Arch, CacheFormat, DatasetName, names
     from rrn.data.cache import CACHE_FORMATS
-    from rrn.data.formats import PARSERS
+    from rrn.data.formats import FORMATS
     from rrn.model import ARCHS
 
     assert ARCHS == names(Arch) and CACHE_FORMATS == names(CacheFormat)
-    assert list(PARSERS) == list(names(DatasetName))  # every name has its parser, one registry
+    assert list(FORMATS) == list(names(DatasetName))  # every name has its format, one registry
     with pytest.raises(ConfigError, match=r"--arch: 'resnet19' is not one of resnet18, .*resnet18"):
         resolve_config([("flags", {"model": {"arch": "resnet19"}})])
     with pytest.raises(ConfigError, match="--freeze: 'layer5' is not one of stem, layer1"):
         resolve_config([("flags", {"model": {"freeze": "stem,layer5"}})])
+
+
+# Numeric settings: every int/float field of every settings dataclass declares its Range; NaN,
+# infinities and out-of-range values fail when the settings are built (YAML, checkpoint, code)
+# and when the command line is parsed, naming the flag. Generic over the schema: a new numeric
+# field is covered without editing these tests.
+
+
+def _schema_classes():
+    import rrn.config as config
+
+    return [
+        cls
+        for cls in vars(config).values()
+        if dataclasses.is_dataclass(cls)
+        and cls.__module__ == config.__name__
+        and hasattr(cls, "__post_init__")
+        and cls.__name__.endswith("Config")
+        and cls is not config.TrainConfig
+    ]
+
+
+def _numeric_fields():
+    from rrn.config import field_types, strip_optional
+
+    for cls in _schema_classes():
+        for f in dataclasses.fields(cls):
+            if strip_optional(field_types(cls)[f.name])[0] in (int, float):
+                yield cls, f.name
+
+
+def _bad_values(cls, name):
+    from rrn.config import field_range, field_types, strip_optional
+
+    tp = strip_optional(field_types(cls)[name])[0]
+    r = field_range(cls, name)
+    bad = ["nan", "inf", "-inf"] if tp is float else []
+    if r.low is not None:
+        bad.append(str(r.low if r.low_open else (r.low - 1 if tp is int else r.low - 0.5)))
+    if r.high is not None:
+        bad.append(str(r.high if r.high_open else (r.high + 1 if tp is int else r.high + 0.5)))
+    return bad
+
+
+NUMERIC = list(_numeric_fields())
+
+
+def test_the_schema_has_numeric_settings_and_each_declares_its_range():
+    from rrn.config import field_range
+
+    assert len(NUMERIC) > 40 and len({cls for cls, _ in NUMERIC}) >= 9
+    missing = [f"{cls.__name__}.{name}" for cls, name in NUMERIC if field_range(cls, name) is None]
+    assert not missing, f"numeric settings without a Range: {missing}"
+
+
+@pytest.mark.parametrize("cls, name", NUMERIC, ids=[f"{c.__name__}.{n}" for c, n in NUMERIC])
+def test_a_non_finite_or_out_of_range_setting_fails_naming_its_flag(cls, name):
+    from rrn.config import build_dataclass, flag_name
+
+    bad = _bad_values(cls, name)
+    assert bad, "every range has a bound"
+    for value in bad:
+        with pytest.raises(ConfigError, match=f"^--{flag_name(name)}[: ]"):
+            build_dataclass(cls, [("flags", {name: value})])
+    default = getattr(cls(), name)  # the default itself is valid
+    assert build_dataclass(cls, [("flags", {name: default})])
+
+
+def test_every_commands_numeric_flags_are_checked_as_the_command_line_is_parsed(capsys):
+    from rrn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for command, p in sub.choices.items():
+        positionals = ["x" for a in p._actions if not a.option_strings]
+        for action in p._actions:
+            section, dot, name = (action.dest or "").partition(".")
+            fields = {n for _, n in NUMERIC}
+            if not dot or name not in fields or action.type is None:
+                continue
+            for value in ("nan", "inf", "-1e300"):
+                with pytest.raises(SystemExit) as exit_:
+                    p.parse_args([*positionals, action.option_strings[0], value])
+                assert exit_.value.code == 2
+                err = capsys.readouterr().err
+                assert f"argument {action.option_strings[0]}" in err, (command, err)
+            checked += 1
+    assert checked > 60  # every command's numeric flags, over every command
+
+
+def test_out_of_range_flags_say_the_range(capsys):
+    from rrn.cli import main
+
+    for argv, said in (
+        (["train", "--split", "4"], "argument --split: must be in 1..3, got 4"),
+        (["train", "--lr", "-1"], "argument --lr: must be > 0, got -1"),
+        (["train", "--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
+        (["serve", "run", "--max-wait-ms", "inf"], "argument --max-wait-ms: must be a finite"),
+        (["serve", "run", "--source-fps", "nan"], "argument --source-fps: must be a finite"),
+        (["stream", "ckpt", "src", "--min-segment", "nan"], "--min-segment: must be a finite"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and said in capsys.readouterr().err, argv
+
+
+def test_a_token_is_long_and_has_no_spaces():
+    from rrn.config import ServeConfig
+
+    for token in (" ", "short", " " + "a" * 20, "a" * 10 + " " + "b" * 10):
+        with pytest.raises(ConfigError, match="--token must be at least 16 visible"):
+            ServeConfig(token=token)
+    assert ServeConfig(token="0123456789abcdef").token

@@ -9,6 +9,7 @@ import pytest
 
 from rrn.cli import build_parser, main
 from rrn.data.decode import VideoDecodeError, decode_video
+from rrn.data.formats import synth_layouts
 from rrn.data.frame_folder import read_frame_folder, write_frame_folder
 from rrn.data.sampling import Sampling
 from rrn.data.splits import SplitError, load_split, split_problems
@@ -265,12 +266,12 @@ def test_check_data_compares_a_folder_with_its_listed_frame_count(tmp_path, caps
 def test_rawframes_refuses_fps_in_the_config():
     from rrn.config import ConfigError, DataConfig
 
-    with pytest.raises(ConfigError, match="frame folders have no timestamps; use --sample-every"):
+    with pytest.raises(ConfigError, match="rawframes: its frames have no timestamps; use --sample"):
         DataConfig(dataset="rawframes", fps=5)
 
 
 # ------------------------------------------------------------------------------- every format
-@pytest.mark.parametrize("layout", ["kinetics", "ssv2", "rawframes"])
+@pytest.mark.parametrize("layout", synth_layouts())
 def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
     ucf = make_synthetic_dataset(tmp_path / "ucf", classes=2, videos_per_class=4, frames=4, size=16)
     out = tmp_path / f"my {layout}"  # a space: the printed flags must still paste into a shell

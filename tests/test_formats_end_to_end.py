@@ -1,12 +1,17 @@
-"""Every dataset format read end to end through the CLI on its `rrn synth --layout` miniature:
-check-data, cache, train one epoch, evaluate, predict."""
+"""Every dataset format with a synth layout (rrn.data.formats.synth_layouts) read end to end
+through the CLI on its `rrn synth --layout` miniature: check-data, cache, train one epoch,
+evaluate, predict."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
-from rrn.cli import main
+from rrn.cli import build_parser, main
+from rrn.commands.flags import flag_overrides
+from rrn.config import resolve_config
+from rrn.data.formats import synth_layouts
 from rrn.data.synth import make_synthetic_dataset
 
 TINY = [
@@ -35,7 +40,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module", params=["kinetics", "ssv2", "rawframes"])
+@pytest.fixture(scope="module", params=synth_layouts())
 def miniature(request, tmp_path_factory):
     out = make_synthetic_dataset(
         tmp_path_factory.mktemp(request.param),
@@ -71,7 +76,8 @@ def test_check_cache_train_eval_predict(miniature, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "estimate: 8 videos x 6.0 frames" in text and "cached 8 videos" in text
-    root = out / "rawframes" if layout == "rawframes" else out
+    data = resolve_config([("flags", flag_overrides(build_parser().parse_args(["train", *flags])))])
+    root = Path(data.data.data_root)
     entries = sorted(p.name for p in (root / ".rrn-cache").rglob("*.jpgs"))
     assert len(entries) == 8
     run = tmp_path / "run"
@@ -86,24 +92,13 @@ def test_check_cache_train_eval_predict(miniature, tmp_path, capsys):
     assert result["num_chunks"] == 4 * 3  # 6 frames, T = 2
     assert result["protocol"] == "video-level, all N//T chunks (T=2), 1 centre crop"
     capsys.readouterr()
-    video = _first_test_video(layout, out)
+    video = data.data.load_split().test[0].path  # a video file, or a frame folder
     assert main(["predict", str(run), str(video), "--which", "last", "--json"]) == 0
     pred = json.loads(capsys.readouterr().out)["videos"][0]
     classes = result["per_class"]
     assert pred["num_frames"] == 6 and {t["class"] for t in pred["top"]} == {
         c["class"] for c in classes
     }
-
-
-def _first_test_video(layout, out):
-    if layout == "kinetics":
-        return sorted((out / "val").iterdir())[0]
-    if layout == "ssv2":
-        return out / (
-            json.loads((out / "something-something-v2-validation.json").read_text())[0]["id"]
-            + ".webm"
-        )
-    return out / "rawframes" / (out / "test_list.txt").read_text().split()[0]  # a frame folder
 
 
 def test_kinetics_missing_videos_are_skipped_and_counted_in_the_log(tmp_path, capsys):

@@ -2,6 +2,7 @@
 streams closed while waiting, and the same numbers as the recognizer alone."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -130,3 +131,63 @@ def test_shutdown_resolves_what_waits(model):
     batcher.shutdown()
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(StreamFrame("a", _frames(0, 1)[0], 0, 0.0))
+
+
+def test_opening_and_closing_streams_never_wait_for_a_step_in_progress(model):
+    """An event loop opens and closes streams: a slow step must not freeze it (issue 19: while
+    a step was slow, connect/disconnect churn froze rrn serve's loop)."""
+    rec = MultiStreamRecognizer(model)
+    gate, step = threading.Event(), rec.step
+    rec.step = lambda frames: (gate.wait(30), step(frames))[1]
+    with MicroBatcher(rec, max_wait_ms=0) as batcher:
+        batcher.open("busy")
+        held = batcher.submit(StreamFrame("busy", _frames(0, 1)[0], 0, 0.0))
+        deadline = time.monotonic() + 30
+        while batcher.stalled_for() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the worker is inside the held step
+        for i in range(50):
+            batcher.open(f"s{i}")
+            assert batcher.close(f"s{i}")
+        batcher.open("again")
+        # all of it while the step was held (was: each waited for it, until the gate's 30 s):
+        # a state, not a wall-clock bound that a busy machine can exceed
+        assert not held.done()
+        with pytest.raises(KeyError, match="already open"):
+            batcher.open("again")
+        gate.set()
+        assert held.result(timeout=30).stream == "busy"
+        late = batcher.submit(StreamFrame("again", _frames(0, 1)[0], 0, 0.0)).result(timeout=30)
+        assert late.stream == "again" and batcher.open_streams == 2
+    assert set(rec.streams) == {"busy", "again"}  # the opens and closes were applied, in order
+
+
+def test_a_stream_whose_step_fails_costs_only_itself_its_frame(model):
+    """A batch that fails is stepped again stream by stream: the others get exactly what they
+    get alone (their states change only when their own step succeeds)."""
+    rec, alone = MultiStreamRecognizer(model), MultiStreamRecognizer(model)
+    step, sizes = rec.step, []
+
+    def fragile(frames):
+        sizes.append(len(frames))
+        if any(f.stream == "bad" for f in frames):
+            raise RuntimeError("swscale refused the image")
+        return step(frames)
+
+    rec.step = fragile
+    f = _frames(3, 3)
+    alone.open("good")
+    expected = [alone.step([StreamFrame("good", f[i], i, i / 25)])["good"].probs for i in range(3)]
+    with MicroBatcher(rec, max_batch=4, max_wait_ms=50) as batcher:
+        batcher.open("good")
+        batcher.open("bad")
+        for i in range(3):
+            good = batcher.submit(StreamFrame("good", f[i], i, i / 25))
+            bad = batcher.submit(StreamFrame("bad", f[i], i, i / 25))
+            torch.testing.assert_close(
+                good.result(timeout=30).probs, expected[i], atol=1e-6, rtol=0
+            )
+            with pytest.raises(RuntimeError, match="swscale"):
+                bad.result(timeout=30)
+        stats = batcher.stats()
+    assert stats.classified == 3
+    assert 2 in sizes  # the two streams were tried together, then alone

@@ -134,3 +134,78 @@ def test_predict_all_yields_failures_in_order(setup, tmp_path):
     assert results[1] == FailedVideo(str(tmp_path / "gone.avi"), results[1].error)
     assert "No such file" in results[1].error
     torch.testing.assert_close(results[0].video_probs, results[2].video_probs)
+
+
+def _long_video(path, frames: int, fps: int = 25):
+    """An MP4 of ``frames`` random 32 x 32 frames (the decoder does the work, not the disk)."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_video_decoded_piece_by_piece_predicts_what_the_whole_array_does(setup, tmp_path):
+    import rrn.predict
+
+    run, _ = setup
+    video = _long_video(tmp_path / "long.mp4", 150)  # 75 sampled frames: two pieces of 64
+    pred_ = Predictor(run, cache=False)
+    streamed = pred_.predict(video)
+    with torch.no_grad():
+        whole = pred_.model.forward_video(pred_.load(video)).softmax(-1)
+    assert streamed.frame_probs.shape == (75, 3)
+    torch.testing.assert_close(streamed.frame_probs, whole, rtol=0, atol=1e-5)
+    calls = []
+    real = Predictor._piece
+    rrn.predict.Predictor._piece = lambda self, frames, cancel: (
+        calls.append(len(frames)) or real(self, frames, cancel)
+    )
+    try:
+        pred_.predict(video)
+    finally:
+        rrn.predict.Predictor._piece = real
+    assert calls == [64, 11]  # never the whole video at once
+
+
+def test_a_video_over_the_limits_is_refused_by_its_header_or_its_frames(setup, tmp_path):
+    import threading
+
+    from rrn.data.decode import DecodeLimits, VideoTooLongError
+    from rrn.predict import PredictionCancelled
+
+    run, _ = setup
+    video = _long_video(tmp_path / "long.mp4", 150)  # 6 s at 25 fps
+    pred_ = Predictor(run, cache=False)
+    with pytest.raises(VideoTooLongError, match="lasts 6.0 s, over the limit of 5 s"):
+        pred_.predict(video, limits=DecodeLimits(max_seconds=5))
+    with pytest.raises(VideoTooLongError, match="over the limit of 100|over 100 frames"):
+        pred_.predict(video, limits=DecodeLimits(max_frames=100))
+    assert pred_.predict(video, limits=DecodeLimits(max_frames=150, max_seconds=6.5))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(PredictionCancelled):
+        pred_.predict(video, cancel=cancel)
+
+
+def test_frames_past_the_limit_are_refused_when_the_header_says_less(setup, tmp_path, monkeypatch):
+    """A header can say less than the file holds (or nothing): the frames themselves count."""
+    import rrn.data.decode
+    from rrn.data.decode import DecodeLimits, VideoTooLongError
+
+    run, _ = setup
+    video = _long_video(tmp_path / "long.mp4", 150)  # 6 s at 25 fps
+    monkeypatch.setattr(rrn.data.decode, "_check_header_length", lambda *a: None)
+    pred_ = Predictor(run, cache=False)
+    with pytest.raises(VideoTooLongError, match="has over 100 frames, the limit"):
+        pred_.predict(video, limits=DecodeLimits(max_frames=100))
+    with pytest.raises(VideoTooLongError, match="goes on past 3 s, the limit"):
+        pred_.predict(video, limits=DecodeLimits(max_seconds=3))

@@ -63,6 +63,8 @@ def _until(ws, kind: str) -> list[dict]:
 
 
 def _client(model, events=None, **settings) -> TestClient:
+    """The app in-process; Starlette's test client names the host "testserver"."""
+    settings.setdefault("allowed_hosts", ("testserver",))
     return TestClient(create_app(model, ServeConfig(**settings), events))
 
 
@@ -122,12 +124,15 @@ def test_frames_are_kept_at_the_sampling_interval_by_capture_time(model, tmp_pat
 
 
 def test_the_token_guards_every_route_but_healthz(model):
-    with _client(model, token="s3cret") as client:
+    with _client(model, token="s3cret-0123456789") as client:
         assert client.get("/healthz").status_code == 200
         for path in ("/v1/model", "/metrics"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+            assert (
+                client.get(path, headers={"Authorization": "Bearer s3cret-0123456789"}).status_code
+                == 200
+            )
         assert client.post("/v1/predict", files={"video": ("v.mp4", b"x")}).status_code == 401
         for url, headers in (
             ("/v1/streams/a", {}),
@@ -136,10 +141,10 @@ def test_the_token_guards_every_route_but_healthz(model):
         ):
             with pytest.raises(Exception), client.websocket_connect(url, headers=headers) as ws:  # noqa: B017
                 ws.receive_json()
-        with client.websocket_connect("/v1/streams/a?token=s3cret") as ws:
+        with client.websocket_connect("/v1/streams/a?token=s3cret-0123456789") as ws:
             assert ws.receive_json()["type"] == "start"
         with client.websocket_connect(
-            "/v1/streams/b", headers={"Authorization": "Bearer s3cret"}
+            "/v1/streams/b", headers={"Authorization": "Bearer s3cret-0123456789"}
         ) as ws:
             assert ws.receive_json()["type"] == "start"
 
@@ -202,7 +207,7 @@ def test_bad_frames_get_an_error_for_their_stream_only(model):
 
 
 def test_a_client_that_disconnects_mid_stream_frees_its_state(model):
-    app = create_app(model, ServeConfig())
+    app = create_app(model, ServeConfig(allowed_hosts=("testserver",)))
     service = app.state.service
     with TestClient(app) as client:
         with client.websocket_connect("/v1/streams/gone") as ws:
@@ -298,3 +303,35 @@ def test_an_upload_is_classified_as_rrn_predict_does(model, tmp_path, capsys):
     )
     assert too_big.status_code == 413
     assert broken.status_code == 422 and "error" in broken.json()["videos"][0]
+
+
+def test_healthz_says_503_while_the_model_cannot_classify(model):
+    """Liveness reflects a server that cannot classify (issue 19: six decoding bombs starved
+    every stream while /healthz said ok)."""
+    import threading
+    import time
+
+    app = create_app(model, ServeConfig(allowed_hosts=("testserver",)))
+    service = app.state.service
+    service.stall_s = 0.3
+    gate, step = threading.Event(), service.recognizer.step
+    service.recognizer.step = lambda frames: (gate.wait(60), step(frames))[1]
+
+    def healthz_until(code: int) -> dict:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = client.get("/healthz")
+            if r.status_code == code:
+                return r.json()
+            time.sleep(0.05)
+        raise AssertionError(f"/healthz never said {code}")
+
+    with TestClient(app) as client, client.websocket_connect("/v1/streams/s") as ws:
+        assert healthz_until(200)["status"] == "ok"
+        ws.receive_json()
+        ws.send_bytes(_frame(0.0, _image(0)))
+        body = healthz_until(503)
+        assert body["status"] == "unavailable" and "cannot keep up" in body["reason"]
+        gate.set()
+        _until(ws, "frame")
+        assert healthz_until(200)["batcher_waiting_s"] < 0.3

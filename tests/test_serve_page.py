@@ -70,7 +70,7 @@ def server(tmp_path):
     from rrn.serve.app import create_app
 
     run = save_run(tmp_path / "run", frame_size=32, sample_every=5, classes=CLASSES)
-    app = create_app(load_model(run), ServeConfig())
+    app = create_app(load_model(run), ServeConfig(allowed_hosts=("testserver",)))
     port = _free_port()
     srv = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")

@@ -101,3 +101,51 @@ def test_sigterm_ends_every_stream_with_its_end_event(tmp_path):
     closing = [m for m in received if m["type"] == "segment" and m["phase"] == "end"]
     assert closing and closing[-1]["stream"] == "cam"  # the open segment was closed
     assert "rrn serve: stopped" in proc.stdout.read()
+
+
+def test_sigterm_during_an_upload_stops_its_classification(tmp_path):
+    """The process exited only once the upload in hand was classified (issue 19: unbounded with
+    a long video); now the classification stops at its next piece and the client gets 503."""
+    import threading
+
+    import av
+    import httpx
+
+    from serve_client import running_server
+
+    video = tmp_path / "long.mp4"
+    with av.open(str(video), "w") as out:  # 6000 frames: many seconds of work for the model
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(6000):
+            img = np.full((64, 64, 3), i % 256, dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode())
+    run = save_run(tmp_path / "run", frame_size=64, sample_every=1)
+    with running_server(run, "--max-upload-frames", "100000") as (proc, port):
+        answer = {}
+
+        def upload():
+            with open(video, "rb") as fh:
+                answer["r"] = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/predict",
+                    files={"video": ("long.mp4", fh)},
+                    timeout=120,
+                )
+
+        sender = threading.Thread(target=upload)
+        sender.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the classification runs
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            if "rrn_uploads_classifying 1.0" in text:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the upload was never classified")
+        proc.send_signal(signal.SIGTERM)
+        sender.join(120)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert answer["r"].status_code == 503, answer["r"].text
+    assert "shutting down" in answer["r"].json()["detail"]

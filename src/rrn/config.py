@@ -27,6 +27,7 @@ import functools
 import inspect
 import math
 import os
+import re
 import sys
 import types
 import typing
@@ -34,16 +35,74 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from rrn.choices import Arch, CacheFormat, DatasetName, Decoder, Schedule, Stage
+from rrn.choices import (
+    Arch,
+    CacheFormat,
+    DatasetName,
+    Decoder,
+    Schedule,
+    SkipType,
+    Stage,
+    TemporalInit,
+)
 from rrn.errors import ConfigError  # raised here, and imported from here by the commands
 
 
 class RenamedKeyWarning(FutureWarning):
     """A config key or flag was given under a deprecated spelling (it still works)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take, declared on its field:
+    ``lr: Annotated[float, Range(0, low_open=True)] = 1e-4``.
+
+    Every ``int``/``float`` field of the schema declares one (a test checks), and
+    :func:`check_fields` applies it generically, so a value out of range, NaN or infinite fails
+    when the settings are parsed, naming the flag, never later inside a thread or a loop.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    """The bound ``low`` itself is excluded."""
+    high_open: bool = False
+    hint: str = ""
+    """Said after the range, e.g. what to use instead."""
+
+    def describe(self) -> str:
+        """``> 0``, ``>= 1``, ``<= 10``, ``in 1..100``, ``in (0, 1]``."""
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
+            if not (self.low_open or self.high_open) and float(lo).is_integer():
+                return f"in {_number(lo)}..{_number(hi)}"
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{_number(lo)}, {_number(hi)}{right}"
+        if lo is not None:
+            return f"{'>' if self.low_open else '>='} {_number(lo)}"
+        return f"{'<' if self.high_open else '<='} {_number(hi)}"
+
+    def contains(self, value: float) -> bool:
+        lo, hi = self.low, self.high
+        above = lo is None or (value > lo if self.low_open else value >= lo)
+        below = hi is None or (value < hi if self.high_open else value <= hi)
+        return above and below
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+POSITIVE = Range(0, low_open=True)
+"""> 0."""
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+PROBABILITY = Range(0, 1)
+SEED = Range(0, 2**32 - 1, hint="what numpy, DataLoader workers and torch all accept")
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,26 +140,26 @@ class DataConfig:
     """Folder with the videos or frame folders (UCF-101: <root>/<Class>/<video>.avi)."""
     split_dir: str | None = None
     """Folder with the official split or annotation files (default: --data-root)."""
-    split: int = 1
+    split: Annotated[int, Range(1, 3)] = 1
     """Which official train/test split (1, 2 or 3; kinetics and ssv2 have one, 1)."""
     train_list: str | None = None
     """With --dataset list or rawframes: text file of training videos, one 'path label' (list)
     or 'frame_dir total_frames label' (rawframes) a line."""
     test_list: str | None = None
     """With --dataset list or rawframes: text file of test videos, in the same format."""
-    sample_every: int = 10
+    sample_every: Annotated[int, AT_LEAST_1] = 10
     """Keep every n-th frame of a video; consecutive kept frames form a chunk."""
-    fps: float | None = None
+    fps: Annotated[float, POSITIVE] | None = None
     """Sample frames evenly in time at this rate instead of every --sample-every-th frame
     (which is then ignored; default: use --sample-every)."""
-    frame_size: int = 224
+    frame_size: Annotated[int, AT_LEAST_1] = 224
     """Side of the square crop fed to the network, in pixels."""
-    short_side: int | None = None
+    short_side: Annotated[int, AT_LEAST_1] | None = None
     """Resize each frame's short side to this while decoding, before cropping (default:
     round(8/7 x --frame-size), e.g. 256 for 224)."""
-    chunks_per_video: int = 1
+    chunks_per_video: Annotated[int, AT_LEAST_1] = 1
     """Training chunks drawn from each video per epoch."""
-    eval_stride: int | None = None
+    eval_stride: Annotated[int, AT_LEAST_1] | None = None
     """Stride, in sampled frames, between the chunks of a test video (default: T, i.e. all
     N // T non-overlapping chunks)."""
     cache_dir: str | None = None
@@ -109,7 +168,7 @@ class DataConfig:
     cache_format: CacheFormat = "jpeg"
     """Format of the frames written to the frame cache: jpeg (JPEG frames behind an index, 9-14x
     smaller) or npy (uncompressed, memory-mapped, fastest to read). Reading finds either."""
-    cache_quality: int = 90
+    cache_quality: Annotated[int, Range(1, 100)] = 90
     """JPEG quality (1-100) of --cache-format jpeg."""
     decoder: Decoder = "auto"
     """Video decoding backend (auto = PyAV, measured the fastest for strided sampling)."""
@@ -119,33 +178,22 @@ class DataConfig:
     missing: Literal["error", "skip"] = "error"
     """A video listed in the split files but missing on disk: error, or skip it with a
     warning."""
-    val_fraction: float = 0.0
+    val_fraction: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     """Hold out about this fraction of the training videos as a validation split, by group
     (clips of one source video stay together): best.pt follows its accuracy. 0 = none; then no
     checkpoint is selected and the result of a run is its last.pt."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if not 1 <= self.cache_quality <= 100:
-            raise ConfigError(f"--cache-quality must be in 1..100, got {self.cache_quality}")
-        if self.dataset == "rawframes" and self.fps is not None:
+        check_fields(self)
+        if self.fps is not None and not _dataset_format(self.dataset).timestamps:
             raise ConfigError(
-                f"--fps {self.fps:g} with --dataset rawframes: frame folders have no timestamps; "
-                "use --sample-every k (a folder extracted at R frames/s gives R/k frames/s)"
+                f"--fps {self.fps:g} with --dataset {self.dataset}: its frames have no timestamps; "
+                "use --sample-every k (frames extracted at R frames/s give R/k frames/s)"
             )
-        if self.split not in (1, 2, 3):
-            raise ConfigError(f"--split must be 1, 2 or 3, got {self.split}")
-        for name in ("frame_size", "chunks_per_video"):
-            check_positive(name, getattr(self, name))
         try:  # sample_every, fps, short_side: the rules live in Sampling, checked once there
             self.sampling()
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        for name in ("eval_stride",):
-            if getattr(self, name) is not None:
-                check_positive(name, getattr(self, name))
 
     def sampling(self):
         """The frames a video gives (every k-th or by fps, at which short side): the frame
@@ -185,17 +233,17 @@ class ModelConfig:
     """Blocks with a temporal skip, comma-separated aliases (block1, block2, midblock4, block4)
     or module paths (layer4.2); 'none' for a per-frame ResNet. Default: from --context, else
     block4."""
-    skip_type: Literal["identity", "linear", "nonlinear"] = "identity"
+    skip_type: SkipType = "identity"
     """How the previous frame's features enter a temporal skip: identity (eq. 2), linear 1x1
     conv (eq. 3) or nonlinear relu(1x1 conv) (eq. 4)."""
-    context: int | None = None
+    context: Annotated[int, AT_LEAST_1] | None = None
     """Temporal context T = frames per training chunk = number of skips + 1. Alone it picks the
     last T-1 blocks; with --skip it must agree."""
     weights: str = "imagenet"
     """Initial weights: none, imagenet (torchvision's, downloaded once into its cache), a
     torchvision state dict file, or an rrn checkpoint (its classifier is dropped when the class
     count differs)."""
-    temporal_init: Literal["kaiming", "zero"] = "kaiming"
+    temporal_init: TemporalInit = "kaiming"
     """Initialisation of the temporal skip parameters."""
     freeze: tuple[Stage, ...] = ()
     """Stages kept frozen (weights and BatchNorm statistics), comma-separated from: stem,
@@ -204,9 +252,7 @@ class ModelConfig:
     """Under DDP, synchronise BatchNorm statistics across processes."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        if self.context is not None:
-            check_positive("context", self.context)
+        check_fields(self)
         if self.skip is not None and self.context is not None:
             if len(self.skip) + 1 != self.context:
                 raise ConfigError(
@@ -220,56 +266,45 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    epochs: int = 10
+    epochs: Annotated[int, AT_LEAST_1] = 10
     """Passes over the training data."""
-    batch_size: int = 8
+    batch_size: Annotated[int, AT_LEAST_1] = 8
     """Chunks per forward/backward (micro-batch); bounds memory, not the optimiser step."""
-    lr: float = 1e-4
+    lr: Annotated[float, POSITIVE] = 1e-4
     """Adam learning rate at the start of the schedule."""
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, AT_LEAST_0] = 0.0
     """L2 weight decay added by Adam."""
-    update_fraction: float = 0.01
+    update_fraction: Annotated[
+        float,
+        Range(
+            0,
+            1,
+            low_open=True,
+            hint="a fraction of the training data; use --update-chunks N for a number of chunks",
+        ),
+    ] = 0.01
     """Optimiser step every this fraction of the training chunks, in (0, 1] (0.01 = 1%, the
     paper's setting); gradients are accumulated over micro-batches until then."""
-    update_chunks: int | None = None
+    update_chunks: Annotated[int, AT_LEAST_1] | None = None
     """Optimiser step every this many training chunks instead of --update-fraction (default:
     use --update-fraction)."""
     schedule: Schedule = "constant"
     """Learning-rate schedule over the optimiser steps."""
     lr_milestones: tuple[int, ...] = ()
     """With --schedule step: epochs after which the learning rate is multiplied by --lr-gamma."""
-    lr_gamma: float = 0.1
+    lr_gamma: Annotated[float, Range(0, 1, low_open=True)] = 0.1
     """With --schedule step: factor applied at each milestone."""
-    warmup_steps: int = 0
+    warmup_steps: Annotated[int, AT_LEAST_0] = 0
     """Linear warm-up from 0 over this many optimiser steps."""
-    grad_clip: float | None = None
+    grad_clip: Annotated[float, POSITIVE] | None = None
     """Clip the gradient norm to this value (default: no clipping)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        check_positive("epochs", self.epochs)
-        check_positive("batch_size", self.batch_size)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if not (0.0 < self.update_fraction <= 1.0):
-            raise ConfigError(
-                f"--update-fraction {self.update_fraction}: a fraction of the training data must "
-                "be in (0, 1]; use --update-chunks N for a number of chunks"
-            )
-        if self.update_chunks is not None and self.update_chunks < 1:
-            raise ConfigError(f"--update-chunks must be >= 1, got {self.update_chunks}")
+        check_fields(self)
         if self.schedule == "step" and not self.lr_milestones:
             raise ConfigError("--schedule step needs --lr-milestones, e.g. --lr-milestones 4,8")
         if list(self.lr_milestones) != sorted(self.lr_milestones):
             raise ConfigError(f"--lr-milestones must be increasing, got {self.lr_milestones}")
-        if not (0 < self.lr_gamma <= 1):
-            raise ConfigError(f"--lr-gamma must be in (0, 1], got {self.lr_gamma}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
-        if self.grad_clip is not None:
-            check_positive("grad_clip", self.grad_clip)
 
     def chunks_per_step(self, num_chunks: int) -> int:
         """Chunks per optimiser step for a training set of ``num_chunks`` chunks."""
@@ -282,7 +317,7 @@ class OptimConfig:
 class RunConfig:
     out: str = "runs/rrn"
     """Run directory: config.yaml, last.pt, best.pt, log.jsonl, curves.png, eval results."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seeds initialisation, data order and augmentation; equal seeds give equal runs."""
     device: str = "auto"
     """cuda, cuda:N, cpu, or auto (cuda when available). Under torchrun each process takes
@@ -294,21 +329,21 @@ class RunConfig:
     channels_last: bool = True
     """Use the channels_last memory format on CUDA (ignored on CPU, where it showed no consistent
     gain: benchmarks/precision.py)."""
-    workers: int | None = None
+    workers: Annotated[int, AT_LEAST_0] | None = None
     """DataLoader worker processes per process (0 = load in the main process; default: the CPU
     cores this process may use, at most 8, shared by the processes of a torchrun job)."""
     pin_memory: bool = True
     """Pin host memory for faster copies to the GPU (ignored on CPU)."""
-    checkpoint_every: int = 50
+    checkpoint_every: Annotated[int, AT_LEAST_0] = 50
     """Also write RUN/last.pt every this many optimiser steps within an epoch (0 = only at the
     end of each epoch)."""
-    val_every: int = 1
+    val_every: Annotated[int, AT_LEAST_0] = 1
     """Evaluate on the validation split (--val-fraction) every this many epochs and at the end
     (0 = never); best.pt follows its video accuracy."""
     watch_test: bool = False
     """Also evaluate on the test split at those epochs, to watch it: logged as test_* and drawn
     in curves.png, never used to choose a checkpoint."""
-    log_every: int = 1
+    log_every: Annotated[int, AT_LEAST_1] = 1
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
     """Show progress bars (on a terminal; a log file gets the line each epoch or pass ends with)."""
@@ -320,20 +355,13 @@ class RunConfig:
     replaced)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
+        check_fields(self)
         if not self.out:
             raise ConfigError("--out must name a run directory")
-        for name in ("workers", "checkpoint_every", "val_every"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"--{flag_name(name)} must be >= 0, got {value}")
-        check_positive("log_every", self.log_every)
         if self.device != "auto" and not (
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if not 0 <= self.seed < 2**32:  # what numpy, DataLoader workers and torch all accept
-            raise ConfigError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
 
 
 SECTIONS: dict[str, type] = {
@@ -354,13 +382,10 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        check_literals(self)
+        check_fields(self)
         lists = (self.data.train_list, self.data.test_list)
-        if self.data.dataset == "list" and any(lists) and not all(lists):
-            raise ConfigError(
-                "--dataset list takes both --train-list and --test-list, or neither (then one "
-                "folder per class under --data-root, split by --split, see rrn.data.splits)"
-            )
+        if problem := _dataset_format(self.data.dataset).list_files_problem(*lists):
+            raise ConfigError(problem)
         if self.data.val_fraction and not self.run.val_every:
             raise ConfigError(
                 f"--val-fraction {self.data.val_fraction:g} with --val-every 0 holds videos out of "
@@ -396,7 +421,7 @@ class EvalConfig:
     """Checkpoint of a run directory: auto = best.pt when a validation split (--val-fraction)
     chose it, else last.pt; best (falling back to last; the output says how it was chosen);
     last."""
-    batch_size: int = 32
+    batch_size: Annotated[int, AT_LEAST_1] = 32
     """Clips (chunks, or chunk views) per forward pass."""
     out: str | None = None
     """Folder for the results (default: the checkpoint's folder); {split} becomes the split
@@ -410,8 +435,7 @@ class EvalConfig:
     classes are directions, e.g. ssv2)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        check_positive("batch_size", self.batch_size)
+        check_fields(self)
 
 
 @dataclass
@@ -429,7 +453,7 @@ class FeaturesConfig:
     """Store features as float16 (half the disk)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
+        check_fields(self)
         if not self.stages or any(s not in (1, 2, 3, 4) for s in self.stages):
             raise ConfigError(f"--stages must name stages among 1,2,3,4, got {list(self.stages)}")
 
@@ -442,31 +466,27 @@ class BaselineConfig:
     """Folder written by rrn features."""
     model: Literal["avgpool", "gru"] = "avgpool"
     """avgpool: mean of the frame features + linear classifier; gru: a GRU over the frames."""
-    stage: int = 4
+    stage: Annotated[int, Range(1, 4)] = 4
     """Which stored stage's features to use (1-4)."""
     znorm: bool = False
     """Z-normalise features with statistics of the training split only."""
-    epochs: int = 100
+    epochs: Annotated[int, AT_LEAST_1] = 100
     """Passes over the training videos."""
-    lr: float = 1e-3
+    lr: Annotated[float, POSITIVE] = 1e-3
     """Adam learning rate."""
-    weight_decay: float = 1e-4
+    weight_decay: Annotated[float, AT_LEAST_0] = 1e-4
     """L2 weight decay added by Adam."""
-    batch_size: int = 64
+    batch_size: Annotated[int, AT_LEAST_1] = 64
     """Videos per optimiser step."""
-    hidden: int = 128
+    hidden: Annotated[int, AT_LEAST_1] = 128
     """GRU units (the paper: 128)."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seeds initialisation and order."""
     out: str | None = None
     """Where to write the results (default: the --features folder)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        if self.stage not in (1, 2, 3, 4):
-            raise ConfigError(f"--stage must be 1, 2, 3 or 4, got {self.stage}")
-        for name in ("epochs", "lr", "batch_size", "hidden"):
-            check_positive(name, getattr(self, name))
+        check_fields(self)
 
     @property
     def stem(self) -> str:
@@ -486,39 +506,30 @@ class StreamConfig:
     """Events file: one JSON line per classified frame (time, top classes) and per action
     segment phase (start, update, end), with the stream's name; all sources in one file
     (default: none)."""
-    smooth: int | None = None
+    smooth: Annotated[int, AT_LEAST_1] | None = None
     """Average the probabilities of the last N sampled frames before picking the top classes
     and segments (1 = no smoothing; default: the model's temporal context T)."""
-    labels: int = 3
+    labels: Annotated[int, AT_LEAST_1] = 3
     """Most probable classes shown per sampled frame: drawn on the annotated video and listed
     in the events file."""
     realtime: bool = False
     """Keep up with the source: when the model falls behind, skip to the newest frame and count
     the dropped ones. A file is then played at its frame rate, like a live source (default:
     every sampled frame is classified)."""
-    threads: int | None = None
+    threads: Annotated[int, AT_LEAST_1] | None = None
     """CPU threads for the model (default: torch's, the cores available)."""
-    timeout: float = 10.0
+    timeout: Annotated[float, POSITIVE] = 10.0
     """Seconds a network stream may take to open, and a live source may go without sending a
     frame before it counts as ended (or stalled)."""
-    threshold: float = 0.0
+    threshold: Annotated[float, PROBABILITY] = 0.0
     """Smoothed probability the top class needs for an action segment (0: any top class);
     below it no segment is open."""
-    min_segment: float = 0.0
+    min_segment: Annotated[float, AT_LEAST_0] = 0.0
     """Seconds a run of one top class must last before its segment is announced (shorter
     runs are flicker: no segment events)."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        for name in ("smooth", "threads"):
-            if getattr(self, name) is not None:
-                check_positive(name, getattr(self, name))
-        check_positive("labels", self.labels)
-        check_positive("timeout", self.timeout)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
-        if self.min_segment < 0:
-            raise ConfigError(f"--min-segment must be >= 0 seconds, got {self.min_segment}")
+        check_fields(self)
 
 
 @dataclass
@@ -533,7 +544,7 @@ class ExportConfig:
     out: str | None = None
     """Folder for the exported graphs and model.json, or the Triton model repository
     (required)."""
-    opset: int = 18
+    opset: Annotated[int, Range(17, hint="torch.onnx's exporter")] = 18
     """ONNX opset version (onnx and triton)."""
     check: bool = True
     """Run the exported graphs once against PyTorch (a random video through the step, a random
@@ -541,18 +552,14 @@ class ExportConfig:
     onnxruntime; not for triton, whose model is the ONNX step)."""
     name: str = "rrn"
     """Model name in the Triton repository (triton only)."""
-    max_batch_size: int = 8
+    max_batch_size: Annotated[int, AT_LEAST_1] = 8
     """Streams Triton's sequence batcher steps together at most (triton only)."""
-    source_fps: float = 25.0
+    source_fps: Annotated[float, POSITIVE] = 25.0
     """Frame rate that sample_every refers to for a live source (the training videos' rate,
     e.g. 25 for UCF-101): a model trained on every 10th frame then sees one frame per 0.4 s."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        if self.opset < 17:
-            raise ConfigError(f"--opset must be >= 17 (torch.onnx's exporter), got {self.opset}")
-        check_positive("max_batch_size", self.max_batch_size)
-        check_positive("source_fps", self.source_fps)
+        check_fields(self)
 
 
 @dataclass
@@ -560,54 +567,80 @@ class ServeConfig:
     """How ``rrn serve`` listens, whom it lets in, and what it accepts (see :mod:`rrn.serve`).
 
     What its events say (``labels``, ``smooth``, ``threshold``, ``min_segment``) is
-    :class:`StreamConfig`'s, as for ``rrn stream``."""
+    :class:`StreamConfig`'s, as for ``rrn stream``. docs/serve.md says what one client can cost
+    the server at most with these limits."""
 
     host: str = "127.0.0.1"
     """Address to listen on. Anything but loopback (127.0.0.1, ::1, localhost) needs a token:
     the service would be reachable from other machines."""
-    port: int = 8000
+    port: Annotated[int, Range(0, 65535)] = 8000
     """TCP port (0: any free port, printed at the start)."""
     token: str | None = None
-    """Bearer token every route but /healthz requires (default: the RRN_TOKEN environment
-    variable; none: no authentication, allowed on loopback only). WebSocket clients may give it
-    as ?token=."""
-    max_streams: int = 64
+    """Bearer token every route but /healthz and the page requires (default: the RRN_TOKEN
+    environment variable; none: no authentication, allowed on loopback only): at least 16
+    visible ASCII characters, e.g. from `openssl rand -hex 16`. WebSocket clients may give it as
+    ?token=."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted besides the bound address (and, on loopback, localhost,
+    127.0.0.1 and [::1]): the names clients reach the service by, e.g. rrn.example.org. Other
+    Host headers are refused (a guard against DNS rebinding). Default on a non-loopback address:
+    any."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web origins (scheme://host[:port]) besides the service's own whose pages may use it.
+    Browsers send Origin with every WebSocket and cross-site request; a request from another
+    origin is refused (a page the user opens cannot drive the service). Clients that are not
+    browsers send none and are not affected."""
+    max_streams: Annotated[int, AT_LEAST_1] = 64
     """Streams open at once; a further one is refused with an error."""
-    max_batch: int = 16
+    max_batch: Annotated[int, AT_LEAST_1] = 16
     """Streams stepped in one batched model call at most."""
-    max_wait_ms: float = 5.0
+    max_wait_ms: Annotated[float, Range(0, 1000)] = 5.0
     """How long a frame may wait for other streams' frames to join its batch."""
-    max_frame_bytes: int = 2_000_000
-    """Bytes of one frame message (capture time + JPEG/PNG)."""
-    max_pixels: int = 4096 * 2160
+    max_frame_bytes: Annotated[int, Range(1024)] = 2_000_000
+    """Bytes of one frame message (capture time + JPEG/PNG); a larger one is an error for its
+    stream, and one over twice this closes the connection (1009)."""
+    max_pixels: Annotated[int, AT_LEAST_1] = 4096 * 2160
     """Width x height a frame's image may declare (checked before decoding)."""
-    max_fps: float = 60.0
+    max_aspect: Annotated[float, Range(1)] = 4.0
+    """Longer side / shorter side of a frame's image at most (checked before decoding): a
+    40000 x 1 image would be resized to millions of pixels for the model's short side."""
+    max_fps: Annotated[float, POSITIVE] = 60.0
     """Frames per second one stream may send; frames beyond are dropped unread (counted)."""
-    max_upload_mb: float = 200.0
+    max_time_gap: Annotated[float, POSITIVE] = 60.0
+    """Seconds a stream's capture time may jump forward between two frames; a frame that jumps
+    further is an error for its stream (a clock that was reset starts a new stream)."""
+    decode_workers: Annotated[int, AT_LEAST_1] | None = None
+    """Threads decoding the streams' frames, shared by all streams, each stream using at most
+    one at a time (default: the CPU cores this process may use)."""
+    max_upload_mb: Annotated[float, POSITIVE] = 200.0
     """Size of a video uploaded to /v1/predict, in MB."""
-    idle_timeout: float = 30.0
+    max_upload_seconds: Annotated[float, POSITIVE] = 600.0
+    """Duration of an uploaded video at most (by its header, then by its frames): a longer one
+    is refused with 413 (a 1 MB file can hold 44,000 tiny frames)."""
+    max_upload_frames: Annotated[int, AT_LEAST_1] = 36_000
+    """Frames an uploaded video may hold (decoded, not only the sampled ones); more is refused
+    with 413."""
+    upload_timeout: Annotated[float, POSITIVE] = 60.0
+    """Seconds a client may take to send an upload; a slower one gets 408 (the upload slot is
+    taken only once the whole upload is in)."""
+    idle_timeout: Annotated[float, POSITIVE] = 30.0
     """Seconds a stream may go without a message before it is ended and its state freed."""
-    source_fps: float = 25.0
+    source_fps: Annotated[float, POSITIVE] = 25.0
     """Frame rate that sample_every refers to for a live source (the training videos' rate,
     e.g. 25 for UCF-101): a model trained on every 10th frame then sees one frame per 0.4 s."""
 
     def __post_init__(self) -> None:
-        check_literals(self)
-        for name in (
-            "max_streams",
-            "max_batch",
-            "max_frame_bytes",
-            "max_pixels",
-            "max_fps",
-            "max_upload_mb",
-            "idle_timeout",
-            "source_fps",
-        ):
-            check_positive(name, getattr(self, name))
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+        check_fields(self)
+        if self.token is not None and not TOKEN.fullmatch(self.token):
+            raise ConfigError(
+                "--token must be at least 16 visible ASCII characters without spaces (e.g. "
+                "`openssl rand -hex 16`); a short or blank token is easy to guess"
+            )
+
+
+TOKEN = re.compile(r"[!-~]{16,}")
+"""What a bearer token may be: 16 or more visible ASCII characters (it travels in a header and
+in a WebSocket URL's query)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,9 +652,55 @@ def flag_name(name: str) -> str:
     return name.replace("_", "-")
 
 
-def check_positive(name: str, value: float) -> None:
-    if value is None or value <= 0:
-        raise ConfigError(f"--{flag_name(name)} must be > 0, got {value}")
+def check_fields(obj) -> None:
+    """The generic checks of every settings dataclass: :func:`check_literals` and
+    :func:`check_ranges`. Each ``__post_init__`` calls it first."""
+    check_literals(obj)
+    check_ranges(obj)
+
+
+def check_ranges(obj) -> None:
+    """Every ``int``/``float`` field of dataclass ``obj`` is finite and in the :class:`Range`
+    its type declares (``Annotated[float, Range(...)]``).
+
+    Raises:
+        ConfigError: naming the flag, the range and the value.
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is not None and not isinstance(value, bool) and isinstance(value, int | float):
+            check_number(type(obj), f.name, value)
+
+
+def check_number(cls: type, name: str, value: float) -> None:
+    """``value`` for field ``name`` of ``cls`` is finite and in the field's :class:`Range`.
+
+    Raises:
+        ConfigError: naming the flag, the range and the value.
+    """
+    flag = f"--{flag_name(name)}"
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag} must be a finite number, got {value}")
+    bounds = field_range(cls, name)
+    if bounds is not None and not bounds.contains(value):
+        hint = f" ({bounds.hint})" if bounds.hint else ""
+        raise ConfigError(f"{flag} must be {bounds.describe()}{hint}, got {_number(value)}")
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The :class:`Range` declared on field ``name`` of ``cls``, if any."""
+    tp, _ = strip_optional(typing.get_type_hints(cls, include_extras=True)[name])
+    if typing.get_origin(tp) is Annotated:
+        return next((m for m in tp.__metadata__ if isinstance(m, Range)), None)
+    return None
+
+
+def _dataset_format(name: str):
+    """The traits of ``--dataset name`` (:data:`rrn.data.formats.FORMATS`, imported when first
+    asked, as :meth:`DataConfig.sampling` imports the sampling rules)."""
+    from rrn.data.formats import dataset_format
+
+    return dataset_format(name)
 
 
 def check_literals(obj) -> None:

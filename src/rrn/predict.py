@@ -13,6 +13,7 @@ with a full temporal context (``n >= T - 1``), i.e. the mean over all stride-1 c
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
+PIECE = 64
+"""Sampled frames decoded, then stepped through the model, at a time."""
+
+
+class PredictionCancelled(RuntimeError):
+    """The ``cancel`` event of :meth:`Predictor.predict` was set."""
 
 
 @dataclass
@@ -96,6 +104,7 @@ class Predictor:
         which: str = "best",
         *,
         model=None,
+        cache: bool = True,
     ):
         from rrn.checkpoint import load_model
         from rrn.data import FrameSource
@@ -107,7 +116,11 @@ class Predictor:
         self.path = self.model.checkpoint
         self.classes: list[str] = self.model.classes
         self.config = self.model.train_config.data
-        self.source = FrameSource.from_config(self.config)
+        self.source = (
+            FrameSource.from_config(self.config)
+            if cache
+            else FrameSource(self.config.sampling(), decoder=self.config.decoder)
+        )
         self.transform = self.model.inputs.transform()
 
     @property
@@ -119,10 +132,27 @@ class Predictor:
         return self.transform(np.array(self.source(video)))  # uint8 (N, H, W, 3) -> (N, 3, S, S)
 
     @torch.inference_mode()
-    def predict(self, video: str | os.PathLike, top: int = 5) -> VideoPrediction:
-        """Top classes of one video and its per-frame probabilities."""
-        frames = self.load(video).to(self.device)  # (N, 3, S, S)
-        frame_probs = self.model.forward_video(frames).float().softmax(dim=-1).cpu()  # (N, K)
+    def predict(
+        self,
+        video: str | os.PathLike,
+        top: int = 5,
+        *,
+        limits=None,
+        cancel: threading.Event | None = None,
+    ) -> VideoPrediction:
+        """Top classes of one video and its per-frame probabilities.
+
+        Args:
+            limits: A :class:`~rrn.data.decode.DecodeLimits` for a video decoded while the
+                model runs (see the module docstring).
+            cancel: Set it to stop between two pieces of such a video.
+
+        Raises:
+            VideoDecodeError: the video cannot be decoded (``VideoTooLongError``: over
+                ``limits``).
+            PredictionCancelled: ``cancel`` was set.
+        """
+        frame_probs = self._frame_probs(video, limits, cancel)  # (N, K)
         full = (
             frame_probs[self.context - 1 :] if frame_probs.shape[0] >= self.context else frame_probs
         )
@@ -140,6 +170,33 @@ class Predictor:
             ),
             extra={"chunks": int(full.shape[0]), "context": self.context},
         )
+
+    def _frame_probs(self, video, limits, cancel) -> torch.Tensor:
+        """(N, K) per-frame probabilities: piece by piece while decoding, or all at once for a
+        cached video or a frame folder."""
+        if self.source.cache is None and self.source.decoder == "pyav" and Path(video).is_file():
+            pieces = self.model.forward_pieces(self._pieces(video, limits, cancel))
+            return torch.cat([p.float().softmax(dim=-1).cpu() for p in pieces])
+        frames = self.load(video).to(self.device)  # (N, 3, S, S)
+        return self.model.forward_video(frames).float().softmax(dim=-1).cpu()
+
+    def _pieces(self, video, limits, cancel) -> Iterator[torch.Tensor]:
+        """(n <= PIECE, 3, S, S) transformed frames, as they are decoded."""
+        from rrn.data.decode import iter_decoded
+
+        piece: list[np.ndarray] = []
+        for frame in iter_decoded(video, self.source.sampling, limits):
+            piece.append(frame)
+            if len(piece) == PIECE:
+                yield self._piece(piece, cancel)
+                piece = []
+        if piece:
+            yield self._piece(piece, cancel)
+
+    def _piece(self, frames: list[np.ndarray], cancel) -> torch.Tensor:
+        if cancel is not None and cancel.is_set():
+            raise PredictionCancelled("the prediction was cancelled")
+        return self.transform(np.stack(frames)).to(self.device)  # (n, H, W, 3) -> (n, 3, S, S)
 
     def predict_all(
         self, videos: Iterable[str | os.PathLike], top: int = 5

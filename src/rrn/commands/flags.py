@@ -19,7 +19,10 @@ from typing import Any, Literal
 
 from rrn.config import (
     SECTIONS,
+    ConfigError,
     build_dataclass,
+    check_number,
+    coerce,
     field_docs,
     field_types,
     flag_name,
@@ -87,6 +90,8 @@ def add_dataclass_arguments(
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["metavar"] = _metavar(name, tp)
+        if tp in (int, float):
+            kwargs["type"] = _number(cls, name)
         extra = [(aliases or {})[name]] if name in (aliases or {}) else []
         group.add_argument(f"--{flag_name(name)}", *extra, **kwargs)
 
@@ -109,6 +114,26 @@ def add_config_arguments(
             default=argparse.SUPPRESS,
             help=argparse.SUPPRESS,
         )  # renamed: still accepted, with a warning
+
+
+def _number(cls: type, name: str):
+    """The ``type=`` of a numeric flag: the field's type, finite and in its declared range
+    (:class:`~rrn.config.Range`), checked as the command line is parsed (exit 2 naming it)."""
+
+    def parse(text: str):
+        try:
+            value = coerce(text, field_types(cls)[name], f"--{flag_name(name)}")
+            if value is not None:
+                check_number(cls, name, value)
+        except ConfigError as err:  # argparse says "argument --flag: " first
+            message = str(err)
+            for said in (f"--{flag_name(name)}: ", f"--{flag_name(name)} "):
+                message = message.removeprefix(said)
+            raise argparse.ArgumentTypeError(message) from None
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
 
 
 def _metavar(name: str, tp: Any) -> str:

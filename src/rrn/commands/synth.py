@@ -6,13 +6,16 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rrn.data.formats import synth_layouts
+
+    layouts = synth_layouts()
     p = sub.add_parser(
         "synth",
         help="write a synthetic action dataset whose classes differ only in temporal order",
         description="Write a deterministic synthetic action dataset, by default as .avi files in "
         "the UCF-101 layout (classInd.txt, trainlist01.txt, testlist01.txt); --layout writes the "
-        "same videos as a miniature Kinetics, Something-Something v2 or mmaction2 rawframes "
-        "dataset. Class k = objects moving along direction 360*k/K degrees: no single frame "
+        f"same videos as a miniature of another dataset format ({', '.join(layouts[1:])}). "
+        "Class k = objects moving along direction 360*k/K degrees: no single frame "
         "tells the class. Train on it with horizontal flips off and sample_every <= 3.",
     )
     p.add_argument("out", help="output folder")
@@ -23,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="default: 0")
     p.add_argument(
         "--layout",
-        choices=("ucf101", "kinetics", "ssv2", "rawframes"),
-        default="ucf101",
-        help="the dataset format to write (default: ucf101); the flags that read it are "
+        choices=layouts,
+        default=layouts[0],
+        help=f"the dataset format to write (default: {layouts[0]}); the flags that read it are "
         "printed and stored in OUT/rrn_synth.json",
     )
     p.set_defaults(func=run)
@@ -60,4 +63,5 @@ def run(args: argparse.Namespace) -> int:
         f"layout (train: {info['train']}, test: {info['test']})"
     )
     print(f"read it with: {info['flags']}")
+    print("train with --no-hflip: its classes are directions (a mirrored MoveRight is MoveLeft)")
     return 0

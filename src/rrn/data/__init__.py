@@ -6,7 +6,8 @@ uint8 frames), :mod:`~rrn.data.splits` (split files -> records), :mod:`~rrn.data
 :mod:`~rrn.data.transforms` (one random draw per clip),
 :mod:`~rrn.data.datasets` (the three combined), :mod:`~rrn.data.cache` (decode once),
 :mod:`~rrn.data.synth` (the synthetic dataset), :mod:`~rrn.data.check` (``rrn check-data``);
-:mod:`~rrn.data.formats` (Kinetics, Something-Something v2, mmaction2 frame-folder lists),
+:mod:`~rrn.data.formats` (every dataset format: one registry of typed records, each with its
+parser, traits and synth layout),
 :mod:`~rrn.data.frame_folder` (frame folder -> uint8 frames, no video decoding),
 :mod:`~rrn.data.cache_entries` (the ``jpeg`` and ``npy`` cache entry formats).
 
@@ -29,9 +30,12 @@ _OWNERS = {
     "VideoChunkDataset": "datasets",
     "collate_chunks": "datasets",
     "collate_videos": "datasets",
+    "DecodeLimits": "decode",
     "VideoDecodeError": "decode",
+    "VideoTooLongError": "decode",
     "available_decoders": "decode",
     "decode_video": "decode",
+    "iter_decoded": "decode",
     "Sampling": "sampling",
     "default_short_side": "sampling",
     "eval_chunks": "sampling",

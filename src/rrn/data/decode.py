@@ -27,6 +27,10 @@ Matroska/WebM's track duration): a stream that stops more than 1.5 frame interva
 whose last packet the demuxer flags as cut, raises :class:`VideoDecodeError` ("truncated: 61 of
 165 frames; ..."). Files whose header gives no length (MPEG-TS/PS, streamed WebM) can only be
 caught when they end inside a frame.
+
+:func:`iter_decoded` gives the same frames one at a time (memory of one frame, whatever the
+video's length) and can refuse a video longer than :class:`DecodeLimits`, by its header before
+decoding and by its frames while decoding (a 1 MB file can hold 44,000 tiny frames).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +74,20 @@ class VideoDecodeError(UserError, RuntimeError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"cannot decode video {self.path}: {reason}")
+
+
+class VideoTooLongError(VideoDecodeError):
+    """A video over the :class:`DecodeLimits` it was decoded with."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """How long a video may be (``None``: unlimited)."""
+
+    max_frames: int | None = None
+    """Frames decoded (all of them, not only the sampled ones)."""
+    max_seconds: float | None = None
+    """Duration, by the container's header and by the frames' presentation times."""
 
 
 def available_decoders() -> list[str]:
@@ -142,31 +162,41 @@ def decode_video(path, sampling: Sampling | None = None, *, backend: str = "auto
             non-video file, no video stream, or no frame decoded.
     """
     sampling = sampling or Sampling()  # every 10th frame, the original size
-    sample_every, fps, short_side = sampling.sample_every, sampling.fps, sampling.short_side
     name = resolve_backend(backend)
     path = Path(path)
+    _check_file(path)
+    if name == "torchcodec" and sampling.fps is None:  # by time: PyAV's rule, one semantics
+        try:
+            return _decode_torchcodec(path, sampling.sample_every, sampling.short_side)
+        except VideoDecodeError:
+            raise
+        except Exception:
+            pass
+    return np.stack(list(iter_decoded(path, sampling)))  # (N, H, W, 3)
+
+
+def _check_file(path: Path) -> None:
     try:
         size = os.path.getsize(path)
     except OSError as err:
         raise VideoDecodeError(path, f"file not readable ({err.strerror or err})") from None
     if size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
-    if name == "torchcodec" and fps is None:  # time-based sampling: PyAV's rule, one semantics
-        try:
-            return _decode_torchcodec(path, sample_every, short_side)
-        except VideoDecodeError:
-            raise
-        except Exception:
-            pass
-    return _decode_pyav(path, sample_every, fps, short_side)
 
 
-def _decode_pyav(
-    path: Path, sample_every: int, fps: float | None, short_side: int | None
-) -> np.ndarray:
+def iter_decoded(
+    path, sampling: Sampling | None = None, limits: DecodeLimits | None = None
+) -> Iterator[np.ndarray]:
+    """:func:`decode_video`'s frames (PyAV) one at a time: uint8 ``(H, W, 3)`` RGB each.
+
+    Raises:
+        VideoDecodeError: as :func:`decode_video` (truncation once the last frame is read).
+        VideoTooLongError: over ``limits``, before decoding when the header says so.
+    """
     import av
 
-    frames: list[np.ndarray] = []
+    sampling, path = sampling or Sampling(), Path(path)
+    _check_file(path)
     try:
         container = av.open(str(path), mode="r")
     except Exception as err:
@@ -178,30 +208,62 @@ def _decode_pyav(
             raise VideoDecodeError(path, "the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        selector = FrameSelector(Sampling(sample_every, fps, short_side), stream_rate(stream))
-        size: tuple[int, int] | None = None
-        tail = _StreamTail()
-        decoded = 0
-        try:
-            for i, frame in enumerate(_frames(container, stream, tail)):
-                decoded += 1
-                if not selector.keep(i, frame.time):
-                    continue  # decoded (inter-coded video needs it) but never converted
-                if size is None:  # the first kept frame fixes the size, should the stream change it
-                    size = resized_shape(frame.height, frame.width, short_side)
-                frames.append(to_rgb(frame, size))
-        except Exception as err:
-            raise VideoDecodeError(
-                path, f"decoding failed after {len(frames)} sampled frames ({error_text(err)})"
-            ) from None
-        if not frames:
-            raise VideoDecodeError(
-                path, "no frame could be decoded (truncated or corrupt video stream)"
-            )
-        truncated = _truncation(container, stream, tail, decoded)
-        if truncated:
-            raise VideoDecodeError(path, truncated)
-    return np.stack(frames)  # (N, H, W, 3)
+        limits = limits or DecodeLimits()
+        _check_header_length(path, container, stream, limits)
+        yield from _sampled(path, container, stream, sampling, limits)
+
+
+def _sampled(path: Path, container, stream, sampling: Sampling, limits: DecodeLimits):
+    selector = FrameSelector(sampling, stream_rate(stream))
+    size: tuple[int, int] | None = None
+    tail = _StreamTail()
+    decoded = kept = 0
+    try:
+        for i, frame in enumerate(_frames(container, stream, tail)):
+            decoded += 1
+            _check_frame_length(path, decoded, frame.time, limits)
+            if not selector.keep(i, frame.time):
+                continue  # decoded (inter-coded video needs it) but never converted
+            if size is None:  # the first kept frame fixes the size, should the stream change it
+                size = resized_shape(frame.height, frame.width, sampling.short_side)
+            kept += 1
+            yield to_rgb(frame, size)
+    except VideoDecodeError:
+        raise
+    except Exception as err:
+        raise VideoDecodeError(
+            path, f"decoding failed after {kept} sampled frames ({error_text(err)})"
+        ) from None
+    if not kept:
+        raise VideoDecodeError(
+            path, "no frame could be decoded (truncated or corrupt video stream)"
+        )
+    truncated = _truncation(container, stream, tail, decoded)
+    if truncated:
+        raise VideoDecodeError(path, truncated)
+
+
+def _check_header_length(path: Path, container, stream, limits: DecodeLimits) -> None:
+    """Refuse a video whose header already says it is over ``limits``."""
+    seconds = _promised_seconds(container, stream)
+    if seconds is None and container.duration:  # microseconds, for the whole container
+        seconds = container.duration / 1_000_000
+    if limits.max_seconds is not None and seconds is not None and seconds > limits.max_seconds:
+        raise VideoTooLongError(
+            path, f"the video lasts {seconds:.1f} s, over the limit of {limits.max_seconds:g} s"
+        )
+    if limits.max_frames is not None and stream.frames and stream.frames > limits.max_frames:
+        raise VideoTooLongError(
+            path, f"the video has {stream.frames} frames, over the limit of {limits.max_frames}"
+        )
+
+
+def _check_frame_length(path: Path, decoded: int, t: float | None, limits: DecodeLimits) -> None:
+    """Refuse a video whose frames go past ``limits`` (a header can say less than there is)."""
+    if limits.max_frames is not None and decoded > limits.max_frames:
+        raise VideoTooLongError(path, f"the video has over {limits.max_frames} frames, the limit")
+    if limits.max_seconds is not None and t is not None and t > limits.max_seconds:
+        raise VideoTooLongError(path, f"the video goes on past {limits.max_seconds:g} s, the limit")
 
 
 def checked_frames(container, stream, name: str):

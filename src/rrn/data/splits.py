@@ -1,27 +1,20 @@
 """Split files -> video records: which videos train, which test, with which label.
 
-Formats (all parsed tolerant of CRLF line endings, blank lines and trailing spaces):
+The annotation files are parsed by the dataset's format (:data:`rrn.data.formats.FORMATS`, one
+module per format, all tolerant of CRLF line endings, blank lines and trailing spaces); this
+module checks the flags against the format's traits (``--split``, the list files), finds every
+entry on disk and builds the records.
 
-* **UCF-101** (``dataset="ucf101"``), as distributed in ``ucfTrainTestlist/``:
-  ``classInd.txt`` = ``<1-based index> <Class>``; ``trainlist0k.txt`` =
-  ``<Class>/<video>.avi <1-based label>``; ``testlist0k.txt`` = ``<Class>/<video>.avi``
-  (no label: it is the class folder's).
-* **HMDB-51** (``dataset="hmdb51"``): one ``<class>_test_split<k>.txt`` per class with lines
-  ``<video> <0|1|2>`` (1 = train, 2 = test, 0 = unused); classes sorted by name.
-* **Kinetics** (``dataset="kinetics"``), **Something-Something v2** (``"ssv2"``) and
-  **mmaction2 frame folders** (``"rawframes"``): see :mod:`rrn.data.formats`.
-* **Custom** (``dataset="list"``): list files of ``relative/path <0-based label>`` lines
-  (mmaction2's convention), with class names from an optional ``classInd.txt`` in
-  ``split_dir`` (UCF format) or else ``"0", "1", ...``. Without list files: one folder per
-  class under ``data_root``, sorted by name, and ``split = k`` in 1..3 is a 3-fold split:
-  a video goes to test when ``(group - 1) % 3 == k - 1``, where ``group`` is the ``_gNN_``
-  number of UCF-style names (so groups never straddle train and test) or, for other names,
-  the video's 1-based position within its sorted class folder.
-
-A listed video missing under its exact name is resolved by its stem with another video
-extension (re-encoded ``.mp4`` copies of UCF-101 are common). Still missing: an error naming
-the split file and line (``missing="error"``), or dropped and reported in
+A listed video missing under its exact name is resolved by its stem with another of the format's
+video extensions (re-encoded ``.mp4`` copies of UCF-101 are common). Still missing: an error
+naming the split file and line (``missing="error"``), or dropped and reported in
 :attr:`DatasetSplit.missing` (``missing="skip"``).
+
+Custom class folders (``dataset="list"`` without list files): one folder per class under
+``data_root``, sorted by name, and ``split = k`` in 1..3 is a 3-fold split: a video goes to test
+when ``(group - 1) % 3 == k - 1``, where ``group`` is the ``_gNN_`` number of UCF-style names (so
+groups never straddle train and test) or, for other names, the video's 1-based position within
+its sorted class folder.
 """
 
 from __future__ import annotations
@@ -31,8 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from rrn.choices import DatasetName, names
-from rrn.data.decode import VIDEO_EXTENSIONS
+from rrn.data.formats import DatasetFormat, SplitSource, dataset_format
 from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
     Entry,
     LineErrors,
@@ -46,9 +38,6 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
 )
 
 logger = logging.getLogger(__name__)
-
-#: The --dataset names, each parsed by its module in :data:`rrn.data.formats.PARSERS`.
-DATASETS = names(DatasetName)
 
 
 @dataclass(frozen=True)
@@ -129,16 +118,15 @@ def load_split(
     """Parse a dataset's split into video records.
 
     Args:
-        dataset: ``"ucf101"``, ``"hmdb51"``, ``"list"`` (see the module docstring),
-            ``"kinetics"``, ``"ssv2"`` or ``"rawframes"`` (see :mod:`rrn.data.formats`).
+        dataset: A format's name (:data:`rrn.data.formats.FORMATS`: ``"ucf101"``, ``"hmdb51"``,
+            ``"list"``, ``"kinetics"``, ``"ssv2"``, ``"rawframes"``).
         data_root: Folder holding the videos (``<Class>/<video>`` for UCF-101 and HMDB-51) or
             frame folders (``rawframes``).
-        split_dir: Folder of the official split or annotation files; for ``"list"`` and
-            ``"rawframes"``, where an optional ``classInd.txt`` is looked up. Defaults to
-            ``data_root``.
-        split: Which official split, 1..3 (1 for Kinetics and SSv2, which have one).
-        train_list: ``"list"`` and ``"rawframes"`` only: the training list file.
-        test_list: ``"list"`` and ``"rawframes"`` only: the test list file.
+        split_dir: Folder of the official split or annotation files; for the formats with list
+            files, where an optional ``classInd.txt`` is looked up. Defaults to ``data_root``.
+        split: Which official split, 1..the format's :attr:`~DatasetFormat.splits`.
+        train_list: The training list file of the formats that read list files.
+        test_list: The test list file, likewise.
         missing: What to do with an entry whose file is missing: ``"error"`` (raise, naming
             the split file and line), ``"skip"`` (drop, warn, record in ``missing``).
         errors: Where malformed lines go (:class:`~rrn.data.formats.text.LineErrors`):
@@ -153,59 +141,50 @@ def load_split(
     """
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
-    if split not in (1, 2, 3):
-        raise SplitError(f"--split must be 1, 2 or 3, got {split}")
-    root = Path(data_root)
-    if not root.is_dir():
-        raise SplitError(
-            f"data root {root} is not a folder; pass the folder that holds <Class>/<video> files"
-        )
-    split_dir = Path(split_dir) if split_dir is not None else root
-    if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
-        raise SplitError(
-            f"--split-dir {split_dir} is not a folder; pass the folder of the split files"
-        )
+    fmt = dataset_format(dataset)
+    source = _source(fmt, data_root, split_dir, split, train_list, test_list)
     errors = errors if errors is not None else LineErrors()
-    entries, classes, folders = _parse(
-        dataset, root, split_dir, split, train_list, test_list, errors=errors
-    )
-    out = _records(entries, classes, _Resolver(root, folders=folders), errors)
+    parsed = fmt.parse(source, errors)
+    resolver = _Resolver(source.root, fmt)
+    out = _records(parsed.entries, parsed.classes, resolver, errors)
     if out.missing:
-        _report_missing(out, len(entries), root, missing)
+        _report_missing(out, len(parsed.entries), resolver, missing)
     for side in ("train", "test"):
         if not getattr(out, side):
             raise SplitError(
-                f"the {side} side of split {split} of {dataset} under {root} is empty"
+                f"the {side} side of split {split} of {dataset} under {source.root} is empty"
                 + (" after skipping missing videos" if out.missing else "")
-                + "; check --data-root, --split-dir and --split"
+                + f"; check --data-root ({fmt.videos}), --split-dir ({fmt.annotations}) and "
+                "--split"
             )
     return out
 
 
-def _parse(
-    dataset: str,
-    root: Path,
-    split_dir: Path,
-    split: int,
-    train_list,
-    test_list,
-    *,
-    errors: LineErrors,
-) -> tuple[list[Entry], list[str], bool]:
-    """``(entries, classes, folders)`` of a dataset's annotation files; ``folders``: the
-    entries name frame folders rather than video files."""
-    from rrn.data.formats import PARSERS
-
-    if dataset not in PARSERS:
-        raise SplitError(f"unknown dataset {dataset!r}; choose {', '.join(DATASETS)}")
-    return PARSERS[dataset](
-        root=root,
-        split_dir=split_dir,
-        split=split,
-        train_list=train_list,
-        test_list=test_list,
-        errors=errors,
-    )
+def _source(
+    fmt: DatasetFormat, data_root, split_dir, split: int, train_list, test_list
+) -> SplitSource:
+    """The flags that locate a dataset, checked against its format's traits."""
+    if not 1 <= split <= fmt.splits:
+        raise SplitError(
+            f"{fmt.name} has one official split ({fmt.annotations}); --split {split} must be 1"
+            if fmt.splits == 1
+            else f"--split must be {', '.join(map(str, range(1, fmt.splits)))} or {fmt.splits}, "
+            f"got {split}"
+        )
+    root = Path(data_root)
+    if not root.is_dir():
+        raise SplitError(
+            f"data root {root} is not a folder; pass the folder that holds {fmt.videos}"
+        )
+    split_dir = Path(split_dir) if split_dir is not None else root
+    if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
+        raise SplitError(
+            f"--split-dir {split_dir} is not a folder; pass the folder of {fmt.annotations}"
+        )
+    if problem := fmt.list_files_problem(train_list, test_list):
+        raise SplitError(problem)
+    lists = [None if p is None else Path(p) for p in (train_list, test_list)]
+    return SplitSource(root, split_dir, split, *lists)
 
 
 def _records(
@@ -246,12 +225,15 @@ def _records(
     return out
 
 
-def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> None:
-    first = out.missing[0]
+def _report_missing(out: DatasetSplit, total: int, resolve: _Resolver, missing: str) -> None:
+    first, root = out.missing[0], resolve.root
     if missing == "error":
+        tried = (
+            f"the extensions {', '.join(resolve.extensions)}" if resolve.extensions else "no other"
+        )
         raise SplitError(
             f"{first.listed_in}:{first.line}: video {first.video_id!r} not found under {root} "
-            f"(tried the listed name and the extensions {', '.join(VIDEO_EXTENSIONS)}); "
+            f"(tried the listed name and {tried}); "
             f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
             "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
         )
@@ -268,12 +250,13 @@ def _report_missing(out: DatasetSplit, total: int, root: Path, missing: str) -> 
 
 
 class _Resolver:
-    """Find listed videos (or frame folders, with ``folders``) on disk, listing each folder once
-    (13k ``stat`` calls -> 101 listings)."""
+    """Find listed videos (or frame folders, for a format of them) on disk, listing each folder
+    once (13k ``stat`` calls -> 101 listings)."""
 
-    def __init__(self, root: Path, *, folders: bool = False):
+    def __init__(self, root: Path, fmt: DatasetFormat):
         self.root = root
-        self.folders = folders
+        self.folders = fmt.frame_folders
+        self.extensions = fmt.extensions
         self._dirs: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
         self._real_root = os.path.realpath(root)
         self._folder_inside: dict[Path, bool] = {}
@@ -301,7 +284,7 @@ class _Resolver:
                 for name in sorted(os.listdir(path.parent)):
                     names.add(name)
                     stem, ext = os.path.splitext(name)
-                    if ext.lower() in VIDEO_EXTENSIONS:
+                    if ext.lower() in self.extensions:
                         by_stem.setdefault(stem, []).append(name)
             self._dirs[path.parent] = (names, by_stem)
         names, by_stem = self._dirs[path.parent]
@@ -309,9 +292,9 @@ class _Resolver:
             return path if path.name in names and path.is_dir() else None
         if path.name in names and path.is_file():
             return path
-        # Same stem, another video extension, in VIDEO_EXTENSIONS' order of preference.
+        # Same stem, another video extension, in the format's order of preference.
         candidates = by_stem.get(path.stem, [])
-        for ext in VIDEO_EXTENSIONS:
+        for ext in self.extensions:
             for name in candidates:
                 if name.lower().endswith(ext) and (path.parent / name).is_file():
                     return path.parent / name

@@ -20,11 +20,13 @@ left, down; opposite classes are the same motion played forward and backward). E
 
 Layout = UCF-101's by default: ``<out>/<Class>/v_<Class>_gGG_cCC.avi``, ``classInd.txt``,
 ``trainlist01.txt``, ``testlist01.txt``; groups ``1..~25%`` are test, the rest train
-(disjoint, as in UCF-101). The same videos can be written as a miniature Kinetics,
-Something-Something v2 or mmaction2 rawframes dataset (:mod:`rrn.data.synth_layouts`).
+(disjoint, as in UCF-101). The same videos can be written in the layout of any format with a
+synth writer (:func:`rrn.data.formats.synth_layouts`: a miniature Kinetics, Something-Something
+v2 or mmaction2 rawframes dataset).
 
 Training on it: **turn horizontal flipping off** (``hflip=False``): a flipped MoveRight clip
-is a MoveLeft clip. Sample densely (``sample_every`` 1..3): beyond ~``size / (2 * 4 px)``
+is a MoveLeft clip (``rrn train`` and ``rrn eval --flip`` warn when they find ``rrn_synth.json``
+beside the data). Sample densely (``sample_every`` 1..3): beyond ~``size / (2 * 4 px)``
 frames between samples the motion aliases on the torus.
 """
 
@@ -32,12 +34,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rrn.data.synth_layouts import LAYOUTS, shell_word, write_ucf101, write_video
+from rrn.data.formats import FORMATS, synth_layouts
+from rrn.data.synth_layouts import SYNTH_INFO, SynthVideo, shell_word, write_video
 from rrn.errors import ConfigError
 
 # Two clips per group: many groups -> many distinct looks to learn from, so a network has to
@@ -136,25 +138,6 @@ def render_video(
     return out
 
 
-@dataclass(frozen=True)
-class SynthVideo:
-    """One rendered video of the synthetic dataset, before it is written in a layout."""
-
-    label: int
-    name: str
-    """Its class name (``MoveRight``, ...)."""
-    group: int
-    clip: int
-    test: bool
-    frames: np.ndarray
-    """uint8 ``(N, S, S, 3)``."""
-
-    @property
-    def stem(self) -> str:
-        """UCF-101's file stem: ``v_<Class>_gGG_cCC``."""
-        return f"v_{self.name}_g{self.group:02d}_c{self.clip:02d}"
-
-
 def group_counts(videos_per_class: int) -> tuple[int, int]:
     """``(groups, test groups)`` of a class: clips of one group share a look; the first ~25%
     of the groups are the test side."""
@@ -199,12 +182,13 @@ def make_synthetic_dataset(
         frames: Frames per video.
         size: Frame side in pixels.
         seed: Everything is a pure function of it.
-        layout: How the same videos are stored: ``ucf101`` (the module docstring),
-            ``kinetics``, ``ssv2`` or ``rawframes`` (see :mod:`rrn.data.synth_layouts`); the
-            flags that read it are in ``out/rrn_synth.json``.
+        layout: The format whose layout stores the videos: ``ucf101`` (the module docstring)
+            or another of :func:`~rrn.data.formats.synth_layouts` (each format's
+            :attr:`~rrn.data.formats.base.DatasetFormat.synth`); the flags that read it are in
+            ``out/rrn_synth.json``.
     """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout not in synth_layouts():
+        raise ConfigError(f"--layout must be one of {', '.join(synth_layouts())}, got {layout!r}")
     if classes < 2:
         raise ConfigError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
@@ -221,9 +205,9 @@ def make_synthetic_dataset(
     videos = render_dataset(
         classes=classes, videos_per_class=videos_per_class, frames=frames, size=size, seed=seed
     )
-    written = LAYOUTS[layout](out, class_names(classes), videos)
+    written = FORMATS[layout].synth(out, class_names(classes), videos)
     n_groups, n_test_groups = group_counts(videos_per_class)
-    (out / "rrn_synth.json").write_text(
+    (out / SYNTH_INFO).write_text(
         json.dumps(
             {
                 "classes": classes,
@@ -232,10 +216,10 @@ def make_synthetic_dataset(
                 "size": size,
                 "seed": seed,
                 "layout": layout,
-                "flags": written["flags"],
-                "videos": written["videos"],
-                "train": str(written["train"]),
-                "test": str(written["test"]),
+                "flags": f"--dataset {layout} {written.flags}",
+                "videos": written.videos,
+                "train": str(written.train),
+                "test": str(written.test),
                 "groups": n_groups,
                 "test_groups": list(range(1, n_test_groups + 1)),
                 "note": (
@@ -253,7 +237,7 @@ __all__ = [
     "make_synthetic_dataset",
     "render_dataset",
     "render_video",
+    "SynthVideo",
     "shell_word",
-    "write_ucf101",
     "write_video",
 ]

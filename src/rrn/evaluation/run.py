@@ -37,6 +37,7 @@ from rrn.checkpoint import (
     load_checkpoint,
 )
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
+from rrn.data.formats import flip_changes_class
 from rrn.data.transforms import EvalViews
 from rrn.evaluation.loop import create_eval_loader, evaluate
 from rrn.files import atomic_write_json, check_writable
@@ -171,9 +172,9 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
     from rrn.data import VideoChunkDataset
 
     views = EvalViews.named(settings.views, settings.flip)
-    if views.flip and cfg.data.dataset == "ssv2" and info.is_main:
+    if views.flip and info.is_main and (why := flip_changes_class(cfg.data)):
         logger.warning(
-            "rrn eval: warning: --flip (eval.flip) on ssv2 mirrors 'left to right' "
+            f"rrn eval: warning: --flip (eval.flip) on {why} mirrors 'left to right' "
             "into 'right to left', another class"
         )
     dataset = VideoChunkDataset.from_config(

@@ -164,8 +164,17 @@ class MultiStreamRecognizer:
         return self.streams[stream_id].selector.keep(index, t)
 
     def rgb(self, state: StreamState, image) -> np.ndarray:
-        """uint8 (H, W, 3) resized as decoding for training does (size fixed by the first frame)."""
+        """uint8 (H, W, 3) resized as decoding for training does (size fixed by the first frame).
+
+        An array already at the stream's size is used as it is: ``rrn serve`` resizes each
+        frame in its stream's decoding worker (:func:`rrn.serve.frames.prepare_image`), so that
+        the batched step shared by every stream only stacks them.
+        """
         if isinstance(image, np.ndarray):
+            if state.size is None:
+                state.size = resized_shape(*image.shape[:2], self.sampling.short_side)
+            if image.shape[:2] == state.size:
+                return image
             import av
 
             image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")

@@ -52,6 +52,9 @@ class Metrics:
             registry=r,
         )
         self.predictions = Counter("rrn_predictions", "Uploaded videos classified", registry=r)
+        self.classifying = Gauge(
+            "rrn_uploads_classifying", "Uploaded videos being classified now", registry=r
+        )
 
     def observe_step(self, size: int, seconds: float) -> None:
         """One batched step of ``size`` streams took ``seconds``."""

@@ -32,10 +32,18 @@ class Server(uvicorn.Server):
 
     async def shutdown(self, sockets=None) -> None:
         service = self.config.app.state.service
+        service.stopping.set()  # an upload being classified stops at its next piece
         if service.sessions:
             logger.info("ending %d open stream(s)", len(service.sessions))
         await end_all(service, "the server is shutting down")
         await super().shutdown(sockets=sockets)
+
+
+def max_message_bytes(config) -> int:
+    """The largest WebSocket message read at all: twice ``--max-frame-bytes``. A frame between
+    the two limits is an ``error`` for its stream, which goes on; a larger message closes the
+    connection (1009, message too big) before it is held in memory."""
+    return 2 * config.max_frame_bytes
 
 
 def serve(app, host: str, port: int, *, log_level: str = "warning", on_ready=None) -> int | None:
@@ -49,8 +57,8 @@ def serve(app, host: str, port: int, *, log_level: str = "warning", on_ready=Non
         host=host,
         port=port,
         log_level=log_level,
-        ws="websockets",
-        ws_max_size=app.state.service.config.max_frame_bytes + 1024,
+        ws="websockets-sansio",  # uvicorn's recommended implementation ("websockets" is deprecated)
+        ws_max_size=max_message_bytes(app.state.service.config),
         lifespan="on",
         timeout_graceful_shutdown=15,
     )

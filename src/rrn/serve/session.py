@@ -1,11 +1,17 @@
 """One live stream of ``rrn serve``: frames in, events out, state freed at its end.
 
 A :class:`StreamSession` belongs to one WebSocket. It keeps frames at the model's sampling
-interval by capture time (:class:`~rrn.serve.frames.CaptureSampler`), decodes only those (in a
-worker thread), hands them to the service's :class:`~rrn.online.batcher.MicroBatcher` (one
-batched step for every stream's ready frame) and sends the events of
-:mod:`rrn.online.events`, each with ``stream``. Whatever one client sends (malformed bytes, too
-many frames, a huge image) ends in an ``error`` for its own stream; no other stream is touched.
+interval by capture time (:class:`~rrn.serve.frames.CaptureSampler`), decodes and resizes only
+those (in one of the service's decoding workers, one frame of the stream at a time), hands them
+to the service's :class:`~rrn.online.batcher.MicroBatcher` (one batched step for every
+stream's ready frame) and sends the events of :mod:`rrn.online.events`, each with ``stream``.
+Whatever one client sends (malformed bytes, absurd capture times, too many frames, a huge or
+elongated image, a decoding bomb, deeply nested JSON) ends in an ``error`` or a ``dropped`` for
+its own stream; no other stream is touched.
+
+Frames are limited twice: at most ``max_fps`` messages a second, and at most twice the
+sampling rate of *sampled* frames a second (``dropped`` with reason ``pace``): capture times
+that run ahead of the clock would otherwise make every frame a sampled one to decode.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rrn.online.batcher import Dropped
-from rrn.online.events import SegmentTracker, frame_record
+from rrn.online.events import SegmentTracker, event, frame_record
 from rrn.online.recognizer import Prediction, StreamFrame
 from rrn.online.run import percentile
-from rrn.serve.frames import CaptureSampler, FrameError, decode_image, parse_frame
+from rrn.serve.frames import CaptureSampler, FrameError, parse_frame, prepare_image
 
 logger = logging.getLogger(__name__)
+
+MAX_TEXT = 1024
+"""Characters of a text message (``{"type": "end"}`` is 15)."""
 
 
 @dataclass
@@ -70,11 +79,14 @@ class StreamSession:
 
     def __init__(self, service, stream_id: str, send: Callable[[dict], Awaitable[None]]):
         self.service, self.id, self._send = service, stream_id, send
-        self.sampler = CaptureSampler(service.interval)
+        self.sampler = CaptureSampler(service.interval, service.limits.max_time_gap)
         self.segments = SegmentTracker(
             stream_id, service.events.threshold, service.events.min_segment
         )
         self.rate = RateLimit(service.config.max_fps)
+        self.pace = RateLimit(2 / service.interval)
+        self.size: tuple[int, int] | None = None
+        """(H, W) the stream's frames are resized to, fixed by its first frame."""
         self.counts = SessionCounts()
         self.last_time = 0.0
         self.ended = False
@@ -83,14 +95,18 @@ class StreamSession:
         self.close_socket: Callable[[], Awaitable[None]] | None = None
         """Closes the client's connection (set by the route)."""
 
-    async def send(self, record_type: str, **record) -> None:
-        """One event to the client (serialised: events of a stream never interleave)."""
+    async def send(self, record_type: str, **fields) -> None:
+        """One event of this stream to the client (built and checked by
+        :func:`rrn.online.events.event`; serialised: events of a stream never interleave)."""
+        await self.send_event(event(record_type, self.id, **fields))
+
+    async def send_event(self, record: dict) -> None:
         async with self._lock:
-            await self._send({"type": record_type, "stream": self.id, **record})
+            await self._send(record)
 
     async def start(self) -> None:
         self.service.batcher.open(self.id)
-        await self.send("start", **self.service.start_record())
+        await self.send("start", **self.service.start_fields())
 
     async def frame(self, message: bytes) -> None:
         """A binary message: a frame (see :mod:`rrn.serve.frames`)."""
@@ -99,15 +115,7 @@ class StreamSession:
         metrics.frames_received.inc()
         index, c.received = c.received, c.received + 1
         if not self.rate.allow():
-            c.dropped += 1
-            metrics.frames_dropped.inc()
-            await self.send(
-                "dropped",
-                frame=index,
-                count=c.dropped,
-                reason="rate",
-                limit_fps=self.service.config.max_fps,
-            )
+            await self._dropped(index, "rate", self.service.config.max_fps)
             return
         try:
             t, data = parse_frame(message, self.service.limits)
@@ -115,16 +123,37 @@ class StreamSession:
                 c.skipped += 1
                 metrics.frames_skipped.inc()
                 return
-            image = await asyncio.to_thread(decode_image, data, self.service.limits)
+            if not self.pace.allow():
+                await self._dropped(index, "pace", self.pace.rate)
+                return
+            image = await self.service.decode(
+                prepare_image,
+                data,
+                self.service.limits,
+                self.service.recognizer.sampling.short_side,
+                self.size,
+            )
         except FrameError as err:
             await self.error("frame", f"frame {index}: {err}")
             return
+        self.size = self.size or image.shape[:2]
         c.sampled += 1
         self.last_time = t
         future = self.service.batcher.submit(StreamFrame(self.id, image, index, t))
         task = asyncio.create_task(self._answer(future, received))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _dropped(self, index: int, reason: str, limit_fps: float) -> None:
+        self.counts.dropped += 1
+        self.service.metrics.frames_dropped.inc()
+        await self.send(
+            "dropped",
+            frame=index,
+            count=self.counts.dropped,
+            reason=reason,
+            limit_fps=round(limit_fps, 3),
+        )
 
     async def _answer(self, future, received: float) -> None:
         try:
@@ -149,27 +178,29 @@ class StreamSession:
         records = self.segments.update(top[0], top[1], pred.time)
         e2e = (time.perf_counter() - received) * 1000
         c.e2e_ms.append(e2e)
-        record = frame_record(pred, classes, labels)
-        record.pop("stream")
-        await self.send("frame", **record, batch=pred.batch, server_ms=round(e2e, 2))
+        await self.send_event(
+            frame_record(pred, classes, labels, batch=pred.batch, server_ms=round(e2e, 2))
+        )
         for segment in records:
-            segment.pop("stream")
-            await self.send("segment", **segment)
+            await self.send_event(segment)
 
     async def text(self, message: str) -> bool:
         """A text message; returns True when it ends the stream (``{"type": "end"}``)."""
         import json
 
-        try:
-            kind = json.loads(message).get("type")
-        except (ValueError, AttributeError):
-            kind = None
+        kind = None
+        if len(message) <= MAX_TEXT:
+            try:
+                kind = json.loads(message).get("type")
+            except (ValueError, AttributeError, RecursionError):
+                pass
         if kind == "end":
             return True
         await self.error(
             "message",
-            'text messages are {"type": "end"}; frames are binary: an '
-            "8-byte little-endian float64 capture time, then JPEG or PNG bytes",
+            'text messages are {"type": "end"} (at most '
+            f"{MAX_TEXT} characters); frames are binary: an 8-byte little-endian float64 "
+            "capture time, then JPEG or PNG bytes",
         )
         return False
 
@@ -179,20 +210,20 @@ class StreamSession:
         await self.send("error", kind=kind, message=message)
 
     async def end(self, reason: str, *, notify: bool = True) -> None:
-        """Close the stream: wait for its frames in flight, close its open segment, free its
-        state, and (``notify``) send ``end`` with its summary."""
+        """Close the stream: wait for its frames in flight, free its state and its id (a client
+        may reconnect with it as soon as ``end`` arrives), close its open segment, and
+        (``notify``) send ``end`` with its summary."""
         if self.ended:
             return
         self.ended = True
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=10)
-        self.service.batcher.close(self.id)
+        self.service.release(self)
         last = self.segments.finish(self.last_time)
         if notify:
             for segment in last:
-                segment.pop("stream")
-                await self.send("segment", **segment)
-            await self.send("end", reason=reason, **self.summary())
+                await self.send_event(segment)
+            await self.send("end", reason=reason, status="end", **self.summary())
 
     def summary(self) -> dict:
         c = self.counts

@@ -25,6 +25,7 @@ from torch import nn
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
+from rrn.data.formats import flip_changes_class
 from rrn.errors import UserError
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
@@ -372,10 +373,10 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
             "train, "
             f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
         )
-    if cfg.data.dataset == "ssv2" and cfg.data.hflip:
+    if cfg.data.hflip and (why := flip_changes_class(cfg.data)):
         run.warn(
-            "rrn train: warning: horizontal flips on ssv2 turn 'from left to right' into 'from "
-            "right to left', another class; train with --no-hflip"
+            f"rrn train: warning: horizontal flips on {why} turn 'from left to right' into "
+            "'from right to left', another class; train with --no-hflip"
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource
 from rrn.data.formats.text import (
     Entry,
     LineErrors,
@@ -40,8 +41,15 @@ def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
     return entries, classes
 
 
-def parse_hmdb51(
-    *, split_dir: Path, split: int, errors: LineErrors, **_
-) -> tuple[list[Entry], list[str], bool]:
-    """The registry's entry point: ``(entries, classes, False)``."""
-    return (*_hmdb51(split_dir, split, errors), False)
+def parse_hmdb51(source: SplitSource, errors: LineErrors) -> Annotations:
+    """The format's :class:`~rrn.data.formats.base.Parser`: ``--split``'s files."""
+    return Annotations(*_hmdb51(source.split_dir, source.split, errors))
+
+
+FORMAT = DatasetFormat(
+    name="hmdb51",
+    parse=parse_hmdb51,
+    annotations="the official <class>_test_split<k>.txt files",
+    videos="<class>/<video>.avi",
+    splits=3,
+)

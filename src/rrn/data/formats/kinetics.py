@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource, SynthWritten
 from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
+from rrn.data.synth_layouts import SynthVideo, shell_word, write_video
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("validate", "val")}
@@ -80,19 +83,14 @@ def _candidates(side: str, label: str, name: str) -> tuple[str, ...]:
     )
 
 
-def parse_kinetics(
-    *, root: Path, split_dir: Path, split: int, errors: LineErrors, **_
-) -> tuple[list[Entry], list[str], bool]:
+def parse_kinetics(source: SplitSource, errors: LineErrors) -> Annotations:
     """Entries and classes of Kinetics' ``train.csv`` (train) and ``validate.csv`` (test).
 
     Raises:
-        SplitError: ``split`` is not 1 (Kinetics has one split), an annotation file is missing or
-            has no usable header, or ``root`` has no ``train/`` or ``validate/``/``val/`` folder.
+        SplitError: an annotation file is missing or has no usable header, or the data root has
+            no ``train/`` or ``validate/``/``val/`` folder.
     """
-    if split != 1:
-        raise SplitError(
-            f"kinetics has one official split (train.csv / validate.csv); --split {split} must be 1"
-        )
+    root, split_dir = source.root, source.split_dir
     for side, folders in SPLIT_FOLDERS.items():
         if not any((root / d).is_dir() for d in folders):
             raise SplitError(
@@ -123,4 +121,44 @@ def parse_kinetics(
             )
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")
-    return entries, classes, False
+    return Annotations(entries, classes)
+
+
+def kinetics_label(name: str) -> str:
+    """``MoveRight`` -> ``move right`` (Kinetics labels are lower case with spaces)."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip()
+
+
+def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> SynthWritten:
+    """``train.csv`` / ``validate.csv`` (labels with spaces, e.g. ``move right``), videos
+    ``<youtube_id>_<start:06d>_<end:06d>.mp4`` (MJPEG) in class folders under ``train/`` and flat
+    under ``val/``: both layouts Kinetics downloads come in, and the ``val/`` spelling."""
+    rows = {"train": [], "validate": []}
+    for i, video in enumerate(videos):
+        label = kinetics_label(video.name)
+        yid, start = f"yt{i:05d}-g{video.group:02d}", 10 * video.clip
+        name = f"{yid}_{start:06d}_{start + 10:06d}.mp4"
+        side = "validate" if video.test else "train"
+        path = out / "val" / name if video.test else out / "train" / label / name
+        write_video(path, video.frames, fps=25)
+        rows[side].append(f"{label},{yid},{start},{start + 10},{side}")
+    for side, lines in rows.items():
+        (out / f"{side}.csv").write_text(
+            "label,youtube_id,time_start,time_end,split\n" + "".join(f"{line}\n" for line in lines)
+        )
+    return SynthWritten(
+        f"--data-root {shell_word(out)}",
+        sum(map(len, rows.values())),
+        out / "train.csv",
+        out / "validate.csv",
+    )
+
+
+FORMAT = DatasetFormat(
+    name="kinetics",
+    parse=parse_kinetics,
+    annotations="train.csv and validate.csv, rows label,youtube_id,time_start,time_end,split",
+    videos="train/ and validate/ (or val/), <youtube_id>_<start:06d>_<end:06d>.<ext> in class "
+    "folders or flat",
+    synth=write_synth,
+)

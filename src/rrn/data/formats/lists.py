@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rrn.data.decode import VIDEO_EXTENSIONS
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource
 from rrn.data.formats.text import (
     Entry,
     LineErrors,
@@ -23,8 +23,6 @@ from rrn.data.formats.text import (
 def _lists(
     split_dir: Path, train_list, test_list, errors: LineErrors
 ) -> tuple[list[Entry], list[str]]:
-    if train_list is None or test_list is None:
-        raise SplitError("a custom list dataset needs both --train-list and --test-list")
     ind = split_dir / "classInd.txt"
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
@@ -56,7 +54,7 @@ def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], l
         raise SplitError(f"{root} has no class folders; expected <data-root>/<Class>/<video> files")
     entries: list[Entry] = []
     for label, name in enumerate(classes):
-        videos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+        videos = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in FORMAT.extensions)
         for pos, video in enumerate(videos, 1):
             m = re.search(r"_g(\d+)_", video.name)
             group = int(m.group(1)) if m else pos
@@ -65,17 +63,21 @@ def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], l
     return entries, classes
 
 
-def parse_list(
-    *,
-    root: Path,
-    split_dir: Path,
-    split: int,
-    train_list=None,
-    test_list=None,
-    errors: LineErrors,
-    **_,
-) -> tuple[list[Entry], list[str], bool]:
-    """The registry's entry point: the list files when given, else the class folders."""
-    if train_list is not None or test_list is not None:
-        return (*_lists(split_dir, train_list, test_list, errors), False)
-    return (*_folders(root, split, errors), False)
+def parse_list(source: SplitSource, errors: LineErrors) -> Annotations:
+    """The format's :class:`~rrn.data.formats.base.Parser`: the list files when given, else the
+    class folders."""
+    if source.train_list is not None and source.test_list is not None:
+        return Annotations(*_lists(source.split_dir, source.train_list, source.test_list, errors))
+    return Annotations(*_folders(source.root, source.split, errors))
+
+
+FORMAT = DatasetFormat(
+    name="list",
+    parse=parse_list,
+    annotations="--train-list and --test-list ('relative/path <0-based label>' lines) and an "
+    "optional classInd.txt; without lists, one folder per class under --data-root, split by "
+    "--split into 3 folds",
+    videos="<relative/path> (without lists: <Class>/<video>)",
+    splits=3,
+    list_files="optional",
+)

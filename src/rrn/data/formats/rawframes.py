@@ -10,8 +10,10 @@ Lines ``<frame_dir> <total_frames> <label>`` (0-based label), the frames of each
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource, SynthWritten
 from rrn.data.formats.text import (
     Entry,
     LineErrors,
@@ -21,6 +23,7 @@ from rrn.data.formats.text import (
     numbered_classes,
     read_class_index,
 )
+from rrn.data.synth_layouts import SynthVideo, shell_word
 
 
 def _parse_line(
@@ -45,23 +48,18 @@ def _parse_line(
     return None if rel is None else (rel.rstrip("/"), label, frames)
 
 
-def parse_rawframes(
-    *, split_dir: Path, errors: LineErrors, train_list=None, test_list=None, **_
-) -> tuple[list[Entry], list[str], bool]:
+def parse_rawframes(source: SplitSource, errors: LineErrors) -> Annotations:
     """Entries (frame folders) and classes of two mmaction2 rawframe lists.
 
     Raises:
-        SplitError: a list is not given or missing, or ``classInd.txt`` is malformed.
+        SplitError: a list is missing, or ``classInd.txt`` is malformed.
     """
-    if train_list is None or test_list is None:
-        raise SplitError(
-            "--dataset rawframes needs both --train-list and --test-list "
-            "('frame_dir total_frames label' lines)"
-        )
-    ind = split_dir / "classInd.txt"
+    if source.train_list is None or source.test_list is None:
+        raise SplitError(FORMAT.list_files_problem(source.train_list, source.test_list))
+    ind = source.split_dir / "classInd.txt"
     classes = read_class_index(ind) if ind.is_file() else None
     entries: list[Entry] = []
-    for side, src in (("train", Path(train_list)), ("test", Path(test_list))):
+    for side, src in (("train", Path(source.train_list)), ("test", Path(source.test_list))):
         for lineno, fields in lines(src):
             if (got := _parse_line(fields, src, lineno, classes, errors)) is not None:
                 rel, label, frames = got
@@ -69,4 +67,41 @@ def parse_rawframes(
     # labels 0..largest: one past an unused label is refused, as for --dataset list
     if classes is None:
         entries, classes = numbered_classes(entries, ind, errors)
-    return entries, classes, True
+    return Annotations(entries, classes)
+
+
+def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> SynthWritten:
+    """Frame folders ``rawframes/<Class>/<video>/img_00001.jpg`` ... (JPEG quality 95) and
+    mmaction2 lists ``train_list.txt`` / ``test_list.txt`` with a ``classInd.txt``."""
+    from rrn.data.frame_folder import write_frame_folder
+
+    listed = {"train": [], "test": []}
+    for video in videos:
+        rel = f"{video.name}/{video.stem}"
+        write_frame_folder(out / "rawframes" / rel, video.frames, quality=95)
+        listed["test" if video.test else "train"].append(f"{rel} {len(video.frames)} {video.label}")
+    for side, items in listed.items():
+        (out / f"{side}_list.txt").write_text("".join(f"{line}\n" for line in items))
+    (out / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(classes)))
+    return SynthWritten(
+        f"--data-root {shell_word(out / 'rawframes')} --split-dir {shell_word(out)} "
+        f"--train-list {shell_word(out / 'train_list.txt')} "
+        f"--test-list {shell_word(out / 'test_list.txt')}",
+        sum(map(len, listed.values())),
+        out / "train_list.txt",
+        out / "test_list.txt",
+    )
+
+
+FORMAT = DatasetFormat(
+    name="rawframes",
+    parse=parse_rawframes,
+    annotations="--train-list and --test-list ('frame_dir total_frames label' lines) and an "
+    "optional classInd.txt",
+    videos="<frame_dir>/img_00001.jpg, img_00002.jpg, ...",
+    list_files="required",
+    frame_folders=True,
+    timestamps=False,
+    extensions=(),
+    synth=write_synth,
+)

@@ -9,7 +9,8 @@
 * videos ``<id>.webm`` (VP9) flat under ``--data-root``.
 
 The class is often the direction or order of a motion ("Pushing something from left to
-right"): train without horizontal flips (``--no-hflip``) and evaluate without ``--flip``.
+right"): train without horizontal flips (``--no-hflip``) and evaluate without ``--flip``
+(the record says so: :attr:`~rrn.data.formats.base.DatasetFormat.direction_dependent`).
 A malformed entry is reported by file and line (where the entry starts) and skipped.
 """
 
@@ -17,15 +18,25 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource, SynthWritten
 from rrn.data.formats.text import Entry, LineErrors, SplitError, is_plain_name, read_split_text
+from rrn.data.synth_layouts import SynthVideo, shell_word, write_video
 
 LABELS = "something-something-v2-labels.json"
 FILES = {
     "train": "something-something-v2-train.json",
     "test": "something-something-v2-validation.json",
+}
+#: Something-Something v2 templates for the four named directions (real SSv2 classes).
+SYNTH_TEMPLATES = {
+    "MoveRight": "Pushing [something] from left to right",
+    "MoveLeft": "Pushing [something] from right to left",
+    "MoveUp": "Moving [something] up",
+    "MoveDown": "Moving [something] down",
 }
 
 
@@ -105,24 +116,70 @@ def _entry(
     return f"{vid}.webm", index[name]
 
 
-def parse_ssv2(
-    *, split_dir: Path, split: int, errors: LineErrors, **_
-) -> tuple[list[Entry], list[str], bool]:
+def parse_ssv2(source: SplitSource, errors: LineErrors) -> Annotations:
     """Entries and classes of Something-Something v2 (train: train.json, test: validation.json).
 
     Raises:
-        SplitError: ``split`` is not 1, or a JSON file is missing or not a list.
+        SplitError: a JSON file is missing or not a list.
     """
-    if split != 1:
-        raise SplitError(
-            f"ssv2 has one official split (train / validation); --split {split} must be 1"
-        )
-    classes = read_labels(split_dir / LABELS)
+    classes = read_labels(source.split_dir / LABELS)
     index = {name: i for i, name in enumerate(classes)}
     entries: list[Entry] = []
     for side, name in FILES.items():
-        path = split_dir / name
+        path = source.split_dir / name
         for line, item in json_items(path):
             if (got := _entry(item, index, path, line, errors)) is not None:
                 entries.append(Entry(side, got[0], got[1], path, line))
-    return entries, classes, False
+    return Annotations(entries, classes)
+
+
+def synth_template(name: str) -> str:
+    """The template of a synthetic class (``MoveRight`` -> ``Pushing [something] from ...``)."""
+    return SYNTH_TEMPLATES.get(name, f"Moving [something] {name.removeprefix('Move')}")
+
+
+def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> SynthWritten:
+    """The three JSON files with Something-Something's templates, videos ``<id>.webm`` in VP9
+    flat under ``out``."""
+    entries = {"train": [], "validation": []}
+    for i, video in enumerate(videos):
+        vid = str(100 + i)
+        write_video(
+            out / f"{vid}.webm",
+            video.frames,
+            fps=12,
+            codec="libvpx-vp9",
+            pix_fmt="yuv420p",
+            options={"crf": "4", "b:v": "0", "deadline": "realtime", "cpu-used": "8"},
+        )
+        template = synth_template(video.name)
+        entries["validation" if video.test else "train"].append(
+            {
+                "id": vid,
+                "label": template.replace("[something]", "a box").lower(),
+                "template": template,
+                "placeholders": ["a box"],
+            }
+        )
+    labels = {
+        synth_template(n).replace("[", "").replace("]", ""): str(i) for i, n in enumerate(classes)
+    }
+    (out / LABELS).write_text(json.dumps(labels, indent=1) + "\n")
+    for side, items in entries.items():
+        (out / f"something-something-v2-{side}.json").write_text(json.dumps(items, indent=1) + "\n")
+    return SynthWritten(
+        f"--data-root {shell_word(out)}",
+        sum(map(len, entries.values())),
+        out / FILES["train"],
+        out / FILES["test"],
+    )
+
+
+FORMAT = DatasetFormat(
+    name="ssv2",
+    parse=parse_ssv2,
+    annotations=f"{LABELS}, {FILES['train']} and {FILES['test']}",
+    videos="<id>.webm, flat",
+    direction_dependent=True,
+    synth=write_synth,
+)

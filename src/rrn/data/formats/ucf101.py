@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from rrn.data.formats.base import Annotations, DatasetFormat, SplitSource, SynthWritten
 from rrn.data.formats.text import (
     Entry,
     LineErrors,
@@ -13,6 +15,7 @@ from rrn.data.formats.text import (
     lines,
     read_class_index,
 )
+from rrn.data.synth_layouts import SynthVideo, shell_word, write_video
 
 
 def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry], list[str]]:
@@ -75,8 +78,39 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
     return entries, classes
 
 
-def parse_ucf101(
-    *, split_dir: Path, split: int, errors: LineErrors, **_
-) -> tuple[list[Entry], list[str], bool]:
-    """The registry's entry point: ``(entries, classes, False)`` (videos, not frame folders)."""
-    return (*_ucf101(split_dir, split, errors), False)
+def parse_ucf101(source: SplitSource, errors: LineErrors) -> Annotations:
+    """The format's :class:`~rrn.data.formats.base.Parser`: ``--split``'s lists."""
+    return Annotations(*_ucf101(source.split_dir, source.split, errors))
+
+
+def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> SynthWritten:
+    """UCF-101's layout: ``<Class>/v_<Class>_gGG_cCC.avi`` and the three split files (CRLF)."""
+    train_lines, test_lines = [], []
+    for video in videos:
+        rel = f"{video.name}/{video.stem}.avi"
+        write_video(out / rel, video.frames, fps=25)
+        if video.test:
+            test_lines.append(rel)
+        else:
+            train_lines.append(f"{rel} {video.label + 1}")
+    crlf = "\r\n"  # as the official UCF-101 files
+    index = "".join(f"{i + 1} {n}{crlf}" for i, n in enumerate(classes))
+    (out / "classInd.txt").write_bytes(index.encode())
+    (out / "trainlist01.txt").write_bytes("".join(line + crlf for line in train_lines).encode())
+    (out / "testlist01.txt").write_bytes("".join(line + crlf for line in test_lines).encode())
+    return SynthWritten(
+        f"--data-root {shell_word(out)}",
+        len(train_lines) + len(test_lines),
+        out / "trainlist01.txt",
+        out / "testlist01.txt",
+    )
+
+
+FORMAT = DatasetFormat(
+    name="ucf101",
+    parse=parse_ucf101,
+    annotations="classInd.txt, trainlist0<k>.txt and testlist0<k>.txt (ucfTrainTestlist/)",
+    videos="<Class>/<video>.avi",
+    splits=3,
+    synth=write_synth,
+)
