@@ -14,7 +14,9 @@ from typing import Literal
 Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 Stage = Literal["stem", "layer1", "layer2", "layer3", "layer4"]
 Schedule = Literal["constant", "step", "cosine"]
-DatasetName = Literal["ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes"]
+DatasetName = Literal[
+    "ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes", "thumos14", "activitynet"
+]
 CacheFormat = Literal["jpeg", "npy"]
 Decoder = Literal["auto", "pyav", "torchcodec"]
 

@@ -221,7 +221,25 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
             records, cfg.data, context=context, train=is_train, seed=cfg.run.seed
         )
 
+    if split.annotations is not None:  # untrimmed videos: chunks labelled by their last frame
+        return Datasets(_untrimmed(cfg, split, context), None, make(split.test, False))
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
+
+
+def _untrimmed(cfg: TrainConfig, split, context: int):
+    """The training chunks of untrimmed videos (:mod:`rrn.data.untrimmed`)."""
+    from rrn.data.untrimmed import UntrimmedChunkDataset
+
+    dataset = UntrimmedChunkDataset.from_config(
+        split.train, cfg.data, num_classes=len(split.classes), context=context, seed=cfg.run.seed
+    )
+    if dataset.source.cache is None and rdist.dist_info_from_env().is_main:
+        logger.warning(
+            "rrn train: warning: no frame cache for %s: every chunk decodes its whole untrimmed "
+            "video; run rrn cache with the same --data-root and sampling flags first",
+            cfg.data.data_root,
+        )
+    return dataset
 
 
 def create_train_loader(
