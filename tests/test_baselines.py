@@ -33,6 +33,7 @@ from rrn.data import (
     default_short_side,
     load_split,
 )
+from rrn.model import WeightsError
 
 WIDTHS = {2: 128, 3: 256, 4: 512}  # resnet18's channels at the end of stages 2, 3, 4
 EVERY = 2  # 6 frames sampled every 2nd -> 3 feature rows per video
@@ -532,5 +533,5 @@ def test_checkpoint_source_is_the_runs_last_checkpoint(tmp_path):
         state = got.state_dict()
         assert state.keys() == weights[name].keys()
         assert all(torch.equal(state[k], v) for k, v in weights[name].items()), (source, name)
-    with pytest.raises(FileNotFoundError, match="neither 'imagenet', 'none' nor"):
+    with pytest.raises(WeightsError, match="no_such_run does not exist; pass none, imagenet"):
         load_feature_model(str(tmp_path / "no_such_run"))

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -173,11 +174,12 @@ def test_sampling_can_be_changed_for_the_stream(setup):
     assert sampling_for(model, sample_every=5) == Sampling(5, None, 37)
     assert sampling_for(model, fps=4) == Sampling(2, 4.0, 37)
     trained_by_time = Sampling(2, 4.0, 37)
-    model.inputs = type(model.inputs)(SIZE, trained_by_time)
+    trained = model.info
+    model.info = replace(trained, inputs=replace(trained.inputs, sampling=trained_by_time))
     try:
         assert sampling_for(model, sample_every=3) == Sampling(3, None, 37)  # the number given
     finally:
-        model.inputs = type(model.inputs)(SIZE, Sampling(2, None, 37))
+        model.info = trained
 
 
 def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
@@ -314,11 +316,16 @@ def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys
             str(tmp_path / "e.jsonl"),
         ]
     )
-    end = _events(tmp_path / "e.jsonl")[-1]
-    assert rc == 1 and end["status"] == "error" and end["frames"] == 30
+    events = _events(tmp_path / "e.jsonl")
+    (error,) = [e for e in events if e["type"] == "error"]
+    end = events[-1]
+    assert rc == 1 and end["status"] == "error" and end["frames"] == 30 and end["errors"] == 1
     assert (
-        end["error"].startswith("cannot decode video")
-        and "truncated: 30 of 48 frames" in end["error"]
+        error["type"] == "error" and error["kind"] == "source" and error["message"] == end["reason"]
+    )
+    assert (
+        end["reason"].startswith("cannot decode video")
+        and "truncated: 30 of 48 frames" in end["reason"]
     )
     assert "the stream stopped after frame 29 (1.16 s)" in capsys.readouterr().err
     assert len(_decode_all(tmp_path / "a.mp4")) == 30
@@ -450,6 +457,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     start = t.update("A", 0.5, 0.0)
     assert start == [
         {
+            "type": "segment",
             "stream": "cam",
             "segment_id": "cam:1",
             "phase": "start",
@@ -466,6 +474,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     assert update["phase"] == "update" and update["segment_id"] == "cam:1" and update["frames"] == 3
     end, start_b = t.update("B", 0.9, 0.8)
     assert end == {
+        "type": "segment",
         "stream": "cam",
         "segment_id": "cam:1",
         "phase": "end",

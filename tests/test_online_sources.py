@@ -63,7 +63,7 @@ def test_a_udp_stream_that_stops_sending_is_an_ordinary_end(tmp_path, capsys):
     end = events[-1]
     assert rc == 0, (out, err)
     assert end["type"] == "end" and end["status"] == "end" and end["live"] is True
-    assert end["note"] == "no data for 3 s: the stream ended or stalled"
+    assert end["reason"] == "no data for 3 s: the stream ended or stalled"
     assert end["classified"] >= 5 and "Immediate exit" not in out + err
     assert "(no data for 3 s: the stream ended or stalled)" in out
     assert "ms of processing time per classified frame" in out and "real time" not in out

@@ -71,26 +71,24 @@ def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
 def load_feature_model(
     source: str, arch: str = "resnet50", device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn
-    checkpoint."""
-    from rrn.model import build_model
+    """The frozen network ``--source`` names, through the one weights path
+    (:func:`rrn.model.resolve_weights`): an rrn checkpoint, or a run directory for its
+    ``last.pt``, is that trained network as it is (its own architecture and skips); ``imagenet``,
+    ``none`` (random, with a fixed seed; for tests) or a torchvision state dict file initialise
+    a per-frame ``arch``."""
+    from rrn.checkpoint import find_checkpoint, load_model
+    from rrn.model import build_model, resolve_weights
 
-    keyword = weights_keyword(source)
-    if keyword is not None:
-        weights = None if keyword == "none" else "imagenet"
+    if weights_keyword(source) is None and Path(source).is_dir():
+        source = find_checkpoint(source, which="last")
+    weights = resolve_weights(source)
+    if weights.kind == "checkpoint":
+        model = load_model(weights.path, device=device)
+    else:
         # a fixed seed: every rank and every resumed run of `--source none` uses one network
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = build_model(arch, num_classes=1000, skip_blocks=(), weights=weights)
-    elif Path(source).exists():
-        from rrn.checkpoint import load_model
-
-        model = load_model(source, which="last", device=device)
-    else:
-        raise FileNotFoundError(
-            f"feature source {source!r} is neither 'imagenet', 'none' nor an existing rrn "
-            "checkpoint or run directory"
-        )
     return model.to(device).eval()
 
 
@@ -238,13 +236,11 @@ def extraction_settings(
     """Everything a video's stored features depend on. ``weights`` is a digest of the network's
     weights (a checkpoint trained further in place is another network); ``arch`` is the
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
-    trained = getattr(model, "train_config", None)
     d = cfg.data
-    keyword = weights_keyword(feats.source)
     return {
-        "source": keyword if keyword else str(Path(model.checkpoint).resolve()),
+        "source": weights_keyword(feats.source) or str(Path(model.info.weights.source).resolve()),
         "weights": weights_digest(model),
-        "arch": trained.model.arch if trained else cfg.model.arch,
+        "arch": model.arch,
         "sample_every": None if d.fps else d.sample_every,
         "fps": d.fps,
         "frame_size": d.frame_size,

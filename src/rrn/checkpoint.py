@@ -18,6 +18,7 @@ mid-write never leaves a truncated checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,8 +30,10 @@ from torch import nn
 
 from rrn.config import TrainConfig, plain, resolve_config
 from rrn.files import atomic_save, load_torch_file
+from rrn.model.weights import CHECKPOINT_FORMAT
 
-FORMAT = "rrn-checkpoint"
+# the format marker is declared in the model layer, which reads checkpoints as initial weights
+FORMAT = CHECKPOINT_FORMAT
 VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
@@ -118,14 +121,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def is_rrn_checkpoint(path: str | os.PathLike) -> bool:
-    try:
-        load_checkpoint(path)
-    except CheckpointError:
-        return False
-    return True
-
-
 def validated_run(run_dir: str | os.PathLike) -> bool:
     """Whether the run in ``run_dir`` chose its ``best.pt`` on a validation split carved from
     its training videos (its ``config.yaml`` has ``val_fraction > 0``)."""
@@ -193,13 +188,14 @@ def checkpoint_choice(path: str | os.PathLike, ckpt: Mapping[str, Any]) -> dict[
 def build_from_checkpoint(
     ckpt: Mapping[str, Any], device: str | torch.device = "cpu", name: str = "the checkpoint"
 ) -> nn.Module:
-    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file).
+    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file); its
+    ``info`` names ``name`` as the source of its weights and holds the checkpoint's classes.
 
     Raises:
         CheckpointError: the checkpoint's description of its model and its weights disagree (a
             damaged or hand-made file), naming the first difference.
     """
-    from rrn.model import build_model
+    from rrn.model import WeightsReport, build_model
 
     cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
     if not (isinstance(cfg, Mapping) and isinstance(state, Mapping) and isinstance(classes, list)):
@@ -214,6 +210,9 @@ def build_from_checkpoint(
     except (TypeError, ValueError, RuntimeError) as err:
         raise _mismatch(name, err) from None
     load_state_checked(model, state, name)
+    model.info = dataclasses.replace(
+        model.info, weights=WeightsReport(source=name), classes=tuple(classes)
+    )
     return model.to(device).eval()
 
 
@@ -262,11 +261,13 @@ def load_model(
         device: where to put the model.
 
     Returns:
-        The :class:`~rrn.model.RecurrentResNet` with ``classes`` (class names in label order),
+        The :class:`~rrn.model.RecurrentResNet`, described by its ``info``
+        (:class:`~rrn.model.info.ModelInfo`): ``classes`` (class names in label order),
         ``inputs`` (:class:`~rrn.data.transforms.InputSpec`: frame size, sampling,
-        normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config``
-        (the :class:`~rrn.config.TrainConfig` it was trained with), ``checkpoint`` (path) and
-        ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`).
+        normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config`` (the
+        :class:`~rrn.config.TrainConfig` it was trained with), ``checkpoint`` (path) and
+        ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`), each also a
+        read-only property of the model.
 
     Raises:
         CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
@@ -277,21 +278,11 @@ def load_model(
     ckpt = load_checkpoint(path)
     model = build_from_checkpoint(ckpt, device, name=str(path))
     cfg = saved_config(ckpt, str(path))
-    model.classes = list(ckpt["classes"])
-    model.inputs = InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling())
-    model.train_config = cfg
-    model.checkpoint = path
-    model.choice = checkpoint_choice(path, ckpt)
+    model.info = dataclasses.replace(
+        model.info,
+        inputs=InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling()),
+        train_config=cfg,
+        checkpoint=path,
+        choice=checkpoint_choice(path, ckpt),
+    )
     return model
-
-
-def load_weights_into(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Load matching tensors of ``state`` into ``model``; return the names left out.
-
-    Used to fine-tune from another rrn checkpoint: a classifier with a different number of
-    classes (or any other shape mismatch) keeps its fresh initialisation.
-    """
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))

@@ -39,7 +39,16 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from rrn.choices import Arch, CacheFormat, DatasetName, Decoder, Schedule, Stage
+from rrn.choices import (
+    Arch,
+    CacheFormat,
+    DatasetName,
+    Decoder,
+    Schedule,
+    SkipType,
+    Stage,
+    TemporalInit,
+)
 
 
 class ConfigError(ValueError):
@@ -239,7 +248,7 @@ class ModelConfig:
     """Blocks with a temporal skip, comma-separated aliases (block1, block2, midblock4, block4)
     or module paths (layer4.2); 'none' for a per-frame ResNet. Default: from --context, else
     block4."""
-    skip_type: Literal["identity", "linear", "nonlinear"] = "identity"
+    skip_type: SkipType = "identity"
     """How the previous frame's features enter a temporal skip: identity (eq. 2), linear 1x1
     conv (eq. 3) or nonlinear relu(1x1 conv) (eq. 4)."""
     context: Annotated[int, AT_LEAST_1] | None = None
@@ -249,7 +258,7 @@ class ModelConfig:
     """Initial weights: none, imagenet (torchvision's, downloaded once into its cache), a
     torchvision state dict file, or an rrn checkpoint (its classifier is dropped when the class
     count differs)."""
-    temporal_init: Literal["kaiming", "zero"] = "kaiming"
+    temporal_init: TemporalInit = "kaiming"
     """Initialisation of the temporal skip parameters."""
     freeze: tuple[Stage, ...] = ()
     """Stages kept frozen (weights and BatchNorm statistics), comma-separated from: stem,

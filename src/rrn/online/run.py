@@ -26,8 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rrn.data.decode import error_text
-from rrn.online.events import EventLog, SegmentTracker, frame_record
-from rrn.online.recognizer import MultiStreamRecognizer, Prediction, StreamFrame
+from rrn.online.events import EventLog, SegmentTracker, event, frame_record, start_fields
+from rrn.online.recognizer import (
+    MultiStreamRecognizer,
+    Prediction,
+    StreamFrame,
+    interval_seconds,
+)
 from rrn.online.render import AnnotatedWriter
 from rrn.online.sources import LiveFrames, SourceFrame, SourceSpec
 
@@ -61,6 +66,8 @@ class StreamSummary:
     """Frames the model stepped on (``sampled - dropped``)."""
     dropped: int = 0
     """Sampled frames skipped to keep up (``realtime``)."""
+    errors: int = 0
+    """``error`` events of the stream."""
     last_index: int | None = None
     last_time: float | None = None
     end_time: float = 0.0
@@ -79,6 +86,37 @@ class StreamSummary:
     def rate(self) -> float:
         """Classified frames per second of wall-clock time."""
         return self.classified / self.wall if self.wall > 0 else 0.0
+
+    def reason(self) -> str:
+        """Why the stream ended, in words (the ``end`` event's ``reason``)."""
+        if self.status == "error":
+            return self.error or "the source failed"
+        if self.status == "interrupted":
+            return "stopped by Ctrl-C or SIGTERM"
+        return self.note or "the source ended"
+
+    def end_event(self) -> dict:
+        """The stream's ``end`` event (:mod:`rrn.online.events`)."""
+        steps = sorted(self.step_ms)
+        return event(
+            "end",
+            self.stream,
+            reason=self.reason(),
+            status=self.status,
+            source=self.source,
+            live=self.live,
+            frames=self.frames,
+            sampled=self.sampled,
+            classified=self.classified,
+            dropped=self.dropped,
+            errors=self.errors,
+            stopped_at={"frame": self.last_index, "time": _round(self.last_time)},
+            duration=round(self.end_time, 3),
+            wall=round(self.wall, 3),
+            latency_ms_p50=_round(percentile(steps, 50)),
+            latency_ms_p95=_round(percentile(steps, 95)),
+            segments=len(self.segments),
+        )
 
     def to_json(self) -> dict:
         steps = sorted(self.step_ms)
@@ -125,11 +163,12 @@ class Outputs:
     labels: int = 3
     """Classes per frame in the events and on the annotated video."""
 
-    def emit(self, record_type: str, record: dict) -> None:
+    def emit(self, record: dict) -> None:
+        """One :func:`~rrn.online.events.event` record to the events file and the callback."""
         if self.events is not None:
-            self.events.write(record_type, **record)
+            self.events.write(record)
         if self.on_event is not None:
-            self.on_event({"type": record_type, **record})
+            self.on_event(record)
 
 
 class SourceRun:
@@ -174,7 +213,18 @@ class SourceRun:
         batch = self._next()
         picked = [f for f in batch if keep(f)]
         self.summary.sampled += len(picked)
-        self.summary.dropped += max(0, len(picked) - 1)
+        for frame in picked[:-1]:  # behind a live source: only the newest is classified
+            self.summary.dropped += 1
+            self.outputs.emit(
+                event(
+                    "dropped",
+                    self.stream,
+                    frame=frame.index,
+                    time=None if frame.time is None else round(frame.time, 3),
+                    count=self.summary.dropped,
+                    reason="behind",
+                )
+            )
         return batch, (picked[-1] if picked else None)
 
     def _next(self) -> list[SourceFrame]:
@@ -201,6 +251,8 @@ class SourceRun:
             self._end(stall_message(self.timeout or 0))
         else:
             self.summary.status, self.summary.error, self.done = "error", error_text(err), True
+            self.summary.errors += 1
+            self.outputs.emit(event("error", self.stream, kind="source", message=error_text(err)))
 
     def _end(self, note: str | None = None) -> None:
         self.summary.status, self.summary.note, self.done = "end", note, True
@@ -227,9 +279,9 @@ class SourceRun:
         s.classified += 1
         s.step_ms.append(pred.latency_ms)
         top = pred.top(classes, out.labels)
-        out.emit("frame", frame_record(pred, classes, out.labels))
+        out.emit(frame_record(pred, classes, out.labels))
         for record in self.segments.update(top[0][0], top[0][1], pred.time):
-            out.emit("segment", record)
+            out.emit(record)
         if out.writer is not None:
             out.writer.set_lines([f"{name}  {p:.2f}" for name, p in top])
         if out.on_prediction is not None:
@@ -247,8 +299,8 @@ class SourceRun:
                 self.outputs.writer.close()
         finally:
             for record in last:
-                self.outputs.emit("segment", record)
-            self.outputs.emit("end", s.to_json())
+                self.outputs.emit(record)
+            self.outputs.emit(s.end_event())
             if self.outputs.events is not None:
                 self.outputs.events.close()
 
@@ -453,7 +505,7 @@ def _chain(on_event, shared: EventLog | None):
         return on_event
 
     def both(record: dict) -> None:
-        shared.write(record["type"], **{k: v for k, v in record.items() if k != "type"})
+        shared.write(record)
         if on_event is not None:
             on_event(record)
 
@@ -505,28 +557,23 @@ def _open(
         segments=segments,
         timeout=config.timeout if spec.live else None,
     )
-    outputs.emit("start", _start_record(recognizer, spec, name, rate, config))
+    outputs.emit(_start_event(recognizer, spec, name, rate, config))
     return _Opened(spec, container, live, run)
 
 
-def _start_record(
+def _start_event(
     recognizer: MultiStreamRecognizer, spec: SourceSpec, name: str, rate: float, config
 ) -> dict:
-    model = recognizer.model
-    return {
-        "stream": name,
-        "source": spec.name,
-        "kind": spec.kind,
-        "rate": round(rate, 3),
-        "checkpoint": str(getattr(model, "checkpoint", None)),
-        "classes": recognizer.classes,
-        "sampling": recognizer.sampling.describe(),
-        "context": model.temporal_context,
-        "smooth": recognizer.smooth,
-        "realtime": config.realtime,
-        "threshold": config.threshold,
-        "min_segment": config.min_segment,
-    }
+    interval = interval_seconds(recognizer.sampling, rate)
+    return event(
+        "start",
+        name,
+        **start_fields(recognizer.model, recognizer, interval, config),
+        source=spec.name,
+        kind=spec.kind,
+        rate=round(rate, 3),
+        realtime=config.realtime,
+    )
 
 
 def stream_source(model, source: str, config, **kwargs) -> StreamSummary:

@@ -54,8 +54,10 @@ class FrameLimits:
     """Width x height the image may declare."""
     max_aspect: float = 4.0
     """Longer side / shorter side (32:9 ultra-wide is 3.6)."""
-    max_scans: int = 64
-    """Scans of a JPEG (baseline: 1; progressive: about 10)."""
+    max_scans: int = 16
+    """Scans of a JPEG (baseline: 1; progressive: 10 from libjpeg and browsers, 3-5 from
+    other encoders). Each scan costs a pass over the whole image: a 4096 x 2160 progressive JPEG
+    of 64 scans decodes in about half a second."""
     max_time_gap: float = 60.0
     """Seconds a stream's capture time may advance between two frames."""
 

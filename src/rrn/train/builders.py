@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -16,13 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    build_from_checkpoint,
-    is_rrn_checkpoint,
-    load_checkpoint,
-    load_state_checked,
-    load_weights_into,
-)
+from rrn.checkpoint import load_state_checked
 from rrn.config import OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
 from rrn.model import resolve_skips
@@ -45,59 +38,22 @@ def create_model(
 ) -> tuple[nn.Module, str]:
     """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
 
-    A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
-    an rrn checkpoint as ``--weights`` gives every tensor whose shape fits.
+    The weights are ``--weights`` through the one weights path (:func:`rrn.model.load_weights`:
+    none, imagenet, a state dict file, or an rrn checkpoint of the same architecture, every
+    tensor whose name and shape fit). A resumed run starts from random weights (``last.pt`` is
+    loaded over them, no download).
     """
-    from rrn.model import build_model, weights_keyword
+    from rrn.model import build_model
 
-    weights = cfg.model.weights
-    keyword = weights_keyword(weights)
-    init_ckpt = weights_arg = None
-    if not resuming and keyword == "imagenet":
-        weights_arg = "imagenet"
-    elif not resuming and keyword is None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(
-                f"--weights {weights}: no such file (expected none, imagenet or a file)"
-            )
-        init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
     model = build_model(
         arch=cfg.model.arch,
         num_classes=num_classes,
         skip_blocks=cfg.model.skip,
         skip_type=cfg.model.skip_type,
-        weights=weights_arg,
+        weights=None if resuming else cfg.model.weights,
         temporal_init=cfg.model.temporal_init,
     )
-    note = (
-        "resumed"
-        if resuming
-        else "random initialisation"
-        if weights_arg is None
-        else f"{weights_arg} weights"
-    )
-    if init_ckpt is not None:
-        missing = load_weights_into(model, _checked_init(init_ckpt, cfg.model.arch))
-        note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
-    return model, note
-
-
-def _checked_init(path: str, arch: str) -> dict:
-    """The weights of the rrn checkpoint ``path`` for a new ``arch`` network.
-
-    Raises:
-        ValueError: it holds another architecture (whose tensors would load by name into the
-            blocks they share: a truncated network), or its weights and description disagree.
-    """
-    ckpt = load_checkpoint(path)
-    build_from_checkpoint(ckpt, "cpu", name=f"--weights {path}")  # its weights are what it says
-    saved = ckpt["model_config"]["arch"]
-    if saved != arch:
-        raise ValueError(
-            f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
-            f"--arch {saved}, or give weights of a {arch}"
-        )
-    return ckpt["model"]
+    return model, "resumed" if resuming else str(model.info.weights)
 
 
 def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
