@@ -1,0 +1,147 @@
+"""rrn train on untrimmed videos (`rrn synth --layout thumos14`): chunks labelled by their last
+frame, the soft-target loss on multi-hot targets, exact mid-epoch resume, the frame cache,
+--weights from a recognition run, and the settings refused for temporal datasets."""
+
+import json
+import shlex
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from faults import CrashAfter, SimulatedCrash
+from rrn.cli import main
+from rrn.config import ConfigError, resolve_config
+from rrn.data import make_synthetic_dataset
+from rrn.train import fit
+from rrn.train.step import chunk_loss_sum, chunks_correct
+from runs import save_run
+from runs import train_config as config_of
+
+TINY = [
+    "--arch",
+    "resnet18",
+    "--skip",
+    "block4",
+    "--frame-size",
+    "32",
+    "--sample-every",
+    "2",
+    "--no-hflip",
+    "--weights",
+    "none",
+    "--batch-size",
+    "2",
+    "--update-chunks",
+    "4",
+    "--seconds-per-chunk",
+    "0.5",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--lr",
+    "1e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def thumos(tmp_path_factory):
+    """2 train + 2 untrimmed test videos of ~2.6 s at 25 frames/s, 32 px, cached."""
+    out = make_synthetic_dataset(
+        tmp_path_factory.mktemp("thumos"),
+        classes=2,
+        videos_per_class=4,
+        frames=6,
+        size=32,
+        layout="thumos14",
+    )
+    flags = shlex.split(json.loads((out / "rrn_synth.json").read_text())["flags"])
+    cache = ["--frame-size", "32", "--sample-every", "2", "--workers", "1", "--no-progress"]
+    assert main(["cache", *flags, *cache]) == 0
+    return flags
+
+
+def argv(flags, out, *extra):
+    return ["train", *flags, *TINY, "--out", str(out), *extra]
+
+
+def test_a_detection_run_trains_background_and_the_actions_and_resumes_exactly(
+    thumos, tmp_path, capsys
+):
+    common = ["--epochs", "2", "--val-every", "0"]
+    assert main(argv(thumos, tmp_path / "a", *common)) == 0
+    text = capsys.readouterr().out
+    log = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    start = log[0]
+    per_epoch, chunks = start["steps_per_epoch"], start["train_chunks"]
+    assert "3 classes" in text and start["test_videos"] == 2 and start["selection"]
+    assert per_epoch == -(-chunks // 4) >= 3, "the resume test needs 3+ steps per epoch"
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    assert [e["train_chunks"] for e in epochs] == [chunks, chunks]
+    assert all(0 <= e["train_acc"] <= 1 and e["train_loss"] > 0 for e in epochs)
+    ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert ckpt["classes"] == ["Background", "MoveLeft", "MoveRight"]
+    assert ckpt["config"]["data"]["background_fraction"] == 0.5
+
+    # killed one step after a mid-epoch checkpoint of epoch 2; resumed: the same weights
+    every = ["--checkpoint-every", str(per_epoch + 2)]
+    with pytest.raises(SimulatedCrash):
+        fit(
+            config_of(argv(thumos, tmp_path / "b", *common, *every)),
+            hooks=[CrashAfter(per_epoch + 3)],
+        )
+    killed = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["progress"]
+    assert (killed["epoch"], killed["step_in_epoch"]) == (1, 2)
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    a = ckpt["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for key, value in a.items():
+        assert torch.equal(value, b["model"][key]), key
+    assert (
+        b["progress"]["history"][-1]["train_loss"] == ckpt["progress"]["history"][-1]["train_loss"]
+    )
+
+
+def test_weights_of_a_recognition_run_load_with_a_fresh_classifier(thumos, tmp_path):
+    from rrn.train.builders import create_model, with_resolved_skips
+
+    # a recognition run of three classes: the size of Background + MoveLeft + MoveRight
+    recognition = save_run(tmp_path / "ucf", classes=("A", "B", "C"))
+    cfg = with_resolved_skips(
+        config_of(argv(thumos, tmp_path / "run", "--weights", str(recognition / "last.pt")))
+    )
+    classes = ["Background", "MoveLeft", "MoveRight"]
+    model, note = create_model(cfg, 3, classes=classes)
+    saved = torch.load(recognition / "last.pt", weights_only=True)["model"]
+    assert torch.equal(model.state_dict()["conv1.weight"], saved["conv1.weight"])
+    assert not torch.equal(model.state_dict()["fc.weight"], saved["fc.weight"])
+    assert "classifier re-initialised" in note
+    same, note = create_model(cfg, 3, classes=["A", "B", "C"])  # its own classes: all of it
+    assert torch.equal(same.state_dict()["fc.weight"], saved["fc.weight"])
+    assert "re-initialised" not in note
+
+
+@pytest.mark.parametrize("flag", [["--val-fraction", "0.3"], ["--watch-test"]])
+def test_evaluation_during_training_is_refused_for_untrimmed_videos(flag, tmp_path):
+    with pytest.raises(ConfigError, match=f"{flag[0]} with --dataset thumos14: .*per frame"):
+        config_of(["train", "--dataset", "thumos14", "--data-root", str(tmp_path), *flag])
+    data = {"dataset": "thumos14", "background_fraction": "none"}
+    assert resolve_config([("flags", {"data": data})]).data.background_fraction is None
+    with pytest.raises(ConfigError, match="--background-fraction must be in 0..1"):
+        resolve_config([("flags", {"data": {"background_fraction": 1.5}})])
+
+
+def test_the_loss_reads_a_multi_hot_target_as_a_distribution():
+    logits = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 3.0, 0.3]])
+    target = torch.tensor([[1.0, 0, 0, 0], [0, 1, 1, 0]])  # Background; Diving + CliffDiving
+    log_p = F.log_softmax(logits, 1)
+    want = -log_p[0, 0] - 0.5 * (log_p[1, 1] + log_p[1, 2])
+    assert chunk_loss_sum(logits, target).item() == pytest.approx(want.item(), rel=1e-6)
+    # a one-hot target is the usual cross-entropy of its class
+    hard = torch.tensor([0, 2])
+    assert chunk_loss_sum(logits, F.one_hot(hard, 4).float()).item() == pytest.approx(
+        chunk_loss_sum(logits, hard).item(), rel=1e-6
+    )
+    # correct when the top class is one of the frame's classes
+    assert chunks_correct(logits, target).item() == 2
+    assert chunks_correct(logits, torch.tensor([[0.0, 1, 0, 0], [0, 1, 0, 0]])).item() == 0
