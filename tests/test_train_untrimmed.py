@@ -145,3 +145,65 @@ def test_the_loss_reads_a_multi_hot_target_as_a_distribution():
     # correct when the top class is one of the frame's classes
     assert chunks_correct(logits, target).item() == 2
     assert chunks_correct(logits, torch.tensor([[0.0, 1, 0, 0], [0, 1, 0, 0]])).item() == 0
+
+
+DDP_SCRIPT = r"""
+import os, sys, torch
+from rrn.config import resolve_config
+from rrn.train import fit
+
+data, ann, out = sys.argv[1], sys.argv[2], sys.argv[3]
+torch.set_num_threads(1)
+cfg = resolve_config([("flags", {
+    "data": {"dataset": "thumos14", "data_root": data, "split_dir": ann, "frame_size": 32,
+             "sample_every": 2, "hflip": False, "seconds_per_chunk": 0.5},
+    "model": {"arch": "resnet18", "skip": "block4", "weights": "none"},
+    "optim": {"epochs": 1, "batch_size": 2, "update_chunks": 4, "lr": 1e-3},
+    "run": {"out": out, "workers": 0, "progress": False, "device": "cpu", "val_every": 0},
+})])
+result = fit(cfg)
+torch.save(result["model"].state_dict(), os.path.join(out, "rank%s.state" % os.environ["RANK"]))
+"""
+
+
+def test_two_ddp_processes_train_one_detection_model(thumos, tmp_path):
+    """torchrun with 2 CPU processes (gloo): the ranks split the epoch's chunks and end with
+    identical weights; rank 0 writes the one checkpoint."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data, ann = thumos[thumos.index("--data-root") + 1], thumos[thumos.index("--split-dir") + 1]
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    runner = str(torchrun) if torchrun.exists() else shutil.which("torchrun")
+    out = tmp_path / "run"
+    cmd = [runner, "--standalone", "--nproc_per_node", "2", str(script), data, ann, str(out)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,  # on a timeout the workers die with torchrun
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    rank0 = torch.load(out / "rank0.state", weights_only=True)
+    rank1 = torch.load(out / "rank1.state", weights_only=True)
+    for key, value in rank0.items():
+        assert torch.equal(value, rank1[key]), key
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    chunks = log[0]["train_chunks"]
+    steps = [r for r in log if r["kind"] == "step"]
+    assert log[0]["world_size"] == 2 and sum(s["chunks"] for s in steps) == chunks + chunks % 2
+    last = torch.load(out / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, last[k]) for k, v in rank0.items())
