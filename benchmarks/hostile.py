@@ -51,10 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--canary-frames", type=int, default=40, help="canary frames per phase")
-    p.add_argument("--streams", type=int, default=64, help="streams for the memory figure")
+    p.add_argument("--streams", type=int, default=128, help="streams for the memory figure")
     p.add_argument("--upload-seconds", default="60,240", help="video lengths uploaded")
     p.add_argument("--quick", action="store_true", help="smoke run: small inputs, short phases")
     p.add_argument("--out", default="benchmarks/hostile_results.md", help="'-' for none")
+    p.add_argument("--attack", type=int, help=argparse.SUPPRESS)  # the attacking process's port
+    p.add_argument("--payloads", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.canary_frames, args.streams, args.upload_seconds = 6, 4, "4,8"
@@ -62,12 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------- hostile inputs
-def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+def smooth_image(h: int, w: int, seed: int = 0, noise: int = 8) -> np.ndarray:
     """A camera-like frame (gradients and mild noise): large images stay under 2 MB as JPEG."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
     base = np.stack([x * 255 // max(1, w - 1), y * 255 // max(1, h - 1), (x + y) % 256], -1)
-    return np.clip(base + rng.integers(-8, 9, (h, w, 3)), 0, 255).astype(np.uint8)
+    return np.clip(base + rng.integers(-noise, noise + 1, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 def encode(img: np.ndarray, fmt: str, **kw) -> bytes:
@@ -197,7 +199,7 @@ def frame_costs(quick: bool) -> list[str]:
             encode(big, "JPEG", quality=90, progressive=True), limits.max_scans
         ),
         f"{4 * side}x{side} PNG (4:1 at the pixel limit)": encode(
-            smooth_image(side, 4 * side), "PNG"
+            smooth_image(side, 4 * side, noise=0), "PNG", compress_level=9
         ),
     }
     bomb = scan_bomb(big, limits.max_bytes - 16)
@@ -217,12 +219,12 @@ def frame_costs(quick: bool) -> list[str]:
     return lines
 
 
-async def open_streams(port: int, n: int, frame: bytes) -> list:
+async def open_streams(port: int, n: int, frame: bytes, prefix: str) -> list:
     import websockets
 
     sockets = []
     for i in range(n):
-        ws = await websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/m{i}")
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/{prefix}{i}")
         await ws.recv()  # start
         await ws.send(frame_message(0.0, frame))
         while '"frame"' not in await ws.recv():
@@ -232,20 +234,33 @@ async def open_streams(port: int, n: int, frame: bytes) -> list:
 
 
 def stream_memory(server: Server, n: int, frame: bytes) -> list[str]:
-    async def measure() -> tuple[float, float]:
-        before = server.rss_mb()
-        sockets = await open_streams(server.port, n, frame)
+    """RSS with ``n`` streams open (one frame each) minus with none, after ``n`` streams were
+    opened and closed once (the first ones also grow the allocator's and the model's buffers,
+    memory the process keeps and reuses; measured separately)."""
+
+    async def cycle(prefix: str) -> float:
+        sockets = await open_streams(server.port, n, frame, prefix)
         await asyncio.sleep(0.5)
-        after = server.rss_mb()
+        rss = server.rss_mb()
         for ws in sockets:
             await ws.close()
-        return before, after
+        await asyncio.sleep(1.0)
+        return rss
 
-    before, after = asyncio.run(measure())
-    per = (after - before) * 1024 / n
+    async def measure() -> tuple[float, ...]:
+        cold = server.rss_mb()
+        first = await cycle("warm")
+        idle = server.rss_mb()
+        second = await cycle("m")
+        return cold, first, idle, second, server.rss_mb()
+
+    cold, first, idle, second, after = asyncio.run(measure())
+    per = (second - idle) * 1024 / n
     return [
-        f"- {n} open streams (one frame each): server RSS {before:.0f} -> {after:.0f} MB, "
-        f"**{per:.0f} KiB per stream** (state, smoothing, session, socket buffers)"
+        f"- server RSS: {cold:.0f} MB at the start; {first:.0f} MB with the first {n} streams "
+        f"open (one frame each), {idle:.0f} MB once they closed (kept by the allocator and "
+        f"reused); {second:.0f} MB with {n} streams open again, {after:.0f} MB after: "
+        f"**{per:.0f} KiB per open stream** (its model state, smoothing, session, socket)."
     ]
 
 
@@ -292,24 +307,14 @@ def upload_rows(server: Server, lengths: list[float], tmp: Path) -> tuple[list[s
     return lines, max(per_frame)
 
 
-def hostile_payloads(quick: bool) -> dict:
-    """Items 2-4 of issue 19, made before the clock starts."""
-    h, w = (540, 1024) if quick else (2160, 4096)
-    return {
-        "thin": [encode(smooth_image(1, 40000), "PNG"), encode(smooth_image(26000, 1), "PNG")],
-        "jpeg_bomb": scan_bomb(smooth_image(h, w), 1_990_000),
-    }
-
-
-async def attacker(
-    port: int, stop: asyncio.Event, payloads: dict, bomb_video: Path, counts: dict
-) -> None:
-    """Items 1-5 of issue 19, over and over, until ``stop``."""
+async def attacker(port: int, folder: Path, stop: asyncio.Event, counts: dict) -> None:
+    """Items 1-5 of issue 19, over and over, as fast as one client can, until ``stop``."""
     import httpx
     import websockets
 
-    jpeg_bomb, thin = payloads["jpeg_bomb"], payloads["thin"]
-    video = bomb_video.read_bytes()
+    jpeg_bomb = (folder / "bomb.jpg").read_bytes()
+    thin = [(folder / "thin0.png").read_bytes(), (folder / "thin1.png").read_bytes()]
+    video = (folder / "bomb.mp4").read_bytes()
     async with httpx.AsyncClient(timeout=120) as http:
         i = 0
         while not stop.is_set():
@@ -318,7 +323,7 @@ async def attacker(
             ) as ws:
                 await ws.recv()
                 messages = [struct.pack("<d", 1e308) + b"x", frame_message(0.0, thin[0])]
-                messages += [frame_message(0.04 * k, thin[1]) for k in (1,)]
+                messages += [frame_message(0.04, thin[1])]
                 messages += [frame_message(0.5 + 0.4 * k, jpeg_bomb) for k in range(3)]
                 for m in messages:
                     await ws.send(m)
@@ -331,8 +336,44 @@ async def attacker(
                 f"http://127.0.0.1:{port}/v1/predict", files={"video": ("bomb.mp4", video)}
             )
             counts["uploads"] += 1
-            counts["statuses"].add(r.status_code)
+            counts["statuses"][str(r.status_code)] = (
+                counts["statuses"].get(str(r.status_code), 0) + 1
+            )
             i += 1
+
+
+def attack_main(port: int, folder: Path) -> int:
+    """The attacking client as its own process (``--attack``): until SIGTERM, then its counts
+    as JSON in ``folder/counts.json``."""
+    import json
+    import signal
+
+    counts = {"frames": 0, "uploads": 0, "statuses": {}}
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await attacker(port, folder, stop, counts)
+
+    asyncio.run(run())
+    (folder / "counts.json").write_text(json.dumps(counts))
+    return 0
+
+
+def write_payloads(folder: Path, quick: bool) -> Path:
+    """Items 2-5 of issue 19 as files, made before the clock starts."""
+    h, w = (540, 1024) if quick else (2160, 4096)
+    (folder / "thin0.png").write_bytes(encode(smooth_image(1, 40000), "PNG"))
+    (folder / "thin1.png").write_bytes(encode(smooth_image(26000, 1), "PNG"))
+    (folder / "bomb.jpg").write_bytes(scan_bomb(smooth_image(h, w), 1_990_000))
+    tiny_frames_video(folder / "bomb.mp4", 2000 if quick else 44_000)
+    return folder
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def canary(port: int, frames: list[bytes], n: int) -> list[float]:
@@ -361,36 +402,46 @@ async def canary(port: int, frames: list[bytes], n: int) -> list[float]:
     return latencies
 
 
-def canary_rows(
-    server: Server, frames: list[bytes], n: int, payloads: dict, bomb_video: Path
-) -> list[str]:
-    async def phases():
-        alone = await canary(server.port, frames, n)
-        stop, counts = asyncio.Event(), {"frames": 0, "uploads": 0, "statuses": set()}
-        attack = asyncio.create_task(attacker(server.port, stop, payloads, bomb_video, counts))
-        attacked = await canary(server.port, frames, n)
-        stop.set()
-        await attack
-        return alone, attacked, counts
+def canary_rows(server: Server, frames: list[bytes], n: int, payloads: Path) -> list[str]:
+    """The canary alone, then while the attacking process runs; the server's CPU in each."""
+    import json
 
-    alone, attacked, counts = asyncio.run(phases())
+    cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
+    alone = asyncio.run(canary(server.port, frames, n))
+    cpu_alone = (cpu_seconds(server.proc.pid) - cpu0) / (time.perf_counter() - t0)
+    attack = subprocess.Popen(
+        [sys.executable, __file__, "--attack", str(server.port), "--payloads", str(payloads)]
+    )
+    try:
+        time.sleep(2)  # the attack is under way before the canary starts
+        cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
+        attacked = asyncio.run(canary(server.port, frames, n))
+        cpu_attacked = (cpu_seconds(server.proc.pid) - cpu0) / (time.perf_counter() - t0)
+    finally:
+        attack.terminate()
+        attack.wait(60)
+    counts = json.loads((payloads / "counts.json").read_text())
     p = lambda xs, q: sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
     ratio = p(attacked, 0.5) / p(alone, 0.5)
     ok = "met" if ratio <= 2 else "MISSED"
     return [
-        "| canary | frames classified | p50 ms | p95 ms |",
-        "|---|---|---|---|",
-        f"| alone | {len(alone)}/{n} | {p(alone, 0.5):.1f} | {p(alone, 0.95):.1f} |",
-        f"| while attacked | {len(attacked)}/{n} | {p(attacked, 0.5):.1f} | {p(attacked, 0.95):.1f} |",
+        "| canary | frames classified | p50 ms | p95 ms | server CPU (cores) |",
+        "|---|---|---|---|---|",
+        f"| alone | {len(alone)}/{n} | {p(alone, 0.5):.1f} | {p(alone, 0.95):.1f} | {cpu_alone:.2f} |",
+        f"| while attacked | {len(attacked)}/{n} | {p(attacked, 0.5):.1f} | "
+        f"{p(attacked, 0.95):.1f} | {cpu_attacked:.2f} |",
         "",
-        f"The attacker sent {counts['frames']} hostile frames on {counts['uploads']} streams and "
-        f"{counts['uploads']} upload bombs (answered {sorted(counts['statuses'])}). "
-        f"Canary p50 attacked / alone: **{ratio:.2f}x** (target <= 2x: {ok}).",
+        f"The attacking client (its own process, as fast as it could) sent {counts['frames']} "
+        f"hostile frames on {counts['uploads']} streams and {counts['uploads']} upload bombs "
+        f"(answered {counts['statuses']}). Canary p50 attacked / alone: **{ratio:.2f}x** "
+        f"(target <= 2x: {ok}).",
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.attack:
+        return attack_main(args.attack, args.payloads)
     load = os.getloadavg()[0]
     started = time.perf_counter()
     lines = [
@@ -426,10 +477,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"({per_frame * 1000:.1f} ms per decoded frame of this 320x240 video, measured); "
                 "one upload is classified at a time and memory does not grow with its length."
             )
-            bomb = tiny_frames_video(tmp / "bomb.mp4", 2000 if args.quick else 44_000)
+            payloads = write_payloads(tmp, args.quick)
             lines += ["", "## A canary stream while another client sends items 1-5", ""]
-            payloads = hostile_payloads(args.quick)
-            lines += canary_rows(server, frames, args.canary_frames, payloads, bomb)
+            lines += canary_rows(server, frames, args.canary_frames, payloads)
         finally:
             server.close()
     lines += ["", f"Run took {time.perf_counter() - started:.0f} s."]

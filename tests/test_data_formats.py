@@ -46,8 +46,8 @@ def kinetics(tmp_path):
     return root
 
 
-def test_kinetics_both_layouts_classes_and_ids(kinetics):
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+def test_kinetics_both_layouts_classes_and_ids(kinetics, logs_warning):
+    with logs_warning("1 of 7 listed videos are missing"):
         split = load_split("kinetics", kinetics, missing="skip")
     assert split.classes == [
         "abseiling",
@@ -78,7 +78,7 @@ def test_kinetics_both_layouts_classes_and_ids(kinetics):
         load_split("kinetics", kinetics)  # --missing error (the default) names file and line
 
 
-def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
+def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics, logs_warning):
     with open(kinetics / "train.csv", "a") as fh:
         fh.write(
             "abseiling,hhh,x,10,train\nabseiling,iii,9,4,train\nabseiling,jjj,1\n"
@@ -86,7 +86,7 @@ def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
         )
     with open(kinetics / "validate.csv", "a") as fh:
         fh.write("knitting,kkk,1,11,val\n")
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+    with logs_warning("1 of 7 listed videos are missing"):
         split, problems = split_problems("kinetics", kinetics)
     assert split is not None and len(split.train) == 4
     t, v = kinetics / "train.csv", kinetics / "validate.csv"
@@ -209,14 +209,14 @@ def test_frame_folder_refuses_fps_and_reports_gaps(tmp_path):
         read_frame_folder(tmp_path / "empty", Sampling())
 
 
-def test_rawframes_lists(tmp_path):
+def test_rawframes_lists(tmp_path, logs_warning):
     root = tmp_path / "frames"
     for rel, n in (("a/v1", 4), ("a/v2", 3), ("b/v3", 5)):
         write_frame_folder(root / rel, np.zeros((n, 8, 8, 3), np.uint8))
     (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 1\na/missing 2 0\n")
     (tmp_path / "test.txt").write_text("a/v2 3 0\nb/v3 five 1\nb/v3 5\n../x 3 1\n")
     kw = {"train_list": tmp_path / "train.txt", "test_list": tmp_path / "test.txt"}
-    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+    with logs_warning("1 of 4 listed videos are missing"):
         split, problems = split_problems("rawframes", root, **kw)
     assert split.classes == ["0", "1"]
     assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [
@@ -365,7 +365,7 @@ def test_thumos14_reads_videos_flat_or_in_their_side_folder_with_their_intervals
     assert split.annotations.classes == tuple(split.classes)
 
 
-def test_thumos14_malformed_lines_and_missing_videos_name_the_file_and_line(tmp_path):
+def test_thumos14_malformed_lines_and_missing_videos_name_the_file_and_line(tmp_path, logs_warning):
     videos, ann = thumos(tmp_path)
     bad = ann / "TH14_Temporal_annotations_validation" / "annotation" / "Diving_val.txt"
     bad.write_text(
@@ -374,7 +374,7 @@ def test_thumos14_malformed_lines_and_missing_videos_name_the_file_and_line(tmp_
     )
     with pytest.raises(SplitError, match=rf"{bad}:2: expected '<video> <start> <end>'"):
         load_split("thumos14", videos, ann)  # the first, at once (rrn train)
-    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+    with logs_warning("1 of 4 listed videos are missing"):
         split, problems = split_problems("thumos14", videos, ann)  # every one (check-data)
     assert [p.split(": ")[0] for p in problems[:2]] == [f"{bad}:2", f"{bad}:3"]
     assert "start and end must be seconds" in problems[1]
@@ -426,7 +426,9 @@ def test_activitynet_takes_the_file_or_its_folder_and_finds_v_prefixed_videos(tm
     assert (b2.duration, [i.label for i in b2.intervals], len(b2.ambiguous)) == (2.0, [2], 1)
 
 
-def test_activitynet_bad_entries_name_the_json_path_and_missing_videos_its_line(tmp_path):
+def test_activitynet_bad_entries_name_the_json_path_and_missing_videos_its_line(
+    tmp_path, logs_warning
+):
     file = activitynet(tmp_path)
     data = json.loads(file.read_text())
     data["database"]["a1"]["annotations"].append({"segment": [4.0], "label": "Fall"})
@@ -434,7 +436,7 @@ def test_activitynet_bad_entries_name_the_json_path_and_missing_videos_its_line(
     file.write_text(json.dumps(data, indent=1))
     with pytest.raises(SplitError, match=r'anet.json: database\["a1"\].annotations\[1\].segment'):
         load_split("activitynet", tmp_path, file)
-    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+    with logs_warning("1 of 4 listed videos are missing"):
         split, problems = split_problems("activitynet", tmp_path, file)
     assert len(problems) == 1 and "expected [<start>, <end>] in seconds" in problems[0]
     line = next(i for i, t in enumerate(file.read_text().splitlines(), 1) if '"e5"' in t)

@@ -199,10 +199,13 @@ def test_training_warns_against_flips_exactly_where_the_trait_says(tmp_path):
 
     said = []
 
-    class Run:  # the two methods of RunDir that _note_data uses
+    class Run:  # the methods of RunDir that _note_data uses
         path = tmp_path
 
         def say(self, text):
+            said.append(text)
+
+        def warn(self, text):  # the flip note is a warning
             said.append(text)
 
         def log(self, record):

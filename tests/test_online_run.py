@@ -3,6 +3,7 @@ annotated video, keeping up with a live-paced source, and outputs that stay vali
 stream is interrupted or dies."""
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -200,9 +201,10 @@ def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
     finally:
         del model.step_terms
     assert summary.status == "end" and summary.frames == 48 and summary.sampled == 24
+    # kept up by dropping frames, not by ending in time: a wall-clock bound (it ended about when
+    # the 1.92 s source did) fails on a busy machine; that frames were dropped does not
     assert summary.dropped > 0 and summary.classified + summary.dropped == 24
-    assert summary.classified <= wall / 0.1 + 1
-    assert wall < 1.92 + 1.0  # kept up: ended about when the source did (not 24 x 0.1 s later)
+    assert summary.classified <= wall / 0.1 + 1  # each step took its 0.1 s
     assert [p.index for p in preds] == sorted(p.index for p in preds)
     assert len(_decode_all(tmp_path / "annotated.mp4")) == 48  # every frame still written
     end = _events(tmp_path / "events.jsonl")[-1]
@@ -227,7 +229,7 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 
 
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
-    setup, tmp_path, capsys, monkeypatch
+    setup, tmp_path, caplog, monkeypatch
 ):
     from rrn.online import AnnotatedWriter
     from rrn.runtime.signals import StopRequest
@@ -246,7 +248,7 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     monkeypatch.setattr(AnnotatedWriter, "close", impatient_close)
     cfg = StreamConfig(out=str(tmp_path / "a.mp4"), json=str(tmp_path / "e.jsonl"))
     try:
-        with StopRequest() as stop:
+        with caplog.at_level(logging.INFO, logger="rrn"), StopRequest() as stop:
             summary = stream_source(model, str(video), cfg, on_prediction=first_ctrl_c, stop=stop)
     except KeyboardInterrupt:
         pytest.fail("the second Ctrl-C cut the closing of the outputs: no summary")
@@ -254,18 +256,38 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     assert len(_decode_all(tmp_path / "a.mp4")) == 11
     end = _events(tmp_path / "e.jsonl")[-1]
     assert end["type"] == "end" and end["status"] == "interrupted" and end["frames"] == 11
-    assert "SIGINT again: already stopping, closing the outputs" in capsys.readouterr().out
+    assert "SIGINT again: already stopping, closing the outputs" in caplog.text
 
 
 @pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(
-    setup, tmp_path, capsys, signum, rc
+    setup, tmp_path, capsys, monkeypatch, signum, rc
 ):
-    """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete."""
+    """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete.
+
+    The signal is sent once the first frame is written (the outputs are open), and that frame's
+    write waits for it: on a busy machine a timer could fire before the outputs exist, or after
+    the stream ended."""
+    from rrn.online import AnnotatedWriter
+
     _, run, video = setup
+    written, sent, finished = threading.Event(), threading.Event(), threading.Event()
+    write = AnnotatedWriter.write
+
+    def write_then_wait_for_the_signal(self, av_frame):
+        write(self, av_frame)
+        written.set()
+        sent.wait(60)
+
+    def send_after_the_first_frame():
+        if written.wait(120) and not finished.is_set():  # the stream waits in that write
+            os.kill(os.getpid(), signum)
+        sent.set()
+
+    monkeypatch.setattr(AnnotatedWriter, "write", write_then_wait_for_the_signal)
     before = signal.getsignal(signum)
-    timer = threading.Timer(0.8, os.kill, (os.getpid(), signum))
-    timer.start()
+    sender = threading.Thread(target=send_after_the_first_frame, daemon=True)
+    sender.start()
     try:
         code = main(
             [
@@ -280,7 +302,9 @@ def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(
             ]
         )
     finally:
-        timer.cancel()
+        finished.set()  # no signal once main has returned (a stream that never wrote a frame)
+        written.set()
+        sender.join(60)
     assert signal.getsignal(signum) is before  # restored
     end = _events(tmp_path / "e.jsonl")[-1]
     assert code == rc and end["status"] == "interrupted" and 0 < end["frames"] < 48

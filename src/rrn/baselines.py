@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,11 @@ from rrn import distributed as rdist
 from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
+from rrn.errors import UserError
 from rrn.files import atomic_write, atomic_write_json
 from rrn.model import weights_keyword
+
+logger = logging.getLogger(__name__)
 
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
@@ -122,7 +125,7 @@ def extract_features(
         This process's :class:`FeatureReport`, also written to ``failures.rank<r>.json``
         (failed videos are listed, never fatal).
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ def extract_features(
     report = FeatureReport()
     start = time.perf_counter()
     mine = list(range(rank, len(records), world_size))
-    for i in tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video"):
+    for i in progress_bar(mine, enabled=progress, desc=f"features[{rank}]", unit="video"):
         rec = records[i]
         path = feature_file(out, rec.video_id)
         if path.exists():
@@ -139,7 +142,7 @@ def extract_features(
         try:
             frames = source(rec.path)
         except VideoDecodeError as err:
-            warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
+            logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             report.failures.append((rec.video_id, str(err)))
             continue
         # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
@@ -324,7 +327,7 @@ def load_features(
         raise FileNotFoundError(f"{meta_path} not found: run `rrn features --out {root}` first")
     meta = json.loads(meta_path.read_text())
     if stage not in meta["stages"]:
-        raise ValueError(f"{root} holds stages {meta['stages']}, not stage {stage}")
+        raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")
     failed = {vid for vid, _ in meta.get("failures", [])}
     seqs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     labels: dict[str, list[int]] = {"train": [], "test": []}
@@ -348,7 +351,7 @@ def load_features(
         )
     for subset in ("train", "test"):
         if not seqs[subset]:
-            raise ValueError(f"{root}: no {subset} videos with features")
+            raise UserError(f"{root}: no {subset} videos with features")
     return seqs, {k: torch.tensor(v) for k, v in labels.items()}, ids, meta["classes"]
 
 

@@ -29,6 +29,7 @@ import yaml
 from torch import nn
 
 from rrn.config import TrainConfig, plain, resolve_config
+from rrn.errors import UserError
 from rrn.files import atomic_save, load_torch_file
 from rrn.model.weights import CHECKPOINT_FORMAT
 
@@ -39,8 +40,11 @@ LAST = "last.pt"
 BEST = "best.pt"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not an rrn checkpoint."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file is missing, unreadable or not an rrn checkpoint.
+
+    A user error (name another file, or retrain); a ``ValueError`` as before for callers.
+    """
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -49,10 +49,7 @@ from rrn.choices import (
     Stage,
     TemporalInit,
 )
-
-
-class ConfigError(ValueError):
-    """A config value, key or flag is wrong; the message says which and what to do."""
+from rrn.errors import ConfigError  # raised here, and imported from here by the commands
 
 
 class RenamedKeyWarning(FutureWarning):
@@ -361,7 +358,7 @@ class RunConfig:
     log_every: Annotated[int, AT_LEAST_1] = 1
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
-    """Show progress bars."""
+    """Show progress bars (on a terminal; a log file gets the line each epoch or pass ends with)."""
     resume: bool = False
     """Continue the run in --out from its last.pt (same data order and weights as a run that
     was never interrupted)."""

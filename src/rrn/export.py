@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from rrn.data.sampling import default_short_side
+from rrn.errors import ConfigError, UserError
 from rrn.files import check_writable
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -165,7 +166,7 @@ def export_model(
         ImportError: ``onnx``/``onnxscript`` missing for ONNX (the message says what to install).
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose onnx or torchscript")
+        raise ConfigError(f"unknown export format {fmt!r}; choose onnx or torchscript")
     out = check_writable(out)  # one line naming the folder, before any graph is traced
     model = model.eval()
     desc = describe(model, fmt)
@@ -201,7 +202,7 @@ def _write_onnx(
     module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int
 ) -> None:
     if not hasattr(torch.export, "Dim"):
-        raise ValueError(
+        raise UserError(
             f"ONNX export needs torch >= 2.5 (torch.onnx's dynamo exporter); this "
             f"is torch {torch.__version__}. Use --format torchscript or upgrade "
             "torch."

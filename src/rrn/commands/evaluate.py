@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags, make_suggesting
+from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
 from rrn.config import CACHE_FIELDS, DATASET_FIELDS, DataConfig, EvalConfig, RunConfig
 
 EPILOG = """\
@@ -28,7 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
     p.add_argument(
         "run",
         metavar="RUN_OR_CKPT",

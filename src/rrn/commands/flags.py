@@ -35,7 +35,8 @@ from rrn.config import (
 
 
 class SuggestingArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag."""
+    """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag: the
+    class of ``rrn`` and of every sub-command's parser (``add_subparsers(parser_class=...)``)."""
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
@@ -49,12 +50,6 @@ class SuggestingArgumentParser(argparse.ArgumentParser):
         elif extras:
             self.error(f"unexpected argument {extras[0]!r}")
         return namespace, extras
-
-
-def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give a parser made by ``add_subparsers().add_parser`` the suggesting error."""
-    parser.__class__ = SuggestingArgumentParser
-    return parser
 
 
 def add_dataclass_arguments(

@@ -44,14 +44,13 @@ finished video (resumable).
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -73,8 +72,11 @@ from rrn.data.cache_entries import (
 from rrn.data.decode import VideoDecodeError
 from rrn.data.frame_counts import plausible, sampled_shape
 from rrn.data.sampling import Sampling
+from rrn.errors import ConfigError
 from rrn.files import honour_umask
 from rrn.runtime.workers import pool_worker_init
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Part of every key: bump it only when the meaning of cached frames changes."""
@@ -119,11 +121,11 @@ class FrameCache:
 
     def __init__(self, root, *, format: str = "jpeg", quality: int = 90):
         if format not in CACHE_FORMATS:
-            raise ValueError(
+            raise ConfigError(
                 f"cache format must be one of {', '.join(CACHE_FORMATS)}, got {format!r}"
             )
         if not 1 <= quality <= 100:
-            raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+            raise ConfigError(f"JPEG quality must be in 1..100, got {quality}")
         self.root = Path(root)
         self.format = format
         self.quality = quality
@@ -177,7 +179,7 @@ class FrameCache:
         except FileNotFoundError:
             return None  # removed between find and open
         except CacheEntryError as err:
-            warnings.warn(f"ignoring {err}; decoding the video again", stacklevel=2)
+            logger.warning("rrn: warning: ignoring %s; decoding the video again", err)
             return None
         return entry
 
@@ -445,12 +447,12 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
         source: The :class:`~rrn.data.source.FrameSource` (sampling, cache folder, decoder)
             whose cache to fill: the one training and evaluation will read.
         workers: Parallel decoding processes (1 = in this process).
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar (on a terminal, see :mod:`rrn.progress`).
 
     Returns:
         The report: videos, frames, bytes, failures.
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     if source.cache is None:
         raise ValueError("build_cache needs a FrameSource with a cache folder")
@@ -461,16 +463,14 @@ def build_cache(records, source, *, workers: int = 1, progress: bool = True) -> 
     tasks = [(source, str(p), vid) for p, vid in seen.items()]
     report = CacheReport()
     start = time.perf_counter()
-    bar = tqdm(
-        total=len(tasks), desc="caching", unit="video", disable=not progress, file=sys.stderr
-    )
+    bar = progress_bar(enabled=progress, total=len(tasks), desc="caching", unit="video")
 
     def account(result) -> None:
         video_id, n, nbytes, was_cached, error, other = result
         report.other_format += other
         if error is not None:
             report.failures.append((video_id, error))
-            bar.write(f"warning: skipped {video_id}: {error}")
+            logger.warning("rrn: warning: skipped %s: %s", video_id, error)
         else:
             report.videos += 1
             report.already_cached += was_cached

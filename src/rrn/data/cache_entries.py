@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
+from rrn.errors import UserError
 
 SUFFIX = {"npy": ".npy", "jpeg": ".jpgs"}
 
@@ -40,8 +41,13 @@ _JPG_HEAD = struct.Struct("<8sIIII")  # magic, N, H, W, quality
 _JPG_MAGIC = b"RRNJPG01"
 
 
-class CacheEntryError(ValueError):
-    """A cache entry does not hold what its key promises (wrong size, shape or checksum)."""
+class CacheEntryError(UserError, ValueError):
+    """A cache entry does not hold what its key promises (wrong size, shape or checksum).
+
+    Reading data, rrn decodes the video again and rewrites the entry (a warning); where it
+    reaches a person it is theirs to fix (remove the entry, or let ``rrn cache`` rewrite it), so
+    a user error, and a ``ValueError`` as before for callers.
+    """
 
     def __init__(self, file, reason: str):
         self.file = Path(file)

@@ -52,7 +52,7 @@ def check_dataset(
     Returns:
         The problems, in split order.
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     problems = [
         Problem(
@@ -66,7 +66,7 @@ def check_dataset(
         problems += _sides_and_classes(split)
     seen = set()
     records = [r for r in split.train + split.test if not (r.path in seen or seen.add(r.path))]
-    for rec in tqdm(records, desc="checking", unit="video", disable=not progress):
+    for rec in progress_bar(records, enabled=progress, desc="checking", unit="video"):
         if rec.path.is_dir():
             problems += _check_folder(rec, decode)
             continue

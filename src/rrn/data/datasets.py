@@ -18,7 +18,7 @@ epoch; the collate functions drop it and list its index under ``"skipped"``.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,8 @@ from rrn.data.sampling import eval_chunks, train_chunk
 from rrn.data.source import FrameSource
 from rrn.data.splits import VideoRecord
 from rrn.data.transforms import CENTRE_CROP, ClipTransform, EvalViews
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class VideoChunkDataset(Dataset):
         try:
             frames = self.source(rec.path)
         except VideoDecodeError as err:
-            warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
+            logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             return SkippedVideo(vi, rec.video_id, err.reason)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         if self.train:

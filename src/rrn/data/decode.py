@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.sampling import FrameSelector, Sampling
+from rrn.errors import ConfigError, UserError
 
 VIDEO_EXTENSIONS = (
     ".avi",
@@ -60,8 +61,14 @@ VIDEO_EXTENSIONS = (
 )
 
 
-class VideoDecodeError(RuntimeError):
-    """A video could not be decoded; the message names the path and the reason."""
+class VideoDecodeError(UserError, RuntimeError):
+    """A video could not be decoded; the message names the path and the reason.
+
+    A user error: the file is damaged, cut short or in a codec FFmpeg lacks, and the person
+    replaces or re-encodes it (``rrn check-data`` lists them all). Training, evaluation and
+    caching skip such a video with a warning; one that reaches the command line is one line.
+    A ``RuntimeError`` as before for callers.
+    """
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
@@ -100,11 +107,11 @@ def resolve_backend(backend: str) -> str:
     """
     valid = ("auto", "pyav", "torchcodec")
     if backend not in valid:
-        raise ValueError(f"unknown decoder {backend!r}; choose one of {', '.join(valid)}")
+        raise ConfigError(f"unknown decoder {backend!r}; choose one of {', '.join(valid)}")
     if backend == "auto":
         return "pyav"
     if backend not in available_decoders():
-        raise ValueError(
+        raise ConfigError(
             f"decoder {backend!r} is not installed; `pip install torchcodec` or use --decoder pyav"
         )
     return backend

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rrn.data.decode import VideoDecodeError, resized_shape
 from rrn.data.sampling import Sampling, Timeline
+from rrn.errors import ConfigError
 
 #: Relative and absolute slack between a container's frame count and the decoded one.
 TOLERANCE = (0.05, 2)
@@ -118,7 +119,9 @@ def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:
     n = count_frames(folder)
     h, w = resized_shape(*probe_frame_folder(folder), sampling.short_side)
     if sampling.fps is not None:
-        raise ValueError(f"{folder}: a frame folder cannot be sampled at --fps; use --sample-every")
+        raise ConfigError(
+            f"{folder}: a frame folder cannot be sampled at --fps; use --sample-every"
+        )
     return SampledShape(float(sampled_count(n, None, sampling)), h, w, True, float(n))
 
 

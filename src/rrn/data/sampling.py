@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rrn.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -47,13 +49,15 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.sample_every < 1:
-            raise ValueError(f"sample_every (--sample-every) must be >= 1, got {self.sample_every}")
+            raise ConfigError(
+                f"sample_every (--sample-every) must be >= 1, got {self.sample_every}"
+            )
         if self.fps is not None:
             if self.fps <= 0:
-                raise ValueError(f"fps (--fps) must be > 0, got {self.fps}")
+                raise ConfigError(f"fps (--fps) must be > 0, got {self.fps}")
             object.__setattr__(self, "fps", float(self.fps))
         if self.short_side is not None and self.short_side < 1:
-            raise ValueError(f"short_side (--short-side) must be >= 1, got {self.short_side}")
+            raise ConfigError(f"short_side (--short-side) must be >= 1, got {self.short_side}")
 
     def describe(self) -> str:
         """``'every 10th frame, short side 256'`` or ``'5 frames/s, short side 128'``."""

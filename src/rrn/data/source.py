@@ -8,8 +8,8 @@ is what every other command reads.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from rrn.data.cache import FrameCache, resolve_cache_dir
 from rrn.data.cache_entries import CachedFrames, CacheEntryError
 from rrn.data.decode import VideoDecodeError, decode_video, iter_decoded, resolve_backend
 from rrn.data.sampling import Sampling
+
+logger = logging.getLogger(__name__)
 
 
 def read_frames(path: str | os.PathLike, sampling: Sampling, decoder: str = "auto") -> np.ndarray:
@@ -134,7 +136,7 @@ class FrameSource:
         except OSError as err:  # a full or read-only cache must not stop training
             if strict:
                 raise
-            warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
+            logger.warning("rrn: warning: could not write the frame cache for %s: %s", path, err)
             return read_frames(path, self.sampling, self.decoder)
         stored = self.cache.get(path, self.sampling)
         return stored if stored is not None else read_frames(path, self.sampling, self.decoder)
@@ -150,7 +152,7 @@ class FrameSource:
         except OSError as err:  # a full or read-only cache must not stop training
             if strict:
                 raise
-            warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
+            logger.warning("rrn: warning: could not write the frame cache for %s: %s", path, err)
             return frames
         if self.cache.format != "jpeg":
             return frames
@@ -159,7 +161,7 @@ class FrameSource:
 
     def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray | CachedFrames:
         """A cache entry failed a check while being read: decode again, rewrite, serve that."""
-        warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
+        logger.warning("rrn: warning: ignoring %s; decoding %s again", err, path)
         frames = self._store(path, read_frames(path, self.sampling, self.decoder), strict=False)
         if len(frames) != expected:  # the caller chose its frames from the entry's count
             raise VideoDecodeError(

@@ -19,8 +19,8 @@ its sorted class folder.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,6 +37,8 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
     read_class_index,
     read_split_text,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -247,10 +249,15 @@ def _report_missing(out: DatasetSplit, total: int, resolve: _Resolver, missing: 
             f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
             "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
         )
-    warnings.warn(
-        f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
-        f"(first: {first.video_id}, {first.listed_in}:{first.line})",
-        stacklevel=3,
+    logger.warning(
+        "rrn: warning: %d of %d listed videos are missing under %s and were skipped "
+        "(first: %s, %s:%s)",
+        len(out.missing),
+        total,
+        root,
+        first.video_id,
+        first.listed_in,
+        first.line,
     )
 
 

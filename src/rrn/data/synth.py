@@ -46,6 +46,7 @@ from rrn.data.synth_layouts import (
     shell_word,
     write_video,
 )
+from rrn.errors import ConfigError
 
 # Two clips per group: many groups -> many distinct looks to learn from, so a network has to
 # learn the motion rather than memorise a handful of looks (measured: 4 train looks do not
@@ -308,18 +309,18 @@ def make_synthetic_dataset(
             ``out/rrn_synth.json``.
     """
     if layout not in synth_layouts():
-        raise ValueError(f"--layout must be one of {', '.join(synth_layouts())}, got {layout!r}")
+        raise ConfigError(f"--layout must be one of {', '.join(synth_layouts())}, got {layout!r}")
     if classes < 2:
-        raise ValueError(f"--classes must be >= 2, got {classes}")
+        raise ConfigError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
-        raise ValueError(
+        raise ConfigError(
             "--videos-per-class must be >= 2 (one train and one test group), got "
             f"{videos_per_class}"
         )
     if frames < 2:
-        raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
+        raise ConfigError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
     if size < 16:
-        raise ValueError(f"--size must be >= 16 pixels, got {size}")
+        raise ConfigError(f"--size must be >= 16 pixels, got {size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # a temporal layout's videos are untrimmed: every class's action between background

@@ -30,7 +30,6 @@ number of workers or processes draw the same chunks.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -84,11 +83,12 @@ def plan_video(
 
 
 def probe_timeline(record: VideoRecord, source: FrameSource) -> Timeline | None:
-    """The timeline of a video from its container's header, or None (warned) when unreadable."""
+    """The timeline of a video from its container's header, or None (a warning logged) when
+    unreadable."""
     try:
         return sampled_shape(record.path, source.sampling).timeline(source.sampling)
     except (VideoDecodeError, ValueError, OSError) as err:
-        warnings.warn(f"skipping video {record.video_id}: {err}", stacklevel=3)
+        logger.warning("rrn: warning: skipping video %s: %s", record.video_id, err)
         return None
 
 
@@ -182,7 +182,7 @@ class UntrimmedChunkDataset(Dataset):
         try:
             frames = self.source(rec.path)
         except VideoDecodeError as err:
-            warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
+            logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             return SkippedVideo(vi, rec.video_id, err.reason)
         labels = frame_labels(rec.annotation, plan.timeline.times(len(frames)), self.num_classes)
         rng = np.random.default_rng((self.seed, self.epoch, index))

@@ -26,7 +26,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rrn.data.decode import error_text
-from rrn.online.events import EventLog, SegmentTracker, event, frame_record, start_fields
+from rrn.errors import ConfigError
+from rrn.online.events import (
+    EventLog,
+    SegmentTracker,
+    background_name,
+    event,
+    frame_record,
+    start_fields,
+)
 from rrn.online.recognizer import (
     MultiStreamRecognizer,
     Prediction,
@@ -403,7 +411,7 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
     source); with one, the annotated video's file.
 
     Raises:
-        ValueError: an output is a source, or both outputs are one file.
+        ConfigError: an output is a source, or both outputs are one file.
         OSError: an output's folder cannot be written.
     """
     from pathlib import Path
@@ -412,7 +420,7 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
 
     if out and len(specs) > 1:
         if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(
+            raise ConfigError(
                 f"--out {out} is a file; with several sources --out names a folder "
                 "for one annotated video and one events file per source"
             )
@@ -420,11 +428,11 @@ def check_outputs(specs: list[SourceSpec], out: str | None, json_path: str | Non
         out = None  # the per-source files are new names inside a folder just checked
     given = [(flag, Path(p)) for flag, p in (("--out", out), ("--json", json_path)) if p]
     if len(given) == 2 and given[0][1].resolve() == given[1][1].resolve():
-        raise ValueError(f"--out and --json are the same file ({out}); give each its own")
+        raise ConfigError(f"--out and --json are the same file ({out}); give each its own")
     for flag, path in given:
         for spec in specs:
             if spec.kind == "file" and path.resolve() == Path(spec.target).resolve():
-                raise ValueError(
+                raise ConfigError(
                     f"{flag} {path} is the source video {spec.name}: it would be "
                     "overwritten; write elsewhere"
                 )
@@ -547,7 +555,9 @@ def _open(
     if events_path:
         outputs.events = _open_log(events_path)
     summary = StreamSummary(spec.name, name, spec.live)
-    segments = SegmentTracker(name, config.threshold, config.min_segment)
+    segments = SegmentTracker(
+        name, config.threshold, config.min_segment, background=background_name(recognizer.classes)
+    )
     run = SourceRun(
         name,
         live if live is not None else frames,

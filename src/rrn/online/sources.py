@@ -16,12 +16,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rrn.data.decode import checked_frames, error_text, stream_rate
+from rrn.errors import UserError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
 
 
-class SourceError(OSError):
-    """A video source cannot be opened or has no video; the message says which and why."""
+class SourceError(UserError, OSError):
+    """A video source cannot be opened or has no video; the message says which and why.
+
+    A user error (another path, device or URL, or a network that is up: one line, exit 2); an
+    ``OSError`` as before for callers, as PyAV's own errors opening it are.
+    """
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,15 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
 from rrn.data.formats import flip_changes_class
+from rrn.errors import UserError
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
+from rrn.progress import progress_bar
 from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
 from rrn.train.builders import (
     Datasets,
@@ -87,11 +88,11 @@ def train_one_epoch(
     world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
     sums = torch.zeros(4, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks, stop
     t_step = time.perf_counter()
-    bar = tqdm(
+    bar = progress_bar(
+        enabled=ctx.progress,
         total=len(schedule),
         desc=f"epoch {state.epoch + 1}",
         unit="batch",
-        disable=not ctx.progress,
         dynamic_ncols=True,
         leave=False,
     )
@@ -273,7 +274,7 @@ def _epochs(t: Training) -> None:
                 model, loader, schedule, t.optimizer, state, ctx, on_step=on_step
             )
             if not totals.chunks:
-                raise ValueError(
+                raise UserError(
                     f"epoch {state.epoch + 1} trained on no chunk: all "
                     f"{len(data.train)} training "
                     "chunks were skipped as unreadable (the warnings above say why; "
@@ -339,7 +340,7 @@ def _start(t: Training, classes: list[str], init_note: str, missing: list) -> No
     )
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        run.say(
+        run.warn(
             "rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
             "is emulated and slower than full precision; use --amp none"
         )
@@ -375,7 +376,7 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
             f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
         )
     if cfg.data.hflip and (why := flip_changes_class(cfg.data)):
-        run.say(
+        run.warn(
             f"rrn train: warning: horizontal flips on {why} turn 'from left to right' into "
             "'from right to left', another class; train with --no-hflip"
         )

@@ -27,6 +27,7 @@ from typing import Any
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, load_checkpoint, make_checkpoint, save_checkpoint
 from rrn.config import TrainConfig, describe_changes, resolve_config
+from rrn.errors import ConfigError
 from rrn.files import atomic_write_text, check_writable, json_text
 from rrn.train.lock import RunLock, RunLocked
 from rrn.train.state import RunState
@@ -149,7 +150,7 @@ class RunDir:
             scaler.load_state_dict(ckpt["scaler"])
         state = RunState.from_dict(ckpt["progress"])
         if state.steps_per_epoch not in (0, steps_per_epoch):
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {self.path / LAST} was written with {state.steps_per_epoch} steps per "
                 f"epoch, this configuration gives {steps_per_epoch}; keep --update-fraction/"
                 "--update-chunks, --batch-size and the number of processes of the original run"
@@ -167,7 +168,7 @@ class RunDir:
             return
         last = self.path / LAST
         if self.resumed["classes"] != classes:
-            raise ValueError(f"--resume: the classes of {last} differ from those of the data")
+            raise ConfigError(f"--resume: the classes of {last} differ from those of the data")
         saved = (self.resumed.get("config") or {}).get("model") or {}
         now = cfg.to_dict()["model"]
         changed = [
@@ -176,7 +177,7 @@ class RunDir:
             if saved.get(k) != now[k]
         ]
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {last} was trained as another network ({'; '.join(changed)}); it "
                 "cannot be continued as this one. Keep the run's model settings, or start a new "
                 f"run (another --out) from its weights with --weights {last}"
@@ -201,7 +202,7 @@ class RunDir:
                 f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the validation groups)"
             )
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {self.path / LAST} was trained on other videos ({'; '.join(changed)}); "
                 "continuing would train on held-out videos or report on ones already trained on. "
                 "Keep the run's data settings, or start a new run (another --out) from its weights "
@@ -265,6 +266,12 @@ class RunDir:
         """Log ``text`` (INFO) on the main rank only: the run's progress for people."""
         if self.is_main:
             logger.info(text)
+
+    def warn(self, text: str) -> None:
+        """Log ``text`` as a WARNING on the main rank only: what a person should act on (shown
+        on stderr, also with ``-q``)."""
+        if self.is_main:
+            logger.warning(text)
 
     def save(
         self,

@@ -40,7 +40,12 @@ class TrainingStopped(Exception):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the weights were not updated with it."""
+    """The training loss became NaN or infinite; the weights were not updated with it.
+
+    Not a :class:`~rrn.errors.UserError`: no input was wrong that rrn could name, the run
+    diverged (a learning rate too high, fp16 overflow, a bug). ``rrn train`` reports it in one
+    line with exit code 1, the run failed, and the message says which checkpoint is intact.
+    """
 
 
 class Hook:

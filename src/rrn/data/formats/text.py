@@ -10,9 +10,15 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
+from rrn.errors import UserError
 
-class SplitError(ValueError):
-    """A split file (or the data root) is not as expected; the message names file and line."""
+
+class SplitError(UserError, ValueError):
+    """A split file (or the data root) is not as expected; the message names file and line.
+
+    A user error (fix the file, the flags that find it, or pass ``--missing skip``); a
+    ``ValueError`` as before for callers.
+    """
 
 
 class LineErrors:
