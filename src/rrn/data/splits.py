@@ -169,6 +169,37 @@ def load_split(
     return out
 
 
+def load_annotations(dataset: str, data_root=None, split_dir=None):
+    """The whole annotation of a temporal dataset
+    (:class:`~rrn.detection.annotations.TemporalAnnotations`), read from its annotation files
+    alone: no video is looked for (scoring a folder of per-frame scores needs none).
+
+    Args:
+        dataset: A temporal format's name (``"thumos14"``, ``"activitynet"``).
+        data_root: Default of ``split_dir``.
+        split_dir: The annotation files (or ActivityNet's file).
+
+    Raises:
+        SplitError: not a temporal format, neither folder given, or the annotations are missing
+            or malformed (the first malformed line named).
+    """
+    fmt = dataset_format(dataset)
+    if not fmt.temporal:
+        raise SplitError(
+            f"--dataset {dataset} has no temporal annotations; per-frame scores are scored "
+            "against thumos14 or activitynet annotations"
+        )
+    where = split_dir if split_dir is not None else data_root
+    if where is None:
+        raise SplitError(f"say where the annotations are: --split-dir ({fmt.annotations})")
+    if data_root is not None and Path(data_root).is_dir():
+        root = Path(data_root)
+    else:  # the videos are not needed: any existing folder passes _source's check
+        root = Path(where) if Path(where).is_dir() else Path(where).parent
+    source = _source(fmt, root, where, 1, None, None)
+    return fmt.parse(source, LineErrors()).temporal
+
+
 def _source(
     fmt: DatasetFormat, data_root, split_dir, split: int, train_list, test_list
 ) -> SplitSource:

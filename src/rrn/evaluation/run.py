@@ -37,8 +37,15 @@ from rrn.checkpoint import (
     load_checkpoint,
 )
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
-from rrn.data.formats import flip_changes_class
+from rrn.data.formats import dataset_format, flip_changes_class
 from rrn.data.transforms import EvalViews
+from rrn.detection.scores import is_score_folder
+from rrn.evaluation.detection import (
+    check_detection_settings,
+    evaluate_detection_checkpoint,
+    evaluate_score_folder,
+)
+from rrn.evaluation.detection_scoring import SegmentSettings
 from rrn.evaluation.loop import create_eval_loader, evaluate
 from rrn.files import atomic_write_json, check_writable
 from rrn.metrics import evaluate_probs, mean_over_splits
@@ -108,8 +115,13 @@ def evaluate_checkpoint(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     info: rdist.DistInfo | None = None,
     device: torch.device | None = None,
+    segments: SegmentSettings | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate one checkpoint (or run directory) on one split.
+
+    A detection model (a run on a temporal dataset: ``thumos14``, ``activitynet``) is run online
+    over every whole test video and scored per frame and per segment instead
+    (:mod:`rrn.evaluation.detection`).
 
     Args:
         path: a checkpoint file or a run directory (``settings.which`` picks the file).
@@ -119,6 +131,8 @@ def evaluate_checkpoint(
             section (``{"data": {"data_root": ...}, "run": {"workers": 0}}``).
         info, device: this process's place in a torchrun job and its device (default: single
             process, ``run.device``).
+        segments: How a detection model's scores become segments (``rrn stream``'s smoothing,
+            threshold and minimum segment; default: its defaults).
 
     Returns:
         The result written to ``eval_split{k}.json`` on rank 0, None on the other ranks.
@@ -129,14 +143,11 @@ def evaluate_checkpoint(
     cfg = eval_config(ckpt, str(ckpt_path), overrides or {}, split)
     info = info or rdist.DistInfo()
     device = device or rdist.resolve_device(cfg.run.device, info)
-    trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
-    if split is not None and trained_on not in (None, split) and info.is_main:
-        logger.warning(
-            "rrn eval: warning: %s was trained on split %s, evaluating split %s",
-            ckpt_path,
-            trained_on,
-            split,
-        )
+    temporal = dataset_format(cfg.data.dataset).temporal
+    if temporal:
+        check_detection_settings(settings)
+    if info.is_main:
+        _warn_other_split(ckpt, ckpt_path, split)
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
@@ -152,6 +163,20 @@ def evaluate_checkpoint(
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
+    if temporal:
+        result = evaluate_detection_checkpoint(
+            model,
+            data,
+            cfg,
+            ckpt=ckpt,
+            ckpt_path=ckpt_path,
+            out_dir=out_dir,
+            segments=segments or SegmentSettings(),
+            info=info,
+            device=device,
+        )
+        rdist.barrier()  # the ranks leave together
+        return result
     res, seconds = _run(model, data.test, cfg, settings, info, device)
     evaluated = _Evaluated(
         res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device
@@ -159,6 +184,17 @@ def evaluate_checkpoint(
     result = _write(evaluated, out_dir) if info.is_main else None
     rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
     return result
+
+
+def _warn_other_split(ckpt: Mapping[str, Any], ckpt_path: Path, split: int | None) -> None:
+    trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
+    if split is not None and trained_on not in (None, split):
+        logger.warning(
+            "rrn eval: warning: %s was trained on split %s, evaluating split %s",
+            ckpt_path,
+            trained_on,
+            split,
+        )
 
 
 def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
@@ -265,9 +301,12 @@ def evaluate_run(
     splits: Sequence[int] | None = None,
     settings: EvalConfig | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    segments: SegmentSettings | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run (or one run per split via ``{split}`` in ``run``) and, for several splits,
-    write the mean over them to ``eval_mean.json``.
+    write the mean over them to ``eval_mean.json``. A score folder (per-frame scores of a
+    detection model, :mod:`rrn.detection.scores`) is scored against its dataset's annotations
+    (:func:`~rrn.evaluation.detection.evaluate_score_folder`).
 
     Returns:
         ``{"results": [per-split results], "mean": eval_mean.json's content or None,
@@ -275,6 +314,11 @@ def evaluate_run(
     """
     settings = settings or EvalConfig()
     overrides = overrides or {}
+    if is_score_folder(run):
+        result = evaluate_score_folder(
+            run, data=overrides.get("data", {}), segments=segments, out=settings.out
+        )
+        return {"results": [result], "mean": None, "mean_file": None}
     targets = eval_targets(run, splits)
     run_cfg = resolve_config([("flags", {"run": overrides.get("run", {})})]).run
     owner = not rdist.is_initialized()
@@ -283,7 +327,13 @@ def evaluate_run(
     try:
         for split, path in targets:
             result = evaluate_checkpoint(
-                path, split=split, settings=settings, overrides=overrides, info=info, device=device
+                path,
+                split=split,
+                settings=settings,
+                overrides=overrides,
+                info=info,
+                device=device,
+                segments=segments,
             )
             if result is not None:
                 results.append(result)
