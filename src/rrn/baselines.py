@@ -36,6 +36,7 @@ from rrn import distributed as rdist
 from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
+from rrn.data.untrimmed import frame_times
 from rrn.errors import UserError
 from rrn.files import atomic_write, atomic_write_json
 from rrn.model import weights_keyword
@@ -151,6 +152,12 @@ def extract_features(
         dtype = np.float16 if float16 else np.float32
         arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
         arrays["label"] = np.array(rec.label)
+        if rec.annotation is not None:  # an untrimmed video: its labels are per frame, by time
+            times = frame_times(rec, source, len(frames))
+            if times is None:
+                report.failures.append((rec.video_id, "its container's header is unreadable"))
+                continue
+            arrays["times"] = times
         atomic_write(path, lambda fh, arrays=arrays: np.savez(fh, **arrays))
         report.written += 1
         report.frames += len(frames)
@@ -178,6 +185,7 @@ def write_features_meta(
             "stages": list(stages),
             "videos": [
                 {"video_id": r.video_id, "label": r.label, "subset": s}
+                | ({} if r.annotation is None else {"annotation": r.annotation.to_json()})
                 for r, s in zip(records, subsets)
             ],
             "failures": failures,
@@ -326,6 +334,11 @@ def load_features(
     if not meta_path.exists():
         raise FileNotFoundError(f"{meta_path} not found: run `rrn features --out {root}` first")
     meta = json.loads(meta_path.read_text())
+    if any("annotation" in v for v in meta["videos"]):
+        raise ConfigError(
+            f"{root} holds features of untrimmed videos, labelled per frame: rrn baseline "
+            "--model gru scores them per frame (rrn.detection_baseline.run_detection_baseline)"
+        )
     if stage not in meta["stages"]:
         raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")
     failed = {vid for vid, _ in meta.get("failures", [])}

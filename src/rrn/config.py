@@ -491,9 +491,18 @@ class BaselineConfig:
     weight_decay: Annotated[float, AT_LEAST_0] = 1e-4
     """L2 weight decay added by Adam."""
     batch_size: Annotated[int, AT_LEAST_1] = 64
-    """Videos per optimiser step."""
+    """Videos per optimiser step (detection: windows)."""
     hidden: Annotated[int, AT_LEAST_1] = 128
     """GRU units (the paper: 128)."""
+    window: Annotated[int, AT_LEAST_1] = 128
+    """Detection (features of thumos14/activitynet videos, --model gru): sampled frames per
+    training window, its hidden state from zero at its first frame (MiniROAD: 128)."""
+    window_stride: Annotated[int, AT_LEAST_1] = 4
+    """Detection: frames between the last frames of two training windows of a video (MiniROAD:
+    4), the first at a random offset each epoch."""
+    loss_steps: Annotated[int, AT_LEAST_1] = 1
+    """Detection: the loss is on the last this many frames of each window (MiniROAD: 1, the
+    frame the window's whole past has been seen for)."""
     seed: Annotated[int, SEED] = 0
     """Seeds initialisation and order."""
     out: str | None = None

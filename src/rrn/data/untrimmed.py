@@ -92,6 +92,13 @@ def probe_timeline(record: VideoRecord, source: FrameSource) -> Timeline | None:
         return None
 
 
+def frame_times(record: VideoRecord, source: FrameSource, frames: int) -> np.ndarray | None:
+    """(N,) seconds of the first ``frames`` sampled frames of a video (its timeline from the
+    container's header), or None (a warning logged) when the header cannot be read."""
+    timeline = probe_timeline(record, source)
+    return None if timeline is None else timeline.times(frames)
+
+
 class UntrimmedChunkDataset(Dataset):
     """Training chunks from inside untrimmed videos, labelled by their last frame (see the
     module docstring).

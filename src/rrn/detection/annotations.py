@@ -84,6 +84,29 @@ class VideoAnnotations:
         """The ambiguous stretches as segments (label :data:`AMBIGUOUS_LABEL`)."""
         return [Segment(self.video, i.label, i.start, i.end) for i in self.ambiguous]
 
+    def to_json(self) -> dict[str, Any]:
+        """``{"intervals": [[start, end, class], ...], "ambiguous": [[start, end], ...],
+        "duration": ...}``: what :meth:`from_json` reads back (a feature folder's record of its
+        videos' labels)."""
+        return {
+            "intervals": [[i.start, i.end, i.label] for i in self.intervals],
+            "ambiguous": [[i.start, i.end] for i in self.ambiguous],
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_json(cls, video: str, subset: Subset, data: dict[str, Any], where: str = ""):
+        """The record :meth:`to_json` wrote (``where``: the file, named in each interval)."""
+        return cls(
+            video,
+            subset,
+            tuple(Interval(float(s), float(e), int(k), where) for s, e, k in data["intervals"]),
+            tuple(
+                Interval(float(s), float(e), AMBIGUOUS_LABEL, where) for s, e in data["ambiguous"]
+            ),
+            data.get("duration"),
+        )
+
 
 @dataclass(frozen=True)
 class TemporalAnnotations:

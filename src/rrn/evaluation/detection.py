@@ -204,7 +204,7 @@ def evaluate_detection_checkpoint(
     write_scores_meta(
         folder,
         classes=list(ckpt["classes"]),
-        sampling=_sampling_text(sampling, scored.interval_s),
+        sampling=sampling_text(sampling, scored.interval_s),
         source=f"{ckpt_path} run online ({precision_name(cfg.run.amp, device)})",
         interval_s=scored.interval_s,
         context=model.temporal_context,
@@ -278,7 +278,7 @@ def evaluate_score_folder(
     )
 
 
-def _sampling_text(sampling, interval_s: float | None) -> str:
+def sampling_text(sampling, interval_s: float | None) -> str:
     """``'every 2nd frame (12.5 frames/s), short side 64'``: the sampling, with its rate."""
     text = sampling.describe()
     if interval_s and not sampling.fps:
