@@ -1,14 +1,19 @@
 """The shape the code keeps, checked over src/rrn, each rule shown to catch a planted violation:
 short functions, few positional parameters, a library that never imports its CLI, never
-prints, never imports training from below it, and modules without import cycles."""
+prints, never imports training from below it, modules without import cycles, and layers as
+README.md's package table lists them: every module in a row, importing only from its own row
+and the rows before it."""
 
 import ast
+import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rrn"
+README = SRC.parents[1] / "README.md"
 MAX_LINES = 60  # per function, docstring excluded
 MAX_POSITIONAL = 6  # per function, self/cls excluded; keyword-only parameters do not count
 APP = ("cli.py", "commands")  # the command line: it may print and import everything
@@ -184,6 +189,54 @@ def cli_imports(root: Path) -> list[str]:
     return out
 
 
+def layer_table(readme: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(layer, its modules) of each row of the ``| layer | modules | owns |`` table under the
+    README's ``## The package``, bottom layer first; the modules are the cell's backquoted names."""
+    section = readme.split("\n## The package", 1)[1].split("\n## ", 1)[0]
+    lines = section[section.index("| layer | modules |") :].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        layer, names = [cell.strip() for cell in line.strip().strip("|").split("|")][:2]
+        rows.append((layer, tuple(re.findall(r"`([\w.]+)`", names))))
+    return rows
+
+
+def layer_of(module: str, table, package: str) -> int | None:
+    """The row of ``module``: the row naming it, or naming the package it is in (the longest such
+    name); the root ``package`` names its own ``__init__`` only. ``None``: in no row."""
+    best, row = "", None
+    for i, (_, names) in enumerate(table):
+        for name in names:
+            covers = module == name or (name != package and module.startswith(f"{name}."))
+            if covers and len(name) > len(best):
+                best, row = name, i
+    return row
+
+
+def upward_imports(root: Path, table) -> list[str]:
+    """``module (layer) -> module (layer)`` for each import of a later row of ``table``."""
+    out = []
+    for me, deps in sorted(imports(root).items()):
+        mine = layer_of(me, table, root.name)
+        for dep in sorted(deps):
+            theirs = layer_of(dep, table, root.name)
+            if mine is not None and theirs is not None and theirs > mine:
+                out.append(f"{me} ({table[mine][0]}) -> {dep} ({table[theirs][0]})")
+    return out
+
+
+def modules_in_no_row(root: Path, table) -> list[str]:
+    return [name for _, name, _ in modules(root) if layer_of(name, table, root.name) is None]
+
+
+def rows_naming_no_module(root: Path, table) -> list[str]:
+    """Names in ``table`` that are no module or package under ``root`` (a stale row)."""
+    names = {name for _, name, _ in modules(root)}
+    return [n for _, row in table for n in row if n not in names]
+
+
 # ---------------------------------------------------------------------------- rrn keeps them
 def test_no_function_is_longer_than_60_lines():
     assert not long_functions(SRC), f"functions over {MAX_LINES} lines (docstring excluded)"
@@ -208,6 +261,18 @@ def test_no_import_cycles():
 
 def test_nothing_below_training_imports_it():
     assert not imports_of(SRC, "train", ABOVE_TRAINING)
+
+
+def test_every_module_is_in_a_row_of_the_readme_layer_table():
+    table = layer_table(README.read_text())
+    assert [layer for layer, _ in table][:1] == ["bottom"], table
+    assert not modules_in_no_row(SRC, table), "add it to README.md's table under 'The package'"
+    assert not rows_naming_no_module(SRC, table)
+
+
+def test_the_layers_only_import_downwards():
+    offenders = upward_imports(SRC, layer_table(README.read_text()))
+    assert not offenders, "move the code down, or fix README.md's table if it is wrong"
 
 
 # ---------------------------------------------------------------------------- and each rule bites
@@ -285,6 +350,54 @@ def test_the_checker_catches_an_upward_import_of_training_and_of_the_cli(tmp_pat
     )
     assert imports_of(root, "train", ABOVE_TRAINING) == ["pkg.evaluation -> pkg.train.loop"]
     assert cli_imports(root) == ["pkg.lib -> pkg.cli"]
+
+
+TABLE = """# pkg
+
+## The package
+
+| layer | modules | owns |
+|---|---|---|
+| bottom | `pkg.low`, `pkg.base` | |
+| top | `pkg`, `pkg.high`, `pkg.app` | |
+
+## Development
+"""
+
+
+def test_the_checker_catches_an_upward_import_and_a_module_in_no_row(tmp_path):
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "def __getattr__(name):\n    from pkg.high import x\n",
+            "low.py": "from pkg import base\ndef f():\n    from pkg.high import x\n",
+            "base.py": "from pkg import version\n",
+            "version.py": "v = 1\n",
+            "high.py": "from pkg.low import f\nx = 1\n",
+            "app/__init__.py": "",
+            "app/cli.py": "import pkg\nfrom pkg.high import x\n",
+        },
+    )
+    table = layer_table(TABLE)
+    assert table == [("bottom", ("pkg.low", "pkg.base")), ("top", ("pkg", "pkg.high", "pkg.app"))]
+    assert layer_of("pkg.app.cli", table, "pkg") == 1
+    assert layer_of("pkg.version", table, "pkg") is None  # the root names its __init__ only
+    assert modules_in_no_row(root, table) == ["pkg.version"]
+    assert upward_imports(root, table) == ["pkg.low (bottom) -> pkg.high (top)"]
+    assert rows_naming_no_module(root, [("top", ("pkg.gone", "pkg.app"))]) == ["pkg.gone"]
+
+
+def test_the_checker_catches_an_upward_import_planted_in_a_copy_of_rrn(tmp_path):
+    copy = tmp_path / "rrn"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    table = layer_table(README.read_text())
+    sampling = copy / "data" / "sampling.py"
+    sampling.write_text(sampling.read_text() + "\n\ndef f():\n    from rrn.config import x\n")
+    (copy / "stray.py").write_text("from rrn.errors import UserError\n")
+    assert upward_imports(copy, table) == [
+        "rrn.data.sampling (data and model) -> rrn.config (settings)"
+    ]
+    assert modules_in_no_row(copy, table) == ["rrn.stray"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from torchvision.models import WeightsEnum, get_model_builder, get_model_weights
 from torchvision.models import resnet as tv_resnet
 
+from rrn.errors import ConfigError
 from rrn.model.blocks import TemporalBasicBlock, TemporalBottleneck
 from rrn.model.errors import ModelError
 
@@ -162,8 +163,6 @@ def skips_for_context(arch: str, context: int) -> tuple[str, ...]:
 
 def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
     """The module paths of the temporal skips from ``--skip`` / ``--context`` (see ModelConfig)."""
-    from rrn.config import ConfigError
-
     m = model_cfg
     if m.skip is None:
         if m.context:
