@@ -15,7 +15,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "rrn"
 README = SRC.parents[1] / "README.md"
 MAX_LINES = 60  # per function, docstring excluded
-MAX_POSITIONAL = 6  # per function, self/cls excluded; keyword-only parameters do not count
+MAX_POSITIONAL = 6  # per function, self/cls excluded; keyword-only parameters do not count;
+# and per call: a call passing more is a bundle to build by keyword (``kw_only=True``)
 APP = ("cli.py", "commands")  # the command line: it may print and import everything
 ABOVE_TRAINING = ("train", "commands", "cli", "demo", "experiment")  # may import rrn.train
 
@@ -61,6 +62,18 @@ def many_positional(root: Path, limit: int = MAX_POSITIONAL) -> dict[str, int]:
             ]
             if len(names) > limit:
                 out[f"{path.relative_to(root)}:{fn.lineno} {fn.name}"] = len(names)
+    return out
+
+
+def many_positional_arguments(root: Path, limit: int = MAX_POSITIONAL) -> dict[str, int]:
+    """``path:line callee`` -> positional arguments of each call passing more than ``limit``
+    (a ``*args`` counts as one)."""
+    out = {}
+    for path, _, tree in modules(root):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and len(node.args) > limit:
+                where = f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node.func)}"
+                out[where] = len(node.args)
     return out
 
 
@@ -247,6 +260,11 @@ def test_no_function_takes_more_than_6_positional_parameters():
     assert not offenders, f"bundle what travels together, or make it keyword-only: {offenders}"
 
 
+def test_no_call_passes_more_than_6_positional_arguments():
+    offenders = many_positional_arguments(SRC)
+    assert not offenders, f"name the arguments, or make the dataclass kw_only=True: {offenders}"
+
+
 def test_the_library_never_imports_the_cli():
     assert not cli_imports(SRC)
 
@@ -306,6 +324,21 @@ def test_the_checker_catches_seven_positional_parameters(tmp_path):
         },
     )
     assert many_positional(root) == {"a.py:1 f": 7}
+
+
+def test_the_checker_catches_a_call_with_seven_positional_arguments(tmp_path):
+    root = _package(
+        tmp_path,
+        {
+            "a.py": "from dataclasses import dataclass\n"
+            "@dataclass\nclass Bundle:\n    a: int\n    b: int\n    c: int\n    d: int\n"
+            "    e: int\n    f: int\n    g: int\n"
+            "x = Bundle(1, 2, 3, 4, 5, 6, 7)\n"
+            "y = Bundle(1, 2, 3, 4, 5, 6, g=7)\n"
+            "z = max(*[1, 2], 3, 4, 5, 6, 7, 8)\n"
+        },
+    )
+    assert many_positional_arguments(root) == {"a.py:11 Bundle": 7, "a.py:13 max": 7}
 
 
 def test_the_checker_catches_a_print_in_the_library_only(tmp_path):
@@ -401,7 +434,8 @@ def test_the_checker_catches_an_upward_import_planted_in_a_copy_of_rrn(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "rule", [long_functions, many_positional, prints_in_library, import_cycles]
+    "rule",
+    [long_functions, many_positional, many_positional_arguments, prints_in_library, import_cycles],
 )
 def test_an_empty_package_passes_every_rule(tmp_path, rule):
     assert not rule(_package(tmp_path, {}))

@@ -290,7 +290,7 @@ def _cache_one(task) -> tuple[str, int, int, bool, str | None, bool]:
         return video_id, 0, 0, False, f"{type(err).__name__}: {err}", False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CacheEstimate:
     """The disk a cache will take, estimated before building it (:func:`estimate_cache`)."""
 
@@ -377,13 +377,13 @@ def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> Ca
     except OSError:
         free = None
     return CacheEstimate(
-        len(paths),
-        sum(counts) / len(counts),
-        len(counts),
-        nbytes / frames,
-        min(measure, len(paths)),
-        source.cache.format,
-        free,
+        videos=len(paths),
+        frames_per_video=sum(counts) / len(counts),
+        probed=len(counts),
+        bytes_per_frame=nbytes / frames,
+        measured=min(measure, len(paths)),
+        format=source.cache.format,
+        free_bytes=free,
     )
 
 

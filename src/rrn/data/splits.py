@@ -239,13 +239,12 @@ def _report_missing(out: DatasetSplit, total: int, resolve: _Resolver, missing: 
         )
     logger.warning(
         "rrn: warning: %d of %d listed videos are missing under %s and were skipped "
-        "(first: %s, %s:%s)",
+        "(first: %s, %s)",
         len(out.missing),
         total,
         root,
         first.video_id,
-        first.listed_in,
-        first.line,
+        f"{first.listed_in}:{first.line}",
     )
 
 

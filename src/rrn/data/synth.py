@@ -160,7 +160,8 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
             g, c = divmod(v, per_group)
             rng = np.random.default_rng((seed, 1, k, v))
             video = render_video(rng, looks[g], size, 2 * math.pi * k / classes, frames)
-            yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
+            test = g < n_test_groups
+            yield SynthVideo(label=k, name=name, group=g + 1, clip=c + 1, test=test, frames=video)
 
 
 def make_synthetic_dataset(

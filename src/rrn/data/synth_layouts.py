@@ -21,7 +21,7 @@ import numpy as np
 SYNTH_INFO = "rrn_synth.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthVideo:
     """One rendered video of the synthetic dataset, before it is written in a layout."""
 

@@ -32,7 +32,7 @@ STAGES = (1, 2, 3, 4)
 ALIASES = ("block1", "block2", "midblock4", "block4")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchSpec:
     """A torchvision ResNet that temporal skips can be added to."""
 
@@ -85,7 +85,13 @@ for _name, _block, _layers in (
     ("resnet152", TemporalBottleneck, (3, 8, 36, 3)),
 ):
     register_arch(
-        ArchSpec(_name, get_model_builder(_name), _block, _layers, get_model_weights(_name))
+        ArchSpec(
+            name=_name,
+            builder=get_model_builder(_name),
+            block=_block,
+            layers=_layers,
+            weights=get_model_weights(_name),
+        )
     )
 
 

@@ -42,7 +42,7 @@ def _lists(
             rel = check_relative(fields[0], src, lineno, errors)
             if rel is None:
                 continue
-            entries.append(Entry(side, rel, label, src, lineno))
+            entries.append(Entry(side, rel, label, source=src, line=lineno))
     if classes is None:
         entries, classes = numbered_classes(entries, ind, errors)
     return entries, classes
@@ -59,7 +59,7 @@ def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], l
             m = re.search(r"_g(\d+)_", video.name)
             group = int(m.group(1)) if m else pos
             side = "test" if (group - 1) % 3 == split - 1 else "train"
-            entries.append(Entry(side, f"{name}/{video.name}", label, root / name, pos))
+            entries.append(Entry(side, f"{name}/{video.name}", label, source=root / name, line=pos))
     return entries, classes
 
 
