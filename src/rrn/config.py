@@ -4,13 +4,14 @@
 resolves and saves next to every run and in every checkpoint. The other commands take the
 fields they need from the same sections (``rrn cache`` the data fields, ``rrn eval`` the data
 and run fields it may change, ...) plus a dataclass of their own (:class:`EvalConfig`,
-:class:`FeaturesConfig`, :class:`BaselineConfig`), so a setting has one name, one help text and
-one default everywhere.
+:class:`FeaturesConfig`, :class:`BaselineConfig`, :class:`StreamConfig`, :class:`ExportConfig`,
+:class:`ServeConfig`), so a setting has one name, one help text and one default everywhere.
 
-Precedence, lowest first: the dataclass defaults (or, with ``--resume`` and in ``rrn eval``, the
-config stored in the checkpoint), then a YAML file (``--config``), then command-line flags.
-Every field is documented by the string under it; that string is also the flag's ``--help``.
-Each dataclass validates itself in ``__post_init__`` so a bad value fails before any data is
+Precedence, lowest first: the dataclass defaults (or the config stored in the checkpoint: with
+``--resume``, and in the commands that load a trained model), then a YAML file (``--config``),
+then command-line flags. Every field is documented by the string under it; that string is also
+the flag's ``--help``. Each dataclass validates itself in ``__post_init__`` (from its types, the
+data's sampling rules and the dataset format's traits) so a bad value fails before any data is
 read.
 
 A YAML file may be nested by section (``optim: {lr: 1e-4}``) or flat (``lr: 1e-4``); an unknown

@@ -5,13 +5,10 @@ that decodes on the fly pays for 10x the frames it uses, every epoch. ``rrn cach
 
 Formats (:mod:`~rrn.data.cache_entries`; one file per video either way, a chunk reads only its
 ``T`` frames, training and evaluation read both): ``jpeg`` (``<key>.jpgs``: JPEG frames behind
-an index; the default) or ``npy`` (``<key>.npy``: uncompressed, memory-mapped). Measured by
-``benchmarks/data.py`` (``benchmarks/data_results.md``): on real UCF-101 and HMDB-51 clips JPEG
-at quality 90 takes ~9x less disk than ``.npy`` at short side 128 and ~14x less at 256 (mean
-error ~2 grey levels), and a 2-worker DataLoader still delivers 0.75-0.91x the clips/s -- a cache of
-UCF-101 at the training default (short side 256, every 10th frame) is ~4.7 GB as JPEG against
-~65 GB as ``.npy``, of Kinetics-400 ~0.2 TB against ~2.8 TB. ``.npy`` stays one flag away
-(``--cache-format npy``) for the last bit of read speed.
+an index; the default: an order of magnitude less disk for a small loss of read speed and a few
+grey levels) or ``npy`` (``<key>.npy``: uncompressed, memory-mapped), one flag away
+(``--cache-format npy``) for the last bit of read speed. The measured sizes, speeds and errors,
+and the disk a cache of UCF-101 or Kinetics takes: docs/benchmarks.md ("Cache formats").
 
 Keys: ``sha1`` of (absolute path, file size, mtime in ns, the
 :class:`~rrn.data.sampling.Sampling` -- sample_every, fps, short_side -- and the key version):

@@ -5,7 +5,9 @@
   streams (:class:`MultiStreamRecognizer`); :class:`Recognizer` for one;
 * :mod:`~rrn.online.batcher`: a micro-batcher (``max_batch``, ``max_wait_ms``, latest frame
   wins) for producers that run concurrently, such as a service's clients;
-* :mod:`~rrn.online.events`: the event records and the action segments (start/update/end);
+* :mod:`~rrn.online.events`: the one events schema of ``rrn stream`` and ``rrn serve``
+  (``start``, ``frame``, ``segment``, ``dropped``, ``error``, ``end``, built by
+  :func:`~rrn.online.events.event`) and the action segments (start/update/end);
 * :mod:`~rrn.online.render`: the overlay and the annotated video;
 * :mod:`~rrn.online.run`: the loop over one or many sources (what ``rrn stream`` runs).
 

@@ -1,7 +1,11 @@
 """Custom datasets (``--dataset list``): list files of ``relative/path <0-based label>`` lines
 (mmaction2's convention), with class names from an optional ``classInd.txt`` in ``split_dir``
-(UCF format) or else ``"0", "1", ...``; without list files, one folder per class under the
-data root and a 3-fold split by group (see :mod:`rrn.data.splits`)."""
+(UCF format) or else ``"0", "1", ...``.
+
+Without list files: one folder per class under the data root, sorted by name, and ``split = k``
+in 1..3 is a 3-fold split: a video goes to test when ``(group - 1) % 3 == k - 1``, where
+``group`` is the ``_gNN_`` number of UCF-style names (so groups never straddle train and test)
+or, for other names, the video's 1-based position within its sorted class folder."""
 
 from __future__ import annotations
 
