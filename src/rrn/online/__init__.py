@@ -9,7 +9,8 @@
   (``start``, ``frame``, ``segment``, ``dropped``, ``error``, ``end``, built by
   :func:`~rrn.online.events.event`) and the action segments (start/update/end);
 * :mod:`~rrn.online.render`: the overlay and the annotated video;
-* :mod:`~rrn.online.run`: the loop over one or many sources (what ``rrn stream`` runs).
+* :mod:`~rrn.online.loop`: the round loop over one or many sources, one batched step a round;
+* :mod:`~rrn.online.run`: opening the sources and their outputs (what ``rrn stream`` runs).
 
 A frame's logits are the chunk prediction of its stream's frames ``n-T+1..n``: row ``n`` of
 ``forward_video`` over the whole video, whether the stream runs alone or batched with others.
@@ -17,6 +18,7 @@ A frame's logits are the chunk prediction of its stream's frames ``n-T+1..n``: r
 
 from rrn.online.batcher import BatcherStats, Dropped, MicroBatcher
 from rrn.online.events import EventLog, SegmentTracker, frame_record
+from rrn.online.loop import Outputs, SourceRun, StreamSummary, run_sources
 from rrn.online.recognizer import (
     MultiStreamRecognizer,
     Prediction,
@@ -27,14 +29,7 @@ from rrn.online.recognizer import (
     sampling_for,
 )
 from rrn.online.render import AnnotatedWriter, render_overlay
-from rrn.online.run import (
-    Outputs,
-    SourceRun,
-    StreamSummary,
-    run_sources,
-    stream_source,
-    stream_sources,
-)
+from rrn.online.run import stream_source, stream_sources
 from rrn.online.sources import LiveFrames, SourceError, SourceFrame, parse_source
 
 __all__ = [
