@@ -9,8 +9,9 @@ One module per concern (each module's docstring says what it owns):
   folder of JPEG frames -> the same), :mod:`~rrn.data.jpeg`, :mod:`~rrn.data.frame_counts`
   (what a container promises, read without decoding);
 * :mod:`~rrn.data.sampling`: pure index rules and :class:`Sampling`, the frames a video gives;
-* :mod:`~rrn.data.cache` (decode once; storage in :mod:`~rrn.data.cache_entries`) and
-  :mod:`~rrn.data.source` (cache, else decode);
+* the frame cache: :mod:`~rrn.data.cache_store` (on disk: keys, checked reads, atomic
+  writes; entry formats in :mod:`~rrn.data.cache_entries`), :mod:`~rrn.data.cache` (building
+  it: ``rrn cache``) and :mod:`~rrn.data.source` (cache, else decode);
 * :mod:`~rrn.data.transforms` (one random draw per clip) and :mod:`~rrn.data.datasets`
   (records + frames + sampling + transforms);
 * :mod:`~rrn.data.synth` and :mod:`~rrn.data.synth_layouts` (``rrn synth``),
@@ -26,9 +27,9 @@ import importlib
 #: public name -> the module that owns it
 _OWNERS = {
     "CacheReport": "cache",
-    "FrameCache": "cache",
+    "FrameCache": "cache_store",
     "build_cache": "cache",
-    "default_cache_dir": "cache",
+    "default_cache_dir": "cache_store",
     "Problem": "check",
     "check_dataset": "check",
     "SkippedVideo": "datasets",
