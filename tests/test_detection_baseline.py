@@ -153,12 +153,15 @@ def test_rrn_baseline_gru_scores_untrimmed_videos_like_rrn_eval(features, tmp_pa
     np.testing.assert_allclose(written.scores, video_probs(model.eval(), feats), atol=1e-6)
 
 
-def test_a_video_level_classifier_is_refused_on_untrimmed_features(features, tmp_path):
-    from rrn.baselines import run_baseline
-    from rrn.detection_baseline import run_detection_baseline
+def test_run_baseline_on_untrimmed_features_is_the_detector_and_avgpool_is_refused(
+    features, tmp_path
+):
+    from rrn.baselines import load_features, run_baseline
 
     folder, _ = features
+    cfg = BaselineConfig(features=str(folder), model="gru", epochs=1, window=4, out=str(tmp_path))
+    assert run_baseline(cfg, plot=False)["task"] == "detection"
     with pytest.raises(ConfigError, match="--model gru"):
-        run_detection_baseline(BaselineConfig(features=str(folder), model="avgpool"))
+        run_baseline(BaselineConfig(features=str(folder), model="avgpool"))
     with pytest.raises(ConfigError, match="untrimmed videos"):
-        run_baseline(BaselineConfig(features=str(folder), model="gru"))
+        load_features(folder, 4)

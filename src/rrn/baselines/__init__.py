@@ -14,12 +14,17 @@ shards videos across torchrun ranks.
   hidden state.
 
 Both write the same evaluation files as ``rrn eval`` (:func:`rrn.metrics.evaluate_probs`).
+On features of untrimmed videos (thumos14, activitynet) the GRU is an online detector trained
+on per-frame labels (:func:`run_detection_baseline`), scored as ``rrn eval`` scores a detection
+run.
 
-Three modules: :mod:`~rrn.baselines.features` (extracting and reading the features),
+Four modules: :mod:`~rrn.baselines.features` (extracting and reading the features),
 :mod:`~rrn.baselines.models` (the classifiers), :mod:`~rrn.baselines.training` (training and
-evaluating them); every name is importable from here.
+evaluating them), :mod:`~rrn.baselines.detection` (the GRU on untrimmed videos); every name is
+importable from here.
 """
 
+from rrn.baselines.detection import run_detection_baseline
 from rrn.baselines.features import (
     EXTRACTION_FILE,
     FEATURE_STAGES,
@@ -35,8 +40,8 @@ from rrn.baselines.features import (
     weights_digest,
     write_features_meta,
 )
-from rrn.baselines.models import AvgPoolClassifier, GRUClassifier
-from rrn.baselines.training import baseline_protocol, run_baseline, znorm_stats
+from rrn.baselines.models import AvgPoolClassifier, GRUClassifier, znorm_stats
+from rrn.baselines.training import baseline_protocol, run_baseline
 
 __all__ = [
     "EXTRACTION_FILE",
@@ -54,6 +59,7 @@ __all__ = [
     "load_feature_model",
     "load_features",
     "run_baseline",
+    "run_detection_baseline",
     "weights_digest",
     "write_features_meta",
     "znorm_stats",

@@ -329,7 +329,7 @@ def load_features(
     if any("annotation" in v for v in meta["videos"]):
         raise ConfigError(
             f"{root} holds features of untrimmed videos, labelled per frame: rrn baseline "
-            "--model gru scores them per frame (rrn.detection_baseline.run_detection_baseline)"
+            "--model gru scores them per frame (rrn.baselines.run_detection_baseline)"
         )
     if stage not in meta["stages"]:
         raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")

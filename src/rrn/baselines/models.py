@@ -3,13 +3,27 @@
 * :class:`AvgPoolClassifier`: the mean of a video's frame features (optionally z-normalised)
   and a linear layer (softmax regression);
 * :class:`GRUClassifier`: a GRU (128 units in the paper) over the sequence of frame features,
-  classifying from its last hidden state.
+  classifying from its last hidden state;
+* :func:`znorm_stats`: their z-normalisation, from the training split only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
+
+
+def znorm_stats(
+    train_seqs: Sequence[np.ndarray], pooled: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per feature from the training split only (of video means, or of frames)."""
+    rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
+    mean = torch.from_numpy(rows.mean(0)).float()
+    std = torch.from_numpy(rows.std(0)).float().clamp(min=1e-6)
+    return mean, std
 
 
 class AvgPoolClassifier(nn.Module):

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rrn.baselines.detection import is_detection_features, run_detection_baseline
 from rrn.baselines.features import load_features
-from rrn.baselines.models import AvgPoolClassifier, GRUClassifier
+from rrn.baselines.models import AvgPoolClassifier, GRUClassifier, znorm_stats
 from rrn.config import BaselineConfig, ConfigError
 
 
@@ -25,16 +26,6 @@ def _pad(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, s in enumerate(seqs):
         x[i, : len(s)] = torch.from_numpy(s)
     return x, lengths  # (V, N_max, C), (V,)
-
-
-def znorm_stats(
-    train_seqs: Sequence[np.ndarray], pooled: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std per feature from the training split only (of video means, or of frames)."""
-    rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
-    mean = torch.from_numpy(rows.mean(0)).float()
-    std = torch.from_numpy(rows.std(0)).float().clamp(min=1e-6)
-    return mean, std
 
 
 def baseline_protocol(model: str) -> str:
@@ -50,6 +41,9 @@ def baseline_protocol(model: str) -> str:
 def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
     """Train a baseline classifier on stored features and evaluate it on the test videos.
 
+    On features of untrimmed videos (``rrn features`` on thumos14 or activitynet) this is
+    :func:`~rrn.baselines.detection.run_detection_baseline`: the GRU as an online detector.
+
     Returns:
         The evaluation JSON (as :func:`rrn.metrics.evaluate_probs`), also written to
         ``cfg.out`` (default: the features folder) as ``baseline_<model>_stage<s>[_znorm].json``.
@@ -58,6 +52,8 @@ def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
 
     if not cfg.features:
         raise ConfigError("--features is required (the folder written by rrn features)")
+    if is_detection_features(cfg.features):  # untrimmed videos: a score at every frame
+        return run_detection_baseline(cfg, plot=plot)
     seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
     torch.manual_seed(cfg.seed)
     dim = seqs["train"][0].shape[1]

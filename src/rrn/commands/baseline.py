@@ -25,12 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rrn.baselines import run_baseline
     from rrn.commands.evaluate import detection_line
-    from rrn.detection_baseline import is_detection_features, run_detection_baseline
     from rrn.files import json_text
 
     cfg = from_flags(BaselineConfig, args, "baseline")
-    detection = bool(cfg.features) and is_detection_features(cfg.features)
-    result = run_detection_baseline(cfg) if detection else run_baseline(cfg)
+    result = run_baseline(cfg)
+    detection = result.get("task") == "detection"
     if args.json:
         print(json_text({k: v for k, v in result.items() if k != "per_class"}, indent=2))
     elif detection:

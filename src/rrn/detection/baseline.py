@@ -17,7 +17,7 @@ recipe (An et al., *MiniROAD: Minimal RNN Framework for Online Action Detection*
   of the whole video in one pass (:meth:`DetectionGRU.forward`) are exactly those.
 
 Pure torch and numpy (the model layer); reading feature folders and scoring is
-:mod:`rrn.detection_baseline`'s.
+:mod:`rrn.baselines.detection`'s.
 """
 
 from __future__ import annotations

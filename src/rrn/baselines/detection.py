@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from rrn.baselines import META_FILE, feature_file, znorm_stats
+from rrn.baselines.features import META_FILE, feature_file
+from rrn.baselines.models import znorm_stats
 from rrn.config import BaselineConfig, ConfigError
 from rrn.data.sampling import Sampling
 from rrn.detection.annotations import TemporalAnnotations, VideoAnnotations
