@@ -133,3 +133,52 @@ def test_rrn_stream_never_announces_background_and_announces_what_eval_scored(ru
     classes = ["Background", "MoveLeft", "MoveRight"]
     ours = [(classes[s["label"]], s["start"]) for s in scored if s["video"] == video.stem]
     assert [(e["class"], e["start"]) for e in ends] == ours
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_exported_detection_model_gives_the_scores_rrn_eval_scored(run, tmp_path, fmt):
+    """The exported step, run over each test video from a zero state, gives the evaluation's
+    score files (1e-4); its own score folder is scored to the same numbers."""
+    from rrn.detection.scores import write_scores_meta, write_video_scores
+    from rrn.export import ExportedModel
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    run_dir, data, _ = run
+    assert main(["export", str(run_dir), "--format", fmt, "--out", str(tmp_path / "x")]) == 0
+    exported = ExportedModel(tmp_path / "x")
+    assert exported.description["background"] == "Background"
+    assert exported.description["classes"][0] == "Background"
+    source = FrameSource(load_model(run_dir).train_config.data.sampling())
+    transform = ClipTransform(32, train=False)
+    folder = run_dir / "eval_split1" / "scores"
+    meta = read_scores_meta(folder)
+    for video in sorted((data / "test").glob("*.mp4")):
+        frames = transform(np.asarray(source(video))).numpy()  # (N, 3, 32, 32)
+        probs = torch.from_numpy(exported.run_video(frames)).softmax(dim=-1).numpy()
+        ours = read_video_scores(folder, video.stem, 3)
+        np.testing.assert_allclose(probs, ours.scores, atol=1e-4)
+        write_video_scores(tmp_path / "scores", video.stem, probs, ours.times)
+    write_scores_meta(
+        tmp_path / "scores",
+        **{k: meta[k] for k in ("classes", "sampling", "interval_s", "context", "data")},
+        source=f"{fmt} export",
+    )
+    assert main(["eval", str(tmp_path / "scores"), "--out", str(tmp_path)]) == 0
+    theirs = json.loads((tmp_path / "eval_scores.json").read_text())
+    first = result_of(run_dir)
+    assert theirs["frame_map"] == pytest.approx(first["frame_map"], abs=1e-3)
+    assert theirs["num_frames"] == first["num_frames"]
+
+
+def test_a_detection_model_exports_for_triton_with_background_among_its_labels(run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    run_dir, _, _ = run
+    argv = ["export", str(run_dir), "--format", "triton", "--out", str(tmp_path), "--name", "det"]
+    assert main(argv) == 0
+    labels = (tmp_path / "det" / "labels.txt").read_text().split()
+    assert labels == ["Background", "MoveLeft", "MoveRight"]
+    config = (tmp_path / "det" / "config.pbtxt").read_text()
+    assert "dims: [ 3 ]" in config

@@ -15,7 +15,9 @@ Two graphs are written to the output folder:
 
 Every input and output has a dynamic batch axis 0; the shapes in ``model.json`` are for
 batch 1. ``model.json`` also holds what a deployment needs to prepare frames: class names,
-frame size, normalisation and sampling (:meth:`~rrn.data.transforms.InputSpec.to_dict`).
+frame size, normalisation and sampling (:meth:`~rrn.data.transforms.InputSpec.to_dict`), and
+``background``: the class that means "no action" for a detection model (``Background``,
+class 0), else null.
 :class:`ExportedModel` loads an export back (ONNX Runtime or ``torch.jit``) and runs it.
 """
 
@@ -34,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from rrn.data.sampling import default_short_side
+from rrn.detection.classes import BACKGROUND, background_index
 from rrn.errors import ConfigError, UserError
 from rrn.files import check_writable
 from rrn.version import __version__
@@ -94,6 +97,7 @@ def describe(model: nn.Module, fmt: str) -> dict:
         "model": dict(model.config),
         "temporal_context": T,
         "classes": list(model.classes),
+        "background": BACKGROUND if background_index(model.classes) is not None else None,
         "inputs": model.inputs.to_dict(),
         "preprocessing": _preprocessing(model.inputs),
         "batch": "axis 0 of every input and output is dynamic; shapes are given for batch 1",
