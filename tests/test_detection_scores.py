@@ -179,7 +179,7 @@ def test_perfect_scores_score_one_and_detect_every_action_at_once(tmp_path, data
     assert result["delay_s_median"] == 0.0 and result["missed"] == 0.0
     assert result["num_videos"] == 2 and result["num_frames"] == 74
     assert result["num_scored_frames"] == 74 - 4  # 9 <= t < 10: 4 frames ignored
-    assert "4 frames/s" in result["protocol"] and "last 1 frames" in result["protocol"]
+    assert "4 frames/s" in result["protocol"] and "each frame's probabilities" in result["protocol"]
 
 
 def test_the_folder_is_scored_exactly_as_evaluate_detection_scores_its_frames(tmp_path, dataset):

@@ -56,10 +56,15 @@ class SegmentSettings:
     """Seconds a run must last before its segment is announced."""
 
     def describe(self, smooth: int) -> str:
+        """The settings in words, for the protocol (``smooth``: the resolved smoothing)."""
+        top = (
+            "the top class of each frame's probabilities"
+            if smooth == 1
+            else f"the top class of the mean of the last {smooth} frames' probabilities"
+        )
         return (
-            f"rrn stream's segment tracker (the top class of the mean of the last {smooth} "
-            f"frames' probabilities, threshold {self.threshold:g}, minimum segment "
-            f"{self.min_segment:g} s; no segment for Background)"
+            f"rrn stream's segment tracker ({top}, threshold {self.threshold:g}, minimum "
+            f"segment {self.min_segment:g} s; no segment for Background)"
         )
 
 
