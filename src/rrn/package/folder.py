@@ -88,6 +88,7 @@ def package_config(
     train_config: Mapping[str, Any],
     choice: Mapping[str, Any],
     checkpoint_version: int,
+    rrn_version: str,
     torch_version: str | None = None,
 ) -> dict[str, Any]:
     """config.json's content (see the module docstring).
@@ -101,14 +102,14 @@ def package_config(
         choice: Which checkpoint, and how it was chosen (:func:`rrn.checkpoint.checkpoint_choice`;
             the file is named by its name alone).
         checkpoint_version: The checkpoint format's version whose fields the package follows.
+        rrn_version: The rrn that wrote the package.
         torch_version: The torch that trained it.
     """
-    from rrn import __version__
     from rrn.model.weights import CHECKPOINT_FORMAT
 
     return {
         "format": MARKER,
-        "rrn_version": __version__,
+        "rrn_version": rrn_version,
         "checkpoint_format": CHECKPOINT_FORMAT,
         "checkpoint_version": checkpoint_version,
         "model": dict(model),

@@ -83,8 +83,6 @@ def download(uri: str) -> Path:
         HubError: no huggingface_hub, a malformed name, no such repository or revision (or no
             access to it), or offline without the package in the cache.
     """
-    from rrn import __version__
-
     repo_id, revision = parse_hub_uri(uri)
     hf = _hub(uri)
     from huggingface_hub import errors
@@ -95,7 +93,6 @@ def download(uri: str) -> Path:
             revision=revision,
             allow_patterns=list(FILES),
             library_name="rrn",
-            library_version=__version__,
         )
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         offline = " (HF_HUB_OFFLINE is set)" if hf.constants.HF_HUB_OFFLINE else ""
@@ -147,14 +144,12 @@ def upload(
     Raises:
         HubError: no huggingface_hub or no token, or the Hub refused.
     """
-    from rrn import __version__
-
     check_repo_id(repo_id)
     hf = _hub(f"uploading to {repo_id}")
     require_token(f"uploading to {repo_id}")
     from huggingface_hub import errors
 
-    api = hf.HfApi(library_name="rrn", library_version=__version__)
+    api = hf.HfApi(library_name="rrn")
     operations = [
         hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(folder) / name))
         for name in files

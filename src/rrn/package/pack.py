@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rrn import __version__
 from rrn.checkpoint import (
     VERSION,
     build_from_checkpoint,
@@ -29,6 +31,7 @@ from rrn.checkpoint import (
     load_checkpoint,
     saved_config,
 )
+from rrn.config import ConfigError
 from rrn.package.card import DatasetFacts, model_card
 from rrn.package.folder import package_config, write_package
 from rrn.package.hub import check_repo_id, require_token, upload
@@ -42,6 +45,28 @@ PUBLIC_DATASETS = {
     "kinetics": ("Kinetics", "validation", "kinetics"),
     "ssv2": ("Something-Something v2", "validation", "something-something-v2"),
 }
+
+
+@dataclass
+class PackConfig:
+    """What ``rrn pack`` and ``rrn push`` add to the checkpoint they package (the checkpoint of a
+    run: ``--which``)."""
+
+    license: str = "unknown"
+    """The weights' license in the model card, as the Hub names licenses (mit, apache-2.0,
+    cc-by-nc-4.0, other, ...); the data's terms may bind the weights."""
+    results: tuple[str, ...] = ()
+    """More rrn eval result files (eval_split{k}.json, comma-separated) for the card, besides
+    those in the checkpoint's folder; only those of the packed checkpoint are reported."""
+    name: str | None = None
+    """The model's name in its card [the Hub repository's name, else OUT's]."""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
+            raise ConfigError(
+                f"--license {self.license!r}: expected a license identifier as the Hub names "
+                "them (mit, apache-2.0, cc-by-4.0, other, unknown)"
+            )
 
 
 @dataclass
@@ -106,6 +131,7 @@ def pack_run(
         train_config=cfg.to_dict(),
         choice=choice,
         checkpoint_version=VERSION,
+        rrn_version=__version__,
         torch_version=ckpt.get("torch_version"),
     )
     files = [*sorted(path.parent.glob("eval_split*.json")), *map(Path, results)]
