@@ -21,7 +21,7 @@ Reading a package gives what a checkpoint holds (``model``, ``model_config``, ``
 evaluation rebuild it as they rebuild a checkpoint's, by the same strict rule: every tensor of
 the model, by name and shape, and one class name per output. What the package says of itself
 is checked first: its marker, the classes (names, none twice, the background class first) and
-that its input spec is the one its training settings imply.
+that its network and input spec are those its training settings imply.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ LOCAL_PATHS = {
     "data": ("data_root", "split_dir", "train_list", "test_list", "cache_dir"),
     "run": ("out",),
 }
-#: The input settings config.json states, each as the training settings imply it.
+#: What config.json states of the network and its inputs, each as the training settings imply it.
+MODEL_KEYS = ("arch", "skip_blocks", "skip_type")
 INPUT_KEYS = ("frame_size", "sample_every", "fps", "short_side")
 
 
@@ -213,7 +214,7 @@ def read_package(folder: str | os.PathLike, name: str | None = None) -> dict[str
     folder, name = Path(folder), name or str(folder)
     config = read_config(folder, name)
     _check_classes(config, name)
-    _check_inputs(config, name)
+    _check_settings(config, name)
     choice = config.get("checkpoint") or {}
     return {
         "format": config.get("checkpoint_format"),
@@ -259,29 +260,33 @@ def _check_classes(config: Mapping[str, Any], name: str) -> None:
         )
 
 
-def _check_inputs(config: Mapping[str, Any], name: str) -> None:
-    """The input spec config.json states is the one its training settings imply (the one the
-    model is loaded with)."""
+def _check_settings(config: Mapping[str, Any], name: str) -> None:
+    """The network and the input spec config.json states are those its training settings
+    imply: the ones the model is loaded with (a skip type without weights, ``identity``, would
+    load into a network with its skips elsewhere)."""
     from rrn.config import resolve_config
+    from rrn.model import resolve_skips
 
     try:
-        data = resolve_config([(name, config["train_config"])], quiet=[name]).data
+        cfg = resolve_config([(name, config["train_config"])], quiet=[name])
+        skips = list(resolve_skips(cfg.model))
     except (TypeError, ValueError) as err:
         raise PackageError(f"{name}: {CONFIG}'s train_config is not usable ({err})") from None
-    sampling = data.sampling()
+    sampling = cfg.data.sampling()
     implied = {
-        "frame_size": data.frame_size,
+        "arch": cfg.model.arch,
+        "skip_blocks": skips,
+        "skip_type": cfg.model.skip_type,
+        "frame_size": cfg.data.frame_size,
         "sample_every": sampling.sample_every,
         "fps": sampling.fps,
         "short_side": sampling.short_side,
     }
-    stated = config["inputs"] if isinstance(config["inputs"], Mapping) else {}
-    wrong = [
-        f"{k} {stated.get(k)!r} vs {implied[k]!r}"
-        for k in INPUT_KEYS
-        if stated.get(k) != implied[k]
-    ]
+    model = config["model"] if isinstance(config["model"], Mapping) else {}
+    inputs = config["inputs"] if isinstance(config["inputs"], Mapping) else {}
+    stated = {**{k: model.get(k) for k in MODEL_KEYS}, **{k: inputs.get(k) for k in INPUT_KEYS}}
+    wrong = [f"{k} {stated[k]!r} vs {v!r}" for k, v in implied.items() if stated[k] != v]
     if wrong:
         raise PackageError(
-            f"{name}: {CONFIG}'s inputs differ from its train_config ({'; '.join(wrong)})"
+            f"{name}: {CONFIG}'s model or inputs differ from its train_config ({'; '.join(wrong)})"
         )
