@@ -11,46 +11,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import rrn
-from rrn.checkpoint import VERSION, CheckpointError, make_checkpoint, save_checkpoint
+from package_runs import RUN_SETTINGS, write_run
+from rrn.checkpoint import VERSION, CheckpointError
 from rrn.cli import main
-from rrn.config import resolve_config
 from rrn.data.transforms import InputSpec
 from rrn.evaluation import evaluate_checkpoint
-from rrn.model import build_model
 from rrn.package.folder import FILES, PackageError, is_package, read_package
 from rrn.package.pack import not_reportable, pack_run
-from runs import randomize_batchnorm
-
-RUN_SETTINGS = {"run": {"workers": 0, "progress": False, "device": "cpu"}}
-
-
-def write_run(folder, synth, *, name="last.pt", selection="last", step=6, classes=None, seed=0):
-    """A run of a random RRN (trained-looking BatchNorm) on ``synth`` at ``step``."""
-    cfg = resolve_config(
-        [
-            (
-                "flags",
-                {
-                    "data": {"data_root": str(synth), "frame_size": 32, "sample_every": 1},
-                    "model": {"arch": "resnet18", "skip": "block4"},
-                    "run": {"out": str(folder)},
-                },
-            )
-        ]
-    )
-    classes = classes or cfg.data.load_split().classes
-    torch.manual_seed(seed)
-    model = build_model("resnet18", num_classes=len(classes), skip_blocks=("block4",)).eval()
-    randomize_batchnorm(model, seed)
-    ckpt = make_checkpoint(
-        model,
-        config=cfg.to_dict(),
-        classes=classes,
-        progress={"epoch": 2, "global_step": step},
-        selection=selection,
-    )
-    save_checkpoint(folder / name, ckpt)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +67,7 @@ def test_pack_writes_the_weights_alone_the_config_and_the_card(run, package):
     assert weights.keys() == ckpt["model"].keys()
     assert all(torch.equal(weights[k], v) for k, v in ckpt["model"].items())
     with safe_open(package / "model.safetensors", "pt") as f:
-        assert f.metadata() == {"format": "pt", "rrn_version": rrn.__version__}
+        assert f.metadata() == {"format": "pt"}
 
     config = json.loads((package / "config.json").read_text())
     assert config["format"] == "rrn-package" and config["rrn_version"] == rrn.__version__

@@ -151,8 +151,9 @@ def write_package(
             f"{out} holds other files ({', '.join(others[:3])}); a package is written into an "
             "empty folder (or over an earlier package)"
         )
-    meta = {"format": "pt", "rrn_version": str(config["rrn_version"])}
-    blob = save(_separate(state), metadata=meta)
+    # one metadata entry, as transformers writes: safetensors orders several at random, and the
+    # same package should be the same bytes (rrn's version is in config.json)
+    blob = save(_separate(state), metadata={"format": "pt"})
     written = [atomic_write(out / WEIGHTS, lambda fh: fh.write(blob))]
     written.append(atomic_write_text(out / CARD, card))
     written.append(atomic_write_json(out / CONFIG, dict(config)))

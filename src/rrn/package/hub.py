@@ -85,7 +85,7 @@ def download(uri: str) -> Path:
     """
     repo_id, revision = parse_hub_uri(uri)
     hf = _hub(uri)
-    from huggingface_hub import errors
+    from huggingface_hub import constants, errors
 
     try:
         folder = hf.snapshot_download(
@@ -95,9 +95,9 @@ def download(uri: str) -> Path:
             library_name="rrn",
         )
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
-        offline = " (HF_HUB_OFFLINE is set)" if hf.constants.HF_HUB_OFFLINE else ""
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
         raise HubError(
-            f"{uri} is not in the Hugging Face cache ({hf.constants.HF_HUB_CACHE}) and the Hub "
+            f"{uri} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub "
             f"cannot be reached{offline}: download it once with a network, or pass the package "
             "folder"
         ) from None
