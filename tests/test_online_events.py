@@ -109,3 +109,41 @@ def test_rrn_serve_sends_every_record_by_the_schema(tmp_path):
     kinds = [r["type"] for r in records]
     assert {"start", "frame", "segment", "dropped", "error", "end"} <= set(kinds)
     assert records[-1]["kind"] == "refused"
+
+
+def test_no_segment_ever_opens_for_the_background_class():
+    from rrn.online.events import SegmentTracker
+
+    t = SegmentTracker("cam", threshold=0.5, background="Background")
+    records = []
+    for time_s, cls, prob in [
+        (0.0, "Background", 0.9),  # nothing is happening: no segment
+        (0.4, "Diving", 0.7),  # an action opens one
+        (0.8, "Diving", 0.8),
+        (1.2, "Background", 0.6),  # back to nothing: it ends
+        (1.6, "Background", 0.99),
+        (2.0, "Diving", 0.4),  # an action below the threshold: nothing
+    ]:
+        records += t.update(cls, prob, time_s)
+    records += t.finish(2.4)
+    assert [(r["phase"], r["class"], r["start"], r.get("end")) for r in records] == [
+        ("start", "Diving", 0.4, None),
+        ("end", "Diving", 0.4, 1.2),
+    ]
+
+
+def test_a_detection_model_names_its_background_class(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from rrn import load_model
+    from rrn.config import ServeConfig
+    from rrn.serve.app import create_app
+    from runs import save_run
+
+    for classes, background in ((("Background", "A", "B"), "Background"), (("A", "B"), None)):
+        run = save_run(tmp_path / "-".join(classes), frame_size=32, classes=classes)
+        app = create_app(load_model(run), ServeConfig(allowed_hosts=("testserver",)))
+        with TestClient(app) as client, client.websocket_connect("/v1/streams/s") as ws:
+            assert client.get("/v1/model").json()["background"] == background
+            assert ws.receive_json()["background"] == background

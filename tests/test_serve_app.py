@@ -149,6 +149,40 @@ def test_the_token_guards_every_route_but_healthz(model):
             assert ws.receive_json()["type"] == "start"
 
 
+def test_every_route_but_the_public_ones_needs_the_token(model):
+    """Iterates the app's routes: a route added later is covered without editing this test,
+    and one that forgets protection cannot exist (the middleware decides before any route)."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    from rrn.serve.app import PUBLIC
+
+    token = "s3cret-0123456789"
+    app = create_app(model, ServeConfig(token=token, allowed_hosts=("testserver",)))
+    routes = [r for r in app.routes if isinstance(r, APIRoute | WebSocketRoute)]
+    assert {r.path for r in routes} >= {"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"}
+    with TestClient(app) as client:
+        for route in routes:
+            path = route.path.replace("{stream_id}", "probe")
+            if isinstance(route, WebSocketRoute):
+                with pytest.raises(WebSocketDisconnect) as refused:
+                    with client.websocket_connect(path) as ws:
+                        ws.receive_json()
+                assert refused.value.code == 1008, path
+                continue
+            for method in route.methods - {"HEAD"}:
+                anonymous = client.request(method, path).status_code
+                signed = client.request(
+                    method, path, headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                if path in PUBLIC:
+                    assert anonymous != 401 and signed != 401, path
+                else:
+                    assert anonymous == 401 and signed != 401, (method, path)
+        assert client.get("/no-such-route").status_code == 401  # unknown paths fail closed
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels and holds none: what a decompression bomb's
     header says, at a few bytes."""

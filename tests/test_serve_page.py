@@ -73,7 +73,9 @@ def server(tmp_path):
     app = create_app(load_model(run), ServeConfig(allowed_hosts=("testserver",)))
     port = _free_port()
     srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -19,7 +19,9 @@ SkipType = Literal["identity", "linear", "nonlinear"]
 TemporalInit = Literal["kaiming", "zero"]
 Stage = Literal["stem", "layer1", "layer2", "layer3", "layer4"]
 Schedule = Literal["constant", "step", "cosine"]
-DatasetName = Literal["ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes"]
+DatasetName = Literal[
+    "ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes", "thumos14", "activitynet"
+]
 CacheFormat = Literal["jpeg", "npy"]
 Decoder = Literal["auto", "pyav", "torchcodec"]
 

@@ -135,7 +135,10 @@ class DataConfig:
     without them one folder per class under --data-root, split by group into 3 folds);
     kinetics (train.csv/validate.csv, videos in train/ and validate/ or val/); ssv2
     (Something-Something v2 JSON files, <id>.webm videos); rawframes (mmaction2 frame-folder
-    lists --train-list/--test-list, 'frame_dir total_frames label')."""
+    lists --train-list/--test-list, 'frame_dir total_frames label'); untrimmed videos with
+    labelled intervals, for online action detection: thumos14 (<Class>_val.txt/_test.txt
+    anywhere under --split-dir; val videos train, test videos test) or activitynet
+    (--split-dir FILE.json: ActivityNet's JSON)."""
     data_root: str | None = None
     """Folder with the videos or frame folders (UCF-101: <root>/<Class>/<video>.avi)."""
     split_dir: str | None = None
@@ -158,7 +161,16 @@ class DataConfig:
     """Resize each frame's short side to this while decoding, before cropping (default:
     round(8/7 x --frame-size), e.g. 256 for 224)."""
     chunks_per_video: Annotated[int, AT_LEAST_1] = 1
-    """Training chunks drawn from each video per epoch."""
+    """Training chunks drawn from each video per epoch (untrimmed videos: times one per
+    --seconds-per-chunk)."""
+    seconds_per_chunk: Annotated[float, POSITIVE] = 1.0
+    """Untrimmed videos (thumos14, activitynet): one training chunk per this many seconds of
+    each video per epoch, so chunks per video scale with its length; each chunk ends at a frame
+    drawn from inside the video and is labelled by that last frame."""
+    background_fraction: Annotated[float, PROBABILITY] | None = 0.5
+    """Untrimmed videos: the share of training chunks whose last frame is Background, at most
+    (capped at Background's share of the frames; none: chunks drawn as the frames come, which
+    lets Background swamp the batches of mostly empty video)."""
     eval_stride: Annotated[int, AT_LEAST_1] | None = None
     """Stride, in sampled frames, between the chunks of a test video (default: T, i.e. all
     N // T non-overlapping chunks)."""
@@ -386,6 +398,8 @@ class TrainConfig:
         lists = (self.data.train_list, self.data.test_list)
         if problem := _dataset_format(self.data.dataset).list_files_problem(*lists):
             raise ConfigError(problem)
+        if _dataset_format(self.data.dataset).temporal:
+            _check_temporal(self)
         if self.data.val_fraction and not self.run.val_every:
             raise ConfigError(
                 f"--val-fraction {self.data.val_fraction:g} with --val-every 0 holds videos out of "
@@ -693,6 +707,21 @@ def field_range(cls: type, name: str) -> Range | None:
     if typing.get_origin(tp) is Annotated:
         return next((m for m in tp.__metadata__ if isinstance(m, Range)), None)
     return None
+
+
+def _check_temporal(cfg: TrainConfig) -> None:
+    """What training on untrimmed videos does not do yet: choose checkpoints or watch the test
+    split by the chunk accuracy of trimmed clips (detection is scored per frame by rrn eval)."""
+    for flag, given in (
+        ("--val-fraction", cfg.data.val_fraction),
+        ("--watch-test", cfg.run.watch_test),
+    ):
+        if given:
+            raise ConfigError(
+                f"{flag} with --dataset {cfg.data.dataset}: evaluation during training scores "
+                "whole trimmed videos, not frames of untrimmed ones; train without it (the "
+                "run's result is last.pt) and score it per frame (docs/detection.md)"
+            )
 
 
 def _dataset_format(name: str):

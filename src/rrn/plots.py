@@ -100,18 +100,32 @@ def plot_timeline(
 ) -> None:
     """Per-frame probability of the ``top`` classes of the whole video over time.
 
+    For a detection model (class 0 is the background class) the classes shown are the
+    background, grey and dashed, and the actions with the highest peak: in an untrimmed video
+    an action of a few seconds would never rank by its mean.
+
     Args:
         frame_probs: (N, K) per-frame class probabilities.
         times: N x positions (default: frame index).
     """
+    from rrn.detection.classes import background_index
+
     n = frame_probs.shape[0]
     xs = list(times) if times is not None else list(range(n))
     if times is None:
         xlabel = "sampled frame"
-    best = frame_probs.mean(dim=0).topk(min(top, frame_probs.shape[1])).indices.tolist()
+    background = background_index(classes)
+    if background is None:
+        best = frame_probs.mean(dim=0).topk(min(top, frame_probs.shape[1])).indices.tolist()
+    else:
+        peaks = frame_probs.max(dim=0).values  # (K,)
+        peaks[background] = -1.0
+        actions = peaks.topk(min(top, frame_probs.shape[1] - 1)).indices.tolist()
+        best = [background, *actions]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for k in best:
-        ax.plot(xs, frame_probs[:, k].tolist(), marker=".", label=classes[k])
+        style = {"color": "0.6", "linestyle": "--"} if k == background else {"marker": "."}
+        ax.plot(xs, frame_probs[:, k].tolist(), label=classes[k], **style)
     ax.set(xlabel=xlabel, ylabel="probability", ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(split.classes)} classes, {len(split.train)} train + {len(split.test)} test videos "
         f"present, {len(missing)} missing{how}"
     )
+    if split.annotations is not None:  # untrimmed videos: how their frames are labelled
+        from rrn.data.check import frame_summary
+
+        for line in frame_summary(split):
+            print(line)
     for p in problems:
         print(f"problem: {p}")
     total = len(problems) + len(line_problems)

@@ -45,11 +45,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,8 +208,13 @@ class FrameCache:
             )
         self._legacy_ok.add(entry.file)
 
-    def put(self, path, frames: np.ndarray, sampling: Sampling) -> Path:
+    def put(self, path, frames: np.ndarray | Iterable[np.ndarray], sampling: Sampling) -> Path:
         """Store frames atomically (temporary file + rename) in this cache's format.
+
+        Args:
+            frames: uint8 ``(N, H, W, 3)``; or, for the ``jpeg`` format, an iterable of
+                ``(H, W, 3)`` frames (a decoder's), each encoded as it comes, so a long video
+                is cached without holding its decoded frames (a ``.npy`` needs them all).
 
         Returns:
             The entry file.
@@ -215,16 +222,13 @@ class FrameCache:
         Raises:
             ValueError: ``frames`` are not uint8 ``(N, H, W, 3)`` with the sampling's short side.
         """
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        if (
-            frames.ndim != 4
-            or frames.shape[-1] != 3
-            or frames.shape[0] < 1
-            or (sampling.short_side is not None and min(frames.shape[1:3]) != sampling.short_side)
-        ):
-            raise ValueError(
-                f"frames {frames.shape} do not fit {sampling.describe()} (uint8 (N, H, W, 3))"
+        if isinstance(frames, np.ndarray) or self.format != "jpeg":
+            frames = np.ascontiguousarray(
+                frames if isinstance(frames, np.ndarray) else list(frames), dtype=np.uint8
             )
+            _check_frames(frames.shape, sampling)
+        else:
+            frames = _checked(frames, sampling)
         f = self.file(path, sampling)
         f.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".tmp", dir=f.parent)
@@ -240,6 +244,25 @@ class FrameCache:
             Path(tmp).unlink(missing_ok=True)
             raise
         return f
+
+
+def _check_frames(shape: tuple[int, ...], sampling: Sampling) -> None:
+    """``shape`` is ``(N >= 1, H, W, 3)`` with the sampling's short side (else ValueError)."""
+    if (
+        len(shape) != 4
+        or shape[-1] != 3
+        or shape[0] < 1
+        or (sampling.short_side is not None and min(shape[1:3]) != sampling.short_side)
+    ):
+        raise ValueError(f"frames {shape} do not fit {sampling.describe()} (uint8 (N, H, W, 3))")
+
+
+def _checked(frames: Iterable[np.ndarray], sampling: Sampling) -> Iterator[np.ndarray]:
+    """The frames of an iterable, each checked as :meth:`FrameCache.put` checks an array."""
+    for frame in frames:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        _check_frames((1, *frame.shape), sampling)
+        yield frame
 
 
 @dataclass
@@ -352,8 +375,8 @@ def _measure(paths, source, measure: int) -> tuple[int, int]:
 def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> CacheEstimate | None:
     """Estimate the disk the cache of ``records`` will take: mean sampled frames per video from
     the containers of up to ``probe`` videos (evenly spread over the list), times the bytes
-    per frame of the entries of the first ``measure`` videos, cached here in ``source``'s
-    format (so the estimate is this dataset's, at this quality).
+    per frame of the entries of ``measure`` videos (the shortest probed ones first), cached
+    here in ``source``'s format (so the estimate is this dataset's, at this quality).
 
     Returns:
         The estimate, or None when no probed video could be read.
@@ -362,13 +385,17 @@ def estimate_cache(records, source, *, probe: int = 100, measure: int = 3) -> Ca
     if not paths:
         return None
     step = max(1, len(paths) // probe)
-    counts = []
+    probed: dict[str, float] = {}
     for path in paths[::step][:probe]:
         try:
-            counts.append(sampled_shape(path, source.sampling).frames)
+            probed[path] = sampled_shape(path, source.sampling).frames
         except (VideoDecodeError, ValueError, OSError):
             continue
-    frames, nbytes = _measure(paths, source, measure)
+    counts = list(probed.values())
+    # the shortest probed videos are measured: untrimmed videos of an hour get their estimate in
+    # seconds, not after three of them are cached (bytes per frame do not depend on length)
+    shortest_first = sorted(paths, key=lambda p: probed.get(p, math.inf))
+    frames, nbytes = _measure(shortest_first, source, measure)
     if not counts or not frames:
         return None
     source.cache.root.mkdir(parents=True, exist_ok=True)

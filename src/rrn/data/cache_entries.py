@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +69,22 @@ def write_npy(fh, frames: np.ndarray) -> None:
     fh.write(_NPY_TAIL.pack(_NPY_MAGIC, n, h, w))
 
 
-def write_jpeg(fh, frames: np.ndarray, quality: int) -> None:
-    """Write ``frames`` as one ``.jpgs`` entry (header, index, JPEG frames) to an open file."""
-    n, h, w, _ = frames.shape
-    blobs = [encode_jpeg(f, quality) for f in frames]
+def write_jpeg(fh, frames: Iterable[np.ndarray], quality: int) -> None:
+    """Write ``frames`` as one ``.jpgs`` entry (header, index, JPEG frames) to an open file.
+
+    ``frames``: a uint8 ``(N, H, W, 3)`` array, or any iterable of ``(H, W, 3)`` frames of one
+    size, encoded one at a time as they come: only their JPEG bytes are held until the index
+    is written (a long video's decoded frames never sit in memory together).
+    """
+    blobs, shape = [], None
+    for f in frames:
+        shape = shape or f.shape
+        if f.shape != shape:
+            raise ValueError(f"frame {len(blobs)} is {f.shape}, the first was {shape}")
+        blobs.append(encode_jpeg(f, quality))
+    if shape is None:
+        raise ValueError("no frame to write")
+    (n, (h, w, _)) = len(blobs), shape
     offsets = np.cumsum([0] + [len(b) for b in blobs], dtype=np.uint64)
     crcs = np.array([zlib.crc32(b) for b in blobs], dtype=np.uint32)
     fh.write(_JPG_HEAD.pack(_JPG_MAGIC, n, h, w, quality))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rrn.data.decode import VideoDecodeError, resized_shape
-from rrn.data.sampling import Sampling
+from rrn.data.sampling import Sampling, Timeline
 from rrn.errors import ConfigError
 
 #: Relative and absolute slack between a container's frame count and the decoded one.
@@ -37,6 +37,32 @@ class SampledShape:
     """True for frame folders (counted), False for a container's announcement."""
     source_frames: float
     """Frames of the video before sampling."""
+    rate: float | None = None
+    """The video's frames per second (None for frame folders)."""
+    duration: float | None = None
+    """The video's seconds by its header (None for frame folders, or when it says none)."""
+
+    @property
+    def seconds(self) -> float | None:
+        """The video's length: its header's duration, else its frames over its rate."""
+        if self.duration is not None:
+            return self.duration
+        return self.source_frames / self.rate if self.rate else None
+
+    def timeline(self, sampling: Sampling) -> Timeline:
+        """When its sampled frames are (:class:`~rrn.data.sampling.Timeline`).
+
+        Raises:
+            ValueError: a frame folder sampled every k-th frame: it has no frame rate.
+        """
+        if sampling.fps is not None:
+            return Timeline(sampling.fps, 1, round(self.frames))
+        if self.rate is None:
+            raise ValueError(
+                "neither a frame rate (a frame folder, or a container without one) nor --fps: "
+                "the sampled frames have no times; sample with --fps"
+            )
+        return Timeline(self.rate, sampling.sample_every, round(self.frames))
 
 
 def sampled_count(source_frames: float, duration_s: float | None, sampling: Sampling) -> float:
@@ -83,7 +109,8 @@ def sampled_shape(path, sampling: Sampling) -> SampledShape:
     if not count or not height:
         raise VideoDecodeError(path, "the container announces neither a frame count nor a duration")
     h, w = resized_shape(height, width, sampling.short_side)
-    return SampledShape(sampled_count(count, duration, sampling), h, w, False, float(count))
+    frames = sampled_count(count, duration, sampling)
+    return SampledShape(frames, h, w, False, float(count), rate or None, duration or None)
 
 
 def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:

@@ -23,6 +23,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rrn.data.formats import DatasetFormat, SplitSource, dataset_format
 from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
@@ -52,6 +53,10 @@ class VideoRecord:
     """Relative path without extension, e.g. ``"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"``."""
     num_frames: int | None = None
     """Frames the annotation announces (rawframes' ``total_frames``), else None."""
+    annotation: Any = None
+    """An untrimmed video's labelled intervals
+    (:class:`~rrn.detection.annotations.VideoAnnotations`), for a temporal format (then
+    ``label`` is -1: the labels are per frame); None for a video of one class."""
 
 
 @dataclass
@@ -74,6 +79,9 @@ class DatasetSplit:
     test: list[VideoRecord]
     missing: list[MissingVideo] = field(default_factory=list)
     """Entries dropped because their file is missing (only with ``missing="skip"``)."""
+    annotations: Any = None
+    """A temporal format's whole annotation
+    (:class:`~rrn.detection.annotations.TemporalAnnotations`), else None."""
 
 
 def split_problems(
@@ -147,6 +155,7 @@ def load_split(
     parsed = fmt.parse(source, errors)
     resolver = _Resolver(source.root, fmt)
     out = _records(parsed.entries, parsed.classes, resolver, errors)
+    out.annotations = parsed.temporal
     if out.missing:
         _report_missing(out, len(parsed.entries), resolver, missing)
     for side in ("train", "test"):
@@ -177,9 +186,12 @@ def _source(
             f"data root {root} is not a folder; pass the folder that holds {fmt.videos}"
         )
     split_dir = Path(split_dir) if split_dir is not None else root
-    if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
+    # a typo must not pass for "no optional classInd.txt"
+    if not (split_dir.is_dir() or (fmt.annotation_file and split_dir.is_file())):
+        what = "the file or the folder" if fmt.annotation_file else "the folder"
         raise SplitError(
-            f"--split-dir {split_dir} is not a folder; pass the folder of {fmt.annotations}"
+            f"--split-dir {split_dir} is not a folder{' or a file' * fmt.annotation_file}; "
+            f"pass {what} of {fmt.annotations}"
         )
     if problem := fmt.list_files_problem(train_list, test_list):
         raise SplitError(problem)
@@ -194,7 +206,7 @@ def _records(
     side, or whose file lies outside the data root, is a bad line."""
     out = DatasetSplit(classes=classes, train=[], test=[])
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
-    for side, rel, label, src, lineno, frames in entries:
+    for side, rel, label, src, lineno, frames, annotation in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
         video_id = str(
             candidates[0] if resolve.folders else PurePosixPath(candidates[0]).with_suffix("")
@@ -220,7 +232,7 @@ def _records(
                 "holds the link's target"
             )
         else:
-            record = VideoRecord(path, label, video_id, frames)
+            record = VideoRecord(path, label, video_id, frames, annotation)
             (out.train if side == "train" else out.test).append(record)
     return out
 

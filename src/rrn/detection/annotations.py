@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from rrn.data.formats.text import LineErrors, SplitError, is_plain_name, lines, read_split_text
+from rrn.detection.classes import BACKGROUND
 from rrn.detection.segments import Segment
 
-BACKGROUND = "Background"
-"""Class 0: a frame inside no annotated interval."""
 AMBIGUOUS = "Ambiguous"
 """The name that marks a stretch that is never a target and never scored."""
 AMBIGUOUS_LABEL = -1

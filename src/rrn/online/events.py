@@ -6,16 +6,18 @@ refuses a record that does not follow :data:`FIELDS`.
 Each record has ``type`` and ``stream`` (the stream id), then the fields :data:`FIELDS` lists
 for its type, then any of :data:`OPTIONAL`'s:
 
-* ``start``: the model's classes, sampling (``interval_s``: seconds between two classified
+* ``start``: the model's classes (``background``: the class that means "no action" for a
+  detection model, else null), sampling (``interval_s``: seconds between two classified
   frames), temporal context, smoothing, checkpoint (by name, never the server's path) and the
   segment settings; ``rrn stream`` adds the source, its kind and frame rate;
 * ``frame``: one per classified frame: ``frame`` (index), ``time`` (s), ``top`` (this frame's
   chunk), ``smoothed`` (mean of the last ``smooth`` frames), ``latency_ms``;
-* ``segment``: an action segment, a run of frames whose smoothed top class is the same and at
-  least ``threshold`` probable, in three phases with one stable ``segment_id``: ``start`` once
-  the run has lasted ``min_duration`` seconds (shorter runs are flicker and never announced),
-  ``update`` at most every ``update_interval`` seconds while it lasts, ``end`` when another
-  class takes over, the probability falls below ``threshold``, or the stream ends;
+* ``segment``: an action segment, a run of frames whose smoothed top class is the same action
+  (never the background class) and at least ``threshold`` probable, in three phases with one
+  stable ``segment_id``: ``start`` once the run has lasted ``min_duration`` seconds (shorter
+  runs are flicker and never announced), ``update`` at most every ``update_interval`` seconds
+  while it lasts, ``end`` when another class takes over, the probability falls below
+  ``threshold``, the background class takes over, or the stream ends;
 * ``dropped``: a sampled frame that was not classified, and why (``reason``: ``replaced`` by a
   newer one before the model got to it, ``behind``: skipped to keep up with a live source,
   ``rate``/``pace``: over the server's per-stream limits); ``count`` is the stream's total;
@@ -30,12 +32,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rrn.detection.classes import background_index
 from rrn.files import json_text
 
 #: The fields every record of a type has, after ``type`` and ``stream``, in this order.
 FIELDS: dict[str, tuple[str, ...]] = {
     "start": (
         "classes",
+        "background",
         "sampling",
         "interval_s",
         "context",
@@ -121,12 +125,19 @@ def checkpoint_name(path) -> str | None:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
+def background_name(classes) -> str | None:
+    """The class meaning "no action" among ``classes`` (a detection model's), else None."""
+    index = background_index(classes)
+    return None if index is None else classes[index]
+
+
 def start_fields(model, recognizer, interval_s: float, config) -> dict:
     """The fields every ``start`` event has, for ``model`` stepped by ``recognizer`` (a
     :class:`~rrn.online.recognizer.MultiStreamRecognizer`) with the segment settings of
     ``config`` (a :class:`~rrn.config.StreamConfig`)."""
     return {
         "classes": recognizer.classes,
+        "background": background_name(recognizer.classes),
         "sampling": recognizer.sampling.describe(),
         "interval_s": round(interval_s, 6),
         "context": model.temporal_context,
@@ -178,12 +189,15 @@ class SegmentTracker:
         threshold: Smoothed probability the top class needs to be in a segment (0: any).
         min_duration: Seconds a run must last before its ``start`` is announced.
         update_interval: Seconds between two ``update`` records of one segment.
+        background: The class that means "no action" (a detection model's): a frame whose
+            top class it is ends the open segment, and no segment ever opens for it.
     """
 
     stream: str = ""
     threshold: float = 0.0
     min_duration: float = 0.0
     update_interval: float = 1.0
+    background: str | None = None
     done: list[dict] = field(default_factory=list)
     """The ``end`` records so far."""
     _run: _Run | None = None
@@ -194,10 +208,11 @@ class SegmentTracker:
         segment records to emit now, in order."""
         out: list[dict] = []
         run = self._run
-        if run is not None and (run.cls != cls or prob < self.threshold):
+        action = cls != self.background and prob >= self.threshold
+        if run is not None and (run.cls != cls or not action):
             out += self._close(t)
             run = None
-        if run is None and prob >= self.threshold:
+        if run is None and action:
             run = self._run = _Run(cls, t, t)
         if run is None:
             return out

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 
 from rrn.data.decode import error_text
 from rrn.errors import ConfigError
-from rrn.online.events import EventLog, SegmentTracker, event, frame_record, start_fields
+from rrn.online.events import (
+    EventLog,
+    SegmentTracker,
+    background_name,
+    event,
+    frame_record,
+    start_fields,
+)
 from rrn.online.recognizer import (
     MultiStreamRecognizer,
     Prediction,
@@ -548,7 +555,9 @@ def _open(
     if events_path:
         outputs.events = _open_log(events_path)
     summary = StreamSummary(spec.name, name, spec.live)
-    segments = SegmentTracker(name, config.threshold, config.min_segment)
+    segments = SegmentTracker(
+        name, config.threshold, config.min_segment, background=background_name(recognizer.classes)
+    )
     run = SourceRun(
         name,
         live if live is not None else frames,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from rrn.online.batcher import MicroBatcher
-from rrn.online.events import checkpoint_name, start_fields
+from rrn.online.events import background_name, checkpoint_name, start_fields
 from rrn.online.recognizer import MultiStreamRecognizer, interval_seconds
 from rrn.serve.frames import FrameLimits
 from rrn.serve.metrics import Metrics
@@ -123,6 +123,7 @@ class Service:
         return {
             "classes": self.classes,
             "num_classes": len(self.classes),
+            "background": background_name(self.classes),
             "arch": getattr(model, "arch", None),
             "skip_blocks": list(getattr(model, "skip_blocks", [])),
             "context": model.temporal_context,

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rrn.online.batcher import Dropped
-from rrn.online.events import SegmentTracker, event, frame_record
+from rrn.online.events import SegmentTracker, background_name, event, frame_record
 from rrn.online.recognizer import Prediction, StreamFrame
 from rrn.online.run import percentile
 from rrn.serve.frames import CaptureSampler, FrameError, parse_frame, prepare_image
@@ -81,7 +81,10 @@ class StreamSession:
         self.service, self.id, self._send = service, stream_id, send
         self.sampler = CaptureSampler(service.interval, service.limits.max_time_gap)
         self.segments = SegmentTracker(
-            stream_id, service.events.threshold, service.events.min_segment
+            stream_id,
+            service.events.threshold,
+            service.events.min_segment,
+            background=background_name(service.classes),
         )
         self.rate = RateLimit(service.config.max_fps)
         self.pace = RateLimit(2 / service.interval)

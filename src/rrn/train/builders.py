@@ -34,14 +34,20 @@ def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
 
 
 def create_model(
-    cfg: TrainConfig, num_classes: int, *, resuming: bool = False
+    cfg: TrainConfig,
+    num_classes: int,
+    *,
+    resuming: bool = False,
+    classes: list[str] | None = None,
 ) -> tuple[nn.Module, str]:
     """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
 
     The weights are ``--weights`` through the one weights path (:func:`rrn.model.load_weights`:
     none, imagenet, a state dict file, or an rrn checkpoint of the same architecture, every
     tensor whose name and shape fit). A resumed run starts from random weights (``last.pt`` is
-    loaded over them, no download).
+    loaded over them, no download). Given the run's ``classes``, the classifier of an rrn
+    checkpoint trained on other classes is re-initialised even where its size fits (a
+    recognition run of 21 classes has no Background to give a detection run of 20 + 1).
     """
     from rrn.model import build_model
 
@@ -53,7 +59,23 @@ def create_model(
         weights=None if resuming else cfg.model.weights,
         temporal_init=cfg.model.temporal_init,
     )
-    return model, "resumed" if resuming else str(model.info.weights)
+    note = "resumed" if resuming else str(model.info.weights)
+    if not resuming and classes is not None and _other_classes(cfg.model.weights, classes):
+        model.fc.reset_parameters()  # torchvision's initialisation of the classifier
+        note += " (classifier re-initialised: the weights were trained on other classes)"
+    return model, note
+
+
+def _other_classes(weights: str, classes: list[str]) -> bool:
+    """Whether ``weights`` is an rrn checkpoint whose classes differ from ``classes``."""
+    from rrn.checkpoint import load_checkpoint
+    from rrn.model import resolve_weights
+
+    source = resolve_weights(weights)
+    if source.kind != "checkpoint":
+        return False
+    saved = load_checkpoint(source.path).get("classes")
+    return saved is not None and list(saved) != list(classes)
 
 
 def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
@@ -177,7 +199,25 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
             records, cfg.data, context=context, train=is_train, seed=cfg.run.seed
         )
 
+    if split.annotations is not None:  # untrimmed videos: chunks labelled by their last frame
+        return Datasets(_untrimmed(cfg, split, context), None, make(split.test, False))
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
+
+
+def _untrimmed(cfg: TrainConfig, split, context: int):
+    """The training chunks of untrimmed videos (:mod:`rrn.data.untrimmed`)."""
+    from rrn.data.untrimmed import UntrimmedChunkDataset
+
+    dataset = UntrimmedChunkDataset.from_config(
+        split.train, cfg.data, num_classes=len(split.classes), context=context, seed=cfg.run.seed
+    )
+    if dataset.source.cache is None and rdist.dist_info_from_env().is_main:
+        logger.warning(
+            "rrn train: warning: no frame cache for %s: every chunk decodes its whole untrimmed "
+            "video; run rrn cache with the same --data-root and sampling flags first",
+            cfg.data.data_root,
+        )
+    return dataset
 
 
 def create_train_loader(

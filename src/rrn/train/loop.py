@@ -177,7 +177,9 @@ def _fit(
         split = cfg.data.load_split()
         cfg = with_resolved_skips(cfg)
         run.check_resume(cfg, split.classes)
-        model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
+        model, init_note = create_model(
+            cfg, len(split.classes), resuming=run.resumed is not None, classes=split.classes
+        )
         model, frozen_bn = prepare_model(
             model,
             cfg,
