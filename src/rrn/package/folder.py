@@ -43,9 +43,6 @@ CARD = "README.md"
 FILES = (WEIGHTS, CARD, CONFIG)
 #: config.json's ``format``.
 MARKER = "rrn-package"
-#: The name of the class that means "no action" (online detection, docs/detection.md), when a
-#: model's classes start with it.
-BACKGROUND = "Background"
 #: Settings that name files of the machine that trained the model; a package leaves them out
 #: (they mean nothing elsewhere and may say more than the model's owner wants to publish).
 LOCAL_PATHS = {
@@ -106,6 +103,7 @@ def package_config(
         rrn_version: The rrn that wrote the package.
         torch_version: The torch that trained it.
     """
+    from rrn.detection.classes import BACKGROUND, background_index
     from rrn.model.weights import CHECKPOINT_FORMAT
 
     return {
@@ -115,7 +113,7 @@ def package_config(
         "checkpoint_version": checkpoint_version,
         "model": dict(model),
         "classes": list(classes),
-        "background_class": BACKGROUND if list(classes[:1]) == [BACKGROUND] else None,
+        "background_class": None if background_index(classes) is None else BACKGROUND,
         "inputs": dict(inputs),
         "checkpoint": {**choice, "file": Path(choice["file"]).name},
         "train_config": public_config(train_config),

@@ -44,6 +44,8 @@ PUBLIC_DATASETS = {
     "hmdb51": ("HMDB-51", "test", "hmdb51"),
     "kinetics": ("Kinetics", "validation", "kinetics"),
     "ssv2": ("Something-Something v2", "validation", "something-something-v2"),
+    "thumos14": ("THUMOS'14", "test", "thumos14"),
+    "activitynet": ("ActivityNet", "validation", "activitynet"),
 }
 
 
