@@ -14,10 +14,11 @@ import rrn
 from package_runs import RUN_SETTINGS, write_run
 from rrn.checkpoint import VERSION, CheckpointError
 from rrn.cli import main
+from rrn.config import resolve_config
 from rrn.data.transforms import InputSpec
 from rrn.evaluation import evaluate_checkpoint
 from rrn.package.folder import FILES, PackageError, is_package, read_package
-from rrn.package.pack import not_reportable, pack_run
+from rrn.package.pack import dataset_facts, not_reportable, pack_run
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +349,7 @@ def test_rrn_pack_names_what_it_wrote_and_refuses_a_folder_of_other_files(run, t
 
 
 def test_every_command_taking_a_run_says_it_takes_a_package(capsys):
-    for command in ("eval", "predict", "stream", "serve", "export", "pack", "push", "model-info"):
+    for command in ("eval", "predict", "stream", "serve", "export", "model-info"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "hf://org/name[@revision]" in capsys.readouterr().out, command
@@ -361,3 +362,23 @@ def test_a_package_reads_back_as_the_checkpoint_it_holds(run, package):
     assert held["config"]["model"] == ckpt["config"]["model"]
     spec = InputSpec(32, rrn.load_model(run).inputs.sampling)
     assert held["package"]["inputs"] == spec.to_dict()
+
+
+def test_the_card_names_a_dataset_as_its_format_s_record_does(synth, tmp_path):
+    def facts(**data):
+        return dataset_facts(resolve_config([("flags", {"data": data})]).data)
+
+    ucf = facts(dataset="ucf101", data_root=str(tmp_path / "UCF-101"))
+    assert (ucf.name, ucf.test_split, ucf.hub_id, ucf.synthetic) == (
+        "UCF-101",
+        "test",
+        "ucf101",
+        False,
+    )
+    k400 = facts(dataset="kinetics", data_root=str(tmp_path / "k400"))
+    assert (k400.name, k400.test_split) == ("Kinetics", "validation")
+    assert facts(dataset="ssv2").flip_note == "its classes depend on direction"
+    own = facts(dataset="list", data_root=str(tmp_path / "my_videos"))
+    assert own.name == "my_videos (`--dataset list`)" and own.hub_id is None
+    mine = facts(dataset="ucf101", data_root=str(synth))
+    assert mine.synthetic and mine.hub_id is None and "directions of motion" in mine.flip_note

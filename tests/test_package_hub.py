@@ -5,6 +5,7 @@ subprocesses' environment), rrn push checked against a recorded fake of the Hub'
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -253,3 +254,30 @@ def test_rrn_push_takes_no_token_on_the_command_line(packages, capsys):
     assert "--token" not in capsys.readouterr().out
     assert main(["push", str(packages[0][0]), "not a repo"]) == 2
     assert "'not a repo' is not a Hub id; expected org/name" in capsys.readouterr().err
+
+
+def test_rrn_push_uploads_a_package_folder_as_it_is_once_it_loads(
+    packages, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token_from_the_environment")
+    folder = tmp_path / "edited"
+    shutil.copytree(packages[1][0], folder)
+    card = (folder / "README.md").read_text().replace("## Limits", "## Limits\n\nOur own words.")
+    (folder / "README.md").write_text(card)
+    hub = RecordedHub().install(monkeypatch)
+    assert main(["push", str(folder), "org/name"]) == 0
+    (_, _, files, message, _) = hub.calls[-1]
+    assert files == {name: (folder / name).read_bytes() for name in FILES}
+    assert "Our own words." in files["README.md"].decode()
+    assert (
+        message
+        == "rrn push: resnet18 (identity skips at layer4.1), last.pt of edited (last, step 6)"
+    )
+    assert f"pushed {folder} (resnet18" in capsys.readouterr().out
+
+    config = json.loads((folder / "config.json").read_text())
+    config["classes"].append("Extra")
+    (folder / "config.json").write_text(json.dumps(config))
+    hub.calls.clear()
+    assert main(["push", str(folder), "org/name"]) == 2  # refused before anything is sent
+    assert "2 outputs and 3 classes" in capsys.readouterr().err and hub.calls == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, from_flags
+from rrn.commands.flags import add_dataclass_arguments, from_flags
 from rrn.config import EvalConfig
 
 EPILOG = """\
@@ -18,7 +18,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from rrn.package.pack import PackConfig
+    from rrn.package.settings import PackConfig
 
     p = sub.add_parser(
         "pack",
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", metavar="RUN_OR_CKPT", help=MODEL_HELP)
+    p.add_argument("run", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
     p.add_argument("out", metavar="OUT", help="the package folder (created; empty or a package)")
     add_dataclass_arguments(p, PackConfig, "pack", title="package")
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
@@ -40,14 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rrn.package.pack import PackConfig, pack_run
+    from rrn.package.pack import pack_run
+    from rrn.package.settings import PackConfig
 
     cfg = from_flags(PackConfig, args, "pack")
     packed = pack_run(
         args.run,
         args.out,
         which=from_flags(EvalConfig, args, "eval").which,
-        name=cfg.name,
+        name=cfg.model_name,
         license=cfg.license,
         results=cfg.results,
     )
@@ -55,18 +56,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(packed, where: str | None = None) -> None:
-    """What was packed, the files (or ``where`` it went) and which evaluations the card holds."""
+def report(packed, where: str | None = None, verb: str = "packed") -> None:
+    """What was packed (or pushed), the files (or ``where`` they went) and which evaluations the
+    card of a packed checkpoint holds."""
     model, ckpt = packed.config["model"], packed.config["checkpoint"]
     print(
-        f"packed {packed.checkpoint} ({model['arch']}, skips "
+        f"{verb} {packed.checkpoint} ({model['arch']}, skips "
         f"{', '.join(model['skip_blocks']) or 'none'}, {model['num_classes']} classes; chosen "
         f"by {ckpt['chosen_by']}, step {ckpt['global_step']}) -> {where or packed.folder}"
     )
-    if where is None:
+    if where is None:  # what was written
         for path in packed.files:
             size = path.stat().st_size
             print(f"  {path} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"  {path} ({size} bytes)")
+    if packed.checkpoint.is_dir():  # a package folder pushed as it is: its card is its own
+        return
     said = ", ".join(p.name for p in packed.reported) or "none"
     print(f"model card: evaluations reported: {said}")
     for why in packed.left_out:

@@ -11,7 +11,8 @@ model, its classes, how its frames are prepared, how it was trained, which check
 * :mod:`rrn.package.card`: the model card, in the Hub's convention (YAML metadata with a
   ``model-index``, then prose);
 * :mod:`rrn.package.pack`: a run's checkpoint and its evaluations -> a package
-  (``rrn pack``), and onto the Hub (``rrn push``); above :mod:`rrn.checkpoint`.
+  (``rrn pack``), and onto the Hub (``rrn push``); above :mod:`rrn.checkpoint`;
+  :mod:`rrn.package.settings` holds their flags' dataclass (torch-free, for the command line).
 
 Nothing is imported here, so that the checkpoint layer can import the lower modules.
 """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,46 +28,14 @@ from rrn.checkpoint import (
     checkpoint_choice,
     find_checkpoint,
     load_checkpoint,
+    open_checkpoint,
     saved_config,
 )
-from rrn.config import ConfigError
 from rrn.package.card import DatasetFacts, model_card
-from rrn.package.folder import package_config, write_package
+from rrn.package.folder import FILES, PackageError, is_package, package_config, write_package
 from rrn.package.hub import check_repo_id, require_token, upload
 
 logger = logging.getLogger(__name__)
-
-#: The public datasets rrn reads: (name, the Hub's name of the side tested on, ``datasets`` id).
-PUBLIC_DATASETS = {
-    "ucf101": ("UCF-101", "test", "ucf101"),
-    "hmdb51": ("HMDB-51", "test", "hmdb51"),
-    "kinetics": ("Kinetics", "validation", "kinetics"),
-    "ssv2": ("Something-Something v2", "validation", "something-something-v2"),
-    "thumos14": ("THUMOS'14", "test", "thumos14"),
-    "activitynet": ("ActivityNet", "validation", "activitynet"),
-}
-
-
-@dataclass
-class PackConfig:
-    """What ``rrn pack`` and ``rrn push`` add to the checkpoint they package (the checkpoint of a
-    run: ``--which``)."""
-
-    license: str = "unknown"
-    """The weights' license in the model card, as the Hub names licenses (mit, apache-2.0,
-    cc-by-nc-4.0, other, ...); the data's terms may bind the weights."""
-    results: tuple[str, ...] = ()
-    """More rrn eval result files (eval_split{k}.json, comma-separated) for the card, besides
-    those in the checkpoint's folder; only those of the packed checkpoint are reported."""
-    name: str | None = None
-    """The model's name in its card [the Hub repository's name, else OUT's]."""
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
-            raise ConfigError(
-                f"--license {self.license!r}: expected a license identifier as the Hub names "
-                "them (mit, apache-2.0, cc-by-4.0, other, unknown)"
-            )
 
 
 @dataclass
@@ -78,7 +45,7 @@ class Packed:
     folder: Path
     files: list[Path]
     checkpoint: Path
-    """The checkpoint file packed."""
+    """The checkpoint file packed (a package folder pushed as it is: the folder)."""
     config: dict[str, Any]
     """config.json's content."""
     reported: list[Path] = field(default_factory=list)
@@ -154,28 +121,28 @@ def pack_run(
 
 def dataset_facts(data) -> DatasetFacts:
     """What the card says of the data of the settings ``data`` (a
-    :class:`~rrn.config.DataConfig`); no local path."""
+    :class:`~rrn.config.DataConfig`), as its format's record has it; no local path."""
     from rrn.data.formats import dataset_format
     from rrn.data.synth_layouts import SYNTH_INFO
 
+    form = dataset_format(data.dataset)
     folders = [Path(f) for f in (data.split_dir, data.data_root) if f]
     synthetic = any((f / SYNTH_INFO).is_file() for f in folders)
     flip = (
         "its classes are directions of motion"
         if synthetic
         else "its classes depend on direction"
-        if dataset_format(data.dataset).direction_dependent
+        if form.direction_dependent
         else None
     )
     if synthetic:
-        return DatasetFacts(
-            data.dataset, "rrn synth's synthetic videos", synthetic=True, flip_note=flip
-        )
-    if data.dataset in PUBLIC_DATASETS:
-        label, side, hub_id = PUBLIC_DATASETS[data.dataset]
-        return DatasetFacts(data.dataset, label, side, hub_id, flip_note=flip)
-    label = f"{folders[-1].name} (`--dataset {data.dataset}`)" if folders else data.dataset
-    return DatasetFacts(data.dataset, label, flip_note=flip)
+        title = "rrn synth's synthetic videos"
+    elif form.title:
+        title = form.title
+    else:  # one's own data: named by its folder
+        title = f"{folders[-1].name} (`--dataset {form.name}`)" if folders else form.name
+    hub_id = form.name if form.title and not synthetic else None
+    return DatasetFacts(form.name, title, form.test_side, hub_id, synthetic, flip)
 
 
 def _evaluations(
@@ -235,16 +202,23 @@ def push_run(
     license: str = "unknown",
     results: Sequence[str | os.PathLike] = (),
 ) -> tuple[Packed, Any]:
-    """Pack a run (:func:`pack_run`) and upload the package to ``repo_id`` in one commit.
+    """Pack a run (:func:`pack_run`) and upload the package to ``repo_id`` in one commit; a
+    package folder (``run``, e.g. one whose card was edited after ``rrn pack``) is uploaded as
+    it is, once it loads (:func:`checked_package`).
 
     Returns:
-        What was packed (its folder, temporary, is gone), and huggingface_hub's ``CommitInfo``.
+        What was uploaded (a packed folder, temporary, is gone), and huggingface_hub's
+        ``CommitInfo``.
 
     Raises:
         HubError: no huggingface_hub, no token, a malformed id, or the Hub refused.
+        PackageError, CheckpointError: a package folder that does not load.
     """
     check_repo_id(repo_id)
     require_token("rrn push")  # before the work of packing
+    if is_package(run):
+        packed = checked_package(run)
+        return packed, upload(run, repo_id, private=private, message=commit_message(packed))
     with tempfile.TemporaryDirectory(prefix="rrn-push-") as tmp:
         packed = pack_run(
             run,
@@ -258,12 +232,30 @@ def push_run(
     return packed, info
 
 
+def checked_package(folder: str | os.PathLike) -> Packed:
+    """A package folder, loaded as :func:`rrn.load_model` loads it (every check of
+    :func:`~rrn.package.folder.read_package` and every tensor), described as :func:`pack_run`
+    describes what it writes.
+
+    Raises:
+        PackageError, CheckpointError: it does not load.
+    """
+    folder = Path(folder)
+    _, ckpt = open_checkpoint(folder)
+    build_from_checkpoint(ckpt, name=str(folder))
+    files = [folder / name for name in FILES]
+    if missing := [f.name for f in files if not f.is_file()]:
+        raise PackageError(f"{folder} has no {', '.join(missing)}; the package is incomplete")
+    return Packed(folder, files, folder, ckpt["package"])
+
+
 def commit_message(packed: Packed) -> str:
     """``rrn push: resnet18 (identity skips at layer4.1), best.pt of ucf_split1 (validation,
     step 400)``."""
     model, ckpt = packed.config["model"], packed.config["checkpoint"]
     skips = ", ".join(model["skip_blocks"]) or "none"
+    source = packed.checkpoint if packed.checkpoint.is_dir() else packed.checkpoint.parent
     return (
         f"rrn push: {model['arch']} ({model['skip_type']} skips at {skips}), {ckpt['file']} of "
-        f"{packed.checkpoint.parent.name} ({ckpt['chosen_by']}, step {ckpt['global_step']})"
+        f"{source.name} ({ckpt['chosen_by']}, step {ckpt['global_step']})"
     )
