@@ -40,8 +40,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import emit
-from serve import clip_frames, write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -353,6 +351,7 @@ def attack_main(port: int, folder: Path) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        (folder / "attacking").touch()  # SIGTERM is handled from here on
         await attacker(port, folder, stop, counts)
 
     asyncio.run(run())
@@ -413,7 +412,10 @@ def canary_rows(server: Server, frames: list[bytes], n: int, payloads: Path) -> 
         [sys.executable, __file__, "--attack", str(server.port), "--payloads", str(payloads)]
     )
     try:
-        time.sleep(2)  # the attack is under way before the canary starts
+        deadline = time.monotonic() + 120
+        while not (payloads / "attacking").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # the attack is under way before the canary starts
         cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
         attacked = asyncio.run(canary(server.port, frames, n))
         cpu_attacked = (cpu_seconds(server.proc.pid) - cpu0) / (time.perf_counter() - t0)
@@ -442,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.attack:
         return attack_main(args.attack, args.payloads)
+    from model import emit
+    from serve import clip_frames, write_checkpoint
     load = os.getloadavg()[0]
     started = time.perf_counter()
     lines = [

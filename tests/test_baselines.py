@@ -405,8 +405,10 @@ def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatc
     root, seqs, subsets = separable(tmp_path, test_shift=100.0)
     seen = []
     real = baselines.znorm_stats
-    monkeypatch.setattr(
-        baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled)
+    monkeypatch.setattr(  # where run_baseline finds it
+        baselines.training,
+        "znorm_stats",
+        lambda s, pooled: seen.append((s, pooled)) or real(s, pooled),
     )
     for model in ("avgpool", "gru"):
         cfg = BaselineConfig(

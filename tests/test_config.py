@@ -226,7 +226,7 @@ def test_every_choice_is_declared_once_as_a_literal_and_checked_from_it():
 
 
 def _schema_classes():
-    import rrn.config as config
+    import rrn.config.schema as config
 
     return [
         cls

@@ -11,9 +11,13 @@ loaded from an untrusted source with ``weights_only=True``::
 
 A run directory keeps ``last.pt`` (written every ``--checkpoint-every`` steps and at each epoch
 end) and, when a validation split is carved from the training videos, ``best.pt`` (the best
-validation accuracy). No checkpoint is ever chosen on the test split. Every write goes to a
-temporary file in the same directory that is then renamed over the target, so a crash
-mid-write never leaves a truncated checkpoint.
+validation accuracy). No checkpoint is ever chosen on the test split (:func:`find_checkpoint`,
+:data:`CHOICES`). Every write goes to a temporary file in the same directory that is then
+renamed over the target, so a crash mid-write never leaves a truncated checkpoint.
+
+Loading a trained model back is here too (:func:`load_model`, :func:`build_from_checkpoint`): the
+model is rebuilt from ``model_config`` and every tensor must match (:func:`load_state_checked`);
+a checkpoint used as *initial* weights is :mod:`rrn.model.weights`' concern.
 """
 
 from __future__ import annotations

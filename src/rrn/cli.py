@@ -35,9 +35,9 @@ from collections.abc import Iterator
 # (61-66 s alone either way). Set before torch (and its OpenMP) is loaded; a user's value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from rrn import __version__
 from rrn.commands.flags import SuggestingArgumentParser
 from rrn.errors import UserError
+from rrn.version import __version__
 
 # (sub-command name, module under rrn.commands). Order = order in ``rrn --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (

@@ -5,8 +5,9 @@ and a list of ``cells``. A cell is either
 
 * ``kind: train`` (default): ``set`` overrides the base; the cell is trained
   (:func:`rrn.train.fit`) and its *last* checkpoint evaluated
-  (:func:`rrn.evaluation.evaluate_checkpoint`; never the "best" one: that is picked on the
-  test split and would flatter the number), or
+  (:func:`rrn.evaluation.evaluate_checkpoint` with ``which="last"``: every cell is reported
+  for the network its training ended with, whether or not it held out a validation split
+  that chose a ``best.pt``), or
 * ``kind: baseline``: frozen per-frame features (:func:`rrn.baselines.extract_dataset_features`,
   shared by every baseline cell of a split) and a classifier on them
   (:func:`rrn.baselines.run_baseline`: ``model``, ``stage``, ``znorm``).
@@ -203,7 +204,7 @@ def _run_train_cell(cfg: TrainConfig, run_dir: Path, progress: bool) -> None:
     atomic_write_text(run_dir / "cell.yaml", cfg.to_yaml())  # what the cell ran, for the record
     resume = (run_dir / "last.pt").exists()  # an interrupted cell goes on where it stopped
     fit(cfg.replace(run={"resume": resume, "progress": progress}))
-    # the last checkpoint, never the "best" one (picked on the test split, it would flatter)
+    # the last checkpoint, with or without a validation split's best.pt: one rule for every cell
     run = {k: getattr(cfg.run, k) for k in ("device", "workers", "amp")}
     evaluate_checkpoint(
         run_dir,

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from rrn.data.sampling import default_short_side
 from rrn.errors import ConfigError, UserError
 from rrn.files import check_writable
+from rrn.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 DESCRIPTION = "model.json"
@@ -72,8 +73,6 @@ def state_names(count: int) -> tuple[list[str], list[str]]:
 
 def describe(model: nn.Module, fmt: str) -> dict:
     """The ``model.json`` of an export of ``model`` (from :func:`rrn.load_model`) in ``fmt``."""
-    from rrn import __version__
-
     size, T, K = model.inputs.frame_size, model.temporal_context, model.num_classes
     ins, outs = state_names(len(model.skip_blocks))
     ext = FORMATS[fmt]

@@ -1,5 +1,6 @@
-"""``rrn export RUN_OR_CKPT --format onnx|torchscript --out DIR``: the per-frame step and the
-chunk classifier as deployable graphs plus model.json (see :mod:`rrn.export`)."""
+"""``rrn export RUN_OR_CKPT --format onnx|torchscript|triton --out DIR``: the per-frame step and
+the chunk classifier as deployable graphs plus model.json (see :mod:`rrn.export`), or the step
+as a Triton model repository (:mod:`rrn.export_triton`)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """``rrn check-data``: find every problem of a dataset before a training run meets it.
 
-Reports (never raises for) per-video problems: missing files (from ``load_split(...,
-missing="skip")``), empty files, files that are not videos or have no video stream,
-truncated files (also with ``decode=False``: the packets are read, not decoded), corrupt
-streams (with ``decode=True``, a full decode), a video listed on both the train and test side,
-and classes without any training video.
+Reports (never raises for) per-video problems of a split loaded with ``missing="skip"``
+(:func:`~rrn.data.splits.split_problems`, which also collects every malformed line): missing
+files, empty files, files that are not videos or have no video stream, truncated files (also
+with ``decode=False``: the packets are read, not decoded), corrupt streams (with
+``decode=True``, a full decode), frame folders whose numbering or listed frame count is wrong, a
+video listed on both the train and test side, and classes without any training video.
 
 Untrimmed videos (a temporal format) are checked by their annotation instead
 (:func:`annotation_problems`): intervals that end before they start or after their video,

@@ -8,10 +8,9 @@ Backends:
   does in one step (``frame.reformat(w, h, "rgb24", interpolation="AREA")``). Grayscale,
   odd widths, audio streams and variable frame rates need nothing special: the first video
   stream is read, swscale converts any pixel format to RGB.
-* ``"torchcodec"`` (optional, ``--decoder torchcodec``; measured slower than PyAV for the
-  paper's sampling, so ``"auto"`` stays on PyAV, see :func:`resolve_backend`): decodes only the
-  wanted
-  frame indices with its own FFmpeg build; resize by antialiased bilinear interpolation (so
+* ``"torchcodec"`` (optional, ``--decoder torchcodec``; slower than PyAV for the paper's
+  sampling, so ``"auto"`` stays on PyAV: docs/benchmarks.md): decodes only the wanted frame
+  indices with its own FFmpeg build; resize by antialiased bilinear interpolation (so
   pixel values differ from PyAV's by a few grey levels). Sampling by ``fps`` always takes the
   PyAV path, so that both backends keep exactly the same frames of a variable-frame-rate video.
 
@@ -101,9 +100,9 @@ def available_decoders() -> list[str]:
 def resolve_backend(backend: str) -> str:
     """Map ``"auto"`` to the measured-fastest backend; reject unknown names.
 
-    ``auto`` is PyAV: for every 10th frame of UCF-101 AVIs and HMDB-51 MP4s (short side 128,
-    CPU) PyAV's single sequential pass took 88-252 ms per video against torchcodec 0.17's
-    161-633 ms (``get_frames_at`` with exact seeking). torchcodec stays one flag away.
+    ``auto`` is PyAV: its single sequential pass was faster than torchcodec's exact seeking for
+    every 10th frame of real UCF-101 and HMDB-51 clips (docs/benchmarks.md, "Measured once").
+    torchcodec stays one flag away.
     """
     valid = ("auto", "pyav", "torchcodec")
     if backend not in valid:

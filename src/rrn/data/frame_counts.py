@@ -25,7 +25,7 @@ from rrn.errors import ConfigError
 TOLERANCE = (0.05, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SampledShape:
     """The promise of a video + sampling: about ``frames`` frames of ``height x width``."""
 
@@ -110,7 +110,15 @@ def sampled_shape(path, sampling: Sampling) -> SampledShape:
         raise VideoDecodeError(path, "the container announces neither a frame count nor a duration")
     h, w = resized_shape(height, width, sampling.short_side)
     frames = sampled_count(count, duration, sampling)
-    return SampledShape(frames, h, w, False, float(count), rate or None, duration or None)
+    return SampledShape(
+        frames=frames,
+        height=h,
+        width=w,
+        exact=False,
+        source_frames=float(count),
+        rate=rate or None,
+        duration=duration or None,
+    )
 
 
 def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:
@@ -122,7 +130,8 @@ def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:
         raise ConfigError(
             f"{folder}: a frame folder cannot be sampled at --fps; use --sample-every"
         )
-    return SampledShape(float(sampled_count(n, None, sampling)), h, w, True, float(n))
+    frames = float(sampled_count(n, None, sampling))
+    return SampledShape(frames=frames, height=h, width=w, exact=True, source_frames=float(n))
 
 
 def plausible(frames: int, promised: SampledShape) -> bool:

@@ -1,7 +1,10 @@
 """Pure frame and chunk sampling: integers in, tuples of integers out.
 
 Nothing here touches a video, so every rule is testable without one (pytorchvideo's
-``ClipSampler`` idea). Two levels:
+``ClipSampler`` idea). :class:`Sampling` is the value that says which frames a video gives
+(every k-th or by frame rate, at which short side): the decoder's arguments, the frame cache's
+key, and what the settings schema validates ``--sample-every``/``--fps``/``--short-side`` with.
+Two levels:
 
 * which frames of a video are *sampled* at all (:func:`every_kth`, :func:`select_by_time`):
   the paper samples every 10th frame;

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rrn.data.cache import FrameCache, resolve_cache_dir
 from rrn.data.cache_entries import CachedFrames, CacheEntryError
+from rrn.data.cache_store import FrameCache, resolve_cache_dir
 from rrn.data.decode import VideoDecodeError, decode_video, iter_decoded, resolve_backend
 from rrn.data.sampling import Sampling
 
@@ -102,7 +102,7 @@ class FrameSource:
         never depend on whether the cache was cold, and a resumed run sees what an uninterrupted
         one saw.
 
-        A cache entry that fails a check (see :mod:`rrn.data.cache`) is decoded again and
+        A cache entry that fails a check (see :mod:`rrn.data.cache_store`) is decoded again and
         rewritten, with a warning. A cache that cannot be written (full, read-only) is a
         warning, or with ``strict`` (what ``rrn cache`` uses) the ``OSError`` itself; ``strict``
         also checks every frame of a cached entry before trusting it.

@@ -1,20 +1,16 @@
 """Split files -> video records: which videos train, which test, with which label.
 
 The annotation files are parsed by the dataset's format (:data:`rrn.data.formats.FORMATS`, one
-module per format, all tolerant of CRLF line endings, blank lines and trailing spaces); this
-module checks the flags against the format's traits (``--split``, the list files), finds every
-entry on disk and builds the records.
+module per format); this module checks the flags against the format's traits (``--split``, the
+list files), finds every entry on disk and builds the records (:func:`load_split`), or collects
+every malformed line at once for ``rrn check-data`` (:func:`split_problems`).
 
 A listed video missing under its exact name is resolved by its stem with another of the format's
 video extensions (re-encoded ``.mp4`` copies of UCF-101 are common). Still missing: an error
 naming the split file and line (``missing="error"``), or dropped and reported in
-:attr:`DatasetSplit.missing` (``missing="skip"``).
-
-Custom class folders (``dataset="list"`` without list files): one folder per class under
-``data_root``, sorted by name, and ``split = k`` in 1..3 is a 3-fold split: a video goes to test
-when ``(group - 1) % 3 == k - 1``, where ``group`` is the ``_gNN_`` number of UCF-style names (so
-groups never straddle train and test) or, for other names, the video's 1-based position within
-its sorted class folder.
+:attr:`DatasetSplit.missing` (``missing="skip"``). A video listed twice on one side, or found
+through a symbolic link that leads outside the data root, is a malformed line; an empty train or
+test side is an error.
 """
 
 from __future__ import annotations
@@ -251,13 +247,12 @@ def _report_missing(out: DatasetSplit, total: int, resolve: _Resolver, missing: 
         )
     logger.warning(
         "rrn: warning: %d of %d listed videos are missing under %s and were skipped "
-        "(first: %s, %s:%s)",
+        "(first: %s, %s)",
         len(out.missing),
         total,
         root,
         first.video_id,
-        first.listed_in,
-        first.line,
+        f"{first.listed_in}:{first.line}",
     )
 
 

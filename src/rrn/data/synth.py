@@ -217,7 +217,8 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
             g, c = divmod(v, per_group)
             rng = np.random.default_rng((seed, 1, k, v))
             video = render_video(rng, looks[g], size, 2 * math.pi * k / classes, frames)
-            yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
+            test = g < n_test_groups
+            yield SynthVideo(label=k, name=name, group=g + 1, clip=c + 1, test=test, frames=video)
 
 
 def untrimmed_schedule(
@@ -281,7 +282,15 @@ def render_untrimmed_dataset(
         rng = np.random.default_rng((seed, 2, v))
         angles, intervals = untrimmed_schedule(rng, classes, frames)
         video = render_untrimmed(rng, looks[g], size, angles)
-        yield SynthVideo(-1, "untrimmed", g + 1, c + 1, g < n_test_groups, video, intervals)
+        yield SynthVideo(
+            label=-1,
+            name="untrimmed",
+            group=g + 1,
+            clip=c + 1,
+            test=g < n_test_groups,
+            frames=video,
+            intervals=intervals,
+        )
 
 
 def make_synthetic_dataset(

@@ -39,7 +39,7 @@ class SynthInterval(NamedTuple):
         return f"{self.start / SYNTH_FPS:.2f}", f"{self.end / SYNTH_FPS:.2f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthVideo:
     """One rendered video of the synthetic dataset, before it is written in a layout."""
 

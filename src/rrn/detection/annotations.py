@@ -134,8 +134,8 @@ def _assemble(
                 video,
                 subset,
                 tuple(i for i in intervals if i.label != AMBIGUOUS_LABEL),
-                tuple(i for i in intervals if i.label == AMBIGUOUS_LABEL),
-                durations.get((subset, video)),
+                ambiguous=tuple(i for i in intervals if i.label == AMBIGUOUS_LABEL),
+                duration=durations.get((subset, video)),
             )
         )
     return TemporalAnnotations(classes, tuple(videos), source)

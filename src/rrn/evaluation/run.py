@@ -158,7 +158,16 @@ def evaluate_checkpoint(
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
     res, seconds = _run(model, data.test, cfg, settings, info, device)
     evaluated = _Evaluated(
-        res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device
+        res=res,
+        seconds=seconds,
+        data=data,
+        cfg=cfg,
+        ckpt=ckpt,
+        ckpt_path=ckpt_path,
+        context=model.temporal_context,
+        settings=settings,
+        info=info,
+        device=device,
     )
     result = _write(evaluated, out_dir) if info.is_main else None
     rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
@@ -204,7 +213,7 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
     return res, time.perf_counter() - t0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Evaluated:
     """A checkpoint's evaluation on one split, before it is written."""
 

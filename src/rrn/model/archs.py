@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from torchvision.models import WeightsEnum, get_model_builder, get_model_weights
 from torchvision.models import resnet as tv_resnet
 
+from rrn.errors import ConfigError
 from rrn.model.blocks import TemporalBasicBlock, TemporalBottleneck
 from rrn.model.errors import ModelError
 
@@ -31,7 +32,7 @@ STAGES = (1, 2, 3, 4)
 ALIASES = ("block1", "block2", "midblock4", "block4")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArchSpec:
     """A torchvision ResNet that temporal skips can be added to."""
 
@@ -84,7 +85,13 @@ for _name, _block, _layers in (
     ("resnet152", TemporalBottleneck, (3, 8, 36, 3)),
 ):
     register_arch(
-        ArchSpec(_name, get_model_builder(_name), _block, _layers, get_model_weights(_name))
+        ArchSpec(
+            name=_name,
+            builder=get_model_builder(_name),
+            block=_block,
+            layers=_layers,
+            weights=get_model_weights(_name),
+        )
     )
 
 
@@ -162,8 +169,6 @@ def skips_for_context(arch: str, context: int) -> tuple[str, ...]:
 
 def resolve_skips(model_cfg: ModelConfig) -> tuple[str, ...]:
     """The module paths of the temporal skips from ``--skip`` / ``--context`` (see ModelConfig)."""
-    from rrn.config import ConfigError
-
     m = model_cfg
     if m.skip is None:
         if m.context:

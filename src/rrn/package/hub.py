@@ -20,6 +20,7 @@ from typing import Any
 
 from rrn.errors import UserError
 from rrn.package.folder import FILES
+from rrn.version import __version__
 
 PREFIX = "hf://"
 #: A Hub repository id: ``org/name`` (letters, digits, ``-``, ``_``, ``.``; at most 96 each).
@@ -93,6 +94,7 @@ def download(uri: str) -> Path:
             revision=revision,
             allow_patterns=list(FILES),
             library_name="rrn",
+            library_version=__version__,
         )
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
@@ -149,7 +151,7 @@ def upload(
     require_token(f"uploading to {repo_id}")
     from huggingface_hub import errors
 
-    api = hf.HfApi(library_name="rrn")
+    api = hf.HfApi(library_name="rrn", library_version=__version__)
     operations = [
         hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(folder) / name))
         for name in files

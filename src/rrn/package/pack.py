@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rrn import __version__
 from rrn.checkpoint import (
     VERSION,
     build_from_checkpoint,
@@ -34,6 +33,7 @@ from rrn.checkpoint import (
 from rrn.package.card import DatasetFacts, model_card
 from rrn.package.folder import FILES, PackageError, is_package, package_config, write_package
 from rrn.package.hub import check_repo_id, require_token, upload
+from rrn.version import __version__
 
 logger = logging.getLogger(__name__)
 

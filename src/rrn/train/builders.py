@@ -133,7 +133,7 @@ def prepare_model(
 # ---------------------------------------------------------------------------- the optimiser
 def create_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
     """Adam over the trainable parameters (the paper's optimiser), with torch's fused kernel
-    where it has one (CPU and CUDA since torch 2.4: a ResNet-18 step 5x faster on CPU)."""
+    where it has one (CPU and CUDA since torch 2.4; docs/benchmarks.md)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         return torch.optim.Adam(trainable, lr=optim.lr, weight_decay=optim.weight_decay, fused=True)

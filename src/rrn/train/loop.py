@@ -205,7 +205,19 @@ def _fit(
             progress=cfg.run.progress and info.is_main,
             clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size),
         )
-        t = Training(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
+        t = Training(
+            run=run,
+            cfg=cfg,
+            model=model,
+            optimizer=optimizer,
+            scaler=scaler,
+            state=state,
+            plan=plan,
+            data=data,
+            ctx=ctx,
+            info=info,
+            device=device,
+        )
         _start(t, split.classes, init_note, split.missing)
         with StopRequest() as ctx.stop:
             run.guard = ctx.stop.writing
@@ -213,20 +225,25 @@ def _fit(
     finally:
         run.close()
     rdist.barrier()
+    return _result(t, split.classes)
+
+
+def _result(t: Training, classes: list[str]) -> dict[str, Any]:
+    """What :func:`fit` returns: the run's folder, checkpoints, history and model."""
     return {
-        "run_dir": str(run.path),
-        "global_step": state.global_step,
-        "history": state.history,
-        "best_metric": state.best_metric,
-        "last": str(run.path / LAST),
-        "best": str(run.path / BEST),
-        "classes": split.classes,
-        "config": cfg.to_dict(),
-        "model": unwrap(model),
+        "run_dir": str(t.run.path),
+        "global_step": t.state.global_step,
+        "history": t.state.history,
+        "best_metric": t.state.best_metric,
+        "last": str(t.run.path / LAST),
+        "best": str(t.run.path / BEST),
+        "classes": classes,
+        "config": t.cfg.to_dict(),
+        "model": unwrap(t.model),
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Training:
     """What the loop of one run carries from start to end (built once by :func:`_fit`)."""
 

@@ -36,7 +36,13 @@ def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
             if rel is not None and fields[1] != "0":
                 entries.append(
-                    Entry("train" if fields[1] == "1" else "test", rel, label, path, lineno)
+                    Entry(
+                        "train" if fields[1] == "1" else "test",
+                        rel,
+                        label,
+                        source=path,
+                        line=lineno,
+                    )
                 )
     return entries, classes
 

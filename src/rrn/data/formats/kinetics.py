@@ -117,7 +117,13 @@ def parse_kinetics(source: SplitSource, errors: LineErrors) -> Annotations:
                 errors.report(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
             entries.append(
-                Entry(side, _candidates(side, row["label"], name), index[row["label"]], path, line)
+                Entry(
+                    side,
+                    _candidates(side, row["label"], name),
+                    index[row["label"]],
+                    source=path,
+                    line=line,
+                )
             )
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")

@@ -129,7 +129,7 @@ def parse_ssv2(source: SplitSource, errors: LineErrors) -> Annotations:
         path = source.split_dir / name
         for line, item in json_items(path):
             if (got := _entry(item, index, path, line, errors)) is not None:
-                entries.append(Entry(side, got[0], got[1], path, line))
+                entries.append(Entry(side, got[0], got[1], source=path, line=line))
     return Annotations(entries, classes)
 
 

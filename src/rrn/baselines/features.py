@@ -1,19 +1,11 @@
-"""The paper's baselines (Table 1): frozen per-frame features + a linear classifier or a GRU.
+"""The paper's baselines, part one: frozen per-frame features, extracted and read back.
 
 :func:`extract_features` runs a frozen network (torchvision ResNet-50 with ImageNet weights by
 default, or any rrn checkpoint, whose skip states are then carried along the video) over every
 sampled frame of every video and stores the globally average-pooled features at the end of
-stages 2, 3 and 4, one ``.npz`` per video. It is resumable (finished videos are skipped) and
-shards videos across torchrun ranks.
-
-:func:`run_baseline` trains on those features, as in the paper's Sec. 4.1:
-
-* ``avgpool``: the mean of a video's frame features (optionally z-normalised with statistics
-  from the training split only) and a linear classifier (softmax regression);
-* ``gru``: a 128-unit GRU over the sequence of frame features, classifying from its last
-  hidden state.
-
-Both write the same evaluation files as ``rrn eval`` (:func:`rrn.metrics.evaluate_probs`).
+stages 2, 3 and 4, one ``.npz`` per video. It is resumable (finished videos are skipped; a
+folder of other settings is refused) and shards videos across torchrun ranks.
+:func:`load_features` reads them back for the classifiers (:mod:`rrn.baselines.training`).
 """
 
 from __future__ import annotations
@@ -33,7 +25,7 @@ import torch
 from torch import nn
 
 from rrn import distributed as rdist
-from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
+from rrn.config import ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
 from rrn.errors import UserError
@@ -318,7 +310,7 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
     return before
 
 
-# ------------------------------------------------------------------------------ classifiers
+# ------------------------------------------------------------------------------ reading them back
 def load_features(
     features_dir: str | os.PathLike, stage: int
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, torch.Tensor], dict[str, list[str]], list[str]]:
@@ -360,146 +352,3 @@ def load_features(
         if not seqs[subset]:
             raise UserError(f"{root}: no {subset} videos with features")
     return seqs, {k: torch.tensor(v) for k, v in labels.items()}, ids, meta["classes"]
-
-
-class AvgPoolClassifier(nn.Module):
-    """Mean of the frame features -> (optional z-normalisation) -> linear layer."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
-        self.register_buffer("std", torch.ones(dim) if std is None else std)
-        self.fc = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, C) zero-padded sequences, lengths (B,) -> logits (B, K)."""
-        pooled = x.sum(dim=1) / lengths[:, None].to(x.dtype)  # (B, N, C) -> (B, C)
-        return self.fc((pooled - self.mean) / self.std)
-
-
-class GRUClassifier(nn.Module):
-    """A GRU (128 units in the paper) over the frame features; classifies its last state."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        hidden: int = 128,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
-        self.register_buffer("std", torch.ones(dim) if std is None else std)
-        self.gru = nn.GRU(dim, hidden, batch_first=True)
-        self.fc = nn.Linear(hidden, num_classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std  # (B, N, C)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, h = self.gru(packed)  # h: (1, B, hidden), the state after each video's last frame
-        return self.fc(h[0])
-
-
-def _pad(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs])
-    x = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.from_numpy(s)
-    return x, lengths  # (V, N_max, C), (V,)
-
-
-def znorm_stats(
-    train_seqs: Sequence[np.ndarray], pooled: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std per feature from the training split only (of video means, or of frames)."""
-    rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
-    mean = torch.from_numpy(rows.mean(0)).float()
-    std = torch.from_numpy(rows.std(0)).float().clamp(min=1e-6)
-    return mean, std
-
-
-def baseline_protocol(model: str) -> str:
-    """How a baseline's number is measured (written into its JSON, like ``rrn eval``'s)."""
-    over = (
-        "mean of the features of all sampled frames"
-        if model == "avgpool"
-        else "GRU over all sampled frames"
-    )
-    return f"video-level, {over}, 1 centre crop"
-
-
-def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
-    """Train a baseline classifier on stored features and evaluate it on the test videos.
-
-    Returns:
-        The evaluation JSON (as :func:`rrn.metrics.evaluate_probs`), also written to
-        ``cfg.out`` (default: the features folder) as ``baseline_<model>_stage<s>[_znorm].json``.
-    """
-    from rrn.metrics import evaluate_probs
-
-    if not cfg.features:
-        raise ConfigError("--features is required (the folder written by rrn features)")
-    seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
-    torch.manual_seed(cfg.seed)
-    dim = seqs["train"][0].shape[1]
-    mean, std = (
-        znorm_stats(seqs["train"], pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
-    )
-    if cfg.model == "avgpool":
-        clf: nn.Module = AvgPoolClassifier(dim, len(classes), mean, std)
-    else:
-        clf = GRUClassifier(dim, len(classes), cfg.hidden, mean, std)
-    start = time.perf_counter()
-    _train_classifier(clf, seqs["train"], labels["train"], cfg)
-    train_s = time.perf_counter() - start
-    clf.eval()
-    x_test, len_test = _pad(seqs["test"])
-    with torch.no_grad():
-        probs = clf(x_test, len_test).softmax(dim=1)  # (V, K)
-    return evaluate_probs(
-        probs,
-        labels["test"],
-        classes,
-        out_dir=cfg.out if cfg.out is not None else cfg.features,
-        stem=cfg.stem,
-        video_ids=ids["test"],
-        extra={
-            "protocol": baseline_protocol(cfg.model),
-            "model": cfg.model,
-            "stage": cfg.stage,
-            "znorm": cfg.znorm,
-            "features": str(cfg.features),
-            "epochs": cfg.epochs,
-            "lr": cfg.lr,
-            "train_videos": len(labels["train"]),
-            "train_seconds": train_s,
-        },
-        plot=plot,
-    )
-
-
-def _train_classifier(
-    clf: nn.Module, train_seqs, y_train: torch.Tensor, cfg: BaselineConfig
-) -> None:
-    """Adam on the cross-entropy of shuffled mini-batches of videos."""
-    x_train, len_train = _pad(train_seqs)
-    opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    clf.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(y_train), generator=gen)
-        for b in range(0, len(order), cfg.batch_size):
-            idx = order[b : b + cfg.batch_size]
-            loss = nn.functional.cross_entropy(clf(x_train[idx], len_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
