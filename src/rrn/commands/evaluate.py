@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
 from rrn.config import (
     CACHE_FIELDS,
     DATASET_FIELDS,
@@ -44,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "run",
         metavar="RUN_OR_CKPT",
-        help="run directory or checkpoint file; may contain {split} (see --split); or a folder "
-        "of per-frame scores (scores.json + <video>.npz, docs/detection.md) to score",
+        help=f"{MODEL_HELP}; may contain {{split}} (see --split); or a folder of per-frame "
+        "scores (scores.json + <video>.npz, docs/detection.md) to score",
     )
     p.add_argument(
         "--split",

@@ -30,12 +30,7 @@ from typing import Any
 import torch
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    build_from_checkpoint,
-    checkpoint_choice,
-    find_checkpoint,
-    load_checkpoint,
-)
+from rrn.checkpoint import build_from_checkpoint, checkpoint_choice, open_checkpoint
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
 from rrn.data.formats import dataset_format, flip_changes_class
 from rrn.data.transforms import EvalViews
@@ -95,8 +90,10 @@ def eval_config(
 
 def results_dir(settings: EvalConfig, split: int, ckpt_path: Path) -> Path:
     """Where the results of ``split`` go: ``--out`` with ``{split}`` filled in, else the
-    checkpoint's folder."""
-    return Path(settings.out.replace("{split}", str(split))) if settings.out else ckpt_path.parent
+    checkpoint's folder (a model package's own folder)."""
+    if settings.out:
+        return Path(settings.out.replace("{split}", str(split)))
+    return ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
 
 
 def class_difference(trained: list[str], data: list[str]) -> str:
@@ -124,7 +121,8 @@ def evaluate_checkpoint(
     (:mod:`rrn.evaluation.detection`).
 
     Args:
-        path: a checkpoint file or a run directory (``settings.which`` picks the file).
+        path: a checkpoint file or a run directory (``settings.which`` picks the file), a model
+            package folder or ``hf://org/name[@revision]`` (then ``settings.out`` is needed).
         split: the split to test on (default: the checkpoint's).
         settings: which checkpoint, chunks per forward pass, output folder.
         overrides: data and run settings replacing the checkpoint's / the defaults, nested by
@@ -137,9 +135,15 @@ def evaluate_checkpoint(
     Returns:
         The result written to ``eval_split{k}.json`` on rank 0, None on the other ranks.
     """
+    from rrn.package.hub import is_hub_uri
+
     settings = settings or EvalConfig()
-    ckpt_path = find_checkpoint(path, settings.which)
-    ckpt = load_checkpoint(ckpt_path)
+    if is_hub_uri(str(path)) and not settings.out:
+        raise ConfigError(
+            f"{path} is read from the Hugging Face cache, no place for results: say where they "
+            "go with --out DIR"
+        )
+    ckpt_path, ckpt = open_checkpoint(path, settings.which)
     cfg = eval_config(ckpt, str(ckpt_path), overrides or {}, split)
     info = info or rdist.DistInfo()
     device = device or rdist.resolve_device(cfg.run.device, info)
@@ -156,9 +160,6 @@ def evaluate_checkpoint(
             f"({class_difference(list(ckpt['classes']), data.classes)}); evaluate on the dataset "
             "it was trained on, with its class index"
         )
-    choice = checkpoint_choice(ckpt_path, ckpt)
-    if choice["chosen_by"] == "test" and info.is_main:
-        logger.warning("rrn eval: warning: %s was chosen by %s", ckpt_path, choice["description"])
     out_dir = results_dir(settings, cfg.data.split, ckpt_path)
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
@@ -196,6 +197,7 @@ def evaluate_checkpoint(
 
 
 def _warn_other_split(ckpt: Mapping[str, Any], ckpt_path: Path, split: int | None) -> None:
+    """Warn when the checkpoint was trained on another split or chosen on the test split."""
     trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
     if split is not None and trained_on not in (None, split):
         logger.warning(
@@ -204,6 +206,9 @@ def _warn_other_split(ckpt: Mapping[str, Any], ckpt_path: Path, split: int | Non
             trained_on,
             split,
         )
+    choice = checkpoint_choice(ckpt_path, ckpt)
+    if choice["chosen_by"] == "test":
+        logger.warning("rrn eval: warning: %s was chosen by %s", ckpt_path, choice["description"])
 
 
 def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
