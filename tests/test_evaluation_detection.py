@@ -221,3 +221,10 @@ def test_two_ddp_processes_score_the_videos_of_one_evaluation(run, tmp_path):
         a = read_video_scores(tmp_path / "eval_split1" / "scores", video, 3)
         b = read_video_scores(run_dir / "eval_split1" / "scores", video, 3)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_views_and_flips_have_no_meaning_online_and_are_refused(run, capsys):
+    run_dir, _, _ = run
+    assert main(["eval", str(run_dir), "--views", "3crop"]) == 2
+    assert "one centre crop per frame" in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--flip"]) == 2
