@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 
@@ -21,6 +22,7 @@ def test_online_evaluation_benchmark_quick_mode(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| resnet18 | 64 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert len(cells) == 8 and all(float(c.strip("*x")) > 0 for c in cells[2:])
-    step, decoded, cached = (float(c) for c in cells[2:5])
-    assert cells[5] == f"**{step / decoded:.2f}x**" and cells[6] == f"**{step / cached:.2f}x**"
+    step, decoded, cached = (float(c) for c in cells[2:5])  # rounded to 0.1 frames/s
+    ratios = [float(c.strip("*x")) for c in cells[5:7]]
+    assert ratios == pytest.approx([step / decoded, step / cached], abs=0.02)
     assert text.count("- [") == 1 and "within 1.3x of the bare step's" in text
