@@ -228,3 +228,20 @@ def test_views_and_flips_have_no_meaning_online_and_are_refused(run, capsys):
     assert main(["eval", str(run_dir), "--views", "3crop"]) == 2
     assert "one centre crop per frame" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--flip"]) == 2
+
+
+def test_an_unreadable_test_video_is_skipped_listed_and_left_out(run, tmp_path, capsys):
+    import shutil
+
+    run_dir, data, _ = run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "test" / "video_test_0000002.mp4").write_bytes(b"not a video" * 100)
+    flags = ["--data-root", str(copy), "--split-dir", str(copy / "annotations")]
+    assert main(["eval", str(run_dir), *flags, "--out", str(tmp_path / "out")]) == 0
+    assert "skipping video video_test_0000002" in capsys.readouterr().err
+    result = json.loads((tmp_path / "out" / "eval_split1.json").read_text())
+    assert list(result["skipped"]) == ["video_test_0000002"]
+    assert result["num_videos"] == 1 and result["num_test_videos"] == 2
+    scores = read_scores_meta(tmp_path / "out" / "eval_split1" / "scores")
+    assert list(scores["skipped"]) == ["video_test_0000002"]

@@ -109,6 +109,8 @@ def video_scores(model, pieces, transform, device, dtype=None) -> np.ndarray:
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         for logits in model.forward_pieces(inputs):  # (n, K), the skip states carried
             probs.append(logits.float().softmax(dim=-1).cpu())
+    if not probs:  # a video without a frame
+        return np.zeros((0, model.num_classes), np.float32)
     return torch.cat(probs).numpy()  # (N, K)
 
 
@@ -147,6 +149,10 @@ def _score_videos(model, records, cfg: TrainConfig, info, device) -> _Scored:
         except VideoDecodeError as err:
             logger.warning("rrn eval: warning: skipping video %s: %s", rec.video_id, err)
             out.skipped[rec.video_id] = err.reason
+            continue
+        if not len(scores):
+            logger.warning("rrn eval: warning: skipping video %s: no sampled frame", rec.video_id)
+            out.skipped[rec.video_id] = "no sampled frame"
             continue
         out.scores[rec.video_id] = (scores, timeline.times(len(scores)))
         out.intervals.add(timeline.step / timeline.rate)
