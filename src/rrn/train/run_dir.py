@@ -229,6 +229,8 @@ class RunDir:
         at = resumed.global_step if resumed else None  # a resumed run continues after this step
         tracked = TrackedRun(path=self.path, config=self._config, resumed_step=at)
         self._trackers = Trackers.open(cfg.run.track, tracked)
+        if cfg.run.track:
+            self.say(f"rrn train: tracked by {'; '.join(self._trackers.where())}")
         self.log({"kind": "start" if self.resumed is None else "resume", **record})
 
     def repair_log(self) -> None:

@@ -120,6 +120,10 @@ class Tracker:
         """What ``RUN/tracking.json`` keeps to continue this tracked run, if anything."""
         return None
 
+    def where(self) -> str:
+        """Where this tracker writes, for people."""
+        return self.name
+
 
 class TensorBoardTracker(Tracker):
     """``RUN/tensorboard`` event files (scalars, and the config as text)."""
@@ -134,6 +138,10 @@ class TensorBoardTracker(Tracker):
         self.writer = SummaryWriter(str(run.path / "tensorboard"), purge_step=purge)
         text = yaml.safe_dump(run.config, sort_keys=False)
         self.writer.add_text("config", f"```yaml\n{text}```", run.resumed_step or 0)
+        self.folder = run.path / "tensorboard"
+
+    def where(self) -> str:
+        return f"tensorboard: {self.folder}"
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         for key, value in metrics.items():
@@ -183,6 +191,11 @@ class WandbTracker(Tracker):
 
     def saved(self) -> dict[str, Any]:
         return {"id": self.run.id, "project": self.run.project, "entity": self.run.entity}
+
+    def where(self) -> str:
+        if self.run.url:
+            return f"wandb: {self.run.url}"
+        return f"wandb: offline run {self.run.id} (wandb sync {Path(self.run.dir).parent})"
 
 
 class MlflowTracker(Tracker):
@@ -264,6 +277,9 @@ class MlflowTracker(Tracker):
         experiment = self.client.get_run(self.run_id).info.experiment_id
         return {"run_id": self.run_id, "experiment_id": experiment, "tracking_uri": self.uri}
 
+    def where(self) -> str:
+        return f"mlflow: run {self.run_id} in {self.uri}"
+
 
 TRACKERS: dict[str, type[Tracker]] = {
     "tensorboard": TensorBoardTracker,
@@ -314,6 +330,10 @@ class Trackers:
         if saved:
             atomic_write_text(path, json_text(saved, indent=2) + "\n")
         return opened
+
+    def where(self) -> list[str]:
+        """Where each tracker writes, for people."""
+        return [t.where() for t in self.trackers]
 
     def log(self, record: dict[str, Any], step: int) -> None:
         """Give every tracker the numbers of ``record`` at ``step``."""
