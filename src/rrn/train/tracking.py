@@ -63,16 +63,18 @@ def check_trackers(names: Iterable[str]) -> None:
             ) from None
 
 
-def model_artifact(run_dir: Path, staging: Path) -> Path:
-    """The file or folder a finished run gives its trackers as its model: today the checkpoint
-    ``rrn eval RUN`` evaluates (``best.pt`` when a validation split chose it, else ``last.pt``).
+def model_artifact(run_dir: Path, staging: Path) -> tuple[Path, str]:
+    """The file or folder a finished run gives its trackers as its model, and which checkpoint
+    it holds (``best``/``last``): today the checkpoint ``rrn eval RUN`` evaluates (``best.pt``
+    when a validation split chose it, else ``last.pt``).
 
     ``staging`` is an empty folder the caller removes after the upload: the place for the model
-    package (``rrn pack``: ``rrn.package.pack.pack_run(run_dir, staging / "package")``), which
-    is to replace the checkpoint here once it is on main.
+    package of ``rrn pack``, which is to replace the checkpoint here once it is on main:
+    ``rrn.package.pack.pack_run(run_dir, staging / "package").folder``.
     """
     del staging  # unused until the package replaces the checkpoint
-    return find_checkpoint(run_dir, "auto")
+    checkpoint = find_checkpoint(run_dir, "auto")
+    return checkpoint, checkpoint.stem
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -110,8 +112,8 @@ class Tracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Record ``metrics`` at global step ``step``."""
 
-    def artifact(self, path: Path) -> None:
-        """Upload the run's model (a file or a folder)."""
+    def artifact(self, path: Path, which: str) -> None:
+        """Upload the run's model (a file or a folder) of its checkpoint ``which``."""
 
     def close(self, status: str) -> None:
         """End the tracked run: ``finished``, ``stopped`` (resumable) or ``failed``."""
@@ -176,15 +178,16 @@ class WandbTracker(Tracker):
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log({**metrics, "global_step": step})
 
-    def artifact(self, path: Path) -> None:
+    def artifact(self, path: Path, which: str) -> None:
         import wandb
 
-        art = wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"file": path.name})
+        meta = {"file": path.name, "checkpoint": which}
+        art = wandb.Artifact(f"model-{self.run.id}", type="model", metadata=meta)
         if path.is_dir():
             art.add_dir(str(path))
         else:
             art.add_file(str(path))
-        self.run.log_artifact(art, aliases=["latest", path.stem])
+        self.run.log_artifact(art, aliases=["latest", which])
 
     def close(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "finished" else 1)
@@ -264,7 +267,7 @@ class MlflowTracker(Tracker):
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=items)
 
-    def artifact(self, path: Path) -> None:
+    def artifact(self, path: Path, which: str) -> None:
         if path.is_dir():
             self.client.log_artifacts(self.run_id, str(path), "model")
         else:
@@ -346,8 +349,8 @@ class Trackers:
         if not any(type(t).artifact is not Tracker.artifact for t in self.trackers):
             return
         with tempfile.TemporaryDirectory(prefix=".artifact.", dir=run_dir) as staging:
-            path = model_artifact(run_dir, Path(staging))
-            self._each("uploading the model", lambda t: t.artifact(path))
+            path, which = model_artifact(run_dir, Path(staging))
+            self._each("uploading the model", lambda t: t.artifact(path, which))
 
     def close(self, error: BaseException | None) -> None:
         """End every tracked run; ``error`` is what ended training, if anything did."""
