@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return attack_main(args.attack, args.payloads)
     from model import emit
     from serve import clip_frames, write_checkpoint
+
     load = os.getloadavg()[0]
     started = time.perf_counter()
     lines = [

@@ -2,7 +2,13 @@
 
 import contextlib
 import logging
+import os
 import re
+
+# No test reaches the Hugging Face Hub: huggingface_hub reads this when it is first imported, so
+# it is set before any test module imports it (the package tests read hf:// names from a
+# hand-made cache).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 import torch

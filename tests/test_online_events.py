@@ -147,3 +147,13 @@ def test_a_detection_model_names_its_background_class(tmp_path):
         with TestClient(app) as client, client.websocket_connect("/v1/streams/s") as ws:
             assert client.get("/v1/model").json()["background"] == background
             assert ws.receive_json()["background"] == background
+
+
+def test_a_checkpoint_is_named_without_the_servers_file_system():
+    from rrn.online.events import checkpoint_name
+
+    assert checkpoint_name("/srv/runs/ucf1/best.pt") == "ucf1/best.pt"
+    assert checkpoint_name("/srv/packages/ucf1-rrn") == "packages/ucf1-rrn"
+    hub = "/root/.cache/huggingface/hub/models--org--rrn-ucf/snapshots/0123456789abcdef0123"
+    assert checkpoint_name(hub) == "hf://org/rrn-ucf@0123456789ab"
+    assert checkpoint_name(None) is None

@@ -121,12 +121,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path} is not an rrn checkpoint (no 'format': '{FORMAT}' entry); "
             "pass a file written by rrn train"
         )
+    return _check_version(ckpt, str(path))
+
+
+def _check_version(ckpt: dict, name: str) -> dict:
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint version {ckpt['version']}, newer than this rrn "
+            f"{name} has checkpoint version {ckpt['version']}, newer than this rrn "
             f"understands ({VERSION}); upgrade rrn"
         )
     return ckpt
+
+
+def open_checkpoint(
+    run_or_ckpt: str | os.PathLike, which: str = "auto"
+) -> tuple[Path, dict[str, Any]]:
+    """What a RUN_OR_CKPT argument names, loaded: ``(path, checkpoint)``.
+
+    Args:
+        run_or_ckpt: a run directory (``which`` picks its file, see :func:`find_checkpoint`), a
+            checkpoint file, a model package folder (:mod:`rrn.package`) or
+            ``hf://org/name[@revision]`` (a package on the Hugging Face Hub, downloaded into its
+            cache; ``path`` is then the cached folder).
+        which: for a run directory: ``"auto"``, ``"best"`` or ``"last"``.
+
+    Returns:
+        The checkpoint file or package folder, and the checkpoint's dict (a package's as a
+        checkpoint's, see :func:`rrn.package.folder.read_package`).
+
+    Raises:
+        CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
+        PackageError, HubError: a package that is incomplete or damaged, or not to be had.
+    """
+    from rrn.package.folder import is_package, read_package
+    from rrn.package.hub import download, is_hub_uri
+
+    if is_hub_uri(run_or_ckpt):
+        folder = download(str(run_or_ckpt))
+        return folder, _check_version(read_package(folder, str(run_or_ckpt)), str(run_or_ckpt))
+    if is_package(run_or_ckpt):
+        folder = Path(run_or_ckpt)
+        return folder, _check_version(read_package(folder), str(folder))
+    path = find_checkpoint(run_or_ckpt, which)
+    return path, load_checkpoint(path)
 
 
 def validated_run(run_dir: str | os.PathLike) -> bool:
@@ -263,9 +300,11 @@ def load_model(
     """A trained model in eval mode, with what it needs to see frames as in training.
 
     Args:
-        run_or_checkpoint: a run directory or a checkpoint file.
+        run_or_checkpoint: a run directory, a checkpoint file, a model package folder (written
+            by ``rrn pack``) or ``hf://org/name[@revision]`` (a package on the Hugging Face
+            Hub; needs the ``hub`` extra): see :func:`open_checkpoint`.
         which: checkpoint of a run directory: ``"auto"`` (``best.pt`` when a validation split
-            chose it, else ``last.pt``), ``"best"`` or ``"last"``.
+            chose it, else ``last.pt``), ``"best"`` or ``"last"``; a package holds one.
         device: where to put the model.
 
     Returns:
@@ -273,24 +312,29 @@ def load_model(
         (:class:`~rrn.model.info.ModelInfo`): ``classes`` (class names in label order),
         ``inputs`` (:class:`~rrn.data.transforms.InputSpec`: frame size, sampling,
         normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config`` (the
-        :class:`~rrn.config.TrainConfig` it was trained with), ``checkpoint`` (path) and
+        :class:`~rrn.config.TrainConfig` it was trained with; a package's has no paths),
+        ``checkpoint`` (the file, or the package's folder) and
         ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`), each also a
         read-only property of the model.
 
     Raises:
-        CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
+        CheckpointError: no such run or checkpoint, not an rrn checkpoint, or weights that do
+            not fit the model it describes.
+        PackageError, HubError: a package that is incomplete or damaged, or not to be had
+            (no ``hub`` extra; offline and not in the cache).
     """
     from rrn.data.transforms import InputSpec
+    from rrn.package.hub import is_hub_uri
 
-    path = find_checkpoint(run_or_checkpoint, which)
-    ckpt = load_checkpoint(path)
-    model = build_from_checkpoint(ckpt, device, name=str(path))
-    cfg = saved_config(ckpt, str(path))
+    path, ckpt = open_checkpoint(run_or_checkpoint, which)
+    name = str(run_or_checkpoint) if is_hub_uri(run_or_checkpoint) else str(path)
+    model = build_from_checkpoint(ckpt, device, name=name)
+    cfg = saved_config(ckpt, name)
     model.info = dataclasses.replace(
         model.info,
         inputs=InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling()),
         train_config=cfg,
         checkpoint=path,
-        choice=checkpoint_choice(path, ckpt),
+        choice={**checkpoint_choice(path, ckpt), "file": name},
     )
     return model

@@ -51,6 +51,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("stream", "stream"),
     ("serve", "serve"),
     ("export", "export"),
+    ("pack", "pack"),
+    ("push", "push"),
     ("features", "features"),
     ("baseline", "baseline"),
     ("experiment", "experiment"),

@@ -68,12 +68,16 @@ def load_feature_model(
 ) -> nn.Module:
     """The frozen network ``--source`` names, through the one weights path
     (:func:`rrn.model.resolve_weights`): an rrn checkpoint, or a run directory for its
-    ``last.pt``, is that trained network as it is (its own architecture and skips); ``imagenet``,
-    ``none`` (random, with a fixed seed; for tests) or a torchvision state dict file initialise
-    a per-frame ``arch``."""
+    ``last.pt``, or a model package (a folder or ``hf://org/name``) is that trained network as
+    it is (its own architecture and skips); ``imagenet``, ``none`` (random, with a fixed seed;
+    for tests) or a torchvision state dict file initialise a per-frame ``arch``."""
     from rrn.checkpoint import find_checkpoint, load_model
     from rrn.model import build_model, resolve_weights
+    from rrn.package.folder import is_package
+    from rrn.package.hub import is_hub_uri
 
+    if is_hub_uri(source) or is_package(source):
+        return load_model(source, device=device)
     if weights_keyword(source) is None and Path(source).is_dir():
         source = find_checkpoint(source, which="last")
     weights = resolve_weights(source)
@@ -231,9 +235,12 @@ def extraction_settings(
     """Everything a video's stored features depend on. ``weights`` is a digest of the network's
     weights (a checkpoint trained further in place is another network); ``arch`` is the
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
-    d = cfg.data
+    from rrn.package.hub import is_hub_uri
+
+    d, weights = cfg.data, model.info.weights.source
     return {
-        "source": weights_keyword(feats.source) or str(Path(model.info.weights.source).resolve()),
+        "source": weights_keyword(feats.source)
+        or (weights if is_hub_uri(weights) else str(Path(weights).resolve())),
         "weights": weights_digest(model),
         "arch": model.arch,
         "sample_every": None if d.fps else d.sample_every,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
 from rrn.config import CACHE_FIELDS, DATASET_FIELDS, DataConfig, EvalConfig, RunConfig
 
 EPILOG = """\
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "run",
         metavar="RUN_OR_CKPT",
-        help="run directory or checkpoint file; may contain {split} (see --split)",
+        help=f"{MODEL_HELP}; may contain {{split}} (see --split)",
     )
     p.add_argument(
         "--split",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, from_flags
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, from_flags
 from rrn.config import EvalConfig, ExportConfig
 
 EPILOG = """\
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     add_dataclass_arguments(p, ExportConfig, "export", title="export")
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     p.set_defaults(func=run)

@@ -29,6 +29,12 @@ from rrn.config import (
     strip_optional,
 )
 
+#: The help of every RUN_OR_CKPT argument: what :func:`rrn.checkpoint.open_checkpoint` takes.
+MODEL_HELP = (
+    "run directory, checkpoint file, model package folder (rrn pack) or "
+    "hf://org/name[@revision] (a package on the Hugging Face Hub)"
+)
+
 # --------------------------------------------------------------------------------------------
 # Command line generated from the dataclasses
 # --------------------------------------------------------------------------------------------

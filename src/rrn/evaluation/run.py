@@ -30,12 +30,7 @@ from typing import Any
 import torch
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    build_from_checkpoint,
-    checkpoint_choice,
-    find_checkpoint,
-    load_checkpoint,
-)
+from rrn.checkpoint import build_from_checkpoint, checkpoint_choice, open_checkpoint
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
 from rrn.data.formats import flip_changes_class
 from rrn.data.transforms import EvalViews
@@ -88,8 +83,10 @@ def eval_config(
 
 def results_dir(settings: EvalConfig, split: int, ckpt_path: Path) -> Path:
     """Where the results of ``split`` go: ``--out`` with ``{split}`` filled in, else the
-    checkpoint's folder."""
-    return Path(settings.out.replace("{split}", str(split))) if settings.out else ckpt_path.parent
+    checkpoint's folder (a model package's own folder)."""
+    if settings.out:
+        return Path(settings.out.replace("{split}", str(split)))
+    return ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
 
 
 def class_difference(trained: list[str], data: list[str]) -> str:
@@ -112,7 +109,8 @@ def evaluate_checkpoint(
     """Evaluate one checkpoint (or run directory) on one split.
 
     Args:
-        path: a checkpoint file or a run directory (``settings.which`` picks the file).
+        path: a checkpoint file or a run directory (``settings.which`` picks the file), a model
+            package folder or ``hf://org/name[@revision]`` (then ``settings.out`` is needed).
         split: the split to test on (default: the checkpoint's).
         settings: which checkpoint, chunks per forward pass, output folder.
         overrides: data and run settings replacing the checkpoint's / the defaults, nested by
@@ -123,9 +121,15 @@ def evaluate_checkpoint(
     Returns:
         The result written to ``eval_split{k}.json`` on rank 0, None on the other ranks.
     """
+    from rrn.package.hub import is_hub_uri
+
     settings = settings or EvalConfig()
-    ckpt_path = find_checkpoint(path, settings.which)
-    ckpt = load_checkpoint(ckpt_path)
+    if is_hub_uri(str(path)) and not settings.out:
+        raise ConfigError(
+            f"{path} is read from the Hugging Face cache, no place for results: say where they "
+            "go with --out DIR"
+        )
+    ckpt_path, ckpt = open_checkpoint(path, settings.which)
     cfg = eval_config(ckpt, str(ckpt_path), overrides or {}, split)
     info = info or rdist.DistInfo()
     device = device or rdist.resolve_device(cfg.run.device, info)

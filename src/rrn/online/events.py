@@ -117,11 +117,16 @@ def event(record_type: str, stream: str, **fields) -> dict:
 
 
 def checkpoint_name(path) -> str | None:
-    """How events and the service name a checkpoint: ``run/best.pt``, never an absolute path
-    (a server's file system is none of its clients' business)."""
+    """How events and the service name a checkpoint: ``run/best.pt``, a package folder's
+    ``parent/name``, or ``hf://org/name@<revision>`` for a package from the Hub's cache; never an
+    absolute path (a server's file system is none of its clients' business)."""
     if path is None:
         return None
     path = Path(path)
+    parts = path.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        repo = parts[-3].removeprefix("models--").replace("--", "/")  # the Hub cache's layout
+        return f"hf://{repo}@{parts[-1][:12]}"
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 

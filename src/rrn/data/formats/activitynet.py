@@ -82,6 +82,8 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="activitynet",
+    title="ActivityNet",
+    test_side="validation",
     parse=parse_activitynet,
     annotations='ActivityNet\'s JSON ({"database": {<id>: {"subset", "duration", "annotations"}}})',
     videos="<id>.mp4 or v_<id>.mp4, flat",

@@ -150,6 +150,12 @@ class DatasetFormat:
     annotation_file: bool = False
     """``--split-dir`` may name its annotation file itself (ActivityNet's ``FILE.json``), not
     only the folder holding it."""
+    title: str | None = None
+    """The public dataset's name for people (``UCF-101``), for model cards; None for a format
+    of one's own data (list files, frame folders)."""
+    test_side: str = "test"
+    """What the dataset calls the videos a model is tested on (Kinetics tests on ``validation``
+    videos), for model cards."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):

@@ -54,6 +54,7 @@ def parse_hmdb51(source: SplitSource, errors: LineErrors) -> Annotations:
 
 FORMAT = DatasetFormat(
     name="hmdb51",
+    title="HMDB-51",
     parse=parse_hmdb51,
     annotations="the official <class>_test_split<k>.txt files",
     videos="<class>/<video>.avi",

@@ -177,6 +177,8 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="ssv2",
+    title="Something-Something v2",
+    test_side="validation",
     parse=parse_ssv2,
     annotations=f"{LABELS}, {FILES['train']} and {FILES['test']}",
     videos="<id>.webm, flat",

@@ -102,6 +102,7 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="thumos14",
+    title="THUMOS'14",
     parse=parse_thumos14,
     annotations="<Class>_val.txt and <Class>_test.txt (THUMOS'14's temporal annotations)",
     videos="<video>.mp4, flat or under validation/ and test/",

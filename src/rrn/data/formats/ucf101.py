@@ -108,6 +108,7 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="ucf101",
+    title="UCF-101",
     parse=parse_ucf101,
     annotations="classInd.txt, trainlist0<k>.txt and testlist0<k>.txt (ucfTrainTestlist/)",
     videos="<Class>/<video>.avi",
