@@ -3,7 +3,6 @@ log.jsonl, the config and the model, and a resumed run continues the same tracke
 only: W&B with WANDB_MODE=offline, MLflow on a sqlite store, everything in the test's folder."""
 
 import base64
-import filecmp
 import hashlib
 import json
 import logging
@@ -11,11 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
+import rrn
 from faults import CrashAfter, SimulatedCrash
 from rrn.cli import main
 from rrn.config import TrainConfig
 from rrn.errors import UserError
+from rrn.package.folder import FILES
 from rrn.train import fit
 from rrn.train.tracking import TRACKING, TrackedRun, Tracker, Trackers, scalars
 from runs import tiny_train_argv as argv
@@ -75,6 +78,21 @@ def tracked(synth, tmp_path_factory):
         yield {"root": root, "run": run, "uri": uri, "saved_at_crash": saved}
 
 
+def mlflow_package(tracked) -> Path:
+    """The folder of the model package in the MLflow run's artifacts."""
+    from mlflow import MlflowClient
+
+    run_id = json.loads((tracked["run"] / TRACKING).read_text())["mlflow"]["run_id"]
+    stored = tracked["root"] / "mlflow-artifacts" / run_id / "artifacts"  # in the test's folder
+    assert MlflowClient(tracked["uri"]).get_run(run_id).info.artifact_uri == str(stored)
+    return stored / "model"
+
+
+def md5_of(path: Path) -> str:
+    """W&B's digest of a file: its MD5, base64."""
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
+
+
 def log_of(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
@@ -122,8 +140,10 @@ def test_wandb_gets_the_log_the_config_and_the_model(tracked):
     assert first["artifacts"] == []  # the model goes up once the run finished
     [(name, kind, aliases, contents)] = resumed["artifacts"]
     assert (name, kind) == (f"model-{first['id']}", "model") and "last" in aliases
-    md5 = base64.b64encode(hashlib.md5((run / "last.pt").read_bytes()).digest()).decode()
-    assert contents == [("last.pt", (run / "last.pt").stat().st_size, md5)]
+    package = mlflow_package(tracked)  # the same package went to both
+    assert sorted(contents) == sorted(
+        (f, (package / f).stat().st_size, md5_of(package / f)) for f in FILES
+    )
 
 
 def test_mlflow_gets_the_log_the_config_and_the_model(tracked):
@@ -149,10 +169,15 @@ def test_mlflow_gets_the_log_the_config_and_the_model(tracked):
     assert params["run.track"] == "wandb,mlflow,tensorboard"
     config = client.download_artifacts(run_id, "config.yaml", str(tracked["root"] / "dl"))
     assert Path(config).read_text() == (run / "config.yaml").read_text()
-    [artifact] = client.list_artifacts(run_id, "model")
-    assert artifact.path == "model/last.pt"
-    stored = tracked["root"] / "mlflow-artifacts" / run_id / "artifacts" / "model" / "last.pt"
-    assert filecmp.cmp(stored, run / "last.pt", shallow=False)
+    listed = client.list_artifacts(run_id, "model")
+    assert sorted(a.path for a in listed) == sorted(f"model/{f}" for f in FILES)
+    package = mlflow_package(tracked)  # the package of last.pt (no validation split chose best)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    weights = load_file(package / "model.safetensors")
+    assert weights.keys() == ckpt["model"].keys()
+    assert all(torch.equal(weights[k], v) for k, v in ckpt["model"].items())
+    a, b = rrn.load_model(run), rrn.load_model(package)  # strict: it is a package of this run
+    assert b.classes == a.classes and b.config == a.config and b.inputs == a.inputs
 
 
 def test_tensorboard_gets_the_log_and_a_resume_replaces_what_the_kill_cut(tracked):
@@ -224,3 +249,27 @@ def test_a_record_gives_its_numbers_named_by_kind():
     record = {"kind": "epoch", "global_step": 4, "train_loss": 0.5, "lr": None, "ok": True}
     record |= {"skipped": ["v1"], "val_videos": 3, "time": 1.0}
     assert scalars(record) == {"epoch/train_loss": 0.5, "epoch/val_videos": 3}
+
+
+def test_a_model_that_cannot_be_packed_leaves_the_finished_run_a_success(
+    tmp_path, monkeypatch, caplog
+):
+    import rrn.train.tracking as tracking
+
+    uploaded = []
+
+    class Recording(Tracker):
+        name = "recording"
+
+        def artifact(self, path, which):
+            uploaded.append((path, which))
+
+    def broken(run, out):
+        raise ValueError("the card cannot be written")
+
+    monkeypatch.setattr(tracking, "find_checkpoint", lambda run, which: run / "last.pt")
+    monkeypatch.setattr(tracking, "pack_run", broken)
+    with caplog.at_level(logging.WARNING, logger="rrn"):
+        Trackers([Recording()]).artifact(tmp_path)  # no exception: training had succeeded
+    assert uploaded == []
+    assert "packing the model for the trackers failed (the card cannot be written)" in caplog.text

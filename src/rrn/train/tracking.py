@@ -4,10 +4,10 @@
 Each tracker gets the run's config when it opens, the numbers of every record the run logs at a
 step (each ``--log-every`` optimiser step; each epoch with its validation and watched-test
 evaluations) named ``kind/key`` (``step/loss``, ``epoch/val_video_top1``) at the run's global
-step, and, when the run finishes its epochs, its model as an artifact. A tracker's run id is kept
-in ``RUN/tracking.json``, so ``--resume`` continues the same tracked run; the steps a kill cut
-from ``log.jsonl`` are logged again at their global steps, with the same values (resume is
-exact).
+step, and, when the run finishes its epochs, its model package (``rrn pack``) as an artifact.
+A tracker's run id is kept in ``RUN/tracking.json``, so ``--resume`` continues the same tracked
+run; the steps a kill cut from ``log.jsonl`` are logged again at their global steps, with the
+same values (resume is exact).
 
 Where each tracker is pointed follows its own conventions: W&B's ``WANDB_*`` variables (project
 ``rrn`` when ``WANDB_PROJECT`` is unset; its files under ``RUN/wandb`` unless ``WANDB_DIR`` is
@@ -35,6 +35,7 @@ import yaml
 from rrn.checkpoint import find_checkpoint
 from rrn.errors import UserError
 from rrn.files import atomic_write_text, json_text
+from rrn.package.pack import pack_run
 from rrn.train.step import TrainingStopped
 
 logger = logging.getLogger(__name__)
@@ -64,17 +65,18 @@ def check_trackers(names: Iterable[str]) -> None:
 
 
 def model_artifact(run_dir: Path, staging: Path) -> tuple[Path, str]:
-    """The file or folder a finished run gives its trackers as its model, and which checkpoint
-    it holds (``best``/``last``): today the checkpoint ``rrn eval RUN`` evaluates (``best.pt``
-    when a validation split chose it, else ``last.pt``).
+    """What a finished run gives its trackers as its model: the package ``rrn pack RUN`` writes
+    (``model.safetensors``, ``config.json``, the model card) of the checkpoint ``rrn eval RUN``
+    evaluates (``best.pt`` when a validation split chose it, else ``last.pt``), and which
+    checkpoint that is (``best``/``last``).
 
-    ``staging`` is an empty folder the caller removes after the upload: the place for the model
-    package of ``rrn pack``, which is to replace the checkpoint here once it is on main:
-    ``rrn.package.pack.pack_run(run_dir, staging / "package").folder``.
+    Args:
+        run_dir: The run folder.
+        staging: An empty folder, removed by the caller after the upload.
     """
-    del staging  # unused until the package replaces the checkpoint
     checkpoint = find_checkpoint(run_dir, "auto")
-    return checkpoint, checkpoint.stem
+    packed = pack_run(checkpoint, staging / run_dir.name)  # the card is named after the run
+    return packed.folder, checkpoint.stem
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -348,8 +350,17 @@ class Trackers:
         """Upload the finished run's model (:func:`model_artifact`) to every tracker."""
         if not any(type(t).artifact is not Tracker.artifact for t in self.trackers):
             return
-        with tempfile.TemporaryDirectory(prefix=".artifact.", dir=run_dir) as staging:
-            path, which = model_artifact(run_dir, Path(staging))
+        with tempfile.TemporaryDirectory(prefix="rrn-artifact-") as staging:
+            try:
+                path, which = model_artifact(run_dir, Path(staging))
+            except Exception as err:  # the run itself succeeded: it must not end in an error
+                logger.warning(
+                    "rrn train: warning: packing the model for the trackers failed (%s); they "
+                    "get no model (rrn pack %s OUT says more)",
+                    err,
+                    run_dir,
+                )
+                return
             self._each("uploading the model", lambda t: t.artifact(path, which))
 
     def close(self, error: BaseException | None) -> None:
