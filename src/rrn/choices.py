@@ -24,6 +24,7 @@ DatasetName = Literal[
 ]
 CacheFormat = Literal["jpeg", "npy"]
 Decoder = Literal["auto", "pyav", "torchcodec"]
+Tracker = Literal["wandb", "mlflow", "tensorboard"]
 
 
 def names(choice) -> tuple:

@@ -33,6 +33,7 @@ from rrn.choices import (
     SkipType,
     Stage,
     TemporalInit,
+    Tracker,
 )
 from rrn.config.layers import field_types, flag_name, merge_layers, strip_optional
 from rrn.errors import ConfigError
@@ -341,6 +342,10 @@ class RunConfig:
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
     """Show progress bars (on a terminal; a log file gets the line each epoch or pass ends with)."""
+    track: tuple[Tracker, ...] = ()
+    """Experiment trackers that follow the run: the config, every number of log.jsonl, the model
+    at the end; several as wandb,mlflow (none: no tracker). TensorBoard events are written
+    whenever tensorboard is installed; naming it makes it required."""
     resume: bool = False
     """Continue the run in --out from its last.pt (same data order and weights as a run that
     was never interrupted)."""

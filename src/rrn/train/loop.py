@@ -54,6 +54,7 @@ from rrn.train.step import (
     set_train_mode,
     sync_buffers,
 )
+from rrn.train.tracking import check_trackers
 
 
 def train_one_epoch(
@@ -156,7 +157,10 @@ def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         OSError: the run directory cannot be written, holds another run, or has no ``last.pt``
             to resume (before any training).
         NonFiniteLossError: the loss became NaN/inf; ``last.pt`` holds the last good weights.
+        UserError: a ``--track`` tracker is not installed, or cannot continue its run (before
+            any training).
     """
+    check_trackers(cfg.run.track)  # a missing tracker fails before anything starts
     owner = not rdist.is_initialized()  # a caller's process group is left to the caller
     info, device = rdist.init_distributed(cfg.run.device)
     try:
@@ -222,8 +226,11 @@ def _fit(
         with StopRequest() as ctx.stop:
             run.guard = ctx.stop.writing
             _epochs(t)
-    finally:
-        run.close()
+        run.track_model()
+    except BaseException as err:
+        run.close(err)
+        raise
+    run.close()
     rdist.barrier()
     return _result(t, split.classes)
 
