@@ -1,5 +1,8 @@
 """Fixtures shared by the test modules."""
 
+import os
+import tempfile
+
 import pytest
 import torch
 
@@ -19,6 +22,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def rrn_cache_home():
+    """rrn's cache (the ONNX exports of the onnxruntime engine) in a folder of the session's,
+    removed at its end: the suite leaves nothing in ~/.cache. Set in the environment, so the
+    `rrn stream` and `rrn serve` processes that tests start share it."""
+    before = os.environ.get("RRN_CACHE_HOME")
+    with tempfile.TemporaryDirectory(prefix="rrn-test-cache-") as folder:
+        os.environ["RRN_CACHE_HOME"] = folder
+        yield folder
+        if before is None:
+            del os.environ["RRN_CACHE_HOME"]
+        else:
+            os.environ["RRN_CACHE_HOME"] = before
 
 
 @pytest.fixture(scope="module")

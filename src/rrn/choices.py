@@ -17,6 +17,7 @@ Schedule = Literal["constant", "step", "cosine"]
 DatasetName = Literal["ucf101", "hmdb51", "list", "kinetics", "ssv2", "rawframes"]
 CacheFormat = Literal["jpeg", "npy"]
 Decoder = Literal["auto", "pyav", "torchcodec"]
+Engine = Literal["torch", "onnxruntime"]
 
 
 def names(choice) -> tuple:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rrn.online.batcher import MicroBatcher
+from rrn.online.engines import engine_for
 from rrn.online.recognizer import MultiStreamRecognizer, interval_seconds
 from rrn.serve.frames import FrameLimits
 from rrn.serve.metrics import Metrics
@@ -41,7 +42,8 @@ class Service:
     Args:
         model: From :func:`rrn.load_model`.
         config: A :class:`~rrn.config.ServeConfig`.
-        events: A :class:`~rrn.config.StreamConfig`: labels per frame, smoothing, segments.
+        events: A :class:`~rrn.config.StreamConfig`: labels per frame, smoothing, segments;
+            the engine of the step and its threads.
     """
 
     def __init__(self, model, config, events=None):
@@ -51,7 +53,9 @@ class Service:
         self.model, self.config = model, config
         self.events = events or StreamConfig()
         self.metrics = Metrics()
-        self.recognizer = MultiStreamRecognizer(model, smooth=self.events.smooth)
+        self.recognizer = MultiStreamRecognizer(
+            model, smooth=self.events.smooth, engine=engine_for(model, self.events)
+        )
         self.batcher = MicroBatcher(
             self.recognizer,
             max_batch=config.max_batch,
@@ -145,6 +149,7 @@ class Service:
                 "source_fps": None if s.fps else c.source_fps,
             },
             "state_bytes_per_stream": self.recognizer.state_bytes,
+            "engine": self.recognizer.engine.name,
             "smooth": self.recognizer.smooth,
             "checkpoint": checkpoint_name(getattr(model, "checkpoint", None)),
             "checkpoint_choice": getattr(model, "choice", None),
