@@ -152,7 +152,7 @@ def make_engine(
             f"--engine onnxruntime runs on the CPU and the model is on {device}: use "
             "--device cpu, or --engine torch on the GPU"
         )
-    missing = _missing(ONNX_PACKAGES[:1] if onnx_dir is not None else ONNX_PACKAGES)
+    missing = _missing(("onnxruntime",) if onnx_dir is not None else ONNX_PACKAGES)
     if missing:
         raise UserError(
             f"--engine onnxruntime needs {', '.join(missing)}: pip install 'rrn[export]' "
