@@ -16,9 +16,10 @@ Measured per configuration:
 
 Then the most streams sustained at 2.5 sampled frames/s each, searched upward per arch (and
 bisected between the last count sustained and the first missed). Everything is measured for
-both engines of the model step, ``--engine torch`` and ``--engine onnxruntime``, one server
-after the other in the same run; the server's own step time per classified frame and its mean
-batch come from ``/metrics`` (``rrn_step_seconds``, ``rrn_batch_size``).
+both engines of the model step, ``--engine torch`` and ``--engine onnxruntime``: their servers
+run side by side and each measurement is taken on one, then the other (the idle one waits), so
+that load from other jobs falls on both alike; the server's own step time per classified frame
+and its mean batch come from ``/metrics`` (``rrn_step_seconds``, ``rrn_batch_size``).
 
 Targets (issue 16, this 2-core CPU): saturated, batched >= 1.4x unbatched at 16 streams;
 sustained without drops: >= 32 streams for resnet18 and >= 12 for resnet50 at 112 px.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -314,57 +316,86 @@ def measure(
 
 
 # ---------------------------------------------------------------------------- the run
-def engine_rows(
-    arch: str, engine: str, args, frames: list[bytes], ckpt: Path
+def arch_rows(
+    arch: str, engines: list[str], args, frames: list[bytes], ckpt: Path
 ) -> tuple[list[str], dict]:
+    """Every configuration of one arch with each engine. The engines' servers run side by side
+    and each measurement is taken on every engine's server in turn (the others idle), so load
+    from other jobs on the machine falls on the engines alike."""
     counts = [int(s) for s in args.streams.split(",") if s]
-    rows, found = [], {}
+    rows = {e: [] for e in engines}
+    found = {e: {} for e in engines}
     sat_n = 2 if args.quick else 16
-    batched = ServerProcess(ckpt, 16, engine)
-    try:
+    with servers(ckpt, 16, engines) as batched:
         if not args.quick:
-            measure(batched, 1, frames, 2.0)  # warm-up
+            for e in engines:
+                measure(batched[e], 1, frames, 2.0)  # warm-up
         for n in counts:
-            r = measure(batched, n, frames, args.seconds, every_frame=args.every_frame)
-            rows.append(_row(arch, engine, "16", r))
-        found["max_sustained"] = most_sustained(batched, args, frames)
-        found["saturated_batched"] = measure(batched, sat_n, frames, args.seconds, SATURATE)
-    finally:
-        batched.close()
-    single = ServerProcess(ckpt, 1, engine)
+            for e in engines:
+                r = measure(batched[e], n, frames, args.seconds, every_frame=args.every_frame)
+                rows[e].append(_row(arch, e, "16", r))
+        for e, best in most_sustained(batched, args, frames).items():
+            found[e]["max_sustained"] = best
+        for e in engines:
+            found[e]["saturated_batched"] = measure(
+                batched[e], sat_n, frames, args.seconds, SATURATE
+            )
+    with servers(ckpt, 1, engines) as single:
+        for e in engines:
+            if not args.quick:
+                measure(single[e], 1, frames, 2.0)
+            found[e]["saturated_single"] = measure(single[e], sat_n, frames, args.seconds, SATURATE)
+        for e in engines:
+            r = measure(single[e], sat_n, frames, args.seconds, every_frame=args.every_frame)
+            rows[e].append(_row(arch, e, "1", r))
+    return [row for e in engines for row in rows[e]], found
+
+
+@contextlib.contextmanager
+def servers(ckpt: Path, max_batch: int, engines: list[str]):
+    """One ``rrn serve`` per engine, by engine."""
+    started = {}
     try:
-        if not args.quick:
-            measure(single, 1, frames, 2.0)
-        found["saturated_single"] = measure(single, sat_n, frames, args.seconds, SATURATE)
-        r = measure(single, sat_n, frames, args.seconds, every_frame=args.every_frame)
-        rows.append(_row(arch, engine, "1", r))
+        for e in engines:
+            started[e] = ServerProcess(ckpt, max_batch, e)
+        yield started
     finally:
-        single.close()
-    return rows, found
+        for server in started.values():
+            server.close()
 
 
-def most_sustained(server: ServerProcess, args, frames: list[bytes]) -> int:
-    """The most streams sustained: upward through ``--search`` to the first count missed, then
-    bisected between the last sustained and that one, to within 10 %."""
+def most_sustained(servers: dict, args, frames: list[bytes]) -> dict[str, int]:
+    """The most streams each server sustains: upward through ``--search`` to the first count
+    missed, then bisected between the last sustained and that one to within 10 %; each count
+    measured on every server still searching, in turn."""
 
-    def sustained(n: int) -> bool:
-        r = measure(server, n, frames, args.seconds, every_frame=args.every_frame)
-        print(f"    {n} streams: {'sustained' if r['sustained'] else 'missed'}", file=sys.stderr)
-        return r["sustained"]
+    def sustained(engine: str, n: int) -> bool:
+        r = measure(servers[engine], n, frames, args.seconds, every_frame=args.every_frame)
+        ok = r["sustained"]
+        print(f"    {engine}: {n} streams {'sustained' if ok else 'missed'}", file=sys.stderr)
+        return ok
 
-    best, missed = 0, None
+    best = dict.fromkeys(servers, 0)
+    missed: dict[str, int | None] = dict.fromkeys(servers)
     for n in [int(s) for s in args.search.split(",") if s]:
-        if not sustained(n):
-            missed = n
-            break
-        best = n
-    while missed is not None and best and missed - best > max(2, best // 10):
-        mid = (best + missed) // 2
-        if sustained(mid):
-            best = mid
-        else:
-            missed = mid
-    return best
+        for e in [e for e in servers if missed[e] is None]:
+            if sustained(e, n):
+                best[e] = n
+            else:
+                missed[e] = n
+    while True:
+        todo = {
+            e: (best[e] + missed[e]) // 2
+            for e in servers
+            if missed[e] is not None and best[e] and missed[e] - best[e] > max(2, best[e] // 10)
+        }
+        if not todo:
+            return best
+        for e, mid in todo.items():
+            if sustained(e, mid):
+                best[e] = mid
+            else:
+                missed[e] = mid
 
 
 def _row(arch: str, engine: str, max_batch: str, r: dict) -> str:
@@ -441,11 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for arch in args.archs.split(","):
                 ckpt = write_checkpoint(Path(tmp), arch, args.size)
-                found = {}
-                for engine in args.engines.split(","):
-                    rows, found[engine] = engine_rows(arch, engine, args, frames, ckpt)
-                    table += rows
-                    loads.append(os.getloadavg()[0])
+                rows, found = arch_rows(arch, args.engines.split(","), args, frames, ckpt)
+                table += rows
+                loads.append(os.getloadavg()[0])
                 lines, arch_checks = _checks(arch, found)
                 summary += lines
                 checks += arch_checks
@@ -462,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             f"onnxruntime {onnxruntime.__version__}; server and clients on loopback. Command: "
             f"`python benchmarks/serve.py{flags}` ({time.perf_counter() - started:.0f} s); load "
             f"average (1 min) {loads[0]:.1f} at the start, then "
-            f"{', '.join(f'{x:.1f}' for x in loads[1:])} after each engine's servers (other "
+            f"{', '.join(f'{x:.1f}' for x in loads[1:])} after each arch (other "
             "jobs share the cores). Each stream sends a real UCF-101 clip's frames "
             f"(JPEG, 320x240) at {FPS:g} fps ({'all of them' if args.every_frame else 'the sampled ones'} "
             f"sent); the server keeps every {SAMPLE_EVERY}th "
