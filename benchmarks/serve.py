@@ -58,6 +58,7 @@ SHARED = ROOT.parent / "shared" / "data"
 FPS = 25.0
 SAMPLE_EVERY = 10
 SATURATE = 8.0  # capture times 8x real time: 20 sampled frames/s per stream
+MAX_STREAMS = 256  # the servers' --max-streams
 ENGINES = ("torch", "onnxruntime")
 
 
@@ -162,7 +163,7 @@ class ServerProcess:
             "--max-batch",
             str(max_batch),
             "--max-streams",
-            "256",
+            str(MAX_STREAMS),
             "--max-fps",
             "200",
             "--max-wait-ms",
@@ -365,9 +366,10 @@ def servers(ckpt: Path, max_batch: int, engines: list[str]):
 
 
 def most_sustained(servers: dict, args, frames: list[bytes]) -> dict[str, int]:
-    """The most streams each server sustains: upward through ``--search`` to the first count
-    missed, then bisected between the last sustained and that one to within 10 %; each count
-    measured on every server still searching, in turn."""
+    """The most streams each server sustains: upward through ``--search`` (and on by 25 % steps
+    past its end, up to the servers' --max-streams) to the first count missed, then bisected
+    between the last sustained and that one to within 10 %; each count measured on every
+    server still searching, in turn."""
 
     def sustained(engine: str, n: int) -> bool:
         r = measure(servers[engine], n, frames, args.seconds, every_frame=args.every_frame)
@@ -377,12 +379,16 @@ def most_sustained(servers: dict, args, frames: list[bytes]) -> dict[str, int]:
 
     best = dict.fromkeys(servers, 0)
     missed: dict[str, int | None] = dict.fromkeys(servers)
-    for n in [int(s) for s in args.search.split(",") if s]:
+    counts = [int(s) for s in args.search.split(",") if s]
+    while counts:
+        n = counts.pop(0)
         for e in [e for e in servers if missed[e] is None]:
             if sustained(e, n):
                 best[e] = n
             else:
                 missed[e] = n
+        if not counts and n < MAX_STREAMS and any(m is None for m in missed.values()):
+            counts.append(min(MAX_STREAMS, -(-n * 5 // 4 // 8) * 8))  # past the list: +25 %
     while True:
         todo = {
             e: (best[e] + missed[e]) // 2
