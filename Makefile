@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/stream.py
 	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/serve.py
+	$(PY) benchmarks/hostile.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

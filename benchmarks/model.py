@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from rrn.model import build_model, chunk_gflops, load_backbone_weights, skips_for_context
+from rrn.model import build_model, chunk_gflops, load_weights, skips_for_context
 
 NUM_CLASSES = 101
 
@@ -207,7 +207,7 @@ def train_step_table(args: argparse.Namespace, device: torch.device) -> tuple[li
 
     for label, skips in configs:
         model = build_model(args.arch, NUM_CLASSES, skips, args.skip_type)
-        load_backbone_weights(model, tv.state_dict())
+        load_weights(model, tv.state_dict())
         model.to(device).train()
         T = model.temporal_context
         clip = torch.randn(args.batch, T, 3, args.size, args.size, device=device)
@@ -303,7 +303,7 @@ def video_table(args: argparse.Namespace, device: torch.device) -> tuple[list[st
     fns: dict[str, Callable[[], None]] = {}
     for label, skips in configs:
         model = build_model(args.arch, NUM_CLASSES, skips, args.skip_type)
-        load_backbone_weights(model, tv.state_dict())
+        load_weights(model, tv.state_dict())
         model.to(device).eval()
         T = model.temporal_context
         # All full windows stacked: (N - T + 1, T, 3, H, W); the first T - 1 are shorter.

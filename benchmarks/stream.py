@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -117,8 +118,11 @@ def trained_like(arch: str, size: int):
 
     torch.manual_seed(0)
     model = build_model(arch, NUM_CLASSES, SKIPS, "identity").eval()
-    model.classes = [f"class{k}" for k in range(NUM_CLASSES)]
-    model.inputs = InputSpec(size, Sampling(10, None, default_short_side(size)))
+    model.info = dataclasses.replace(
+        model.info,
+        classes=tuple(f"class{k}" for k in range(NUM_CLASSES)),
+        inputs=InputSpec(size, Sampling(10, None, default_short_side(size))),
+    )
     return model
 
 

@@ -1,7 +1,15 @@
 """Fixtures shared by the test modules."""
 
+import contextlib
+import logging
 import os
+import re
 import tempfile
+
+# No test reaches the Hugging Face Hub: huggingface_hub reads this when it is first imported, so
+# it is set before any test module imports it (the package tests read hf:// names from a
+# hand-made cache).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 import torch
@@ -45,3 +53,19 @@ def synth(tmp_path_factory):
     return make_synthetic_dataset(
         tmp_path_factory.mktemp("synth"), classes=2, videos_per_class=4, frames=6, size=32, seed=0
     )
+
+
+@pytest.fixture
+def logs_warning(caplog):
+    """``pytest.warns`` for the library's warnings, which are logged (WARNING, logger ``rrn``):
+    ``with logs_warning(r"regex"): ...`` fails unless a warning logged inside matches."""
+
+    @contextlib.contextmanager
+    def expect(match: str = ""):
+        start = len(caplog.records)
+        with caplog.at_level(logging.WARNING, logger="rrn"):
+            yield
+        said = [r.getMessage() for r in caplog.records[start:] if r.levelno >= logging.WARNING]
+        assert any(re.search(match, m) for m in said), f"no warning matching {match!r}: {said}"
+
+    return expect

@@ -33,6 +33,7 @@ from rrn.data import (
     default_short_side,
     load_split,
 )
+from rrn.model import WeightsError
 
 WIDTHS = {2: 128, 3: 256, 4: 512}  # resnet18's channels at the end of stages 2, 3, 4
 EVERY = 2  # 6 frames sampled every 2nd -> 3 feature rows per video
@@ -291,9 +292,9 @@ def test_corrupt_video_is_reported_not_fatal_and_left_out(synth, split, tmp_path
     victim = split[0].train[0]
     (data / victim.path.relative_to(synth)).write_bytes(b"\x00garbage, not an avi" * 50)
     out = tmp_path / "feats"
-    with pytest.warns(UserWarning, match=f"skipping video {victim.video_id}"):
-        assert main(features_argv(data, out)) == 0
-    text = capsys.readouterr().out
+    assert main(features_argv(data, out)) == 0
+    text, err = capsys.readouterr()
+    assert f"rrn: warning: skipping video {victim.video_id}: " in err
     assert "7 videos written" in text and f"skipped {victim.video_id}" in text
     assert not feature_file(out, victim.video_id).exists()
     meta = json.loads((out / "features.json").read_text())
@@ -404,8 +405,10 @@ def test_znorm_statistics_come_from_the_training_split_only(tmp_path, monkeypatc
     root, seqs, subsets = separable(tmp_path, test_shift=100.0)
     seen = []
     real = baselines.znorm_stats
-    monkeypatch.setattr(
-        baselines, "znorm_stats", lambda s, pooled: seen.append((s, pooled)) or real(s, pooled)
+    monkeypatch.setattr(  # where run_baseline finds it
+        baselines.training,
+        "znorm_stats",
+        lambda s, pooled: seen.append((s, pooled)) or real(s, pooled),
     )
     for model in ("avgpool", "gru"):
         cfg = BaselineConfig(
@@ -532,5 +535,5 @@ def test_checkpoint_source_is_the_runs_last_checkpoint(tmp_path):
         state = got.state_dict()
         assert state.keys() == weights[name].keys()
         assert all(torch.equal(state[k], v) for k, v in weights[name].items()), (source, name)
-    with pytest.raises(FileNotFoundError, match="neither 'imagenet', 'none' nor"):
+    with pytest.raises(WeightsError, match="no_such_run does not exist; pass none, imagenet"):
         load_feature_model(str(tmp_path / "no_such_run"))

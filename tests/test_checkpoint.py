@@ -1,6 +1,8 @@
 """Checkpoints: atomic writes, weights_only loading, run-directory lookup."""
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +12,6 @@ from rrn.checkpoint import (
     CheckpointError,
     find_checkpoint,
     load_checkpoint,
-    load_weights_into,
     make_checkpoint,
     save_checkpoint,
     unwrap,
@@ -108,15 +109,48 @@ def test_check_writable(tmp_path):
         check_writable(blocker / "run")
 
 
-def test_load_weights_into_skips_mismatched_classifier():
-    src, dst = Tiny(k=3), Tiny(k=5)
-    missing = load_weights_into(dst, src.state_dict())
-    assert missing == ["fc.bias", "fc.weight"]
-    assert torch.equal(dst.bn.running_mean, src.bn.running_mean)
-
-
 def test_unwrap():
     inner = Tiny()
     wrapper = nn.Module()
     wrapper.module = inner
     assert unwrap(wrapper) is inner
+
+
+# ------------------------------------------------------------- checkpoints of earlier rrn versions
+OLD_KEYS = Path(__file__).parent / "fixtures" / "state_dict_keys_8f5747d.json"
+OLD_MODELS = json.loads(OLD_KEYS.read_text())["models"]
+
+
+@pytest.mark.parametrize(
+    "old",
+    OLD_MODELS,
+    ids=[f"{m['model_config']['arch']}-{m['model_config']['skip_type']}" for m in OLD_MODELS],
+)
+def test_a_checkpoint_written_before_the_skip_registry_still_loads(old, tmp_path):
+    """The fixture holds the model description and every state-dict name and shape that rrn
+    wrote at 8f5747d (temporal skips swapped in by class, before the skip-type registry), for
+    each skip type at block1, midblock4 and block4: a checkpoint with exactly those tensors
+    loads into today's model, every tensor where it was."""
+    from rrn.checkpoint import FORMAT, load_model
+
+    g = torch.Generator().manual_seed(0)
+    state = {
+        k: torch.zeros((), dtype=torch.long)
+        if k.endswith("num_batches_tracked")
+        else torch.randn(shape, generator=g)
+        for k, shape in old["state"].items()
+    }
+    classes = [f"c{k}" for k in range(old["model_config"]["num_classes"])]
+    ckpt = {
+        "format": FORMAT,
+        "version": 1,
+        "model": state,
+        "model_config": old["model_config"],
+        "config": TrainConfig().to_dict(),
+        "classes": classes,
+    }
+    save_checkpoint(tmp_path / "last.pt", ckpt)
+    model = load_model(tmp_path)
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == old["state"]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert model.config == old["model_config"] and model.classes == classes

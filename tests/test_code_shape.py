@@ -1,16 +1,22 @@
 """The shape the code keeps, checked over src/rrn, each rule shown to catch a planted violation:
 short functions, few positional parameters, a library that never imports its CLI, never
-prints, never imports training from below it, and modules without import cycles."""
+prints, never imports training from below it, modules without import cycles, and layers as
+README.md's package table lists them: every module in a row, importing only from its own row
+and the rows before it."""
 
 import ast
+import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rrn"
+README = SRC.parents[1] / "README.md"
 MAX_LINES = 60  # per function, docstring excluded
-MAX_POSITIONAL = 6  # per function, self/cls excluded; keyword-only parameters do not count
+MAX_POSITIONAL = 6  # per function, self/cls excluded; keyword-only parameters do not count;
+# and per call: a call passing more is a bundle to build by keyword (``kw_only=True``)
 APP = ("cli.py", "commands")  # the command line: it may print and import everything
 ABOVE_TRAINING = ("train", "commands", "cli", "demo", "experiment")  # may import rrn.train
 
@@ -56,6 +62,18 @@ def many_positional(root: Path, limit: int = MAX_POSITIONAL) -> dict[str, int]:
             ]
             if len(names) > limit:
                 out[f"{path.relative_to(root)}:{fn.lineno} {fn.name}"] = len(names)
+    return out
+
+
+def many_positional_arguments(root: Path, limit: int = MAX_POSITIONAL) -> dict[str, int]:
+    """``path:line callee`` -> positional arguments of each call passing more than ``limit``
+    (a ``*args`` counts as one)."""
+    out = {}
+    for path, _, tree in modules(root):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and len(node.args) > limit:
+                where = f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node.func)}"
+                out[where] = len(node.args)
     return out
 
 
@@ -184,6 +202,54 @@ def cli_imports(root: Path) -> list[str]:
     return out
 
 
+def layer_table(readme: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(layer, its modules) of each row of the ``| layer | modules | owns |`` table under the
+    README's ``## The package``, bottom layer first; the modules are the cell's backquoted names."""
+    section = readme.split("\n## The package", 1)[1].split("\n## ", 1)[0]
+    lines = section[section.index("| layer | modules |") :].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        layer, names = [cell.strip() for cell in line.strip().strip("|").split("|")][:2]
+        rows.append((layer, tuple(re.findall(r"`([\w.]+)`", names))))
+    return rows
+
+
+def layer_of(module: str, table, package: str) -> int | None:
+    """The row of ``module``: the row naming it, or naming the package it is in (the longest such
+    name); the root ``package`` names its own ``__init__`` only. ``None``: in no row."""
+    best, row = "", None
+    for i, (_, names) in enumerate(table):
+        for name in names:
+            covers = module == name or (name != package and module.startswith(f"{name}."))
+            if covers and len(name) > len(best):
+                best, row = name, i
+    return row
+
+
+def upward_imports(root: Path, table) -> list[str]:
+    """``module (layer) -> module (layer)`` for each import of a later row of ``table``."""
+    out = []
+    for me, deps in sorted(imports(root).items()):
+        mine = layer_of(me, table, root.name)
+        for dep in sorted(deps):
+            theirs = layer_of(dep, table, root.name)
+            if mine is not None and theirs is not None and theirs > mine:
+                out.append(f"{me} ({table[mine][0]}) -> {dep} ({table[theirs][0]})")
+    return out
+
+
+def modules_in_no_row(root: Path, table) -> list[str]:
+    return [name for _, name, _ in modules(root) if layer_of(name, table, root.name) is None]
+
+
+def rows_naming_no_module(root: Path, table) -> list[str]:
+    """Names in ``table`` that are no module or package under ``root`` (a stale row)."""
+    names = {name for _, name, _ in modules(root)}
+    return [n for _, row in table for n in row if n not in names]
+
+
 # ---------------------------------------------------------------------------- rrn keeps them
 def test_no_function_is_longer_than_60_lines():
     assert not long_functions(SRC), f"functions over {MAX_LINES} lines (docstring excluded)"
@@ -192,6 +258,11 @@ def test_no_function_is_longer_than_60_lines():
 def test_no_function_takes_more_than_6_positional_parameters():
     offenders = many_positional(SRC)
     assert not offenders, f"bundle what travels together, or make it keyword-only: {offenders}"
+
+
+def test_no_call_passes_more_than_6_positional_arguments():
+    offenders = many_positional_arguments(SRC)
+    assert not offenders, f"name the arguments, or make the dataclass kw_only=True: {offenders}"
 
 
 def test_the_library_never_imports_the_cli():
@@ -208,6 +279,18 @@ def test_no_import_cycles():
 
 def test_nothing_below_training_imports_it():
     assert not imports_of(SRC, "train", ABOVE_TRAINING)
+
+
+def test_every_module_is_in_a_row_of_the_readme_layer_table():
+    table = layer_table(README.read_text())
+    assert [layer for layer, _ in table][:1] == ["bottom"], table
+    assert not modules_in_no_row(SRC, table), "add it to README.md's table under 'The package'"
+    assert not rows_naming_no_module(SRC, table)
+
+
+def test_the_layers_only_import_downwards():
+    offenders = upward_imports(SRC, layer_table(README.read_text()))
+    assert not offenders, "move the code down, or fix README.md's table if it is wrong"
 
 
 # ---------------------------------------------------------------------------- and each rule bites
@@ -241,6 +324,21 @@ def test_the_checker_catches_seven_positional_parameters(tmp_path):
         },
     )
     assert many_positional(root) == {"a.py:1 f": 7}
+
+
+def test_the_checker_catches_a_call_with_seven_positional_arguments(tmp_path):
+    root = _package(
+        tmp_path,
+        {
+            "a.py": "from dataclasses import dataclass\n"
+            "@dataclass\nclass Bundle:\n    a: int\n    b: int\n    c: int\n    d: int\n"
+            "    e: int\n    f: int\n    g: int\n"
+            "x = Bundle(1, 2, 3, 4, 5, 6, 7)\n"
+            "y = Bundle(1, 2, 3, 4, 5, 6, g=7)\n"
+            "z = max(*[1, 2], 3, 4, 5, 6, 7, 8)\n"
+        },
+    )
+    assert many_positional_arguments(root) == {"a.py:11 Bundle": 7, "a.py:13 max": 7}
 
 
 def test_the_checker_catches_a_print_in_the_library_only(tmp_path):
@@ -287,8 +385,57 @@ def test_the_checker_catches_an_upward_import_of_training_and_of_the_cli(tmp_pat
     assert cli_imports(root) == ["pkg.lib -> pkg.cli"]
 
 
+TABLE = """# pkg
+
+## The package
+
+| layer | modules | owns |
+|---|---|---|
+| bottom | `pkg.low`, `pkg.base` | |
+| top | `pkg`, `pkg.high`, `pkg.app` | |
+
+## Development
+"""
+
+
+def test_the_checker_catches_an_upward_import_and_a_module_in_no_row(tmp_path):
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "def __getattr__(name):\n    from pkg.high import x\n",
+            "low.py": "from pkg import base\ndef f():\n    from pkg.high import x\n",
+            "base.py": "from pkg import version\n",
+            "version.py": "v = 1\n",
+            "high.py": "from pkg.low import f\nx = 1\n",
+            "app/__init__.py": "",
+            "app/cli.py": "import pkg\nfrom pkg.high import x\n",
+        },
+    )
+    table = layer_table(TABLE)
+    assert table == [("bottom", ("pkg.low", "pkg.base")), ("top", ("pkg", "pkg.high", "pkg.app"))]
+    assert layer_of("pkg.app.cli", table, "pkg") == 1
+    assert layer_of("pkg.version", table, "pkg") is None  # the root names its __init__ only
+    assert modules_in_no_row(root, table) == ["pkg.version"]
+    assert upward_imports(root, table) == ["pkg.low (bottom) -> pkg.high (top)"]
+    assert rows_naming_no_module(root, [("top", ("pkg.gone", "pkg.app"))]) == ["pkg.gone"]
+
+
+def test_the_checker_catches_an_upward_import_planted_in_a_copy_of_rrn(tmp_path):
+    copy = tmp_path / "rrn"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    table = layer_table(README.read_text())
+    sampling = copy / "data" / "sampling.py"
+    sampling.write_text(sampling.read_text() + "\n\ndef f():\n    from rrn.config import x\n")
+    (copy / "stray.py").write_text("from rrn.errors import UserError\n")
+    assert upward_imports(copy, table) == [
+        "rrn.data.sampling (data and model) -> rrn.config (settings)"
+    ]
+    assert modules_in_no_row(copy, table) == ["rrn.stray"]
+
+
 @pytest.mark.parametrize(
-    "rule", [long_functions, many_positional, prints_in_library, import_cycles]
+    "rule",
+    [long_functions, many_positional, many_positional_arguments, prints_in_library, import_cycles],
 )
 def test_an_empty_package_passes_every_rule(tmp_path, rule):
     assert not rule(_package(tmp_path, {}))

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import yaml
 
-from rrn.commands.flags import add_config_arguments, flag_overrides, make_suggesting
+from rrn.commands.flags import SuggestingArgumentParser, add_config_arguments, flag_overrides
 from rrn.config import (
     ConfigError,
     ModelConfig,
@@ -57,7 +57,7 @@ def test_unknown_yaml_key_suggests(values, message):
 
 
 def test_unknown_flag_suggests(capsys):
-    parser = make_suggesting(argparse.ArgumentParser(prog="rrn train"))
+    parser = SuggestingArgumentParser(prog="rrn train")
     add_config_arguments(parser)
     with pytest.raises(SystemExit) as exc:
         parser.parse_args(["--learning-rat", "1"])
@@ -226,7 +226,7 @@ def test_every_choice_is_declared_once_as_a_literal_and_checked_from_it():
 
 
 def _schema_classes():
-    import rrn.config as config
+    import rrn.config.schema as config
 
     return [
         cls

@@ -344,26 +344,28 @@ def _foreign_npy(cache, v, array):
     return f
 
 
-def test_an_entry_with_too_few_frames_is_decoded_again_and_not_counted_as_done(tmp_path):
+def test_an_entry_with_too_few_frames_is_decoded_again_and_not_counted_as_done(
+    tmp_path, logs_warning
+):
     v = video(tmp_path / "a.avi")
     cache = FrameCache(tmp_path / "c", format="npy")
     truth = FrameSource(SAMPLING)(v)
     assert len(truth) == 12
     _foreign_npy(cache, v, np.asarray(truth)[:7])  # valid header, wrong shape (7 of 12 frames)
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="npy")
-    with pytest.warns(UserWarning, match=r"holds 7 frames of 16x21; .* promises 12 of 16x21"):
+    with logs_warning(r"holds 7 frames of 16x21; .* promises 12 of 16x21"):
         frames, was_cached = source.ensure_cached(v)
     assert not was_cached and _grey(frames) == list(range(12))
     got = cache.get(v, SAMPLING)  # rewritten: now the right entry, with checksums
     assert got is not None and _grey(got) == list(range(12)) and not got.legacy
     # rrn cache does not count such an entry as done either
     _foreign_npy(cache, v, np.asarray(truth)[:7])
-    with pytest.warns(UserWarning, match="holds 7 frames"):
+    with logs_warning("holds 7 frames"):
         report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert report.videos == 1 and report.already_cached == 0 and report.frames == 12
 
 
-def test_evaluation_sees_every_chunk_after_a_short_entry(tmp_path):
+def test_evaluation_sees_every_chunk_after_a_short_entry(tmp_path, logs_warning):
     # the probe: 57 eval chunks instead of 64 -- here 3 chunks of T=4 instead of 4
     from rrn.data import ClipTransform, VideoChunkDataset
 
@@ -374,18 +376,18 @@ def test_evaluation_sees_every_chunk_after_a_short_entry(tmp_path):
     ds = VideoChunkDataset(
         [VideoRecord(v, 0, "a")], source=source, transform=ClipTransform(16, train=False), context=4
     )
-    with pytest.warns(UserWarning, match="holds 12 frames"):
+    with logs_warning("holds 12 frames"):
         assert ds[0]["clips"].shape[0] == 4
 
 
-def test_a_wrong_frame_size_is_decoded_again(tmp_path):
+def test_a_wrong_frame_size_is_decoded_again(tmp_path, logs_warning):
     v = video(tmp_path / "a.avi")
     cache = FrameCache(tmp_path / "c", format="npy")
     _foreign_npy(cache, v, np.full((12, 16, 16, 3), 9, np.uint8))  # 16x16, the video gives 16x21
-    with pytest.warns(UserWarning, match="holds 12 frames of 16x16"):
+    with logs_warning("holds 12 frames of 16x16"):
         assert cache.get(v, SAMPLING) is None
     _foreign_npy(cache, v, np.full((12, 20, 30, 3), 9, np.uint8))  # not even the key's short side
-    with pytest.warns(UserWarning, match="frames are 20x30, its key promises short side 16"):
+    with logs_warning("frames are 20x30, its key promises short side 16"):
         assert cache.get(v, SAMPLING) is None
 
 
@@ -397,7 +399,7 @@ def _zero_data(file: Path, keep_tail: int) -> None:
     file.write_bytes(bytes(raw))
 
 
-def test_zeroed_npy_data_is_detected_when_read_and_by_rrn_cache(tmp_path):
+def test_zeroed_npy_data_is_detected_when_read_and_by_rrn_cache(tmp_path, logs_warning):
     v = video(tmp_path / "a.avi")
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="npy")
     source.ensure_cached(v)
@@ -406,32 +408,32 @@ def test_zeroed_npy_data_is_detected_when_read_and_by_rrn_cache(tmp_path):
     _zero_data(f, keep_tail=trailer)
     frames, was_cached = source.ensure_cached(v)
     assert was_cached and len(frames) == 12  # header and trailer intact: the entry opens ...
-    with pytest.warns(UserWarning, match=r"frame\(s\) \[3, 4\] differ from their checksum"):
+    with logs_warning(r"frame\(s\) \[3, 4\] differ from their checksum"):
         assert _grey(frames[[3, 4]]) == [3, 4]  # ... but a read is checked: decoded again
     assert _grey(source.cache.get(v, SAMPLING)) == list(range(12))  # and rewritten
     _zero_data(f, keep_tail=trailer)
-    with pytest.warns(UserWarning, match="differ from their checksum"):
+    with logs_warning("differ from their checksum"):
         report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)  # reads every frame
     assert report.already_cached == 0 and report.videos == 1
     assert _grey(source.cache.get(v, SAMPLING)) == list(range(12))
     _zero_data(f, keep_tail=0)  # the trailer zeroed too: the file no longer adds up
-    with pytest.warns(UserWarning, match="size and trailer do not match"):
+    with logs_warning("size and trailer do not match"):
         assert source.cache.get(v, SAMPLING) is None
 
 
-def test_a_zeroed_entry_without_checksums_is_detected_when_read(tmp_path):
+def test_a_zeroed_entry_without_checksums_is_detected_when_read(tmp_path, logs_warning):
     v = video(tmp_path / "a.avi")
     cache = FrameCache(tmp_path / "c", format="npy")
     _foreign_npy(cache, v, np.zeros((12, 16, 21, 3), np.uint8))  # right shape, zeroed data
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="npy")
     frames, was_cached = source.ensure_cached(v)
     assert was_cached
-    with pytest.warns(UserWarning, match=r"frame\(s\) \[5, 6\] are all zero"):
+    with logs_warning(r"frame\(s\) \[5, 6\] are all zero"):
         assert _grey(frames[[5, 6]]) == [5, 6]
     assert not cache.get(v, SAMPLING).legacy  # rewritten with checksums
 
 
-def test_a_damaged_jpeg_entry_is_detected(tmp_path):
+def test_a_damaged_jpeg_entry_is_detected(tmp_path, logs_warning):
     v = video(tmp_path / "a.avi")
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format="jpeg")
     source.ensure_cached(v)
@@ -441,10 +443,10 @@ def test_a_damaged_jpeg_entry_is_detected(tmp_path):
     f.write_bytes(bytes(raw))
     frames, _ = source.ensure_cached(v)
     assert _grey(frames[[0, 1]]) == [0, 1]  # untouched frames read without a second decode
-    with pytest.warns(UserWarning, match="frame 11 differs from its checksum"):
+    with logs_warning("frame 11 differs from its checksum"):
         assert _grey(frames[[10, 11]]) == [10, 11]
     f.write_bytes(bytes(raw[:-100]))  # truncated: the index no longer matches the size
-    with pytest.warns(UserWarning, match="its index says"):
+    with logs_warning("its index says"):
         assert source.cache.get(v, SAMPLING) is None
 
 
@@ -477,14 +479,14 @@ def test_estimate_before_building(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["npy", "jpeg"])
-def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt):
+def test_an_empty_entry_is_decoded_again_and_rewritten(tmp_path, fmt, logs_warning):
     v = video(tmp_path / "a.avi")
     source = FrameSource(SAMPLING, cache_dir=tmp_path / "c", cache_format=fmt)
     source.ensure_cached(v)
     source.cache.find(v, SAMPLING).write_bytes(
         b""
     )  # 0 bytes (a crash of another tool, a full disk)
-    with pytest.warns(UserWarning):
+    with logs_warning():
         report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert report.already_cached == 0 and report.videos == 1
     assert _grey(source.cache.get(v, SAMPLING)) == list(range(12))
@@ -536,3 +538,27 @@ def test_the_estimate_measures_the_format_it_will_write(tmp_path):
     npy = sorted((tmp_path / "c").rglob("*.npy"))
     assert est.format == "npy" and len(npy) == 2  # v2, v3 written as .npy and measured
     assert est.bytes_per_frame == sum(f.stat().st_size for f in npy) / (2 + 2)
+
+
+def test_rrn_cache_warns_when_the_estimate_exceeds_the_free_space(
+    synth, tmp_path, capsys, monkeypatch
+):
+    import dataclasses
+
+    import rrn.data.cache
+    from rrn.cli import main
+
+    estimate = rrn.data.cache.estimate_cache
+    monkeypatch.setattr(  # a disk with one free byte
+        rrn.data.cache,
+        "estimate_cache",
+        lambda *a, **k: dataclasses.replace(estimate(*a, **k), free_bytes=1),
+    )
+    argv = ["cache", "--data-root", str(synth), "--cache-dir", str(tmp_path / "c")]
+    assert main(["-q", *argv, "--workers", "1", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("cache ") and "; 0.0 kB free there" in out  # what the command prints
+    assert err == (
+        "rrn cache: warning: the estimate exceeds the free space; choose another --cache-dir, "
+        "--format jpeg or a smaller --short-side\n"
+    )

@@ -42,7 +42,7 @@ def test_check_dataset_lists_every_problem(tmp_path):
     assert len(check_dataset(split, decode=False)) == 5
 
 
-def test_cli_synth_check_cache(tmp_path, capsys):
+def test_cli_synth_check_cache(tmp_path, capsys, logs_warning):
     out = tmp_path / "synth"
     assert (
         main(
@@ -119,24 +119,24 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     # cache: the missing video stops it before any work (config error), then --missing skip works.
     assert main(["cache", "--data-root", str(out), "--no-progress", "--workers", "1"]) == 2
     assert "testlist01.txt:1" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match="1 of 8 listed videos are missing"):
-        rc = main(
-            [
-                "cache",
-                "--data-root",
-                str(out),
-                "--missing",
-                "skip",
-                "--no-progress",
-                "--workers",
-                "2",
-                "--sample-every",
-                "2",
-                "--frame-size",
-                "14",
-            ]
-        )
-    text = capsys.readouterr().out
+    rc = main(
+        [
+            "cache",
+            "--data-root",
+            str(out),
+            "--missing",
+            "skip",
+            "--no-progress",
+            "--workers",
+            "2",
+            "--sample-every",
+            "2",
+            "--frame-size",
+            "14",
+        ]
+    )
+    text, err = capsys.readouterr()
+    assert "rrn: warning: 1 of 8 listed videos are missing" in err
     assert rc == 1 and "cached 6 videos" in text and "FAILED MoveLeft/v_MoveLeft_g02_c01" in text
     assert (
         f"cache {out / '.rrn-cache'} (every 2nd frame, short side 16; writes jpeg, quality 90)"
@@ -150,7 +150,7 @@ def test_cli_synth_check_cache(tmp_path, capsys):
     ) < text.index("cached 6")
     assert len(list((out / ".rrn-cache").rglob("*.jpgs"))) == 6
     # what training with the same flags reads: every readable video comes from that cache
-    with pytest.warns(UserWarning, match="missing"):
+    with logs_warning("missing"):
         split = load_split("ucf101", out, out, 1, missing="skip")
     source = FrameSource.from_config(DataConfig(data_root=str(out), sample_every=2, frame_size=14))
     readable = [r for r in split.train + split.test if r.video_id != "MoveLeft/v_MoveLeft_g02_c01"]

@@ -1,7 +1,5 @@
 """VideoChunkDataset on tiny lossless videos whose frame i is flat grey 8*i."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -98,22 +96,20 @@ def test_collate_videos_maps_chunks_to_videos(records):
     assert batch["skipped"] == []
 
 
-def test_corrupt_video_is_skipped_not_fatal(records, tmp_path):
+def test_corrupt_video_is_skipped_not_fatal(records, tmp_path, logs_warning):
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"garbage" * 100)
     recs = records + [VideoRecord(bad, 0, "bad")]
     ds = make(recs, train=True)
-    with pytest.warns(UserWarning, match="skipping video bad"):
+    with logs_warning("skipping video bad"):
         item = ds[3]
     assert isinstance(item, SkippedVideo) and not item and item.video_index == 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        batch = collate_chunks([ds[i] for i in range(4)])
-        assert batch["clip"].shape[0] == 3 and batch["skipped"] == [3]
-        only_bad = collate_chunks([ds[3]])
-        assert only_bad["label"].numel() == 0 and only_bad["skipped"] == [3]
-        ev = collate_videos([make(recs, train=False)[i] for i in (0, 3)])
-        assert ev["video_index"].tolist() == [0] and ev["skipped"] == [3]
+    batch = collate_chunks([ds[i] for i in range(4)])
+    assert batch["clip"].shape[0] == 3 and batch["skipped"] == [3]
+    only_bad = collate_chunks([ds[3]])
+    assert only_bad["label"].numel() == 0 and only_bad["skipped"] == [3]
+    ev = collate_videos([make(recs, train=False)[i] for i in (0, 3)])
+    assert ev["video_index"].tolist() == [0] and ev["skipped"] == [3]
 
 
 def test_cache_is_used_and_filled(records, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from rrn.cli import build_parser, main
 from rrn.data.decode import VideoDecodeError, decode_video
-from rrn.data.formats import synth_layouts
+from rrn.data.formats import FORMATS, synth_layouts
 from rrn.data.frame_folder import read_frame_folder, write_frame_folder
 from rrn.data.sampling import Sampling
 from rrn.data.splits import SplitError, load_split, split_problems
@@ -46,8 +46,8 @@ def kinetics(tmp_path):
     return root
 
 
-def test_kinetics_both_layouts_classes_and_ids(kinetics):
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+def test_kinetics_both_layouts_classes_and_ids(kinetics, logs_warning):
+    with logs_warning("1 of 7 listed videos are missing"):
         split = load_split("kinetics", kinetics, missing="skip")
     assert split.classes == [
         "abseiling",
@@ -78,7 +78,7 @@ def test_kinetics_both_layouts_classes_and_ids(kinetics):
         load_split("kinetics", kinetics)  # --missing error (the default) names file and line
 
 
-def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
+def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics, logs_warning):
     with open(kinetics / "train.csv", "a") as fh:
         fh.write(
             "abseiling,hhh,x,10,train\nabseiling,iii,9,4,train\nabseiling,jjj,1\n"
@@ -86,7 +86,7 @@ def test_kinetics_malformed_rows_are_reported_by_file_and_line(kinetics):
         )
     with open(kinetics / "validate.csv", "a") as fh:
         fh.write("knitting,kkk,1,11,val\n")
-    with pytest.warns(UserWarning, match="1 of 7 listed videos are missing"):
+    with logs_warning("1 of 7 listed videos are missing"):
         split, problems = split_problems("kinetics", kinetics)
     assert split is not None and len(split.train) == 4
     t, v = kinetics / "train.csv", kinetics / "validate.csv"
@@ -209,14 +209,14 @@ def test_frame_folder_refuses_fps_and_reports_gaps(tmp_path):
         read_frame_folder(tmp_path / "empty", Sampling())
 
 
-def test_rawframes_lists(tmp_path):
+def test_rawframes_lists(tmp_path, logs_warning):
     root = tmp_path / "frames"
     for rel, n in (("a/v1", 4), ("a/v2", 3), ("b/v3", 5)):
         write_frame_folder(root / rel, np.zeros((n, 8, 8, 3), np.uint8))
     (tmp_path / "train.txt").write_text("a/v1 4 0\nb/v3 5 1\na/missing 2 0\n")
     (tmp_path / "test.txt").write_text("a/v2 3 0\nb/v3 five 1\nb/v3 5\n../x 3 1\n")
     kw = {"train_list": tmp_path / "train.txt", "test_list": tmp_path / "test.txt"}
-    with pytest.warns(UserWarning, match="1 of 4 listed videos are missing"):
+    with logs_warning("1 of 4 listed videos are missing"):
         split, problems = split_problems("rawframes", root, **kw)
     assert split.classes == ["0", "1"]
     assert [(r.video_id, r.label, r.num_frames) for r in split.train] == [
@@ -271,8 +271,10 @@ def test_rawframes_refuses_fps_in_the_config():
 
 
 # ------------------------------------------------------------------------------- every format
-@pytest.mark.parametrize("layout", synth_layouts())
+@pytest.mark.parametrize("layout", [n for n in synth_layouts() if not FORMATS[n].temporal])
 def test_synth_layouts_hold_the_same_split_as_ucf101(layout, tmp_path, capsys):
+    """The layouts of trimmed clips hold the same clips (the temporal ones render untrimmed
+    videos: tests/test_data_synth.py)."""
     ucf = make_synthetic_dataset(tmp_path / "ucf", classes=2, videos_per_class=4, frames=4, size=16)
     out = tmp_path / f"my {layout}"  # a space: the printed flags must still paste into a shell
     assert (
@@ -320,3 +322,122 @@ def read_any(path):
     from rrn.data.source import read_frames
 
     return read_frames(path, Sampling(sample_every=1))
+
+
+# ------------------------------------------------------------------- THUMOS'14 and ActivityNet
+def untrimmed_video(path, n):
+    """``n`` frames at 25 frames/s, each grey level its index (mod 256)."""
+    frames = np.stack([np.full((16, 16, 3), (3 * i) % 256, np.uint8) for i in range(n)])
+    return write_video(path, frames, codec="ffv1")
+
+
+def thumos(root):
+    """Annotations in the two official folders; videos flat and under validation/ and test/."""
+    val = root / "ann" / "TH14_Temporal_annotations_validation" / "annotation"
+    test = root / "ann" / "TH14_Temporal_Annotations_Test" / "annotations" / "annotation"
+    val.mkdir(parents=True)
+    test.mkdir(parents=True)
+    (val / "Diving_val.txt").write_text("video_validation_0000051 1.0 2.5\n")
+    (val / "CliffDiving_val.txt").write_text("video_validation_0000051 1.5 2.0\n")
+    (val / "Ambiguous_val.txt").write_text("video_validation_0000052 0.5 1.0\n")
+    (test / "Diving_test.txt").write_bytes(b"video_test_0000004 0.2 1.1\r\n")  # CRLF
+    (test / "CliffDiving_test.txt").write_text("video_test_0000004 0.5 0.8\n")
+    untrimmed_video(root / "videos" / "video_validation_0000051.mp4", n=75)
+    untrimmed_video(root / "videos" / "validation" / "video_validation_0000052.mkv", n=50)
+    untrimmed_video(root / "videos" / "test" / "video_test_0000004.mp4", n=30)
+    return root / "videos", root / "ann"
+
+
+def test_thumos14_reads_videos_flat_or_in_their_side_folder_with_their_intervals(tmp_path):
+    videos, ann = thumos(tmp_path)
+    split = load_split("thumos14", videos, ann)
+    assert split.classes == ["Background", "CliffDiving", "Diving"]
+    found = {r.video_id: r.path.relative_to(videos).as_posix() for r in split.train + split.test}
+    assert found == {
+        "video_validation_0000051": "video_validation_0000051.mp4",
+        "video_validation_0000052": "validation/video_validation_0000052.mkv",  # by its stem
+        "video_test_0000004": "test/video_test_0000004.mp4",
+    }
+    first = split.train[0].annotation
+    assert [(i.start, i.end, i.label) for i in first.intervals] == [(1.0, 2.5, 2), (1.5, 2.0, 1)]
+    assert split.train[1].annotation.ambiguous[0][:2] == (0.5, 1.0)
+    assert [r.video_id for r in split.test] == ["video_test_0000004"]
+    assert split.annotations.classes == tuple(split.classes)
+
+
+def test_thumos14_malformed_lines_and_missing_videos_name_the_file_and_line(tmp_path, logs_warning):
+    videos, ann = thumos(tmp_path)
+    bad = ann / "TH14_Temporal_annotations_validation" / "annotation" / "Diving_val.txt"
+    bad.write_text(
+        "video_validation_0000051 1.0 2.5\nvideo_validation_0000051 1.0\n"
+        "video_validation_0000051 a b\nvideo_validation_0000999 3.0 4.0\n"
+    )
+    with pytest.raises(SplitError, match=rf"{bad}:2: expected '<video> <start> <end>'"):
+        load_split("thumos14", videos, ann)  # the first, at once (rrn train)
+    with logs_warning("1 of 4 listed videos are missing"):
+        split, problems = split_problems("thumos14", videos, ann)  # every one (check-data)
+    assert [p.split(": ")[0] for p in problems[:2]] == [f"{bad}:2", f"{bad}:3"]
+    assert "start and end must be seconds" in problems[1]
+    assert [m.video_id for m in split.missing] == ["video_validation_0000999"]
+    assert (split.missing[0].listed_in, split.missing[0].line) == (bad, 4)
+    bad.write_text("video_validation_0000051 1.0 2.5\nvideo_validation_0000999 3.0 4.0\n")
+    with pytest.raises(SplitError, match=rf"{bad}:2: video 'video_validation_0000999' not found"):
+        load_split("thumos14", videos, ann)
+    with pytest.raises(SplitError, match="is not a folder; pass the folder of <Class>_val"):
+        load_split("thumos14", videos, bad)  # a file is no --split-dir for THUMOS'14
+
+
+def activitynet(root, name="anet.json"):
+    database = {
+        "a1": {
+            "subset": "training",
+            "duration": 3.0,
+            "annotations": [{"segment": [0.5, 1.5], "label": "Fall"}],
+        },
+        "b2": {
+            "subset": "validation",
+            "duration": 2.0,
+            "annotations": [
+                {"segment": [0.2, 0.9], "label": "Wave"},
+                {"segment": [1.0, 1.2], "label": "Ambiguous"},
+            ],
+        },
+        "c3": {"subset": "testing", "duration": 2.0, "annotations": []},
+        "d4": {"subset": "training", "annotations": []},  # all Background, no duration
+    }
+    (root / name).write_text(json.dumps({"database": database}, indent=1))
+    untrimmed_video(root / "a1.mp4", n=75)
+    untrimmed_video(root / "v_b2.mp4", n=50)  # ActivityNet's downloads: v_<id>
+    untrimmed_video(root / "d4.mkv", n=10)
+    return root / name
+
+
+def test_activitynet_takes_the_file_or_its_folder_and_finds_v_prefixed_videos(tmp_path):
+    file = activitynet(tmp_path)
+    for split_dir in (file, tmp_path):
+        split = load_split("activitynet", tmp_path, split_dir)
+        assert split.classes == ["Background", "Fall", "Wave"]
+        assert [(r.video_id, r.path.name) for r in split.train] == [
+            ("a1", "a1.mp4"),
+            ("d4", "d4.mkv"),
+        ]
+        assert [(r.video_id, r.path.name) for r in split.test] == [("b2", "v_b2.mp4")]
+    b2 = split.test[0].annotation
+    assert (b2.duration, [i.label for i in b2.intervals], len(b2.ambiguous)) == (2.0, [2], 1)
+
+
+def test_activitynet_bad_entries_name_the_json_path_and_missing_videos_its_line(
+    tmp_path, logs_warning
+):
+    file = activitynet(tmp_path)
+    data = json.loads(file.read_text())
+    data["database"]["a1"]["annotations"].append({"segment": [4.0], "label": "Fall"})
+    data["database"]["e5"] = {"subset": "training", "annotations": []}  # no video
+    file.write_text(json.dumps(data, indent=1))
+    with pytest.raises(SplitError, match=r'anet.json: database\["a1"\].annotations\[1\].segment'):
+        load_split("activitynet", tmp_path, file)
+    with logs_warning("1 of 4 listed videos are missing"):
+        split, problems = split_problems("activitynet", tmp_path, file)
+    assert len(problems) == 1 and "expected [<start>, <end>] in seconds" in problems[0]
+    line = next(i for i, t in enumerate(file.read_text().splitlines(), 1) if '"e5"' in t)
+    assert [(m.video_id, m.listed_in, m.line) for m in split.missing] == [("e5", file, line)]

@@ -108,17 +108,28 @@ def test_every_format_parses_its_miniature_and_check_data_passes_it(name, tmp_pa
     flags = _miniature(name, tmp_path / "data", capsys)
     assert main(["check-data", *flags, "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "2 classes, 2 train + 2 test videos present, 0 missing" in out
-    assert "OK: 4 videos, no problems" in out
+    # a temporal format's untrimmed video holds an action of every class (and Background)
+    classes, per_side = (3, 1) if fmt.temporal else (2, 2)
+    assert f"{classes} classes, {per_side} train + {per_side} test videos present, 0 missing" in out
+    assert f"OK: {2 * per_side} videos, no problems" in out
     cfg = resolve_config([("flags", flag_overrides(build_parser().parse_args(["train", *flags])))])
     assert cfg.data.dataset == name
     split = cfg.data.load_split()
-    assert len(split.classes) == 2 and len(set(split.classes)) == 2
+    assert len(split.classes) == classes and len(set(split.classes)) == classes
+    assert (split.classes[0] == "Background") == fmt.background
+    assert (split.annotations is not None) == fmt.temporal
     for side in (split.train, split.test):  # one video of each class on each side
-        assert sorted(r.label for r in side) == [0, 1]
+        if fmt.temporal:  # labels per frame: every class annotated on each side
+            assert [r.label for r in side] == [-1] * per_side
+            assert sorted({i.label for r in side for i in r.annotation.intervals}) == [1, 2]
+        else:
+            assert sorted(r.label for r in side) == [0, 1]
+            assert all(r.annotation is None for r in side)
         assert all(r.path.is_dir() == fmt.frame_folders for r in side)
         assert all(fmt.frame_folders or r.path.suffix in fmt.extensions for r in side)
     assert not {r.path for r in split.train} & {r.path for r in split.test}
+    if fmt.temporal:  # rrn check-data says how the frames are labelled, side by side
+        assert "train frames (sampled at 4/s): " in out and "test frames (sampled at 4/s)" in out
 
 
 @pytest.mark.parametrize("name", [n for n, f in FORMATS.items() if f.synth is None])
@@ -188,10 +199,13 @@ def test_training_warns_against_flips_exactly_where_the_trait_says(tmp_path):
 
     said = []
 
-    class Run:  # the two methods of RunDir that _note_data uses
+    class Run:  # the methods of RunDir that _note_data uses
         path = tmp_path
 
         def say(self, text):
+            said.append(text)
+
+        def warn(self, text):  # the flip note is a warning
             said.append(text)
 
         def log(self, record):

@@ -3,7 +3,6 @@ decoder's arguments as one value), on tiny lossless videos whose frame i is flat
 
 import dataclasses
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -99,45 +98,42 @@ def test_an_integer_fps_is_the_same_sampling_and_cache_entry_as_the_float(tmp_pa
     assert DataConfig(fps=5).sampling() == DataConfig(fps=5.0).sampling()
 
 
-def _check_unwritable(tmp_path, cache_dir):
+def _check_unwritable(tmp_path, cache_dir, logs_warning):
     v = video(tmp_path / "a.avi")
     decoded = decode_video(v, Sampling(sample_every=5, short_side=16))
     source = FrameSource(SAMPLING, cache_dir=cache_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # whatever reading the broken cache says
-        with pytest.raises(OSError):
-            source.ensure_cached(v, strict=True)  # rrn cache: the error itself
+    with pytest.raises(OSError):
+        source.ensure_cached(v, strict=True)  # rrn cache: the error itself
     # training: a warning, and the decoded frames all the same
-    with pytest.warns(UserWarning, match="could not write the frame cache"):
+    with logs_warning("could not write the frame cache"):
         frames, was_cached = source.ensure_cached(v)
     assert not was_cached
     np.testing.assert_array_equal(frames, decoded)
     # build_cache (strict) reports the video as failed, naming the OSError
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
+    report = build_cache([VideoRecord(v, 0, "a")], source, progress=False)
     assert report.videos == 0 and [vid for vid, _ in report.failures] == ["a"]
     assert "Error" in report.failures[0][1]
 
 
-@pytest.mark.filterwarnings("ignore:ignoring unreadable cache file")  # reading under a file
-def test_unwritable_cache_under_a_file_raises_in_strict_mode_and_warns_otherwise(tmp_path):
+def test_unwritable_cache_under_a_file_raises_in_strict_mode_and_warns_otherwise(
+    tmp_path, logs_warning
+):
     # works for every user, root included: no folder can be made under a regular file
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file")
-    _check_unwritable(tmp_path, blocker / "cache")
+    _check_unwritable(tmp_path, blocker / "cache", logs_warning)
 
 
 @pytest.mark.skipif(
     os.name != "posix" or os.geteuid() == 0,
     reason="root writes into read-only folders (checked under a file instead)",
 )
-def test_read_only_cache_raises_in_strict_mode_and_warns_otherwise(tmp_path):
+def test_read_only_cache_raises_in_strict_mode_and_warns_otherwise(tmp_path, logs_warning):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
     cache_dir.chmod(0o555)
     try:
-        _check_unwritable(tmp_path, cache_dir)
+        _check_unwritable(tmp_path, cache_dir, logs_warning)
         assert list(cache_dir.iterdir()) == []
     finally:
         cache_dir.chmod(0o755)

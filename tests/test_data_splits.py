@@ -61,7 +61,7 @@ def test_missing_extension_resolved_by_stem(ucf):
     assert s.test[1].video_id == "Biking/v_Biking_g01_c01"  # the id stays the listed one
 
 
-def test_missing_video_error_names_file_and_line(ucf):
+def test_missing_video_error_names_file_and_line(ucf, logs_warning):
     root, sd = ucf
     (root / "Biking/v_Biking_g09_c02.avi").unlink()
     with pytest.raises(
@@ -69,7 +69,7 @@ def test_missing_video_error_names_file_and_line(ucf):
     ) as e:
         load_split("ucf101", root, sd, 1)
     assert "--missing skip" in str(e.value) and "1 of 5" in str(e.value)
-    with pytest.warns(UserWarning, match="1 of 5 listed videos are missing"):
+    with logs_warning("1 of 5 listed videos are missing"):
         s = load_split("ucf101", root, sd, 1, missing="skip")
     assert len(s.train) == 2 and [(m.video_id, m.line) for m in s.missing] == [
         ("Biking/v_Biking_g09_c02", 3)

@@ -84,3 +84,97 @@ def test_single_frames_carry_no_class_but_motion_does(synth):
     assert np.mean(hits) < 0.45, np.mean(hits)  # chance = 0.25
     # Frame pairs: the displacement tells the class every time.
     assert [motion_direction(v) for v, _ in test] == [y for _, y in test]
+
+
+# ---------------------------------------------------------------------------- untrimmed videos
+@pytest.fixture(scope="module")
+def untrimmed(tmp_path_factory):
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("thumos"),
+        classes=4,
+        videos_per_class=4,
+        frames=6,
+        size=32,
+        seed=3,
+        layout="thumos14",
+    )
+
+
+def pan(a, b):
+    """The whole-frame displacement from frame ``a`` to ``b`` (cross-correlation on the torus),
+    as an angle in degrees (counter-clockwise, image y down)."""
+    grey = [f.astype(np.float32).mean(-1) for f in (a, b)]
+    fa, fb = (np.fft.fft2(g - g.mean()) for g in grey)
+    corr = np.real(np.fft.ifft2(fb * np.conj(fa)))
+    dy, dx = np.unravel_index(np.argmax(corr), corr.shape)
+    size = a.shape[0]
+    dy, dx = (dy + size // 2) % size - size // 2, (dx + size // 2) % size - size // 2
+    return round(np.degrees(np.arctan2(-dy, dx)) % 360)
+
+
+def off(a, b):
+    """Degrees between two directions."""
+    return abs((a - b + 180) % 360 - 180)
+
+
+def test_untrimmed_videos_hold_every_class_between_background_that_moves_along_none(untrimmed):
+    split = load_split("thumos14", untrimmed, untrimmed / "annotations")
+    assert split.classes == ["Background", "MoveDown", "MoveLeft", "MoveRight", "MoveUp"]
+    assert len(split.train) == 2 and len(split.test) == 2  # as the clips of one class: g01 test
+    angle = {"MoveRight": 0, "MoveUp": 90, "MoveLeft": 180, "MoveDown": 270}
+    for rec in split.train + split.test:
+        frames = decode_video(rec.path, Sampling(sample_every=1))
+        ann = rec.annotation
+        assert sorted(i.label for i in ann.intervals) == [1, 2, 3, 4] and len(ann.ambiguous) == 1
+        spans = sorted((round(i.start * 25), round(i.end * 25), i.label) for i in ann.intervals)
+        assert all(e - s == 6 for s, e, _ in spans)  # --frames per action
+        stretches = sorted(
+            spans + [(round(a.start * 25), round(a.end * 25), -1) for a in ann.ambiguous]
+        )
+        assert all(a[1] < b[0] for a, b in zip(stretches, stretches[1:]))  # background between
+        inside = {t: label for s, e, label in stretches for t in range(s, e)}
+        for t in range(1, len(frames)):  # the motion into frame t is its label's
+            moved = pan(frames[t - 1], frames[t])
+            if inside.get(t, 0) > 0:  # a whole-pixel pan: its direction, up to JPEG's noise
+                assert off(moved, angle[split.classes[inside[t]]]) < 20, (rec.video_id, t)
+            elif t not in inside:  # background: about halfway between two class directions
+                assert min(off(moved, a) for a in angle.values()) > 25, (rec.video_id, t)
+        assert len(frames) > spans[-1][1]  # it ends on background
+
+
+def test_untrimmed_layouts_are_deterministic_and_hold_the_same_intervals(untrimmed, tmp_path):
+    again = make_synthetic_dataset(
+        tmp_path / "a", classes=4, videos_per_class=4, frames=6, size=32, seed=3, layout="thumos14"
+    )
+    rel = "validation/video_validation_0000002.mp4"
+    assert (again / rel).read_bytes() == (untrimmed / rel).read_bytes()
+    files = sorted(p.relative_to(untrimmed) for p in (untrimmed / "annotations").rglob("*.txt"))
+    assert [p.name for p in files if "Ambiguous" in p.name] == [
+        "Ambiguous_test.txt",
+        "Ambiguous_val.txt",
+    ]
+    assert all((again / p).read_bytes() == (untrimmed / p).read_bytes() for p in files)
+    anet = make_synthetic_dataset(
+        tmp_path / "b",
+        classes=4,
+        videos_per_class=4,
+        frames=6,
+        size=32,
+        seed=3,
+        layout="activitynet",
+    )
+    th = load_split("thumos14", untrimmed, untrimmed / "annotations")
+    an = load_split("activitynet", anet, anet / "activity_net.json")
+    assert an.classes == th.classes
+
+    def strip(recs):
+        return [
+            ([i[:3] for i in r.annotation.intervals], [a[:2] for a in r.annotation.ambiguous])
+            for r in recs
+        ]
+
+    assert strip(an.train) == strip(th.train) and strip(an.test) == strip(th.test)
+    other = make_synthetic_dataset(
+        tmp_path / "c", classes=4, videos_per_class=4, frames=6, size=32, seed=4, layout="thumos14"
+    )
+    assert (other / rel).read_bytes() != (untrimmed / rel).read_bytes()

@@ -11,17 +11,19 @@ import torch
 from rrn.checkpoint import load_model
 from rrn.cli import main
 from rrn.export import ExportedModel, export_model
+from rrn.model import SKIP_TYPES
 from runs import save_run
 
 SIZE = 32
 TOL = 1e-4
-# Every position the paper names in one model (T = 5) for identity and nonlinear skips, and
-# T = 3 at stage 4 for linear skips; midblock4 is the projection block, where a zero block input
-# is not a zero temporal term. (An ONNX export takes ~10 s of CPU: three models, not twelve.)
+# Every registered skip type, at every position the paper names in one model (T = 5), but linear
+# skips at stage 4 only (T = 3); midblock4 is the projection block, where a zero block input is
+# not a zero temporal term. (An ONNX export takes ~10 s of CPU: one model per skip type.)
+PAPER_POSITIONS = ("block1", "block2", "midblock4", "block4")
+POSITIONS = {"linear": ("midblock4", "block4")}
 CASES = {
-    "identity-all": (("block1", "block2", "midblock4", "block4"), "identity"),
-    "linear-T3": (("midblock4", "block4"), "linear"),
-    "nonlinear-all": (("block1", "block2", "midblock4", "block4"), "nonlinear"),
+    f"{t}-T{len(POSITIONS.get(t, PAPER_POSITIONS)) + 1}": (POSITIONS.get(t, PAPER_POSITIONS), t)
+    for t in SKIP_TYPES
 }
 
 

@@ -18,11 +18,13 @@ from rrn.model import (
     ALIASES,
     SKIP_TYPES,
     RecurrentResNet,
+    WeightsError,
+    WeightsReport,
     block_paths,
     build_model,
     chunk_gflops,
     count_parameters,
-    load_backbone_weights,
+    load_weights,
     resolve_skip_blocks,
     skips_for_context,
 )
@@ -51,7 +53,7 @@ def _pair(
     torch.manual_seed(0)
     tv = _tv(arch).eval()
     model = build_model(arch, K, skips, skip_type, **kw)
-    load_backbone_weights(model, tv.state_dict())
+    load_weights(model, tv.state_dict())
     return model.eval(), tv
 
 
@@ -98,6 +100,21 @@ def _residual_sum(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out + (x if block.downsample is None else block.downsample(x))
 
 
+def _paper_term(model: RecurrentResNet, path: str, block: nn.Module, x_prev: torch.Tensor):
+    """S(x_{t-1}) written from the paper's equations, on torchvision's modules and the
+    model's temporal weights: eq. 2 (projected where the shape changes), eq. 3 and eq. 4."""
+    if model.skip_type == "identity":  # eq. 2
+        return x_prev if block.downsample is None else block.downsample(x_prev)
+    term = F.conv2d(x_prev, model.get_submodule(path).temporal.weight, stride=block.stride)
+    return {"linear": term, "nonlinear": F.relu(term)}[model.skip_type]  # eq. 3, eq. 4
+
+
+def test_every_skip_type_has_its_paper_equation_here():
+    """A registered skip type is tested against the paper only once _paper_term writes it out."""
+    assert [s.equation for s in SKIP_TYPES.values()] == [2, 3, 4]
+    assert list(SKIP_TYPES) == ["identity", "linear", "nonlinear"]
+
+
 def _reference_video(tv: nn.Module, model: RecurrentResNet, frames: torch.Tensor) -> torch.Tensor:
     """The paper's recurrence, one frame at a time, on torchvision's modules: (N, 3, H, W) -> (N, K).
 
@@ -115,14 +132,7 @@ def _reference_video(tv: nn.Module, model: RecurrentResNet, frames: torch.Tensor
                     continue
                 y = _residual_sum(block, h)
                 if path in prev:
-                    x_prev = prev[path]
-                    if model.skip_type == "identity":  # eq. 2 (projected where shapes change)
-                        term = x_prev if block.downsample is None else block.downsample(x_prev)
-                    else:  # eq. 3: W x_{t-1}; eq. 4: relu(W x_{t-1})
-                        w = model.get_submodule(path).temporal.weight
-                        term = F.conv2d(x_prev, w, stride=block.stride)
-                        term = F.relu(term) if model.skip_type == "nonlinear" else term
-                    y = y + term
+                    y = y + _paper_term(model, path, block, prev[path])
                 prev[path] = h
                 h = F.relu(y)
         logits.append(tv.fc(torch.flatten(tv.avgpool(h), 1)))
@@ -380,9 +390,9 @@ def test_torchvision_state_dict_loads_with_only_temporal_keys_missing(tv_weights
     tv, path = tv_weights
     model = build_model("resnet18", K, ("block1", "block4"), skip_type, weights=path)
     temporal = (
-        [] if skip_type == "identity" else ["layer1.0.temporal.weight", "layer4.1.temporal.weight"]
+        () if skip_type == "identity" else ("layer1.0.temporal.weight", "layer4.1.temporal.weight")
     )
-    assert model.weights_report == {"missing": temporal, "unexpected": [], "skipped": []}
+    assert model.info.weights == WeightsReport(str(path), missing=temporal)
     own = model.state_dict()
     for k, v in tv.state_dict().items():
         assert torch.equal(own[k], v), k
@@ -391,11 +401,9 @@ def test_torchvision_state_dict_loads_with_only_temporal_keys_missing(tv_weights
 def test_different_num_classes_keeps_backbone_and_skips_classifier(tv_weights):
     tv, path = tv_weights
     model = build_model("resnet18", 7, ("block4",), "linear", weights=path)
-    assert model.weights_report == {
-        "missing": ["layer4.1.temporal.weight"],
-        "unexpected": [],
-        "skipped": ["fc.weight", "fc.bias"],
-    }
+    assert model.info.weights == WeightsReport(
+        str(path), missing=("layer4.1.temporal.weight",), skipped=("fc.weight", "fc.bias")
+    )
     assert model.fc.weight.shape == (7, 512) and model.num_classes == 7
     own = model.state_dict()
     for k, v in tv.state_dict().items():
@@ -416,11 +424,11 @@ def test_wrong_or_extra_keys_raise(tmp_path, tv_weights):
     sd = tv.state_dict()
     model = build_model("resnet18", K, ("block4",), "linear")
     with pytest.raises(ValueError, match="unexpected") as err:
-        load_backbone_weights(model, {**sd, "layer5.0.conv1.weight": torch.zeros(1)})
+        load_weights(model, {**sd, "layer5.0.conv1.weight": torch.zeros(1)})
     assert "layer5.0.conv1.weight" in str(err.value)
     renamed = {("conv0.weight" if k == "conv1.weight" else k): v for k, v in sd.items()}
     with pytest.raises(ValueError) as err:
-        load_backbone_weights(model, renamed)
+        load_weights(model, renamed)
     assert "conv1.weight" in str(err.value) and "conv0.weight" in str(err.value)
     path = tmp_path / "resnet50.pth"
     torch.save(_tv("resnet50").state_dict(), path)
@@ -430,7 +438,7 @@ def test_wrong_or_extra_keys_raise(tmp_path, tv_weights):
 
 def test_missing_weights_file_names_the_path(tmp_path):
     path = tmp_path / "nope" / "resnet18.pth"
-    with pytest.raises(FileNotFoundError, match="nope") as err:
+    with pytest.raises(WeightsError, match="does not exist") as err:
         build_model("resnet18", K, ("block4",), weights=path)
     assert str(path) in str(err.value)
 

@@ -3,10 +3,12 @@ annotated video, keeping up with a live-paced source, and outputs that stay vali
 stream is interrupted or dies."""
 
 import json
+import logging
 import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -173,11 +175,12 @@ def test_sampling_can_be_changed_for_the_stream(setup):
     assert sampling_for(model, sample_every=5) == Sampling(5, None, 37)
     assert sampling_for(model, fps=4) == Sampling(2, 4.0, 37)
     trained_by_time = Sampling(2, 4.0, 37)
-    model.inputs = type(model.inputs)(SIZE, trained_by_time)
+    trained = model.info
+    model.info = replace(trained, inputs=replace(trained.inputs, sampling=trained_by_time))
     try:
         assert sampling_for(model, sample_every=3) == Sampling(3, None, 37)  # the number given
     finally:
-        model.inputs = type(model.inputs)(SIZE, Sampling(2, None, 37))
+        model.info = trained
 
 
 def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
@@ -199,9 +202,10 @@ def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
     finally:
         del model.step_terms
     assert summary.status == "end" and summary.frames == 48 and summary.sampled == 24
+    # kept up by dropping frames, not by ending in time: a wall-clock bound (it ended about when
+    # the 1.92 s source did) fails on a busy machine; that frames were dropped does not
     assert summary.dropped > 0 and summary.classified + summary.dropped == 24
-    assert summary.classified <= wall / 0.1 + 1
-    assert wall < 1.92 + 1.0  # kept up: ended about when the source did (not 24 x 0.1 s later)
+    assert summary.classified <= wall / 0.1 + 1  # each step took its 0.1 s
     assert [p.index for p in preds] == sorted(p.index for p in preds)
     assert len(_decode_all(tmp_path / "annotated.mp4")) == 48  # every frame still written
     end = _events(tmp_path / "events.jsonl")[-1]
@@ -226,7 +230,7 @@ def test_ctrl_c_keeps_the_outputs_valid(setup, tmp_path):
 
 
 def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
-    setup, tmp_path, capsys, monkeypatch
+    setup, tmp_path, caplog, monkeypatch
 ):
     from rrn.online import AnnotatedWriter
     from rrn.runtime.signals import StopRequest
@@ -245,7 +249,7 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     monkeypatch.setattr(AnnotatedWriter, "close", impatient_close)
     cfg = StreamConfig(out=str(tmp_path / "a.mp4"), json=str(tmp_path / "e.jsonl"))
     try:
-        with StopRequest() as stop:
+        with caplog.at_level(logging.INFO, logger="rrn"), StopRequest() as stop:
             summary = stream_source(model, str(video), cfg, on_prediction=first_ctrl_c, stop=stop)
     except KeyboardInterrupt:
         pytest.fail("the second Ctrl-C cut the closing of the outputs: no summary")
@@ -253,18 +257,38 @@ def test_a_second_ctrl_c_while_the_outputs_close_keeps_their_summary(
     assert len(_decode_all(tmp_path / "a.mp4")) == 11
     end = _events(tmp_path / "e.jsonl")[-1]
     assert end["type"] == "end" and end["status"] == "interrupted" and end["frames"] == 11
-    assert "SIGINT again: already stopping, closing the outputs" in capsys.readouterr().out
+    assert "SIGINT again: already stopping, closing the outputs" in caplog.text
 
 
 @pytest.mark.parametrize("signum, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(
-    setup, tmp_path, capsys, signum, rc
+    setup, tmp_path, capsys, monkeypatch, signum, rc
 ):
-    """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete."""
+    """A real Ctrl-C (or SIGTERM) while a file plays at its frame rate: outputs complete.
+
+    The signal is sent once the first frame is written (the outputs are open), and that frame's
+    write waits for it: on a busy machine a timer could fire before the outputs exist, or after
+    the stream ended."""
+    from rrn.online import AnnotatedWriter
+
     _, run, video = setup
+    written, sent, finished = threading.Event(), threading.Event(), threading.Event()
+    write = AnnotatedWriter.write
+
+    def write_then_wait_for_the_signal(self, av_frame):
+        write(self, av_frame)
+        written.set()
+        sent.wait(60)
+
+    def send_after_the_first_frame():
+        if written.wait(120) and not finished.is_set():  # the stream waits in that write
+            os.kill(os.getpid(), signum)
+        sent.set()
+
+    monkeypatch.setattr(AnnotatedWriter, "write", write_then_wait_for_the_signal)
     before = signal.getsignal(signum)
-    timer = threading.Timer(0.8, os.kill, (os.getpid(), signum))
-    timer.start()
+    sender = threading.Thread(target=send_after_the_first_frame, daemon=True)
+    sender.start()
     try:
         code = main(
             [
@@ -279,7 +303,9 @@ def test_cli_ctrl_c_stops_at_a_frame_and_keeps_the_outputs_valid(
             ]
         )
     finally:
-        timer.cancel()
+        finished.set()  # no signal once main has returned (a stream that never wrote a frame)
+        written.set()
+        sender.join(60)
     assert signal.getsignal(signum) is before  # restored
     end = _events(tmp_path / "e.jsonl")[-1]
     assert code == rc and end["status"] == "interrupted" and 0 < end["frames"] < 48
@@ -315,11 +341,16 @@ def test_a_file_cut_between_frames_is_a_truncated_stream(setup, tmp_path, capsys
             str(tmp_path / "e.jsonl"),
         ]
     )
-    end = _events(tmp_path / "e.jsonl")[-1]
-    assert rc == 1 and end["status"] == "error" and end["frames"] == 30
+    events = _events(tmp_path / "e.jsonl")
+    (error,) = [e for e in events if e["type"] == "error"]
+    end = events[-1]
+    assert rc == 1 and end["status"] == "error" and end["frames"] == 30 and end["errors"] == 1
     assert (
-        end["error"].startswith("cannot decode video")
-        and "truncated: 30 of 48 frames" in end["error"]
+        error["type"] == "error" and error["kind"] == "source" and error["message"] == end["reason"]
+    )
+    assert (
+        end["reason"].startswith("cannot decode video")
+        and "truncated: 30 of 48 frames" in end["reason"]
     )
     assert "the stream stopped after frame 29 (1.16 s)" in capsys.readouterr().err
     assert len(_decode_all(tmp_path / "a.mp4")) == 30
@@ -451,6 +482,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     start = t.update("A", 0.5, 0.0)
     assert start == [
         {
+            "type": "segment",
             "stream": "cam",
             "segment_id": "cam:1",
             "phase": "start",
@@ -467,6 +499,7 @@ def test_segment_tracker_announces_start_update_and_end_with_one_id():
     assert update["phase"] == "update" and update["segment_id"] == "cam:1" and update["frames"] == 3
     end, start_b = t.update("B", 0.9, 0.8)
     assert end == {
+        "type": "segment",
         "stream": "cam",
         "segment_id": "cam:1",
         "phase": "end",

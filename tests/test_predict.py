@@ -209,3 +209,28 @@ def test_frames_past_the_limit_are_refused_when_the_header_says_less(setup, tmp_
         pred_.predict(video, limits=DecodeLimits(max_frames=100))
     with pytest.raises(VideoTooLongError, match="goes on past 3 s, the limit"):
         pred_.predict(video, limits=DecodeLimits(max_seconds=3))
+
+
+def test_the_timeline_of_a_detection_model_shows_the_background_and_the_peaking_actions(
+    tmp_path, monkeypatch
+):
+    """In untrimmed video a short action never ranks by its mean: a detection model's timeline
+    shows the background (grey, dashed) and the actions with the highest peaks."""
+    import rrn.plots
+
+    drawn = []
+    real = rrn.plots.plt.Axes.plot
+
+    def spy(ax, xs, ys, **kw):
+        drawn.append((kw["label"], kw.get("linestyle")))
+        return real(ax, xs, ys, **kw)
+
+    monkeypatch.setattr(rrn.plots.plt.Axes, "plot", spy)
+    probs = torch.full((100, 4), 0.02)
+    probs[:, 0] = 0.9  # background most of the time
+    probs[40:45, 3] = 0.8  # a short action: a low mean, a high peak
+    probs[:, 1] = 0.05  # a class that is always a little probable: higher mean, low peak
+    classes = ["Background", "A", "B", "C"]
+    rrn.plots.plot_timeline(probs, classes, tmp_path / "t.png", top=1)
+    assert drawn == [("Background", "--"), ("C", None)]
+    assert (tmp_path / "t.png").stat().st_size > 0

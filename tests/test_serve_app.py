@@ -149,6 +149,40 @@ def test_the_token_guards_every_route_but_healthz(model):
             assert ws.receive_json()["type"] == "start"
 
 
+def test_every_route_but_the_public_ones_needs_the_token(model):
+    """Iterates the app's routes: a route added later is covered without editing this test,
+    and one that forgets protection cannot exist (the middleware decides before any route)."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    from rrn.serve.app import PUBLIC
+
+    token = "s3cret-0123456789"
+    app = create_app(model, ServeConfig(token=token, allowed_hosts=("testserver",)))
+    routes = [r for r in app.routes if isinstance(r, APIRoute | WebSocketRoute)]
+    assert {r.path for r in routes} >= {"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"}
+    with TestClient(app) as client:
+        for route in routes:
+            path = route.path.replace("{stream_id}", "probe")
+            if isinstance(route, WebSocketRoute):
+                with pytest.raises(WebSocketDisconnect) as refused:
+                    with client.websocket_connect(path) as ws:
+                        ws.receive_json()
+                assert refused.value.code == 1008, path
+                continue
+            for method in route.methods - {"HEAD"}:
+                anonymous = client.request(method, path).status_code
+                signed = client.request(
+                    method, path, headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                if path in PUBLIC:
+                    assert anonymous != 401 and signed != 401, path
+                else:
+                    assert anonymous == 401 and signed != 401, (method, path)
+        assert client.get("/no-such-route").status_code == 401  # unknown paths fail closed
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels and holds none: what a decompression bomb's
     header says, at a few bytes."""
@@ -224,17 +258,24 @@ def test_a_client_that_disconnects_mid_stream_frees_its_state(model):
         assert client.get("/healthz").json()["open_streams"] == 0
 
 
-def test_ids_limits_and_idle_streams(model):
-    with _client(model, max_streams=1, idle_timeout=0.5) as client:
+def test_ids_and_the_stream_limit(model):
+    # the default idle timeout (30 s): the first stream stays open however busy the machine
+    with _client(model, max_streams=1) as client:
         with client.websocket_connect("/v1/streams/one") as first:
             first.receive_json()
             with client.websocket_connect("/v1/streams/two") as second:
                 refused = second.receive_json()
             assert refused["type"] == "error" and "1 streams are open" in refused["message"]
-            end = _until(first, "end")[-1]  # nothing sent for 0.5 s
-            assert "no message for 0.5 s" in end["reason"]
         with client.websocket_connect("/v1/streams/bad%20id!") as ws:
             assert "a stream id is" in ws.receive_json()["message"]
+
+
+def test_an_idle_stream_is_ended(model):
+    with _client(model, idle_timeout=0.5) as client:
+        with client.websocket_connect("/v1/streams/one") as first:
+            first.receive_json()
+            end = _until(first, "end")[-1]  # nothing sent for 0.5 s
+            assert "no message for 0.5 s" in end["reason"]
 
 
 def test_a_stream_id_cannot_be_taken_over(model):

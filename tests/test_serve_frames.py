@@ -45,7 +45,7 @@ def test_sampling_costs_the_same_whatever_the_gap():
     s = CaptureSampler(0.4, max_gap=1e12)
     start = time.perf_counter()
     assert s.keep(0.0) and s.keep(9e9) and not s.keep(9e9 + 0.1) and s.keep(9e9 + 0.4)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 5  # the loop took hours; 5 s holds on a busy machine
     for t in (1e10, 1e308, 1.7e15):
         with pytest.raises(FrameError, match="not in seconds"):
             CaptureSampler(0.4).keep(t)

@@ -73,14 +73,16 @@ def server(tmp_path):
     app = create_app(load_model(run), ServeConfig(allowed_hosts=("testserver",)))
     port = _free_port()
     srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+        )
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    for _ in range(200):
-        if srv.started:
-            break
+    deadline = time.monotonic() + 120  # the server's start, on a busy machine too
+    while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert srv.started, "the server did not start within 120 s"
     yield f"http://127.0.0.1:{port}", app.state.service
     srv.should_exit = True
     thread.join(20)

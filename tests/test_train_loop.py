@@ -126,3 +126,34 @@ def test_bf16_step_on_cpu_keeps_fp32_weights_and_tracks_the_fp32_loss():
     assert (
         torch.nn.functional.cosine_similarity(grads[0].flatten(), grads[1].flatten(), dim=0) > 0.9
     )
+
+
+def test_training_notes_a_person_should_act_on_are_warnings_shown_with_quiet(
+    tmp_path, capsys, monkeypatch
+):
+    """Flips on ssv2 (whose classes are directions) and emulated bf16: WARNING on stderr, so
+    -q, which hides the run's INFO lines, still shows them."""
+    import json
+
+    import rrn.train.loop
+    from rrn.cli import main
+    from rrn.data import make_synthetic_dataset
+    from runs import tiny_train_argv
+
+    data = make_synthetic_dataset(
+        tmp_path / "ssv2", classes=2, videos_per_class=4, frames=6, size=32, layout="ssv2"
+    )
+    flags = json.loads((data / "rrn_synth.json").read_text())["flags"].split()
+    argv = tiny_train_argv(data, tmp_path / "run", "--epochs", "1", "--val-every", "0")
+    argv.remove("--no-hflip")  # flips on: the note
+    monkeypatch.setattr(rrn.train.loop, "cpu_has_native_bf16", lambda: False)
+    assert main(["-q", *argv, *flags[:2], "--hflip", "--amp", "bf16"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""  # -q: no INFO line, not even the epoch's
+    flips, bf16 = err.splitlines()
+    assert flips.startswith("rrn train: warning: horizontal flips on --dataset ssv2, whose ")
+    assert flips.endswith("another class; train with --no-hflip")
+    assert bf16 == (
+        "rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 is "
+        "emulated and slower than full precision; use --amp none"
+    )

@@ -6,7 +6,7 @@ Iqbal, Richard, Kuehne, Gall. "Recurrent Residual Learning for Action Recognitio
 so that importing the package (the command line does) does not start torch before it is set up.
 """
 
-__version__ = "0.1.0"
+from rrn.version import __version__
 
 __all__ = ["RecurrentResNet", "build_model", "load_model", "__version__"]
 

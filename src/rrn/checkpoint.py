@@ -11,13 +11,18 @@ loaded from an untrusted source with ``weights_only=True``::
 
 A run directory keeps ``last.pt`` (written every ``--checkpoint-every`` steps and at each epoch
 end) and, when a validation split is carved from the training videos, ``best.pt`` (the best
-validation accuracy). No checkpoint is ever chosen on the test split. Every write goes to a
-temporary file in the same directory that is then renamed over the target, so a crash
-mid-write never leaves a truncated checkpoint.
+validation accuracy). No checkpoint is ever chosen on the test split (:func:`find_checkpoint`,
+:data:`CHOICES`). Every write goes to a temporary file in the same directory that is then
+renamed over the target, so a crash mid-write never leaves a truncated checkpoint.
+
+Loading a trained model back is here too (:func:`load_model`, :func:`build_from_checkpoint`): the
+model is rebuilt from ``model_config`` and every tensor must match (:func:`load_state_checked`);
+a checkpoint used as *initial* weights is :mod:`rrn.model.weights`' concern.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,16 +33,22 @@ import yaml
 from torch import nn
 
 from rrn.config import TrainConfig, plain, resolve_config
+from rrn.errors import UserError
 from rrn.files import atomic_save, load_torch_file
+from rrn.model.weights import CHECKPOINT_FORMAT
 
-FORMAT = "rrn-checkpoint"
+# the format marker is declared in the model layer, which reads checkpoints as initial weights
+FORMAT = CHECKPOINT_FORMAT
 VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not an rrn checkpoint."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file is missing, unreadable or not an rrn checkpoint.
+
+    A user error (name another file, or retrain); a ``ValueError`` as before for callers.
+    """
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -110,20 +121,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path} is not an rrn checkpoint (no 'format': '{FORMAT}' entry); "
             "pass a file written by rrn train"
         )
+    return _check_version(ckpt, str(path))
+
+
+def _check_version(ckpt: dict, name: str) -> dict:
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint version {ckpt['version']}, newer than this rrn "
+            f"{name} has checkpoint version {ckpt['version']}, newer than this rrn "
             f"understands ({VERSION}); upgrade rrn"
         )
     return ckpt
 
 
-def is_rrn_checkpoint(path: str | os.PathLike) -> bool:
-    try:
-        load_checkpoint(path)
-    except CheckpointError:
-        return False
-    return True
+def open_checkpoint(
+    run_or_ckpt: str | os.PathLike, which: str = "auto"
+) -> tuple[Path, dict[str, Any]]:
+    """What a RUN_OR_CKPT argument names, loaded: ``(path, checkpoint)``.
+
+    Args:
+        run_or_ckpt: a run directory (``which`` picks its file, see :func:`find_checkpoint`), a
+            checkpoint file, a model package folder (:mod:`rrn.package`) or
+            ``hf://org/name[@revision]`` (a package on the Hugging Face Hub, downloaded into its
+            cache; ``path`` is then the cached folder).
+        which: for a run directory: ``"auto"``, ``"best"`` or ``"last"``.
+
+    Returns:
+        The checkpoint file or package folder, and the checkpoint's dict (a package's as a
+        checkpoint's, see :func:`rrn.package.folder.read_package`).
+
+    Raises:
+        CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
+        PackageError, HubError: a package that is incomplete or damaged, or not to be had.
+    """
+    from rrn.package.folder import is_package, read_package
+    from rrn.package.hub import download, is_hub_uri
+
+    if is_hub_uri(run_or_ckpt):
+        folder = download(str(run_or_ckpt))
+        return folder, _check_version(read_package(folder, str(run_or_ckpt)), str(run_or_ckpt))
+    if is_package(run_or_ckpt):
+        folder = Path(run_or_ckpt)
+        return folder, _check_version(read_package(folder), str(folder))
+    path = find_checkpoint(run_or_ckpt, which)
+    return path, load_checkpoint(path)
 
 
 def validated_run(run_dir: str | os.PathLike) -> bool:
@@ -193,13 +233,14 @@ def checkpoint_choice(path: str | os.PathLike, ckpt: Mapping[str, Any]) -> dict[
 def build_from_checkpoint(
     ckpt: Mapping[str, Any], device: str | torch.device = "cpu", name: str = "the checkpoint"
 ) -> nn.Module:
-    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file).
+    """Rebuild the model stored in ``ckpt`` (no download: its weights come from the file); its
+    ``info`` names ``name`` as the source of its weights and holds the checkpoint's classes.
 
     Raises:
         CheckpointError: the checkpoint's description of its model and its weights disagree (a
             damaged or hand-made file), naming the first difference.
     """
-    from rrn.model import build_model
+    from rrn.model import WeightsReport, build_model
 
     cfg, state, classes = ckpt.get("model_config"), ckpt.get("model"), ckpt.get("classes")
     if not (isinstance(cfg, Mapping) and isinstance(state, Mapping) and isinstance(classes, list)):
@@ -214,6 +255,9 @@ def build_from_checkpoint(
     except (TypeError, ValueError, RuntimeError) as err:
         raise _mismatch(name, err) from None
     load_state_checked(model, state, name)
+    model.info = dataclasses.replace(
+        model.info, weights=WeightsReport(source=name), classes=tuple(classes)
+    )
     return model.to(device).eval()
 
 
@@ -256,42 +300,41 @@ def load_model(
     """A trained model in eval mode, with what it needs to see frames as in training.
 
     Args:
-        run_or_checkpoint: a run directory or a checkpoint file.
+        run_or_checkpoint: a run directory, a checkpoint file, a model package folder (written
+            by ``rrn pack``) or ``hf://org/name[@revision]`` (a package on the Hugging Face
+            Hub; needs the ``hub`` extra): see :func:`open_checkpoint`.
         which: checkpoint of a run directory: ``"auto"`` (``best.pt`` when a validation split
-            chose it, else ``last.pt``), ``"best"`` or ``"last"``.
+            chose it, else ``last.pt``), ``"best"`` or ``"last"``; a package holds one.
         device: where to put the model.
 
     Returns:
-        The :class:`~rrn.model.RecurrentResNet` with ``classes`` (class names in label order),
+        The :class:`~rrn.model.RecurrentResNet`, described by its ``info``
+        (:class:`~rrn.model.info.ModelInfo`): ``classes`` (class names in label order),
         ``inputs`` (:class:`~rrn.data.transforms.InputSpec`: frame size, sampling,
-        normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config``
-        (the :class:`~rrn.config.TrainConfig` it was trained with), ``checkpoint`` (path) and
-        ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`).
+        normalisation, and ``inputs.transform()`` for uint8 frames), ``train_config`` (the
+        :class:`~rrn.config.TrainConfig` it was trained with; a package's has no paths),
+        ``checkpoint`` (the file, or the package's folder) and
+        ``choice`` (how that checkpoint was chosen: :func:`checkpoint_choice`), each also a
+        read-only property of the model.
 
     Raises:
-        CheckpointError: no such run or checkpoint, or not an rrn checkpoint.
+        CheckpointError: no such run or checkpoint, not an rrn checkpoint, or weights that do
+            not fit the model it describes.
+        PackageError, HubError: a package that is incomplete or damaged, or not to be had
+            (no ``hub`` extra; offline and not in the cache).
     """
     from rrn.data.transforms import InputSpec
+    from rrn.package.hub import is_hub_uri
 
-    path = find_checkpoint(run_or_checkpoint, which)
-    ckpt = load_checkpoint(path)
-    model = build_from_checkpoint(ckpt, device, name=str(path))
-    cfg = saved_config(ckpt, str(path))
-    model.classes = list(ckpt["classes"])
-    model.inputs = InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling())
-    model.train_config = cfg
-    model.checkpoint = path
-    model.choice = checkpoint_choice(path, ckpt)
+    path, ckpt = open_checkpoint(run_or_checkpoint, which)
+    name = str(run_or_checkpoint) if is_hub_uri(run_or_checkpoint) else str(path)
+    model = build_from_checkpoint(ckpt, device, name=name)
+    cfg = saved_config(ckpt, name)
+    model.info = dataclasses.replace(
+        model.info,
+        inputs=InputSpec(frame_size=cfg.data.frame_size, sampling=cfg.data.sampling()),
+        train_config=cfg,
+        checkpoint=path,
+        choice={**checkpoint_choice(path, ckpt), "file": name},
+    )
     return model
-
-
-def load_weights_into(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Load matching tensors of ``state`` into ``model``; return the names left out.
-
-    Used to fine-tune from another rrn checkpoint: a classifier with a different number of
-    classes (or any other shape mismatch) keeps its fresh initialisation.
-    """
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))

@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from rrn.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,7 +75,7 @@ def first_host(nodelist: str) -> str:
     """The first host of a SLURM node list: ``gpu[07-09,12],cpu1`` -> ``gpu07``."""
     m = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
     if not m:
-        raise ValueError(f"cannot read the SLURM node list {nodelist!r}; export MASTER_ADDR")
+        raise ConfigError(f"cannot read the SLURM node list {nodelist!r}; export MASTER_ADDR")
     prefix, ranges = m.group(1), m.group(2)
     return prefix + ranges.split(",")[0].split("-")[0] if ranges else prefix
 
@@ -106,7 +108,7 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise ConfigError(
                 "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
             )
         if info.enabled:

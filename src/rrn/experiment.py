@@ -5,8 +5,9 @@ and a list of ``cells``. A cell is either
 
 * ``kind: train`` (default): ``set`` overrides the base; the cell is trained
   (:func:`rrn.train.fit`) and its *last* checkpoint evaluated
-  (:func:`rrn.evaluation.evaluate_checkpoint`; never the "best" one: that is picked on the
-  test split and would flatter the number), or
+  (:func:`rrn.evaluation.evaluate_checkpoint` with ``which="last"``: every cell is reported
+  for the network its training ended with, whether or not it held out a validation split
+  that chose a ``best.pt``), or
 * ``kind: baseline``: frozen per-frame features (:func:`rrn.baselines.extract_dataset_features`,
   shared by every baseline cell of a split) and a classifier on them
   (:func:`rrn.baselines.run_baseline`: ``model``, ``stage``, ``znorm``).
@@ -15,6 +16,14 @@ Each cell runs once per requested split into ``OUT/<cell>/split<k>``; a cell who
 file exists is read, not redone, and an interrupted training cell resumes from its
 ``last.pt``. ``OUT/results.csv``, ``OUT/results.md`` (with the paper's published error beside
 ours, where the paper gives one) and ``OUT/results.png`` are rewritten after every cell.
+
+On a temporal dataset (``thumos14``, ``activitynet``) the grid is a detection grid: training
+cells are scored online per frame and per segment (:mod:`rrn.evaluation.detection`), a ``gru``
+baseline cell is the GRU detector (:mod:`rrn.baselines.detection`), and the report lists
+per-frame mAP, segment mAP@0.5 and the median delay side by side
+(:mod:`rrn.experiment_detection`). ``features: {source: cell:NAME}`` extracts the baselines'
+features from training cell NAME's last checkpoint (e.g. the per-frame ResNet the grid
+fine-tuned). Detection grids ship in ``configs/detection/``.
 
 ``--set key=value`` overrides the base of every cell (and ``features.key=value`` the feature
 settings), e.g. ``--set arch=resnet18 --set frame_size=64 --set epochs=1`` to run a grid
@@ -48,14 +57,20 @@ from rrn.config import (
     load_yaml,
     resolve_config,
 )
+from rrn.experiment_detection import detection_values, is_detection, write_detection_tables
 from rrn.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 GRID_KEYS = ("name", "title", "description", "base", "features", "splits", "cells", "paper_note")
 CELL_KEYS = ("name", "kind", "set", "model", "stage", "znorm", "paper_error", "note")
-FEATURE_KEYS = ("source", "arch", "stages", "float16", "epochs", "lr")
+#: The classifier settings of the baseline cells (BaselineConfig's), given under ``features``.
+CLASSIFIER_KEYS = ("epochs", "lr", "hidden", "batch_size", "window", "window_stride", "loss_steps")
+FEATURE_KEYS = ("source", "arch", "stages", "float16", *CLASSIFIER_KEYS)
 FEATURE_SETTINGS = ("source", "stages", "float16")  # of FeaturesConfig; arch is the model's
+CELL_SOURCE = "cell:"
+"""``features: {source: cell:NAME}``: the features of training cell NAME's last checkpoint (on
+the same split), e.g. the per-frame ResNet the grid fine-tuned."""
 
 
 @dataclass
@@ -125,18 +140,21 @@ def parse_sets(sets: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 PAPER_GRIDS = Path(__file__).parent / "configs" / "paper"
+DETECTION_GRIDS = Path(__file__).parent / "configs" / "detection"
+"""Online action detection grids (``synth_thumos14``: a CPU run in minutes; ``thumos14``)."""
 
 
 def find_grid(path: str | os.PathLike) -> Path:
-    """A grid file, or the name of a shipped one (``table2_positions``, see :data:`PAPER_GRIDS`)."""
+    """A grid file, or the name of a shipped one (``table2_positions``, ``synth_thumos14``;
+    see :data:`PAPER_GRIDS` and :data:`DETECTION_GRIDS`)."""
     p = Path(path)
     if p.is_file():
         return p
-    shipped = PAPER_GRIDS / f"{p.stem}.yaml"
-    if shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(f.stem for f in PAPER_GRIDS.glob("*.yaml")))
-    raise ConfigError(f"grid file {p} not found; shipped grids: {names}")
+    for folder in (PAPER_GRIDS, DETECTION_GRIDS):
+        if (folder / f"{p.stem}.yaml").is_file():
+            return folder / f"{p.stem}.yaml"
+    names = [sorted(f.stem for f in d.glob("*.yaml")) for d in (PAPER_GRIDS, DETECTION_GRIDS)]
+    raise ConfigError(f"grid file {p} not found; shipped grids: {', '.join(sum(names, []))}")
 
 
 def load_grid(path: str | os.PathLike) -> Grid:
@@ -162,6 +180,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
         raise ConfigError(f"{path}: cell names must be unique, got {names}")
     features = dict(raw.get("features") or {})
     _check_keys(features, FEATURE_KEYS, f"{path}: features")
+    _check_cell_source(str(features.get("source", "")), cells, path)
     return Grid(
         name=raw.get("name") or Path(path).stem,
         title=raw.get("title") or Path(path).stem,
@@ -173,6 +192,20 @@ def load_grid(path: str | os.PathLike) -> Grid:
         paper_note=raw.get("paper_note") or "",
         path=str(path),
     )
+
+
+def _check_cell_source(source: str, cells: list[Cell], path) -> None:
+    """A ``cell:NAME`` feature source must name a training cell that runs before the baselines."""
+    if not source.startswith(CELL_SOURCE):
+        return
+    name = source.removeprefix(CELL_SOURCE)
+    order = [c.name for c in cells]
+    first = min((i for i, c in enumerate(cells) if c.kind == "baseline"), default=len(cells))
+    if name not in order or cells[order.index(name)].kind != "train" or order.index(name) > first:
+        raise ConfigError(
+            f"{path}: features source {source!r} must name a training cell listed before the "
+            f"baseline cells (cells: {', '.join(order)})"
+        )
 
 
 def cell_config(
@@ -203,7 +236,7 @@ def _run_train_cell(cfg: TrainConfig, run_dir: Path, progress: bool) -> None:
     atomic_write_text(run_dir / "cell.yaml", cfg.to_yaml())  # what the cell ran, for the record
     resume = (run_dir / "last.pt").exists()  # an interrupted cell goes on where it stopped
     fit(cfg.replace(run={"resume": resume, "progress": progress}))
-    # the last checkpoint, never the "best" one (picked on the test split, it would flatter)
+    # the last checkpoint, with or without a validation split's best.pt: one rule for every cell
     run = {k: getattr(cfg.run, k) for k in ("device", "workers", "amp")}
     evaluate_checkpoint(
         run_dir,
@@ -255,10 +288,11 @@ def _run_baseline_cell(
 ) -> None:
     from rrn.baselines import extract_dataset_features, run_baseline
 
-    extraction = build_dataclass(
-        FeaturesConfig,
-        [("grid features", {k: v for k, v in feats.items() if k in FEATURE_SETTINGS})],
-    )
+    settings = {k: v for k, v in feats.items() if k in FEATURE_SETTINGS}
+    source = str(settings.get("source", ""))
+    if source.startswith(CELL_SOURCE):  # that cell's run on this split (its last.pt)
+        settings["source"] = str(root / source.removeprefix(CELL_SOURCE) / f"split{split}")
+    extraction = build_dataclass(FeaturesConfig, [("grid features", settings)])
     cfg = cfg.replace(
         model={"arch": str(feats.get("arch", cfg.model.arch))}, run={"progress": progress}
     )
@@ -268,7 +302,7 @@ def _run_baseline_cell(
     if not rdist.dist_info_from_env().is_main:
         return
     logger.info(report.summary(folder))
-    classifier = {k: v for k, v in feats.items() if k in ("epochs", "lr")}
+    classifier = {k: v for k, v in feats.items() if k in CLASSIFIER_KEYS}
     run_baseline(
         BaselineConfig(
             features=str(folder),
@@ -345,6 +379,9 @@ def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, An
     }
     if result_file.exists():
         result = json.loads(result_file.read_text())
+        if result.get("task") == "detection":
+            row["task"] = "detection"
+            row.update(detection_values(result))
         for key in (
             "video_error",
             "video_top1",
@@ -433,7 +470,10 @@ RESULT_COLUMNS = (
 
 
 def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
-    """``results.csv`` (one row per cell and split), ``results.md`` and ``results.png``."""
+    """``results.csv`` (one row per cell and split), ``results.md`` and ``results.png``; for
+    a detection grid, its numbers (:func:`rrn.experiment_detection.write_detection_tables`)."""
+    if is_detection(rows):
+        return write_detection_tables(grid, rows, out, protocol_lines(rows))
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(

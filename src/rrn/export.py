@@ -15,7 +15,9 @@ Two graphs are written to the output folder:
 
 Every input and output has a dynamic batch axis 0; the shapes in ``model.json`` are for
 batch 1. ``model.json`` also holds what a deployment needs to prepare frames: class names,
-frame size, normalisation and sampling (:meth:`~rrn.data.transforms.InputSpec.to_dict`).
+frame size, normalisation and sampling (:meth:`~rrn.data.transforms.InputSpec.to_dict`), and
+``background``: the class that means "no action" for a detection model (``Background``,
+class 0), else null.
 :class:`ExportedModel` loads an export back (ONNX Runtime or ``torch.jit``) and runs it.
 """
 
@@ -34,7 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from rrn.data.sampling import default_short_side
+from rrn.detection.classes import BACKGROUND, background_index
+from rrn.errors import ConfigError, UserError
 from rrn.files import check_writable
+from rrn.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 DESCRIPTION = "model.json"
@@ -71,8 +76,6 @@ def state_names(count: int) -> tuple[list[str], list[str]]:
 
 def describe(model: nn.Module, fmt: str) -> dict:
     """The ``model.json`` of an export of ``model`` (from :func:`rrn.load_model`) in ``fmt``."""
-    from rrn import __version__
-
     size, T, K = model.inputs.frame_size, model.temporal_context, model.num_classes
     ins, outs = state_names(len(model.skip_blocks))
     ext = FORMATS[fmt]
@@ -94,6 +97,7 @@ def describe(model: nn.Module, fmt: str) -> dict:
         "model": dict(model.config),
         "temporal_context": T,
         "classes": list(model.classes),
+        "background": BACKGROUND if background_index(model.classes) is not None else None,
         "inputs": model.inputs.to_dict(),
         "preprocessing": _preprocessing(model.inputs),
         "batch": "axis 0 of every input and output is dynamic; shapes are given for batch 1",
@@ -168,7 +172,7 @@ def export_model(
         ImportError: ``onnx``/``onnxscript`` missing for ONNX (the message says what to install).
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose onnx or torchscript")
+        raise ConfigError(f"unknown export format {fmt!r}; choose onnx or torchscript")
     out = check_writable(out)  # one line naming the folder, before any graph is traced
     model = model.eval()
     desc = describe(model, fmt)
@@ -208,7 +212,7 @@ def _write_onnx(
     module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int
 ) -> None:
     if not hasattr(torch.export, "Dim"):
-        raise ValueError(
+        raise UserError(
             f"ONNX export needs torch >= 2.5 (torch.onnx's dynamo exporter); this "
             f"is torch {torch.__version__}. Use --format torchscript or upgrade "
             "torch."

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from torch import nn
 
+from rrn.errors import ConfigError
+
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 IDLE_MIN_S = 5.0
 IDLE_INTERVALS = 10
@@ -119,11 +121,11 @@ def export_triton(
     from rrn.online.recognizer import interval_seconds
 
     if not NAME.fullmatch(name):
-        raise ValueError(
+        raise ConfigError(
             f"--name {name!r}: a Triton model name is 1-128 characters of A-Z a-z 0-9 _ . -"
         )
     if max_batch_size < 1:
-        raise ValueError(f"--max-batch-size must be >= 1, got {max_batch_size}")
+        raise ConfigError(f"--max-batch-size must be >= 1, got {max_batch_size}")
     repo = check_writable(repo)
     model = model.eval()
     desc = describe(model, "onnx")

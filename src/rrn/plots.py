@@ -1,7 +1,8 @@
 """Figures written by training, evaluation and prediction (matplotlib, no display needed).
 
 ``curves.png``: loss and error by epoch; ``*_confusion.png``: labelled confusion matrix;
-``timeline.png``: per-frame class probabilities of one video.
+``timeline.png``: per-frame class probabilities of one video; ``timeline_<video>.png`` of a
+detection evaluation: the true classes' scores against their ground-truth intervals.
 """
 
 from __future__ import annotations
@@ -100,19 +101,83 @@ def plot_timeline(
 ) -> None:
     """Per-frame probability of the ``top`` classes of the whole video over time.
 
+    For a detection model (class 0 is the background class) the classes shown are the
+    background, grey and dashed, and the actions with the highest peak: in an untrimmed video
+    an action of a few seconds would never rank by its mean.
+
     Args:
         frame_probs: (N, K) per-frame class probabilities.
         times: N x positions (default: frame index).
     """
+    from rrn.detection.classes import background_index
+
     n = frame_probs.shape[0]
     xs = list(times) if times is not None else list(range(n))
     if times is None:
         xlabel = "sampled frame"
-    best = frame_probs.mean(dim=0).topk(min(top, frame_probs.shape[1])).indices.tolist()
+    background = background_index(classes)
+    if background is None:
+        best = frame_probs.mean(dim=0).topk(min(top, frame_probs.shape[1])).indices.tolist()
+    else:
+        peaks = frame_probs.max(dim=0).values  # (K,)
+        peaks[background] = -1.0
+        actions = peaks.topk(min(top, frame_probs.shape[1] - 1)).indices.tolist()
+        best = [background, *actions]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for k in best:
-        ax.plot(xs, frame_probs[:, k].tolist(), marker=".", label=classes[k])
+        style = {"color": "0.6", "linestyle": "--"} if k == background else {"marker": "."}
+        ax.plot(xs, frame_probs[:, k].tolist(), label=classes[k], **style)
     ax.set(xlabel=xlabel, ylabel="probability", ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    save_figure(fig, path)
+
+
+def plot_detection_timeline(
+    times: Sequence[float],
+    scores,
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    truth: Sequence[tuple[float, float, int]],
+    ambiguous: Sequence[tuple[float, float]] = (),
+    segments: Sequence[tuple[float, float, int]] = (),
+    title: str = "",
+) -> None:
+    """One test video of a detection evaluation: the per-frame scores of its true classes
+    against their ground-truth intervals.
+
+    Each class annotated in the video is one colour: its score over time (a line) and its
+    intervals (shaded); Background's score is grey and dashed, the ambiguous stretches hatched,
+    and the segments the online tracker announced are bars above the plot, in their class's
+    colour (any class, so false alarms show too).
+
+    Args:
+        times: (N,) seconds of the sampled frames.
+        scores: (N, K) per-frame probabilities.
+        truth: ``(start, end, class)`` of the video's action intervals.
+        ambiguous: ``(start, end)`` of its ambiguous stretches.
+        segments: ``(start, end, class)`` of the online segments.
+    """
+    import numpy as np
+
+    scores = np.asarray(scores)  # (N, K)
+    times = list(times)
+    shown = sorted({label for _, _, label in truth})
+    alarms = sorted({label for _, _, label in segments} - set(shown))
+    colours = {k: f"C{i % 10}" for i, k in enumerate(shown + alarms)}
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.plot(times, scores[:, 0], color="0.6", linestyle="--", label=classes[0])
+    for k in shown:
+        ax.plot(times, scores[:, k], color=colours[k], label=classes[k])
+    for start, end, label in truth:
+        ax.axvspan(start, end, color=colours[label], alpha=0.15, linewidth=0)
+    for start, end in ambiguous:
+        ax.axvspan(start, end, facecolor="none", edgecolor="0.5", hatch="//", linewidth=0)
+    for start, end, label in segments:
+        ax.hlines(1.04, start, end, color=colours[label], linewidth=4, clip_on=False)
+    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1))
+    ax.set_title(title, pad=16)  # above the segment bars
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     save_figure(fig, path)

@@ -1,13 +1,12 @@
 """Predict the action of whole videos with a trained checkpoint (CPU is fine).
 
 A video's (or frame folder's) frames are sampled as in training (``sample_every``/``fps``, short
-side; from the
-frame cache when it holds them), centre-cropped and streamed once through
+side; from the frame cache when it holds them), centre-cropped and streamed once through
 :meth:`RecurrentResNet.forward_video`, which carries the temporal skip states along: row ``n`` of
-its output is the prediction of the chunk ending at
-frame ``n``. The video prediction is the mean of the per-frame probabilities over the frames
-with a full temporal context (``n >= T - 1``), i.e. the mean over all stride-1 chunks (paper
-§3.3 with every chunk); shorter videos use every frame.
+its output is the prediction of the chunk ending at frame ``n``. The video prediction is the
+mean of the per-frame probabilities over the frames with a full temporal context
+(``n >= T - 1``), i.e. the mean over all stride-1 chunks (paper §3.3 with every chunk); shorter
+videos use every frame.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 from rrn.commands.flags import add_dataclass_arguments, flag_overrides
 from rrn.config import (
@@ -15,6 +15,8 @@ from rrn.config import (
     RunConfig,
     resolve_config,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The dataset and the sampling: the same flags, help and defaults as rrn train's.
 DATA_FIELDS = DATASET_FIELDS + FRAME_FIELDS + CACHE_FIELDS
@@ -65,11 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if estimate is not None:
         print(estimate.summary(), flush=True)
         if not estimate.fits:
-            print(
+            logger.warning(
                 "rrn cache: warning: the estimate exceeds the free space; choose another "
-                "--cache-dir, --format jpeg or a smaller --short-side",
-                file=sys.stderr,
-                flush=True,
+                "--cache-dir, --format jpeg or a smaller --short-side"
             )
     report = build_cache(
         split.train + split.test,

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
 
 from rrn.commands.flags import add_dataclass_arguments, flag_overrides
 from rrn.config import DATASET_FIELDS, DataConfig, RunConfig, resolve_config
@@ -30,14 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     from rrn.data.check import check_dataset
     from rrn.data.splits import split_problems
 
     cfg = resolve_config([("flags", flag_overrides(args))])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing videos are reported below, one per line
+    with _silenced("rrn.data.splits"):  # missing videos are reported below, one per line
         split, line_problems = split_problems(**cfg.data.split_kwargs())
     for message in line_problems:  # every malformed line of every split file, then the videos
         print(f"problem: {message}")
@@ -56,8 +56,25 @@ def run(args: argparse.Namespace) -> int:
         f"{len(split.classes)} classes, {len(split.train)} train + {len(split.test)} test videos "
         f"present, {len(missing)} missing{how}"
     )
+    if split.annotations is not None:  # untrimmed videos: how their frames are labelled
+        from rrn.data.check import frame_summary
+
+        for line in frame_summary(split):
+            print(line)
     for p in problems:
         print(f"problem: {p}")
     total = len(problems) + len(line_problems)
     print(f"{total} problem(s) in {n} listed videos" if total else f"OK: {n} videos, no problems")
     return 1 if total else 0
+
+
+@contextlib.contextmanager
+def _silenced(name: str) -> Iterator[None]:
+    """Drop the warnings of logger ``name`` inside the block (the command says it better)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

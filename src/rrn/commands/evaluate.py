@@ -1,11 +1,20 @@
-"""``rrn eval RUN_OR_CKPT``: video-level accuracy on a test split (see :mod:`rrn.evaluation`)."""
+"""``rrn eval RUN_OR_CKPT``: video-level accuracy on a test split, or for a detection model
+(trained on thumos14/activitynet) per-frame and segment metrics of the model run online; ``rrn
+eval SCORES`` scores a folder of per-frame scores (see :mod:`rrn.evaluation`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags, make_suggesting
-from rrn.config import CACHE_FIELDS, DATASET_FIELDS, DataConfig, EvalConfig, RunConfig
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
+from rrn.config import (
+    CACHE_FIELDS,
+    DATASET_FIELDS,
+    DataConfig,
+    EvalConfig,
+    RunConfig,
+    StreamConfig,
+)
 
 EPILOG = """\
 examples:
@@ -13,10 +22,14 @@ examples:
   rrn eval runs/ucf_split{split} --split 1 2 3         # one run per split + eval_mean.json
   rrn eval runs/ucf_split1/last.pt --data-root /data/UCF-101 --split-dir /data/ucfTrainTestlist
   rrn eval runs/k400 --views 3crop --flip                 # 3 crops x 2 flips per chunk, averaged
+  rrn eval runs/th14                   # a detection run: online over each test video, per frame
+  rrn eval runs/th14/eval_split1/scores --threshold 0.5   # score a folder of per-frame scores
 """
 #: The data settings an evaluation may change; sampling and frame size stay the checkpoint's.
 DATA_FIELDS = tuple(f for f in DATASET_FIELDS if f != "split") + ("eval_stride", *CACHE_FIELDS)
 RUN_FIELDS = ("device", "amp", "workers", "pin_memory", "progress")
+#: How a detection model's per-frame scores become segments: rrn stream's settings.
+SEGMENT_FIELDS = ("smooth", "threshold", "min_segment")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
     p.add_argument(
         "run",
         metavar="RUN_OR_CKPT",
-        help="run directory or checkpoint file; may contain {split} (see --split)",
+        help=f"{MODEL_HELP}; may contain {{split}} (see --split); or a folder of per-frame "
+        "scores (scores.json + <video>.npz, docs/detection.md) to score",
     )
     p.add_argument(
         "--split",
@@ -49,20 +62,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         p, DataConfig, "data", only=DATA_FIELDS, title="data", defaults_from="the checkpoint's"
     )
     add_dataclass_arguments(p, RunConfig, "run", only=RUN_FIELDS, title="run")
+    add_dataclass_arguments(
+        p,
+        StreamConfig,
+        "segments",
+        only=SEGMENT_FIELDS,
+        title="detection segments (as rrn stream announces them; thumos14/activitynet)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rrn.evaluation import evaluate_run
+    from rrn.evaluation.detection_scoring import SegmentSettings
 
     settings = from_flags(EvalConfig, args, "eval")
+    tracker = from_flags(StreamConfig, args, "segments")
     out = evaluate_run(
         args.run,
         splits=args.splits,
         settings=settings,
         overrides=flag_overrides(args, ("data", "run")),
+        segments=SegmentSettings(tracker.smooth, tracker.threshold, tracker.min_segment),
     )
     for r in out["results"]:
+        if r.get("task") == "detection":
+            print(detection_line(r))
+            continue
         skipped = f", {len(r['skipped'])} skipped" if r["skipped"] else ""
         print(
             f"split {r['split']}: video accuracy {r['video_top1']:.4f} (error "
@@ -78,3 +104,18 @@ def run(args: argparse.Namespace) -> int:
             f"(error {m['video_error']:.4f}) -> {out['mean_file']}"
         )
     return 0
+
+
+def detection_line(r: dict) -> str:
+    """One line per detection result: the headline metrics and where the files are."""
+
+    def num(value, fmt=".4f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    delay = r["delay_s_median"]
+    return (
+        f"detection: per-frame mAP {num(r['frame_map'])} (mcAP {num(r['frame_mcap'])}), "
+        f"segment mAP@0.5 {num(r['segment_map'].get('0.5'))}, median delay "
+        f"{'n/a' if delay is None else f'{delay:.2f} s'}, missed {num(r['missed'], '.1%')} on "
+        f"{r['num_videos']} videos / {r['num_frames']} frames -> {r['files']['json']}"
+    )

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run every cell of a grid file on the requested splits, skipping cells whose "
         "results exist and resuming interrupted training, then write results.md / results.csv / "
         "results.png with the paper's published error beside ours. Grids for the paper's tables "
-        "ship in configs/paper/.",
+        "ship in configs/paper/, online action detection grids (thumos14, its synthetic "
+        "miniature) in configs/detection/.",
         epilog="example (scaled down for a CPU): rrn experiment "
         "configs/paper/table2_positions.yaml "
         "--set data_root=runs/demo/data --set dataset=ucf101 --set arch=resnet18 "
@@ -75,8 +76,22 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         err = r.get("video_error")
         shown = "" if err is None else f"video error {err:.3f}"
+        if r.get("task") == "detection":
+            shown = detection_summary(r)
         paper = "" if r["paper_error"] is None else f" (paper {r['paper_error']:.3f})"
         print(f"{r['cell']:<{width}}  split {r['split']}  {r['status']:<7}  {shown}{paper}")
     if not args.dry_run:
         print(f"results: {out / 'results.md'}")
     return 0
+
+
+def detection_summary(row: dict) -> str:
+    """A detection cell's headline numbers."""
+
+    def num(value, fmt=".3f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    return (
+        f"per-frame mAP {num(row.get('frame_map'))}, segment mAP@0.5 "
+        f"{num(row.get('segment_map_05'))}, median delay {num(row.get('delay_s_median'), '.2f')} s"
+    )

@@ -1,11 +1,12 @@
-"""``rrn export RUN_OR_CKPT --format onnx|torchscript --out DIR``: the per-frame step and the
-chunk classifier as deployable graphs plus model.json (see :mod:`rrn.export`)."""
+"""``rrn export RUN_OR_CKPT --format onnx|torchscript|triton --out DIR``: the per-frame step and
+the chunk classifier as deployable graphs plus model.json (see :mod:`rrn.export`), or the step
+as a Triton model repository (:mod:`rrn.export_triton`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from rrn.commands.flags import add_dataclass_arguments, from_flags, make_suggesting
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, from_flags
 from rrn.config import EvalConfig, ExportConfig
 
 EPILOG = """\
@@ -27,8 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     add_dataclass_arguments(p, ExportConfig, "export", title="export")
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     p.set_defaults(func=run)

@@ -29,13 +29,20 @@ from rrn.config import (
     strip_optional,
 )
 
+#: The help of every RUN_OR_CKPT argument: what :func:`rrn.checkpoint.open_checkpoint` takes.
+MODEL_HELP = (
+    "run directory, checkpoint file, model package folder (rrn pack) or "
+    "hf://org/name[@revision] (a package on the Hugging Face Hub)"
+)
+
 # --------------------------------------------------------------------------------------------
 # Command line generated from the dataclasses
 # --------------------------------------------------------------------------------------------
 
 
 class SuggestingArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag."""
+    """An ``ArgumentParser`` whose unknown-flag error suggests the closest valid flag: the
+    class of ``rrn`` and of every sub-command's parser (``add_subparsers(parser_class=...)``)."""
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
@@ -49,12 +56,6 @@ class SuggestingArgumentParser(argparse.ArgumentParser):
         elif extras:
             self.error(f"unexpected argument {extras[0]!r}")
         return namespace, extras
-
-
-def make_suggesting(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give a parser made by ``add_subparsers().add_parser`` the suggesting error."""
-    parser.__class__ = SuggestingArgumentParser
-    return parser
 
 
 def add_dataclass_arguments(

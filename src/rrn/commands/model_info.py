@@ -1,19 +1,28 @@
-"""``rrn model-info``: parameters, receptive field, skip blocks and GFLOPs of a model."""
+"""``rrn model-info [RUN_OR_CKPT]``: parameters, receptive field, skip blocks and GFLOPs of a
+model described by flags, or of a trained one (a run, a checkpoint, a package), with its classes,
+inputs and checkpoint."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides
-from rrn.config import DataConfig, ModelConfig, resolve_config
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
+from rrn.config import DataConfig, EvalConfig, ModelConfig, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "model-info",
         help="summarise an RRN: parameters, receptive field, skip blocks, GFLOPs per chunk",
-        description="Summarise a Recurrent Residual Network without data or weights.",
+        description="Summarise a Recurrent Residual Network without data or weights, or a "
+        "trained one with its classes, inputs and checkpoint.",
+    )
+    p.add_argument(
+        "checkpoint",
+        metavar="RUN_OR_CKPT",
+        nargs="?",
+        help=f"a trained model to describe instead of the flags' ({MODEL_HELP})",
     )
     add_dataclass_arguments(
         p, ModelConfig, "model", only=("arch", "skip", "skip_type", "context"), title="model"
@@ -21,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, DataConfig, "data", only=("frame_size",), title="input")
     p.add_argument("--num-classes", type=int, default=101, help="classifier outputs K [101]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     p.set_defaults(func=run)
 
 
@@ -52,17 +62,55 @@ def model_info(arch: str, skip, skip_type: str, num_classes: int, frame_size: in
     }
 
 
+def trained_model_info(run_or_ckpt: str, which: str = "auto") -> dict:
+    """:func:`model_info` of a trained model, with its classes, inputs and checkpoint."""
+    from rrn.checkpoint import load_model
+
+    model = load_model(run_or_ckpt, which=which)
+    info = model_info(
+        model.arch,
+        list(model.skip_blocks),
+        model.skip_type,
+        model.num_classes,
+        model.inputs.frame_size,
+    )
+    return {
+        **info,
+        "classes": model.classes,
+        "inputs": model.inputs.to_dict(),
+        "checkpoint": dict(model.choice),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    from rrn.errors import UserError
     from rrn.model import resolve_skips
 
-    cfg = resolve_config([("flags", flag_overrides(args))])
-    skips = resolve_skips(cfg.model)
-    info = model_info(
-        cfg.model.arch, skips, cfg.model.skip_type, args.num_classes, cfg.data.frame_size
-    )
+    given = flag_overrides(args, ("model", "data"))
+    if args.checkpoint and (given or args.num_classes != 101):
+        raise UserError(
+            "a trained model is described as it is: drop --arch, --skip, --skip-type, "
+            "--context, --frame-size and --num-classes, or the RUN_OR_CKPT"
+        )
+    if args.checkpoint:
+        info = trained_model_info(args.checkpoint, from_flags(EvalConfig, args, "eval").which)
+    else:
+        cfg = resolve_config([("flags", flag_overrides(args))])
+        info = model_info(
+            cfg.model.arch,
+            resolve_skips(cfg.model),
+            cfg.model.skip_type,
+            args.num_classes,
+            cfg.data.frame_size,
+        )
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    _table(info)
+    return 0
+
+
+def _table(info: dict) -> None:
     s = info["frame_size"]
     rows = [
         ("architecture", f"{info['arch']} ({info['skip_type']} skips)"),
@@ -76,7 +124,22 @@ def run(args: argparse.Namespace) -> int:
             f"{info['gflops_per_chunk_all_frames']:.2f} all frames ({info['greedy_saving']:.2f}x)",
         ),
     ]
+    if "classes" in info:
+        classes, ckpt = info["classes"], info["checkpoint"]
+        shown = ", ".join(classes[:8]) + (
+            f" ... ({len(classes)} in all)" if len(classes) > 8 else ""
+        )
+        rows += [
+            ("classes", shown),
+            ("frames", f"{info['inputs']['frame_size']} px, {_sampling(info['inputs'])}"),
+            ("checkpoint", f"{ckpt['file']} ({ckpt['chosen_by']}, step {ckpt['global_step']})"),
+        ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    return 0
+
+
+def _sampling(inputs: dict) -> str:
+    from rrn.data.sampling import Sampling
+
+    return Sampling(inputs["sample_every"], inputs["fps"], inputs["short_side"]).describe()

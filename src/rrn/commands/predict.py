@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
 from rrn.config import EvalConfig, RunConfig, resolve_config
 
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cannot be decoded is reported (stderr; an error record with --json) and the others are "
         "still classified; the exit code is then 1.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     p.add_argument(
         "videos",
         metavar="VIDEO",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from rrn.commands.flags import add_dataclass_arguments, from_flags, make_suggesting
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, from_flags
 from rrn.config import EvalConfig, RunConfig, ServeConfig, StreamConfig
 
 #: What the events say: the same flags as rrn stream's.
@@ -32,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     add_dataclass_arguments(p, ServeConfig, "serve", title="service")
     add_dataclass_arguments(p, StreamConfig, "stream", only=EVENT_FIELDS, title="events")
     add_dataclass_arguments(p, StreamConfig, "stream", only=ENGINE_FIELDS, title="model step")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrn.commands.flags import add_dataclass_arguments, flag_overrides, from_flags, make_suggesting
+from rrn.commands.flags import MODEL_HELP, add_dataclass_arguments, flag_overrides, from_flags
 from rrn.config import DataConfig, EvalConfig, RunConfig, StreamConfig
 
 EPILOG = """\
@@ -37,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="run directory or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     p.add_argument(
         "sources",
         metavar="SOURCE",

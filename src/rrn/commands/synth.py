@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a synthetic action dataset whose classes differ only in temporal order",
         description="Write a deterministic synthetic action dataset, by default as .avi files in "
         "the UCF-101 layout (classInd.txt, trainlist01.txt, testlist01.txt); --layout writes the "
-        f"same videos as a miniature of another dataset format ({', '.join(layouts[1:])}). "
+        f"same videos as a miniature of another dataset format ({', '.join(layouts[1:])}); "
+        "the formats of untrimmed videos get untrimmed videos instead, one action of every class "
+        "each between stretches of background motion that is no class. "
         "Class k = objects moving along direction 360*k/K degrees: no single frame "
         "tells the class. Train on it with horizontal flips off and sample_every <= 3.",
     )

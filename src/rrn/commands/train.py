@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rrn.commands.flags import add_config_arguments, flag_overrides, make_suggesting
+from rrn.commands.flags import add_config_arguments, flag_overrides
 from rrn.config import load_yaml
 
 EXAMPLES = """\
@@ -35,7 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    make_suggesting(p)
     p.add_argument(
         "--config", metavar="YAML", help="YAML file of settings (nested by section or flat)"
     )

@@ -1,19 +1,25 @@
-"""Video data: decoding, split files, chunk sampling, transforms, datasets, frame cache.
+"""Video data: split files and their formats, decoding, sampling, the frame cache, datasets.
 
-One module per concern (see each module's docstring): :mod:`~rrn.data.decode` (path ->
-uint8 frames), :mod:`~rrn.data.splits` (split files -> records), :mod:`~rrn.data.sampling`
-(pure index rules, :class:`Sampling`), :mod:`~rrn.data.source` (cache, else decode),
-:mod:`~rrn.data.transforms` (one random draw per clip),
-:mod:`~rrn.data.datasets` (the three combined), :mod:`~rrn.data.cache` (decode once),
-:mod:`~rrn.data.synth` (the synthetic dataset), :mod:`~rrn.data.check` (``rrn check-data``);
-:mod:`~rrn.data.formats` (every dataset format: one registry of typed records, each with its
-parser, traits and synth layout),
-:mod:`~rrn.data.frame_folder` (frame folder -> uint8 frames, no video decoding),
-:mod:`~rrn.data.cache_entries` (the ``jpeg`` and ``npy`` cache entry formats).
+One module per concern (each module's docstring says what it owns):
 
-The names below are imported on first use (PEP 562), so that importing one light module of the
-package (the settings schema asks :mod:`~rrn.data.sampling` to validate) does not load torch:
-``rrn --help`` stays instant.
+* :mod:`~rrn.data.formats`: every dataset format, one registry of typed records (parser,
+  traits, synth layout); :mod:`~rrn.data.splits`: a format's entries found on disk -> video
+  records; :mod:`~rrn.data.holdout`: a validation split carved by group;
+* :mod:`~rrn.data.decode` (a video file -> uint8 frames), :mod:`~rrn.data.frame_folder` (a
+  folder of JPEG frames -> the same), :mod:`~rrn.data.jpeg`, :mod:`~rrn.data.frame_counts`
+  (what a container promises, read without decoding);
+* :mod:`~rrn.data.sampling`: pure index rules and :class:`Sampling`, the frames a video gives;
+* the frame cache: :mod:`~rrn.data.cache_store` (on disk: keys, checked reads, atomic
+  writes; entry formats in :mod:`~rrn.data.cache_entries`), :mod:`~rrn.data.cache` (building
+  it: ``rrn cache``) and :mod:`~rrn.data.source` (cache, else decode);
+* :mod:`~rrn.data.transforms` (one random draw per clip) and :mod:`~rrn.data.datasets`
+  (records + frames + sampling + transforms);
+* :mod:`~rrn.data.synth` and :mod:`~rrn.data.synth_layouts` (``rrn synth``),
+  :mod:`~rrn.data.check` (``rrn check-data``).
+
+The names below are imported on first use (PEP 562): the settings schema validates with
+:mod:`~rrn.data.sampling` and the format registry, and importing those must not load torch
+(``rrn --help`` stays instant).
 """
 
 import importlib
@@ -21,9 +27,9 @@ import importlib
 #: public name -> the module that owns it
 _OWNERS = {
     "CacheReport": "cache",
-    "FrameCache": "cache",
+    "FrameCache": "cache_store",
     "build_cache": "cache",
-    "default_cache_dir": "cache",
+    "default_cache_dir": "cache_store",
     "Problem": "check",
     "check_dataset": "check",
     "SkippedVideo": "datasets",

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
+from rrn.errors import UserError
 
 SUFFIX = {"npy": ".npy", "jpeg": ".jpgs"}
 
@@ -40,8 +41,13 @@ _JPG_HEAD = struct.Struct("<8sIIII")  # magic, N, H, W, quality
 _JPG_MAGIC = b"RRNJPG01"
 
 
-class CacheEntryError(ValueError):
-    """A cache entry does not hold what its key promises (wrong size, shape or checksum)."""
+class CacheEntryError(UserError, ValueError):
+    """A cache entry does not hold what its key promises (wrong size, shape or checksum).
+
+    Reading data, rrn decodes the video again and rewrites the entry (a warning); where it
+    reaches a person it is theirs to fix (remove the entry, or let ``rrn cache`` rewrite it), so
+    a user error, and a ``ValueError`` as before for callers.
+    """
 
     def __init__(self, file, reason: str):
         self.file = Path(file)
@@ -63,10 +69,22 @@ def write_npy(fh, frames: np.ndarray) -> None:
     fh.write(_NPY_TAIL.pack(_NPY_MAGIC, n, h, w))
 
 
-def write_jpeg(fh, frames: np.ndarray, quality: int) -> None:
-    """Write ``frames`` as one ``.jpgs`` entry (header, index, JPEG frames) to an open file."""
-    n, h, w, _ = frames.shape
-    blobs = [encode_jpeg(f, quality) for f in frames]
+def write_jpeg(fh, frames: Iterable[np.ndarray], quality: int) -> None:
+    """Write ``frames`` as one ``.jpgs`` entry (header, index, JPEG frames) to an open file.
+
+    ``frames``: a uint8 ``(N, H, W, 3)`` array, or any iterable of ``(H, W, 3)`` frames of one
+    size, encoded one at a time as they come: only their JPEG bytes are held until the index
+    is written (a long video's decoded frames never sit in memory together).
+    """
+    blobs, shape = [], None
+    for f in frames:
+        shape = shape or f.shape
+        if f.shape != shape:
+            raise ValueError(f"frame {len(blobs)} is {f.shape}, the first was {shape}")
+        blobs.append(encode_jpeg(f, quality))
+    if shape is None:
+        raise ValueError("no frame to write")
+    (n, (h, w, _)) = len(blobs), shape
     offsets = np.cumsum([0] + [len(b) for b in blobs], dtype=np.uint64)
     crcs = np.array([zlib.crc32(b) for b in blobs], dtype=np.uint32)
     fh.write(_JPG_HEAD.pack(_JPG_MAGIC, n, h, w, quality))

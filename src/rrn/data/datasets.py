@@ -18,7 +18,7 @@ epoch; the collate functions drop it and list its index under ``"skipped"``.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,8 @@ from rrn.data.sampling import eval_chunks, train_chunk
 from rrn.data.source import FrameSource
 from rrn.data.splits import VideoRecord
 from rrn.data.transforms import CENTRE_CROP, ClipTransform, EvalViews
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class VideoChunkDataset(Dataset):
         try:
             frames = self.source(rec.path)
         except VideoDecodeError as err:
-            warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
+            logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             return SkippedVideo(vi, rec.video_id, err.reason)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         if self.train:
@@ -164,7 +166,8 @@ def collate_chunks(batch) -> dict:
 
     Returns:
         ``{"clip": (B, T, 3, S, S), "label": (B,) long, "video_index": (B,) long,
-        "skipped": list of video indices}``; ``B`` may be 0 (then ``clip`` is empty).
+        "skipped": list of video indices}``, and ``"target": (B, K)`` float multi-hot when the
+        items carry one (chunks of untrimmed videos); ``B`` may be 0 (then ``clip`` is empty).
     """
     items, skipped = _split_skipped(batch)
     if not items:
@@ -174,12 +177,15 @@ def collate_chunks(batch) -> dict:
             "video_index": torch.empty(0, dtype=torch.long),
             "skipped": skipped,
         }
-    return {
+    out = {
         "clip": torch.stack([it["clip"] for it in items]),  # B x (T, 3, S, S) -> (B, T, 3, S, S)
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "video_index": torch.tensor([it["video_index"] for it in items], dtype=torch.long),
         "skipped": skipped,
     }
+    if "target" in items[0]:  # untrimmed videos (rrn.data.untrimmed): the last frame's labels
+        out["target"] = torch.stack([it["target"] for it in items])  # B x (K,) -> (B, K)
+    return out
 
 
 def collate_videos(batch) -> dict:

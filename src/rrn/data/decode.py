@@ -8,10 +8,9 @@ Backends:
   does in one step (``frame.reformat(w, h, "rgb24", interpolation="AREA")``). Grayscale,
   odd widths, audio streams and variable frame rates need nothing special: the first video
   stream is read, swscale converts any pixel format to RGB.
-* ``"torchcodec"`` (optional, ``--decoder torchcodec``; measured slower than PyAV for the
-  paper's sampling, so ``"auto"`` stays on PyAV, see :func:`resolve_backend`): decodes only the
-  wanted
-  frame indices with its own FFmpeg build; resize by antialiased bilinear interpolation (so
+* ``"torchcodec"`` (optional, ``--decoder torchcodec``; slower than PyAV for the paper's
+  sampling, so ``"auto"`` stays on PyAV: docs/benchmarks.md): decodes only the wanted frame
+  indices with its own FFmpeg build; resize by antialiased bilinear interpolation (so
   pixel values differ from PyAV's by a few grey levels). Sampling by ``fps`` always takes the
   PyAV path, so that both backends keep exactly the same frames of a variable-frame-rate video.
 
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.sampling import FrameSelector, Sampling
+from rrn.errors import ConfigError, UserError
 
 VIDEO_EXTENSIONS = (
     ".avi",
@@ -60,8 +60,14 @@ VIDEO_EXTENSIONS = (
 )
 
 
-class VideoDecodeError(RuntimeError):
-    """A video could not be decoded; the message names the path and the reason."""
+class VideoDecodeError(UserError, RuntimeError):
+    """A video could not be decoded; the message names the path and the reason.
+
+    A user error: the file is damaged, cut short or in a codec FFmpeg lacks, and the person
+    replaces or re-encodes it (``rrn check-data`` lists them all). Training, evaluation and
+    caching skip such a video with a warning; one that reaches the command line is one line.
+    A ``RuntimeError`` as before for callers.
+    """
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
@@ -94,17 +100,17 @@ def available_decoders() -> list[str]:
 def resolve_backend(backend: str) -> str:
     """Map ``"auto"`` to the measured-fastest backend; reject unknown names.
 
-    ``auto`` is PyAV: for every 10th frame of UCF-101 AVIs and HMDB-51 MP4s (short side 128,
-    CPU) PyAV's single sequential pass took 88-252 ms per video against torchcodec 0.17's
-    161-633 ms (``get_frames_at`` with exact seeking). torchcodec stays one flag away.
+    ``auto`` is PyAV: its single sequential pass was faster than torchcodec's exact seeking for
+    every 10th frame of real UCF-101 and HMDB-51 clips (docs/benchmarks.md, "Measured once").
+    torchcodec stays one flag away.
     """
     valid = ("auto", "pyav", "torchcodec")
     if backend not in valid:
-        raise ValueError(f"unknown decoder {backend!r}; choose one of {', '.join(valid)}")
+        raise ConfigError(f"unknown decoder {backend!r}; choose one of {', '.join(valid)}")
     if backend == "auto":
         return "pyav"
     if backend not in available_decoders():
-        raise ValueError(
+        raise ConfigError(
             f"decoder {backend!r} is not installed; `pip install torchcodec` or use --decoder pyav"
         )
     return backend

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rrn.data.decode import VideoDecodeError, resized_shape
-from rrn.data.sampling import Sampling
+from rrn.data.sampling import Sampling, Timeline
+from rrn.errors import ConfigError
 
 #: Relative and absolute slack between a container's frame count and the decoded one.
 TOLERANCE = (0.05, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SampledShape:
     """The promise of a video + sampling: about ``frames`` frames of ``height x width``."""
 
@@ -36,6 +37,32 @@ class SampledShape:
     """True for frame folders (counted), False for a container's announcement."""
     source_frames: float
     """Frames of the video before sampling."""
+    rate: float | None = None
+    """The video's frames per second (None for frame folders)."""
+    duration: float | None = None
+    """The video's seconds by its header (None for frame folders, or when it says none)."""
+
+    @property
+    def seconds(self) -> float | None:
+        """The video's length: its header's duration, else its frames over its rate."""
+        if self.duration is not None:
+            return self.duration
+        return self.source_frames / self.rate if self.rate else None
+
+    def timeline(self, sampling: Sampling) -> Timeline:
+        """When its sampled frames are (:class:`~rrn.data.sampling.Timeline`).
+
+        Raises:
+            ValueError: a frame folder sampled every k-th frame: it has no frame rate.
+        """
+        if sampling.fps is not None:
+            return Timeline(sampling.fps, 1, round(self.frames))
+        if self.rate is None:
+            raise ValueError(
+                "neither a frame rate (a frame folder, or a container without one) nor --fps: "
+                "the sampled frames have no times; sample with --fps"
+            )
+        return Timeline(self.rate, sampling.sample_every, round(self.frames))
 
 
 def sampled_count(source_frames: float, duration_s: float | None, sampling: Sampling) -> float:
@@ -82,7 +109,16 @@ def sampled_shape(path, sampling: Sampling) -> SampledShape:
     if not count or not height:
         raise VideoDecodeError(path, "the container announces neither a frame count nor a duration")
     h, w = resized_shape(height, width, sampling.short_side)
-    return SampledShape(sampled_count(count, duration, sampling), h, w, False, float(count))
+    frames = sampled_count(count, duration, sampling)
+    return SampledShape(
+        frames=frames,
+        height=h,
+        width=w,
+        exact=False,
+        source_frames=float(count),
+        rate=rate or None,
+        duration=duration or None,
+    )
 
 
 def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:
@@ -91,8 +127,11 @@ def _folder_shape(folder: Path, sampling: Sampling) -> SampledShape:
     n = count_frames(folder)
     h, w = resized_shape(*probe_frame_folder(folder), sampling.short_side)
     if sampling.fps is not None:
-        raise ValueError(f"{folder}: a frame folder cannot be sampled at --fps; use --sample-every")
-    return SampledShape(float(sampled_count(n, None, sampling)), h, w, True, float(n))
+        raise ConfigError(
+            f"{folder}: a frame folder cannot be sampled at --fps; use --sample-every"
+        )
+    frames = float(sampled_count(n, None, sampling))
+    return SampledShape(frames=frames, height=h, width=w, exact=True, source_frames=float(n))
 
 
 def plausible(frames: int, promised: SampledShape) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 from rrn.data.decode import VideoDecodeError, resized_shape, to_rgb
 from rrn.data.jpeg import decode_jpeg, encode_jpeg
 from rrn.data.sampling import Sampling, every_kth
+from rrn.errors import ConfigError
 
 FRAME_NAME = "img_{:05d}.jpg"
 """File name of the 0-based frame ``i`` is ``FRAME_NAME.format(i + 1)``."""
@@ -110,7 +111,7 @@ def read_frame_folder(folder, sampling: Sampling | None = None) -> np.ndarray:
     sampling = sampling or Sampling()  # every 10th frame, the original size
     sample_every, fps, short_side = sampling.sample_every, sampling.fps, sampling.short_side
     if fps is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{folder}: a frame folder has no timestamps, so it cannot be sampled at --fps "
             f"{fps:g}; use --sample-every k (a folder extracted at R frames/s gives R/k)"
         )

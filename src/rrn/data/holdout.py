@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from rrn.data.splits import VideoRecord
+from rrn.errors import ConfigError
 
 _UCF_GROUP = re.compile(r"_g(\d+)_c\d+$")
 _CLIP_SUFFIX = re.compile(r"_\d+$")
@@ -44,7 +45,7 @@ def carve_validation(
         ValueError: ``fraction`` outside (0, 1), or no class has two groups to spare one.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"--val-fraction must be in (0, 1), got {fraction}")
     groups: dict[int, list[str]] = defaultdict(list)
     for rec in records:
         label, group = group_of(rec)
@@ -59,7 +60,7 @@ def carve_validation(
         take = min(len(names) - 1, max(1, round(fraction * len(names))))
         held |= {(label, names[i]) for i in rng.permutation(len(names))[:take]}
     if not held:
-        raise ValueError(
+        raise ConfigError(
             "--val-fraction: no class has two groups of training videos to hold one out"
         )
     train = [r for r in records if group_of(r) not in held]

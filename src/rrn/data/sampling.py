@@ -1,13 +1,21 @@
 """Pure frame and chunk sampling: integers in, tuples of integers out.
 
 Nothing here touches a video, so every rule is testable without one (pytorchvideo's
-``ClipSampler`` idea). Two levels:
+``ClipSampler`` idea). :class:`Sampling` is the value that says which frames a video gives
+(every k-th or by frame rate, at which short side): the decoder's arguments, the frame cache's
+key, and what the settings schema validates ``--sample-every``/``--fps``/``--short-side`` with.
+Two levels:
 
 * which frames of a video are *sampled* at all (:func:`every_kth`, :func:`select_by_time`):
   the paper samples every 10th frame;
 * which sampled frames form a *chunk* of ``T`` consecutive sampled frames (the RRN's
   temporal context): training draws one random chunk (:func:`train_chunk`), evaluation
   enumerates all ``M`` of them (:func:`eval_chunks`) and the video score is their mean.
+
+Untrimmed videos (online action detection): a chunk is the ``T`` frames *ending* at the frame
+it is labelled by (:func:`chunk_ending_at`), where a frame is in time (:class:`Timeline`),
+whether an item draws a background frame (:func:`is_background_item`) and how many chunks a
+video gives (:func:`chunks_for`).
 
 Short videos: a video with ``N < T`` sampled frames still yields exactly one chunk, padded
 by repeating the *first* frame at the front, e.g. ``N=2, T=3 -> (0, 0, 1)``. Repeating at the
@@ -17,10 +25,14 @@ reads the chunk left to right sees last. ``N == 0`` is an error: there is nothin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+from rrn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,13 +52,15 @@ class Sampling:
 
     def __post_init__(self) -> None:
         if self.sample_every < 1:
-            raise ValueError(f"sample_every (--sample-every) must be >= 1, got {self.sample_every}")
+            raise ConfigError(
+                f"sample_every (--sample-every) must be >= 1, got {self.sample_every}"
+            )
         if self.fps is not None:
             if self.fps <= 0:
-                raise ValueError(f"fps (--fps) must be > 0, got {self.fps}")
+                raise ConfigError(f"fps (--fps) must be > 0, got {self.fps}")
             object.__setattr__(self, "fps", float(self.fps))
         if self.short_side is not None and self.short_side < 1:
-            raise ValueError(f"short_side (--short-side) must be >= 1, got {self.short_side}")
+            raise ConfigError(f"short_side (--short-side) must be >= 1, got {self.short_side}")
 
     def describe(self) -> str:
         """``'every 10th frame, short side 256'`` or ``'5 frames/s, short side 128'``."""
@@ -198,3 +212,60 @@ class FrameSelector:
         if self.times is None:
             return index % self.sample_every == 0
         return self.times.keep(time if time is not None else index / self.base_rate)
+
+
+# ------------------------------------------------------------------ inside untrimmed videos
+class Timeline(NamedTuple):
+    """When a video's sampled frames are: sampled frame ``j`` is at ``j * step / rate`` seconds.
+
+    ``--sample-every k`` keeps decoded frames ``0, k, 2k, ...`` of a video at ``rate`` frames/s
+    (``step = k``); ``--fps r`` keeps one frame per ``1 / r`` s (``rate = r``, ``step = 1``).
+    """
+
+    rate: float
+    """Frames per second of the video (``--sample-every``) or of the sampling (``--fps``)."""
+    step: int
+    """Decoded frames per sampled frame."""
+    frames: int
+    """Sampled frames the video's header announces (the decoded count may differ a little)."""
+
+    def times(self, frames: int | None = None) -> np.ndarray:
+        """(N,) seconds of sampled frames ``0..N-1`` (default: :attr:`frames`), each one
+        division (``(j * step) / rate``), so a frame time equals an annotation's decimal when
+        both denote the same number (:mod:`rrn.detection.labels`)."""
+        n = self.frames if frames is None else frames
+        return (np.arange(n, dtype=np.int64) * self.step) / self.rate
+
+    @property
+    def seconds(self) -> float:
+        """The sampled stretch's length: ``frames * step / rate``."""
+        return self.frames * self.step / self.rate
+
+
+def chunk_ending_at(last: int, context: int) -> tuple[int, ...]:
+    """The ``context`` consecutive sampled frames ending at frame ``last``: the chunk whose
+    last-frame output answers for ``last``, as the online model does. Near the start (``last <
+    T - 1``) the first frame is repeated at the front, as :func:`train_chunk` pads a short
+    video: ``last=1, T=3 -> (0, 0, 1)``."""
+    if context < 1:
+        raise ValueError(f"context (frames per chunk, T) must be >= 1, got {context}")
+    if last < 0:
+        raise ValueError(f"a chunk ends at a frame >= 0, got {last}")
+    return tuple(max(0, i) for i in range(last - context + 1, last + 1))
+
+
+def is_background_item(index: int, fraction: float) -> bool:
+    """Whether training item ``index`` draws its last frame from the background frames, so that
+    exactly ``floor(n * fraction)`` of items ``0..n-1`` do, evenly spread (a Bresenham line:
+    item ``i`` is one when ``floor((i + 1) f) > floor(i f)``). A pure function of the index."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"a background fraction is in [0, 1], got {fraction}")
+    return math.floor((index + 1) * fraction) > math.floor(index * fraction)
+
+
+def chunks_for(seconds: float, seconds_per_chunk: float, chunks_per_video: int = 1) -> int:
+    """Training chunks of an untrimmed video per epoch: one per ``seconds_per_chunk`` seconds
+    of it (rounded up, at least one), times ``chunks_per_video``: a long video gives more."""
+    if seconds_per_chunk <= 0:
+        raise ValueError(f"seconds per chunk must be > 0, got {seconds_per_chunk}")
+    return max(1, math.ceil(seconds / seconds_per_chunk - 1e-9)) * chunks_per_video

@@ -8,16 +8,18 @@ is what every other command reads.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from rrn.data.cache import FrameCache, resolve_cache_dir
 from rrn.data.cache_entries import CachedFrames, CacheEntryError
-from rrn.data.decode import VideoDecodeError, decode_video, resolve_backend
+from rrn.data.cache_store import FrameCache, resolve_cache_dir
+from rrn.data.decode import VideoDecodeError, decode_video, iter_decoded, resolve_backend
 from rrn.data.sampling import Sampling
+
+logger = logging.getLogger(__name__)
 
 
 def read_frames(path: str | os.PathLike, sampling: Sampling, decoder: str = "auto") -> np.ndarray:
@@ -100,7 +102,7 @@ class FrameSource:
         never depend on whether the cache was cold, and a resumed run sees what an uninterrupted
         one saw.
 
-        A cache entry that fails a check (see :mod:`rrn.data.cache`) is decoded again and
+        A cache entry that fails a check (see :mod:`rrn.data.cache_store`) is decoded again and
         rewritten, with a warning. A cache that cannot be written (full, read-only) is a
         warning, or with ``strict`` (what ``rrn cache`` uses) the ``OSError`` itself; ``strict``
         also checks every frame of a cached entry before trusting it.
@@ -110,8 +112,34 @@ class FrameSource:
             if frames is not None:
                 frames.fallback = lambda err: self._redecode(path, len(frames), err)
                 return frames, True
+        if self._streams(path):
+            return self._stream(path, strict), False
         frames = read_frames(path, self.sampling, self.decoder)
         return self._store(path, frames, strict), False
+
+    def _streams(self, path) -> bool:
+        """Whether ``path`` is cached frame by frame as it is decoded: a video file (PyAV) into
+        a JPEG cache. Then an untrimmed video of an hour never sits in memory decoded (at 4
+        frames/s and short side 128: 14,400 frames, 0.9 GB), only its JPEG bytes do."""
+        return (
+            self.cache is not None
+            and self.cache.format == "jpeg"
+            and self.decoder == "pyav"
+            and Path(path).is_file()  # else read_frames says what is wrong with it
+        )
+
+    def _stream(self, path, strict: bool) -> np.ndarray | CachedFrames:
+        """Decode ``path`` straight into its cache entry; what the cache then holds (decoded
+        the usual way when the cache cannot be written, as :meth:`_store` does)."""
+        try:
+            self.cache.put(path, iter_decoded(path, self.sampling), self.sampling)
+        except OSError as err:  # a full or read-only cache must not stop training
+            if strict:
+                raise
+            logger.warning("rrn: warning: could not write the frame cache for %s: %s", path, err)
+            return read_frames(path, self.sampling, self.decoder)
+        stored = self.cache.get(path, self.sampling)
+        return stored if stored is not None else read_frames(path, self.sampling, self.decoder)
 
     def _store(self, path, frames: np.ndarray, strict: bool) -> np.ndarray | CachedFrames:
         """Write ``frames`` to the cache; what it now holds for ``path`` (``frames`` themselves
@@ -124,7 +152,7 @@ class FrameSource:
         except OSError as err:  # a full or read-only cache must not stop training
             if strict:
                 raise
-            warnings.warn(f"could not write the frame cache for {path}: {err}", stacklevel=3)
+            logger.warning("rrn: warning: could not write the frame cache for %s: %s", path, err)
             return frames
         if self.cache.format != "jpeg":
             return frames
@@ -133,7 +161,7 @@ class FrameSource:
 
     def _redecode(self, path, expected: int, err: CacheEntryError) -> np.ndarray | CachedFrames:
         """A cache entry failed a check while being read: decode again, rewrite, serve that."""
-        warnings.warn(f"ignoring {err}; decoding {path} again", stacklevel=4)
+        logger.warning("rrn: warning: ignoring %s; decoding %s again", err, path)
         frames = self._store(path, read_frames(path, self.sampling, self.decoder), strict=False)
         if len(frames) != expected:  # the caller chose its frames from the entry's count
             raise VideoDecodeError(

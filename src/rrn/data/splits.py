@@ -1,28 +1,25 @@
 """Split files -> video records: which videos train, which test, with which label.
 
 The annotation files are parsed by the dataset's format (:data:`rrn.data.formats.FORMATS`, one
-module per format, all tolerant of CRLF line endings, blank lines and trailing spaces); this
-module checks the flags against the format's traits (``--split``, the list files), finds every
-entry on disk and builds the records.
+module per format); this module checks the flags against the format's traits (``--split``, the
+list files), finds every entry on disk and builds the records (:func:`load_split`), or collects
+every malformed line at once for ``rrn check-data`` (:func:`split_problems`).
 
 A listed video missing under its exact name is resolved by its stem with another of the format's
 video extensions (re-encoded ``.mp4`` copies of UCF-101 are common). Still missing: an error
 naming the split file and line (``missing="error"``), or dropped and reported in
-:attr:`DatasetSplit.missing` (``missing="skip"``).
-
-Custom class folders (``dataset="list"`` without list files): one folder per class under
-``data_root``, sorted by name, and ``split = k`` in 1..3 is a 3-fold split: a video goes to test
-when ``(group - 1) % 3 == k - 1``, where ``group`` is the ``_gNN_`` number of UCF-style names (so
-groups never straddle train and test) or, for other names, the video's 1-based position within
-its sorted class folder.
+:attr:`DatasetSplit.missing` (``missing="skip"``). A video listed twice on one side, or found
+through a symbolic link that leads outside the data root, is a malformed line; an empty train or
+test side is an error.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rrn.data.formats import DatasetFormat, SplitSource, dataset_format
 from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: their public home is text
@@ -37,6 +34,8 @@ from rrn.data.formats.text import (  # noqa: F401 - SplitError, Entry, readers: 
     read_split_text,
 )
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class VideoRecord:
@@ -50,6 +49,10 @@ class VideoRecord:
     """Relative path without extension, e.g. ``"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01"``."""
     num_frames: int | None = None
     """Frames the annotation announces (rawframes' ``total_frames``), else None."""
+    annotation: Any = None
+    """An untrimmed video's labelled intervals
+    (:class:`~rrn.detection.annotations.VideoAnnotations`), for a temporal format (then
+    ``label`` is -1: the labels are per frame); None for a video of one class."""
 
 
 @dataclass
@@ -72,6 +75,9 @@ class DatasetSplit:
     test: list[VideoRecord]
     missing: list[MissingVideo] = field(default_factory=list)
     """Entries dropped because their file is missing (only with ``missing="skip"``)."""
+    annotations: Any = None
+    """A temporal format's whole annotation
+    (:class:`~rrn.detection.annotations.TemporalAnnotations`), else None."""
 
 
 def split_problems(
@@ -145,6 +151,7 @@ def load_split(
     parsed = fmt.parse(source, errors)
     resolver = _Resolver(source.root, fmt)
     out = _records(parsed.entries, parsed.classes, resolver, errors)
+    out.annotations = parsed.temporal
     if out.missing:
         _report_missing(out, len(parsed.entries), resolver, missing)
     for side in ("train", "test"):
@@ -156,6 +163,37 @@ def load_split(
                 "--split"
             )
     return out
+
+
+def load_annotations(dataset: str, data_root=None, split_dir=None):
+    """The whole annotation of a temporal dataset
+    (:class:`~rrn.detection.annotations.TemporalAnnotations`), read from its annotation files
+    alone: no video is looked for (scoring a folder of per-frame scores needs none).
+
+    Args:
+        dataset: A temporal format's name (``"thumos14"``, ``"activitynet"``).
+        data_root: Default of ``split_dir``.
+        split_dir: The annotation files (or ActivityNet's file).
+
+    Raises:
+        SplitError: not a temporal format, neither folder given, or the annotations are missing
+            or malformed (the first malformed line named).
+    """
+    fmt = dataset_format(dataset)
+    if not fmt.temporal:
+        raise SplitError(
+            f"--dataset {dataset} has no temporal annotations; per-frame scores are scored "
+            "against thumos14 or activitynet annotations"
+        )
+    where = split_dir if split_dir is not None else data_root
+    if where is None:
+        raise SplitError(f"say where the annotations are: --split-dir ({fmt.annotations})")
+    if data_root is not None and Path(data_root).is_dir():
+        root = Path(data_root)
+    else:  # the videos are not needed: any existing folder passes _source's check
+        root = Path(where) if Path(where).is_dir() else Path(where).parent
+    source = _source(fmt, root, where, 1, None, None)
+    return fmt.parse(source, LineErrors()).temporal
 
 
 def _source(
@@ -175,9 +213,12 @@ def _source(
             f"data root {root} is not a folder; pass the folder that holds {fmt.videos}"
         )
     split_dir = Path(split_dir) if split_dir is not None else root
-    if not split_dir.is_dir():  # a typo must not pass for "no optional classInd.txt"
+    # a typo must not pass for "no optional classInd.txt"
+    if not (split_dir.is_dir() or (fmt.annotation_file and split_dir.is_file())):
+        what = "the file or the folder" if fmt.annotation_file else "the folder"
         raise SplitError(
-            f"--split-dir {split_dir} is not a folder; pass the folder of {fmt.annotations}"
+            f"--split-dir {split_dir} is not a folder{' or a file' * fmt.annotation_file}; "
+            f"pass {what} of {fmt.annotations}"
         )
     if problem := fmt.list_files_problem(train_list, test_list):
         raise SplitError(problem)
@@ -192,7 +233,7 @@ def _records(
     side, or whose file lies outside the data root, is a bad line."""
     out = DatasetSplit(classes=classes, train=[], test=[])
     first_seen: dict[tuple[str, str], tuple[Path, int]] = {}
-    for side, rel, label, src, lineno, frames in entries:
+    for side, rel, label, src, lineno, frames, annotation in entries:
         candidates = (rel,) if isinstance(rel, str) else rel  # a format may name several places
         video_id = str(
             candidates[0] if resolve.folders else PurePosixPath(candidates[0]).with_suffix("")
@@ -218,7 +259,7 @@ def _records(
                 "holds the link's target"
             )
         else:
-            record = VideoRecord(path, label, video_id, frames)
+            record = VideoRecord(path, label, video_id, frames, annotation)
             (out.train if side == "train" else out.test).append(record)
     return out
 
@@ -235,10 +276,14 @@ def _report_missing(out: DatasetSplit, total: int, resolve: _Resolver, missing: 
             f"{len(out.missing)} of {total} listed videos are missing. Check --data-root, or "
             "pass --missing skip (load_split(..., missing='skip')) to use only the videos present."
         )
-    warnings.warn(
-        f"{len(out.missing)} of {total} listed videos are missing under {root} and were skipped "
-        f"(first: {first.video_id}, {first.listed_in}:{first.line})",
-        stacklevel=3,
+    logger.warning(
+        "rrn: warning: %d of %d listed videos are missing under %s and were skipped "
+        "(first: %s, %s)",
+        len(out.missing),
+        total,
+        root,
+        first.video_id,
+        f"{first.listed_in}:{first.line}",
     )
 
 

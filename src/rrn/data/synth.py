@@ -39,7 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from rrn.data.formats import FORMATS, synth_layouts
-from rrn.data.synth_layouts import SYNTH_INFO, SynthVideo, shell_word, write_video
+from rrn.data.synth_layouts import (
+    SYNTH_INFO,
+    SynthInterval,
+    SynthVideo,
+    shell_word,
+    write_video,
+)
+from rrn.errors import ConfigError
 
 # Two clips per group: many groups -> many distinct looks to learn from, so a network has to
 # learn the motion rather than memorise a handful of looks (measured: 4 train looks do not
@@ -87,6 +94,43 @@ def _group_look(rng: np.random.Generator) -> dict:
     }
 
 
+def _objects(rng: np.random.Generator, look: dict, size: int) -> list[dict]:
+    """The group's one or two objects, each at a uniformly random place on the torus."""
+    scale = size / 64
+    return [
+        {
+            "start": rng.uniform(0, size, size=2),  # (x, y), uniform on the torus
+            "speed": rng.uniform(2.0, 4.0) * scale,
+            "radius": rng.uniform(0.08, 0.12) * size,
+            "square": look["square"],
+            "colour": look["colour"],
+        }
+        for _ in range(look["objects"])
+    ]
+
+
+def _draw_objects(img: np.ndarray, objects: list[dict], centres, size: int) -> np.ndarray:
+    """``img`` (float ``(S, S, 3)``) with each object drawn at its centre ``(x, y)``."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    for ob, (cx, cy) in zip(objects, centres):
+        # Toroidal offsets in (-S/2, S/2]: the object wraps around the frame edges.
+        ox = (xx - cx + size / 2) % size - size / 2
+        oy = (yy - cy + size / 2) % size - size / 2
+        r = ob["radius"]
+        if ob["square"]:
+            alpha = np.clip(r + 0.5 - np.abs(ox), 0, 1) * np.clip(r + 0.5 - np.abs(oy), 0, 1)
+        else:
+            alpha = np.clip(r + 0.5 - np.hypot(ox, oy), 0, 1)
+        img = img * (1 - alpha[..., None]) + ob["colour"] * alpha[..., None]
+    return img
+
+
+def _direction(angle: float) -> np.ndarray:
+    """``(dx, dy)`` of a motion along ``angle`` (radians, counter-clockwise; image y points
+    down)."""
+    return np.array([math.cos(angle), -math.sin(angle)])
+
+
 def render_video(
     rng: np.random.Generator, look: dict, size: int, angle: float, frames: int
 ) -> np.ndarray:
@@ -104,36 +148,50 @@ def render_video(
     texture = _texture(rng, size, look["tint"])
     pan_speed = int(rng.integers(2, 4)) * max(1, round(scale))  # px per frame
     pan_start = rng.integers(0, size, size=2)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    objects = []
-    for _ in range(look["objects"]):
-        objects.append(
-            {
-                "start": rng.uniform(0, size, size=2),  # (x, y), uniform on the torus
-                "speed": rng.uniform(2.0, 4.0) * scale,
-                "radius": rng.uniform(0.08, 0.12) * size,
-                "square": look["square"],
-                "colour": look["colour"],
-            }
-        )
-    direction = np.array([math.cos(angle), -math.sin(angle)])  # image y points down
+    objects = _objects(rng, look, size)
+    direction = _direction(angle)
     step = np.rint(direction * pan_speed).astype(int)  # (dx, dy) of the pan per frame
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     for t in range(frames):
         dx, dy = pan_start + t * step
         img = np.roll(texture, shift=(int(dy) % size, int(dx) % size), axis=(0, 1))
-        for ob in objects:
-            cx, cy = (ob["start"] + t * (ob["speed"] + pan_speed) * direction) % size
-            # Toroidal offsets in (-S/2, S/2]: the object wraps around the frame edges.
-            ox = (xx - cx + size / 2) % size - size / 2
-            oy = (yy - cy + size / 2) % size - size / 2
-            r = ob["radius"]
-            if ob["square"]:
-                alpha = np.clip(r + 0.5 - np.abs(ox), 0, 1) * np.clip(r + 0.5 - np.abs(oy), 0, 1)
-            else:
-                alpha = np.clip(r + 0.5 - np.hypot(ox, oy), 0, 1)
-            img = img * (1 - alpha[..., None]) + ob["colour"] * alpha[..., None]
-        out[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        centres = [
+            (ob["start"] + t * (ob["speed"] + pan_speed) * direction) % size for ob in objects
+        ]
+        out[t] = np.clip(np.rint(_draw_objects(img, objects, centres, size)), 0, 255)
+    return out
+
+
+def render_untrimmed(
+    rng: np.random.Generator, look: dict, size: int, angles: np.ndarray
+) -> np.ndarray:
+    """Render one untrimmed video: the scene of :func:`render_video`, whose motion changes
+    direction from frame to frame as ``angles`` says (one scene throughout: texture and
+    objects move on from where they were).
+
+    Args:
+        angles: ``(N,)`` radians: the motion from frame ``t - 1`` to frame ``t``.
+
+    Returns:
+        uint8 ``(N, S, S, 3)``.
+    """
+    scale = size / 64
+    texture = _texture(rng, size, look["tint"])
+    pan_speed = int(rng.integers(2, 4)) * max(1, round(scale))  # px per frame
+    pan = rng.integers(0, size, size=2)
+    objects = _objects(rng, look, size)
+    centres = [ob["start"] for ob in objects]
+    out = np.empty((len(angles), size, size, 3), dtype=np.uint8)
+    for t, angle in enumerate(angles):
+        direction = _direction(float(angle))
+        if t:  # frame 0 is where everything starts
+            pan = pan + np.rint(direction * pan_speed).astype(int)
+            centres = [
+                (c + (ob["speed"] + pan_speed) * direction) % size
+                for c, ob in zip(centres, objects)
+            ]
+        img = np.roll(texture, shift=(int(pan[1]) % size, int(pan[0]) % size), axis=(0, 1))
+        out[t] = np.clip(np.rint(_draw_objects(img, objects, centres, size)), 0, 255)
     return out
 
 
@@ -159,7 +217,80 @@ def render_dataset(*, classes: int, videos_per_class: int, frames: int, size: in
             g, c = divmod(v, per_group)
             rng = np.random.default_rng((seed, 1, k, v))
             video = render_video(rng, looks[g], size, 2 * math.pi * k / classes, frames)
-            yield SynthVideo(k, name, g + 1, c + 1, g < n_test_groups, video)
+            test = g < n_test_groups
+            yield SynthVideo(label=k, name=name, group=g + 1, clip=c + 1, test=test, frames=video)
+
+
+def untrimmed_schedule(
+    rng: np.random.Generator, classes: int, frames: int
+) -> tuple[np.ndarray, tuple[SynthInterval, ...]]:
+    """The plan of one untrimmed video: one action of every class, ``frames`` frames each, in a
+    random order, between stretches of background (``frames`` to ``3 * frames`` frames each),
+    and one ambiguous stretch (half an action, of a random class direction) after a random
+    background stretch.
+
+    Background moves too, but never along a class direction: each stretch along one of the
+    directions halfway between two classes (``2*pi*(j + 0.5)/K``). So no single frame tells
+    action from background either; only the motion does.
+
+    Returns:
+        ``(angles, intervals)``: ``(N,)`` radians per frame (the motion into that frame) and the
+        actions and the ambiguous stretch (label -1), by start.
+    """
+    order = [int(k) for k in rng.permutation(classes)]
+    pieces: list[tuple[int | None, float, int]] = []  # (label, angle, frames); None: background
+
+    def background() -> None:
+        j = int(rng.integers(classes))
+        n = int(rng.integers(frames, 3 * frames + 1))
+        pieces.append((None, 2 * math.pi * (j + 0.5) / classes, n))
+
+    background()
+    for k in order:
+        pieces.append((k, 2 * math.pi * k / classes, frames))
+        background()
+    after = 2 * int(rng.integers(0, classes + 1))  # the index of a background piece
+    k = int(rng.integers(classes))
+    pieces.insert(after + 1, (-1, 2 * math.pi * k / classes, max(1, frames // 2)))
+    background()
+    pieces.insert(after + 2, pieces.pop())
+    angles, intervals, at = [], [], 0
+    for label, angle, n in pieces:
+        angles += [angle] * n
+        if label is not None:
+            intervals.append(SynthInterval(label, at, at + n))
+        at += n
+    return np.array(angles), tuple(intervals)
+
+
+def render_untrimmed_dataset(
+    *, classes: int, videos_per_class: int, frames: int, size: int, seed: int
+):
+    """Render the untrimmed videos of a temporal layout: as many per side as
+    :func:`render_dataset` renders clips of one class there, each one group's scene (its look)
+    holding one action of every class (:func:`untrimmed_schedule`); groups ``1..~25%`` are the
+    test side, as for the clips.
+
+    Yields:
+        :class:`SynthVideo` s with label -1 and their :attr:`~SynthVideo.intervals`.
+    """
+    n_groups, n_test_groups = group_counts(videos_per_class)
+    per_group = math.ceil(videos_per_class / n_groups)
+    looks = [_group_look(np.random.default_rng((seed, 0, g))) for g in range(n_groups)]
+    for v in range(videos_per_class):
+        g, c = divmod(v, per_group)
+        rng = np.random.default_rng((seed, 2, v))
+        angles, intervals = untrimmed_schedule(rng, classes, frames)
+        video = render_untrimmed(rng, looks[g], size, angles)
+        yield SynthVideo(
+            label=-1,
+            name="untrimmed",
+            group=g + 1,
+            clip=c + 1,
+            test=g < n_test_groups,
+            frames=video,
+            intervals=intervals,
+        )
 
 
 def make_synthetic_dataset(
@@ -187,21 +318,23 @@ def make_synthetic_dataset(
             ``out/rrn_synth.json``.
     """
     if layout not in synth_layouts():
-        raise ValueError(f"--layout must be one of {', '.join(synth_layouts())}, got {layout!r}")
+        raise ConfigError(f"--layout must be one of {', '.join(synth_layouts())}, got {layout!r}")
     if classes < 2:
-        raise ValueError(f"--classes must be >= 2, got {classes}")
+        raise ConfigError(f"--classes must be >= 2, got {classes}")
     if videos_per_class < 2:
-        raise ValueError(
+        raise ConfigError(
             "--videos-per-class must be >= 2 (one train and one test group), got "
             f"{videos_per_class}"
         )
     if frames < 2:
-        raise ValueError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
+        raise ConfigError(f"--frames must be >= 2 (motion needs two frames), got {frames}")
     if size < 16:
-        raise ValueError(f"--size must be >= 16 pixels, got {size}")
+        raise ConfigError(f"--size must be >= 16 pixels, got {size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    videos = render_dataset(
+    # a temporal layout's videos are untrimmed: every class's action between background
+    render = render_untrimmed_dataset if FORMATS[layout].temporal else render_dataset
+    videos = render(
         classes=classes, videos_per_class=videos_per_class, frames=frames, size=size, seed=seed
     )
     written = FORMATS[layout].synth(out, class_names(classes), videos)

@@ -13,15 +13,33 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 #: The file ``rrn synth`` writes beside its dataset: its settings and the flags that read it.
 #: Its presence marks the synthetic temporal-order data, whose classes are directions.
 SYNTH_INFO = "rrn_synth.json"
+#: Frames per second of every video ``rrn synth`` writes in a temporal layout (its annotations
+#: are in seconds: frame ``f`` is at ``f / SYNTH_FPS``).
+SYNTH_FPS = 25
 
 
-@dataclass(frozen=True)
+class SynthInterval(NamedTuple):
+    """A stretch of an untrimmed synthetic video, ``[start, end)`` in frames."""
+
+    label: int
+    """Its class, or -1: an ambiguous stretch (never a target, never scored)."""
+    start: int
+    end: int
+
+    def seconds(self) -> tuple[str, str]:
+        """Start and end in seconds at :data:`SYNTH_FPS`, as exact decimals (``1/25`` s is
+        ``0.04``: two decimals say every frame time exactly)."""
+        return f"{self.start / SYNTH_FPS:.2f}", f"{self.end / SYNTH_FPS:.2f}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SynthVideo:
     """One rendered video of the synthetic dataset, before it is written in a layout."""
 
@@ -33,6 +51,9 @@ class SynthVideo:
     test: bool
     frames: np.ndarray
     """uint8 ``(N, S, S, 3)``."""
+    intervals: tuple[SynthInterval, ...] = ()
+    """An untrimmed video's actions and ambiguous stretches, in order (the temporal layouts:
+    then ``label`` is -1 and every frame outside them is background); empty for a clip."""
 
     @property
     def stem(self) -> str:

@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from rrn.data.formats.text import LineErrors, SplitError, is_plain_name, lines, read_split_text
+from rrn.detection.classes import BACKGROUND
 from rrn.detection.segments import Segment
 
-BACKGROUND = "Background"
-"""Class 0: a frame inside no annotated interval."""
 AMBIGUOUS = "Ambiguous"
 """The name that marks a stretch that is never a target and never scored."""
 AMBIGUOUS_LABEL = -1
@@ -84,6 +83,29 @@ class VideoAnnotations:
     def ambiguous_segments(self) -> list[Segment]:
         """The ambiguous stretches as segments (label :data:`AMBIGUOUS_LABEL`)."""
         return [Segment(self.video, i.label, i.start, i.end) for i in self.ambiguous]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"intervals": [[start, end, class], ...], "ambiguous": [[start, end], ...],
+        "duration": ...}``: what :meth:`from_json` reads back (a feature folder's record of its
+        videos' labels)."""
+        return {
+            "intervals": [[i.start, i.end, i.label] for i in self.intervals],
+            "ambiguous": [[i.start, i.end] for i in self.ambiguous],
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_json(cls, video: str, subset: Subset, data: dict[str, Any], where: str = ""):
+        """The record :meth:`to_json` wrote (``where``: the file, named in each interval)."""
+        return cls(
+            video,
+            subset,
+            tuple(Interval(float(s), float(e), int(k), where) for s, e, k in data["intervals"]),
+            tuple(
+                Interval(float(s), float(e), AMBIGUOUS_LABEL, where) for s, e in data["ambiguous"]
+            ),
+            data.get("duration"),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +157,8 @@ def _assemble(
                 video,
                 subset,
                 tuple(i for i in intervals if i.label != AMBIGUOUS_LABEL),
-                tuple(i for i in intervals if i.label == AMBIGUOUS_LABEL),
-                durations.get((subset, video)),
+                ambiguous=tuple(i for i in intervals if i.label == AMBIGUOUS_LABEL),
+                duration=durations.get((subset, video)),
             )
         )
     return TemporalAnnotations(classes, tuple(videos), source)

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import unwrap
+from rrn.errors import UserError
 from rrn.metrics import video_probs_from_chunks
+from rrn.progress import progress_bar
 from rrn.runtime import resolve_workers, stop_safe_worker_init
 
 
@@ -52,7 +53,7 @@ def evaluate(
     net.eval()
     per_video: dict[int, tuple[int, torch.Tensor]] = {}
     skipped: list[int] = []
-    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+    for batch in progress_bar(loader, enabled=progress, desc="eval", unit="batch", leave=False):
         skipped += [int(i) for i in batch["skipped"]]
         clips = batch["clips"]  # (sum M, T, 3, S, S), or (sum M, views, T, 3, S, S)
         if clips.numel() == 0:
@@ -98,7 +99,7 @@ def _gather(per_video: dict[int, tuple[int, torch.Tensor]], skipped: list[int]) 
     skipped = sorted({i for part in rdist.all_gather_objects(skipped) for i in part})
     order = sorted(merged)
     if not order:
-        raise ValueError(
+        raise UserError(
             f"no video could be evaluated: all {len(skipped)} were skipped as "
             "unreadable (the warnings above say why; rrn check-data lists every "
             "problem)"

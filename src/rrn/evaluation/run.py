@@ -30,15 +30,17 @@ from typing import Any
 import torch
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    build_from_checkpoint,
-    checkpoint_choice,
-    find_checkpoint,
-    load_checkpoint,
-)
+from rrn.checkpoint import build_from_checkpoint, checkpoint_choice, open_checkpoint
 from rrn.config import ConfigError, EvalConfig, TrainConfig, resolve_config
-from rrn.data.formats import flip_changes_class
+from rrn.data.formats import dataset_format, flip_changes_class
 from rrn.data.transforms import EvalViews
+from rrn.detection.scores import is_score_folder
+from rrn.evaluation.detection import (
+    check_detection_settings,
+    evaluate_detection_checkpoint,
+    evaluate_score_folder,
+)
+from rrn.evaluation.detection_scoring import SegmentSettings
 from rrn.evaluation.loop import create_eval_loader, evaluate
 from rrn.files import atomic_write_json, check_writable
 from rrn.metrics import evaluate_probs, mean_over_splits
@@ -88,8 +90,10 @@ def eval_config(
 
 def results_dir(settings: EvalConfig, split: int, ckpt_path: Path) -> Path:
     """Where the results of ``split`` go: ``--out`` with ``{split}`` filled in, else the
-    checkpoint's folder."""
-    return Path(settings.out.replace("{split}", str(split))) if settings.out else ckpt_path.parent
+    checkpoint's folder (a model package's own folder)."""
+    if settings.out:
+        return Path(settings.out.replace("{split}", str(split)))
+    return ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
 
 
 def class_difference(trained: list[str], data: list[str]) -> str:
@@ -108,35 +112,46 @@ def evaluate_checkpoint(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     info: rdist.DistInfo | None = None,
     device: torch.device | None = None,
+    segments: SegmentSettings | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate one checkpoint (or run directory) on one split.
 
+    A detection model (a run on a temporal dataset: ``thumos14``, ``activitynet``) is run online
+    over every whole test video and scored per frame and per segment instead
+    (:mod:`rrn.evaluation.detection`).
+
     Args:
-        path: a checkpoint file or a run directory (``settings.which`` picks the file).
+        path: a checkpoint file or a run directory (``settings.which`` picks the file), a model
+            package folder or ``hf://org/name[@revision]`` (then ``settings.out`` is needed).
         split: the split to test on (default: the checkpoint's).
         settings: which checkpoint, chunks per forward pass, output folder.
         overrides: data and run settings replacing the checkpoint's / the defaults, nested by
             section (``{"data": {"data_root": ...}, "run": {"workers": 0}}``).
         info, device: this process's place in a torchrun job and its device (default: single
             process, ``run.device``).
+        segments: How a detection model's scores become segments (``rrn stream``'s smoothing,
+            threshold and minimum segment; default: its defaults).
 
     Returns:
         The result written to ``eval_split{k}.json`` on rank 0, None on the other ranks.
     """
+    from rrn.package.hub import is_hub_uri
+
     settings = settings or EvalConfig()
-    ckpt_path = find_checkpoint(path, settings.which)
-    ckpt = load_checkpoint(ckpt_path)
+    if is_hub_uri(str(path)) and not settings.out:
+        raise ConfigError(
+            f"{path} is read from the Hugging Face cache, no place for results: say where they "
+            "go with --out DIR"
+        )
+    ckpt_path, ckpt = open_checkpoint(path, settings.which)
     cfg = eval_config(ckpt, str(ckpt_path), overrides or {}, split)
     info = info or rdist.DistInfo()
     device = device or rdist.resolve_device(cfg.run.device, info)
-    trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
-    if split is not None and trained_on not in (None, split) and info.is_main:
-        logger.warning(
-            "rrn eval: warning: %s was trained on split %s, evaluating split %s",
-            ckpt_path,
-            trained_on,
-            split,
-        )
+    temporal = dataset_format(cfg.data.dataset).temporal
+    if temporal:
+        check_detection_settings(settings)
+    if info.is_main:
+        _warn_other_split(ckpt, ckpt_path, split)
     data = cfg.data.load_split()
     if data.classes != list(ckpt["classes"]):
         raise ConfigError(
@@ -145,20 +160,55 @@ def evaluate_checkpoint(
             f"({class_difference(list(ckpt['classes']), data.classes)}); evaluate on the dataset "
             "it was trained on, with its class index"
         )
-    choice = checkpoint_choice(ckpt_path, ckpt)
-    if choice["chosen_by"] == "test" and info.is_main:
-        logger.warning("rrn eval: warning: %s was chosen by %s", ckpt_path, choice["description"])
     out_dir = results_dir(settings, cfg.data.split, ckpt_path)
     if info.is_main:
         check_writable(out_dir)  # before the evaluation, not after it
     model = build_from_checkpoint(ckpt, device, name=str(ckpt_path))
+    if temporal:
+        result = evaluate_detection_checkpoint(
+            model,
+            data,
+            cfg,
+            ckpt=ckpt,
+            ckpt_path=ckpt_path,
+            out_dir=out_dir,
+            segments=segments or SegmentSettings(),
+            info=info,
+            device=device,
+        )
+        rdist.barrier()  # the ranks leave together
+        return result
     res, seconds = _run(model, data.test, cfg, settings, info, device)
     evaluated = _Evaluated(
-        res, seconds, data, cfg, ckpt, ckpt_path, model.temporal_context, settings, info, device
+        res=res,
+        seconds=seconds,
+        data=data,
+        cfg=cfg,
+        ckpt=ckpt,
+        ckpt_path=ckpt_path,
+        context=model.temporal_context,
+        settings=settings,
+        info=info,
+        device=device,
     )
     result = _write(evaluated, out_dir) if info.is_main else None
     rdist.barrier()  # the ranks leave together: none ends its process while rank 0 still writes
     return result
+
+
+def _warn_other_split(ckpt: Mapping[str, Any], ckpt_path: Path, split: int | None) -> None:
+    """Warn when the checkpoint was trained on another split or chosen on the test split."""
+    trained_on = (ckpt.get("config") or {}).get("data", {}).get("split")
+    if split is not None and trained_on not in (None, split):
+        logger.warning(
+            "rrn eval: warning: %s was trained on split %s, evaluating split %s",
+            ckpt_path,
+            trained_on,
+            split,
+        )
+    choice = checkpoint_choice(ckpt_path, ckpt)
+    if choice["chosen_by"] == "test":
+        logger.warning("rrn eval: warning: %s was chosen by %s", ckpt_path, choice["description"])
 
 
 def eval_protocol(views: EvalViews, context: int, stride: int | None) -> str:
@@ -200,7 +250,7 @@ def _run(model, records, cfg: TrainConfig, settings: EvalConfig, info, device):
     return res, time.perf_counter() - t0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Evaluated:
     """A checkpoint's evaluation on one split, before it is written."""
 
@@ -265,9 +315,12 @@ def evaluate_run(
     splits: Sequence[int] | None = None,
     settings: EvalConfig | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    segments: SegmentSettings | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run (or one run per split via ``{split}`` in ``run``) and, for several splits,
-    write the mean over them to ``eval_mean.json``.
+    write the mean over them to ``eval_mean.json``. A score folder (per-frame scores of a
+    detection model, :mod:`rrn.detection.scores`) is scored against its dataset's annotations
+    (:func:`~rrn.evaluation.detection.evaluate_score_folder`).
 
     Returns:
         ``{"results": [per-split results], "mean": eval_mean.json's content or None,
@@ -275,6 +328,11 @@ def evaluate_run(
     """
     settings = settings or EvalConfig()
     overrides = overrides or {}
+    if is_score_folder(run):
+        result = evaluate_score_folder(
+            run, data=overrides.get("data", {}), segments=segments, out=settings.out
+        )
+        return {"results": [result], "mean": None, "mean_file": None}
     targets = eval_targets(run, splits)
     run_cfg = resolve_config([("flags", {"run": overrides.get("run", {})})]).run
     owner = not rdist.is_initialized()
@@ -283,7 +341,13 @@ def evaluate_run(
     try:
         for split, path in targets:
             result = evaluate_checkpoint(
-                path, split=split, settings=settings, overrides=overrides, info=info, device=device
+                path,
+                split=split,
+                settings=settings,
+                overrides=overrides,
+                info=info,
+                device=device,
+                segments=segments,
             )
             if result is not None:
                 results.append(result)

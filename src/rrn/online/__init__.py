@@ -5,9 +5,12 @@
   streams (:class:`MultiStreamRecognizer`); :class:`Recognizer` for one;
 * :mod:`~rrn.online.batcher`: a micro-batcher (``max_batch``, ``max_wait_ms``, latest frame
   wins) for producers that run concurrently, such as a service's clients;
-* :mod:`~rrn.online.events`: the event records and the action segments (start/update/end);
+* :mod:`~rrn.online.events`: the one events schema of ``rrn stream`` and ``rrn serve``
+  (``start``, ``frame``, ``segment``, ``dropped``, ``error``, ``end``, built by
+  :func:`~rrn.online.events.event`) and the action segments (start/update/end);
 * :mod:`~rrn.online.render`: the overlay and the annotated video;
-* :mod:`~rrn.online.run`: the loop over one or many sources (what ``rrn stream`` runs).
+* :mod:`~rrn.online.loop`: the round loop over one or many sources, one batched step a round;
+* :mod:`~rrn.online.run`: opening the sources and their outputs (what ``rrn stream`` runs).
 
 A frame's logits are the chunk prediction of its stream's frames ``n-T+1..n``: row ``n`` of
 ``forward_video`` over the whole video, whether the stream runs alone or batched with others.
@@ -15,6 +18,7 @@ A frame's logits are the chunk prediction of its stream's frames ``n-T+1..n``: r
 
 from rrn.online.batcher import BatcherStats, Dropped, MicroBatcher
 from rrn.online.events import EventLog, SegmentTracker, frame_record
+from rrn.online.loop import Outputs, SourceRun, StreamSummary, run_sources
 from rrn.online.recognizer import (
     MultiStreamRecognizer,
     Prediction,
@@ -25,14 +29,7 @@ from rrn.online.recognizer import (
     sampling_for,
 )
 from rrn.online.render import AnnotatedWriter, render_overlay
-from rrn.online.run import (
-    Outputs,
-    SourceRun,
-    StreamSummary,
-    run_sources,
-    stream_source,
-    stream_sources,
-)
+from rrn.online.run import stream_source, stream_sources
 from rrn.online.sources import LiveFrames, SourceError, SourceFrame, parse_source
 
 __all__ = [

@@ -298,7 +298,7 @@ def cache_home() -> Path:
 def export_key(model) -> str:
     """What an export of ``model``'s step depends on, hashed: its weights, its description, and
     the versions of torch and rrn that export it."""
-    from rrn import __version__
+    from rrn.version import __version__
     from rrn.export import describe
 
     desc = describe(model, "onnx")

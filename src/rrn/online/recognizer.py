@@ -33,7 +33,7 @@ from rrn.online.engines import StepEngine, TorchEngine
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Prediction:
     """The model's output at one sampled frame of one stream."""
 
@@ -223,7 +223,13 @@ class MultiStreamRecognizer:
             state.last_active = now
             smoothed = torch.stack(tuple(state.recent)).mean(0)  # (n <= smooth, K) -> (K,)
             out[state.id] = Prediction(
-                frame.index, frame.time, probs[row], smoothed, latency, state.id, len(frames)
+                index=frame.index,
+                time=frame.time,
+                probs=probs[row],
+                smoothed=smoothed,
+                latency_ms=latency,
+                stream=state.id,
+                batch=len(frames),
             )
         return out
 

@@ -16,12 +16,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rrn.data.decode import checked_frames, error_text, stream_rate
+from rrn.errors import UserError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
 
 
-class SourceError(OSError):
-    """A video source cannot be opened or has no video; the message says which and why."""
+class SourceError(UserError, OSError):
+    """A video source cannot be opened or has no video; the message says which and why.
+
+    A user error (another path, device or URL, or a network that is up: one line, exit 2); an
+    ``OSError`` as before for callers, as PyAV's own errors opening it are.
+    """
 
 
 @dataclass(frozen=True)
@@ -57,21 +62,25 @@ def parse_source(source: str, platform: str = sys.platform) -> SourceSpec:
     scheme = urlparse(source).scheme.lower()
     if scheme in NETWORK_SCHEMES:
         options = {"rtsp_transport": "tcp"} if scheme.startswith("rtsp") else {}
-        return SourceSpec(source, "network", source, None, options)
+        return SourceSpec(source, "network", source, options=options)
     if source.startswith("/dev/video"):
-        return SourceSpec(source, "camera", source, "v4l2")
+        return SourceSpec(source, "camera", source, format="v4l2")
     if source.startswith("camera:"):
         device = source.partition(":")[2].strip()
         if not device:
             raise SourceError(f"{source}: name a camera, e.g. camera:0")
         if platform == "darwin":
             return SourceSpec(
-                source, "camera", f"{device}:none", "avfoundation", {"framerate": "30"}
+                source,
+                "camera",
+                f"{device}:none",
+                format="avfoundation",
+                options={"framerate": "30"},
             )
         if platform.startswith("win"):
-            return SourceSpec(source, "camera", f"video={device}", "dshow")
+            return SourceSpec(source, "camera", f"video={device}", format="dshow")
         target = f"/dev/video{device}" if device.isdigit() else device
-        return SourceSpec(source, "camera", target, "v4l2")
+        return SourceSpec(source, "camera", target, format="v4l2")
     if Path(source).is_dir():
         raise SourceError(f"{source} is a folder; rrn stream reads one video file, camera or URL")
     if not Path(source).is_file():

@@ -5,7 +5,8 @@
 * :mod:`~rrn.runtime.signals`: :class:`StopRequest` (SIGTERM/SIGINT/SIGUSR1 as a request honoured
   at the next safe point) and the DataLoader worker init that leaves stopping to the main process.
 
-It imports nothing from :mod:`rrn.train`, so nothing outside training needs to.
+It imports nothing from rrn: the layer under data and model (README's package table), so the
+frame cache's workers, training and streaming all use it.
 """
 
 from rrn.runtime.precision import amp_dtype, cpu_has_native_bf16, precision_name

@@ -9,8 +9,9 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype, None for full precision.
 
     CUDA: ``auto`` is bf16 where supported, else fp16. CPU: bf16 only when asked for (``bf16``:
-    oneDNN's bf16 kernels, ~1.5x faster for a ResNet-18 step on a CPU with AVX512-BF16 or AMX,
-    see :func:`cpu_has_native_bf16`); ``auto`` and ``fp16`` are full precision there.
+    oneDNN's bf16 kernels, faster on a CPU with AVX512-BF16 or AMX, see
+    :func:`cpu_has_native_bf16` and docs/benchmarks.md, "CPU precision"); ``auto`` and ``fp16``
+    are full precision there.
     """
     if amp == "none" or device.type not in ("cuda", "cpu"):
         return None

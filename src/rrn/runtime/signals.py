@@ -1,16 +1,14 @@
 """Stopping a run cleanly when a scheduler or a person asks: SIGTERM, SIGINT, SIGUSR1.
 
-(``rrn stream`` and ``rrn cache`` stop the same way: after the frame or video in hand.)
-
 Batch schedulers send SIGTERM (SLURM: also SIGUSR1 with ``--signal``) some time before they kill
 a job; Ctrl-C sends SIGINT. :class:`StopRequest` turns each into a request the training loop
 honours at the next optimiser step boundary: all ranks agree on it in the step's all-reduce,
-``last.pt`` is written, and the run ends with :class:`rrn.train.TrainingStopped` (exit code 128 +
-the
-signal's number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1). ``--resume`` then ends with the weights an
-uninterrupted run would have. A second signal while stopping does what the signal normally does,
-except while a checkpoint is being written (:meth:`StopRequest.writing`): then it waits for the
-write to finish, so the checkpoint on disk is always a whole one.
+``last.pt`` is written, and the run ends with :class:`rrn.train.TrainingStopped` (exit code
+128 + the signal's number: 143 SIGTERM, 130 SIGINT, 138 SIGUSR1). ``--resume`` then ends with
+the weights an uninterrupted run would have (``rrn stream`` and ``rrn cache`` stop the same
+way: after the frame or video in hand). A second signal while stopping does what the signal
+normally does, except while a checkpoint is being written (:meth:`StopRequest.writing`): then
+it waits for the write to finish, so the checkpoint on disk is always a whole one.
 
 DataLoader workers ignore these signals (:func:`ignore_stop_signals`): a scheduler signals every
 process of the job, and a worker that died would take the batch the main process still needs.

@@ -5,7 +5,9 @@
 * :mod:`~rrn.serve.session`: one stream: frames in, events out;
 * :mod:`~rrn.serve.frames`: the frame message, image decoding within limits, sampling by
   capture time;
-* :mod:`~rrn.serve.auth`: the bearer token and the loopback rule;
+* :mod:`~rrn.serve.auth`: the loopback rule and :class:`~rrn.serve.auth.Guard`, the
+  middleware that checks Host, Origin and the token before any route (routes opt out by being
+  public);
 * :mod:`~rrn.serve.metrics`: Prometheus metrics;
 * :mod:`~rrn.serve.server`: running it under uvicorn, ending every stream on SIGTERM/Ctrl-C.
 

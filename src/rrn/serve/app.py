@@ -32,8 +32,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from rrn.files import json_text
+from rrn.online.events import checkpoint_name, event
 from rrn.serve.auth import Guard
-from rrn.serve.service import Service, checkpoint_name
+from rrn.serve.service import Service
 from rrn.serve.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -187,8 +188,8 @@ def _stream_route(app: FastAPI, service: Service) -> None:
         await websocket.accept()
         refusal = await _refusal(service, stream_id)
         if refusal is not None:
-            record = {"type": "error", "stream": stream_id, "kind": "refused"}
-            await websocket.send_text(json_text({**record, "message": refusal[1]}))
+            record = event("error", stream_id, kind="refused", message=refusal[1])
+            await websocket.send_text(json_text(record))
             await websocket.close(code=refusal[0], reason=refusal[1][:120])
             return
         session = StreamSession(service, stream_id, lambda r: _send(websocket, r))

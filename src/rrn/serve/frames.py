@@ -11,8 +11,9 @@ Nothing here trusts the client, and every check is made before the work it prote
   30000 x 30000 pixels: a decompression bomb), and its aspect ratio (a 40000 x 1 image would be
   upscaled to 55 x 2.2 M pixels for a 55-pixel short side: the allocation after resizing is
   what is bounded, not only the decoded size);
-* a JPEG's scan count before decoding (a 1.85 MB progressive JPEG of 120,000 scans decodes in
-  20 s; a real one has at most a few dozen);
+* a JPEG's scan count before decoding (each scan is a pass over the whole image, and a small
+  progressive JPEG can hold many thousands: docs/benchmarks.md; a real one has at most a few
+  dozen);
 * only JPEG and PNG are accepted.
 
 A frame that passes is decoded AND resized here, in the decoding worker of its own stream
@@ -54,8 +55,10 @@ class FrameLimits:
     """Width x height the image may declare."""
     max_aspect: float = 4.0
     """Longer side / shorter side (32:9 ultra-wide is 3.6)."""
-    max_scans: int = 64
-    """Scans of a JPEG (baseline: 1; progressive: about 10)."""
+    max_scans: int = 16
+    """Scans of a JPEG (baseline: 1; progressive: 10 from libjpeg and browsers, 3-5 from
+    other encoders). Each scan costs a pass over the whole image: a 4096 x 2160 progressive JPEG
+    of 64 scans decodes in about half a second."""
     max_time_gap: float = 60.0
     """Seconds a stream's capture time may advance between two frames."""
 

@@ -10,10 +10,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from rrn.online.batcher import MicroBatcher
 from rrn.online.engines import engine_for
+from rrn.online.events import background_name, checkpoint_name, start_fields
 from rrn.online.recognizer import MultiStreamRecognizer, interval_seconds
 from rrn.serve.frames import FrameLimits
 from rrn.serve.metrics import Metrics
@@ -25,15 +25,6 @@ STALL_S = 10.0
 waiting for a decoding worker) after which ``/healthz`` says the service cannot classify."""
 RECEIVING = 4
 """Uploads whose bodies may be arriving at once (each goes to a temporary file first)."""
-
-
-def checkpoint_name(path) -> str | None:
-    """How the service names its checkpoint to clients: ``run/best.pt``, never the server's
-    absolute path."""
-    if path is None:
-        return None
-    path = Path(path)
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 class Service:
@@ -136,6 +127,7 @@ class Service:
         return {
             "classes": self.classes,
             "num_classes": len(self.classes),
+            "background": background_name(self.classes),
             "arch": getattr(model, "arch", None),
             "skip_blocks": list(getattr(model, "skip_blocks", [])),
             "context": model.temporal_context,
@@ -171,19 +163,9 @@ class Service:
         limits = {name: getattr(c, name) for name in names.split()}
         return {**limits, "idle_timeout_s": c.idle_timeout, "max_jpeg_scans": self.limits.max_scans}
 
-    def start_record(self) -> dict:
-        """The ``start`` event's content (without ``type`` and ``stream``)."""
-        d = self.describe()
-        return {
-            "classes": d["classes"],
-            "sampling": d["sampling"]["description"],
-            "interval_s": d["sampling"]["interval_s"],
-            "context": d["context"],
-            "smooth": d["smooth"],
-            "checkpoint": d["checkpoint"],
-            "threshold": self.events.threshold,
-            "min_segment": self.events.min_segment,
-        }
+    def start_fields(self) -> dict:
+        """The ``start`` event's fields (:func:`rrn.online.events.start_fields`)."""
+        return start_fields(self.model, self.recognizer, self.interval, self.events)
 
     def predictor(self):
         """The :class:`~rrn.predict.Predictor` of uploads (made at first use, on the model):

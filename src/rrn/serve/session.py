@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rrn.online.batcher import Dropped
-from rrn.online.events import SegmentTracker, frame_record
+from rrn.online.events import SegmentTracker, background_name, event, frame_record
 from rrn.online.recognizer import Prediction, StreamFrame
 from rrn.online.run import percentile
 from rrn.serve.frames import CaptureSampler, FrameError, parse_frame, prepare_image
@@ -81,7 +81,10 @@ class StreamSession:
         self.service, self.id, self._send = service, stream_id, send
         self.sampler = CaptureSampler(service.interval, service.limits.max_time_gap)
         self.segments = SegmentTracker(
-            stream_id, service.events.threshold, service.events.min_segment
+            stream_id,
+            service.events.threshold,
+            service.events.min_segment,
+            background=background_name(service.classes),
         )
         self.rate = RateLimit(service.config.max_fps)
         self.pace = RateLimit(2 / service.interval)
@@ -95,14 +98,18 @@ class StreamSession:
         self.close_socket: Callable[[], Awaitable[None]] | None = None
         """Closes the client's connection (set by the route)."""
 
-    async def send(self, record_type: str, **record) -> None:
-        """One event to the client (serialised: events of a stream never interleave)."""
+    async def send(self, record_type: str, **fields) -> None:
+        """One event of this stream to the client (built and checked by
+        :func:`rrn.online.events.event`; serialised: events of a stream never interleave)."""
+        await self.send_event(event(record_type, self.id, **fields))
+
+    async def send_event(self, record: dict) -> None:
         async with self._lock:
-            await self._send({"type": record_type, "stream": self.id, **record})
+            await self._send(record)
 
     async def start(self) -> None:
         self.service.batcher.open(self.id)
-        await self.send("start", **self.service.start_record())
+        await self.send("start", **self.service.start_fields())
 
     async def frame(self, message: bytes) -> None:
         """A binary message: a frame (see :mod:`rrn.serve.frames`)."""
@@ -174,12 +181,11 @@ class StreamSession:
         records = self.segments.update(top[0], top[1], pred.time)
         e2e = (time.perf_counter() - received) * 1000
         c.e2e_ms.append(e2e)
-        record = frame_record(pred, classes, labels)
-        record.pop("stream")
-        await self.send("frame", **record, batch=pred.batch, server_ms=round(e2e, 2))
+        await self.send_event(
+            frame_record(pred, classes, labels, batch=pred.batch, server_ms=round(e2e, 2))
+        )
         for segment in records:
-            segment.pop("stream")
-            await self.send("segment", **segment)
+            await self.send_event(segment)
 
     async def text(self, message: str) -> bool:
         """A text message; returns True when it ends the stream (``{"type": "end"}``)."""
@@ -219,9 +225,8 @@ class StreamSession:
         last = self.segments.finish(self.last_time)
         if notify:
             for segment in last:
-                segment.pop("stream")
-                await self.send("segment", **segment)
-            await self.send("end", reason=reason, **self.summary())
+                await self.send_event(segment)
+            await self.send("end", reason=reason, status="end", **self.summary())
 
     def summary(self) -> dict:
         c = self.counts

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -16,13 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from rrn import distributed as rdist
-from rrn.checkpoint import (
-    build_from_checkpoint,
-    is_rrn_checkpoint,
-    load_checkpoint,
-    load_state_checked,
-    load_weights_into,
-)
+from rrn.checkpoint import load_state_checked
 from rrn.config import OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
 from rrn.model import resolve_skips
@@ -41,63 +34,48 @@ def with_resolved_skips(cfg: TrainConfig) -> TrainConfig:
 
 
 def create_model(
-    cfg: TrainConfig, num_classes: int, *, resuming: bool = False
+    cfg: TrainConfig,
+    num_classes: int,
+    *,
+    resuming: bool = False,
+    classes: list[str] | None = None,
 ) -> tuple[nn.Module, str]:
     """The model ``cfg.model`` describes, with its initial weights, and a note saying which.
 
-    A resumed run starts from random weights (``last.pt`` is loaded over them, no download);
-    an rrn checkpoint as ``--weights`` gives every tensor whose shape fits.
+    The weights are ``--weights`` through the one weights path (:func:`rrn.model.load_weights`:
+    none, imagenet, a state dict file, or an rrn checkpoint of the same architecture, every
+    tensor whose name and shape fit). A resumed run starts from random weights (``last.pt`` is
+    loaded over them, no download). Given the run's ``classes``, the classifier of an rrn
+    checkpoint trained on other classes is re-initialised even where its size fits (a
+    recognition run of 21 classes has no Background to give a detection run of 20 + 1).
     """
-    from rrn.model import build_model, weights_keyword
+    from rrn.model import build_model
 
-    weights = cfg.model.weights
-    keyword = weights_keyword(weights)
-    init_ckpt = weights_arg = None
-    if not resuming and keyword == "imagenet":
-        weights_arg = "imagenet"
-    elif not resuming and keyword is None:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(
-                f"--weights {weights}: no such file (expected none, imagenet or a file)"
-            )
-        init_ckpt, weights_arg = (weights, None) if is_rrn_checkpoint(weights) else (None, weights)
     model = build_model(
         arch=cfg.model.arch,
         num_classes=num_classes,
         skip_blocks=cfg.model.skip,
         skip_type=cfg.model.skip_type,
-        weights=weights_arg,
+        weights=None if resuming else cfg.model.weights,
         temporal_init=cfg.model.temporal_init,
     )
-    note = (
-        "resumed"
-        if resuming
-        else "random initialisation"
-        if weights_arg is None
-        else f"{weights_arg} weights"
-    )
-    if init_ckpt is not None:
-        missing = load_weights_into(model, _checked_init(init_ckpt, cfg.model.arch))
-        note = f"weights of {init_ckpt}" + (f" (fresh: {', '.join(missing)})" if missing else "")
+    note = "resumed" if resuming else str(model.info.weights)
+    if not resuming and classes is not None and _other_classes(cfg.model.weights, classes):
+        model.fc.reset_parameters()  # torchvision's initialisation of the classifier
+        note += " (classifier re-initialised: the weights were trained on other classes)"
     return model, note
 
 
-def _checked_init(path: str, arch: str) -> dict:
-    """The weights of the rrn checkpoint ``path`` for a new ``arch`` network.
+def _other_classes(weights: str, classes: list[str]) -> bool:
+    """Whether ``weights`` is an rrn checkpoint whose classes differ from ``classes``."""
+    from rrn.checkpoint import load_checkpoint
+    from rrn.model import resolve_weights
 
-    Raises:
-        ValueError: it holds another architecture (whose tensors would load by name into the
-            blocks they share: a truncated network), or its weights and description disagree.
-    """
-    ckpt = load_checkpoint(path)
-    build_from_checkpoint(ckpt, "cpu", name=f"--weights {path}")  # its weights are what it says
-    saved = ckpt["model_config"]["arch"]
-    if saved != arch:
-        raise ValueError(
-            f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
-            f"--arch {saved}, or give weights of a {arch}"
-        )
-    return ckpt["model"]
+    source = resolve_weights(weights)
+    if source.kind != "checkpoint":
+        return False
+    saved = load_checkpoint(source.path).get("classes")
+    return saved is not None and list(saved) != list(classes)
 
 
 def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
@@ -155,7 +133,7 @@ def prepare_model(
 # ---------------------------------------------------------------------------- the optimiser
 def create_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
     """Adam over the trainable parameters (the paper's optimiser), with torch's fused kernel
-    where it has one (CPU and CUDA since torch 2.4: a ResNet-18 step 5x faster on CPU)."""
+    where it has one (CPU and CUDA since torch 2.4; docs/benchmarks.md)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         return torch.optim.Adam(trainable, lr=optim.lr, weight_decay=optim.weight_decay, fused=True)
@@ -221,7 +199,25 @@ def create_datasets(cfg: TrainConfig, split, context: int) -> Datasets:
             records, cfg.data, context=context, train=is_train, seed=cfg.run.seed
         )
 
+    if split.annotations is not None:  # untrimmed videos: chunks labelled by their last frame
+        return Datasets(_untrimmed(cfg, split, context), None, make(split.test, False))
     return Datasets(make(train, True), make(val, False) if val else None, make(split.test, False))
+
+
+def _untrimmed(cfg: TrainConfig, split, context: int):
+    """The training chunks of untrimmed videos (:mod:`rrn.data.untrimmed`)."""
+    from rrn.data.untrimmed import UntrimmedChunkDataset
+
+    dataset = UntrimmedChunkDataset.from_config(
+        split.train, cfg.data, num_classes=len(split.classes), context=context, seed=cfg.run.seed
+    )
+    if dataset.source.cache is None and rdist.dist_info_from_env().is_main:
+        logger.warning(
+            "rrn train: warning: no frame cache for %s: every chunk decodes its whole untrimmed "
+            "video; run rrn cache with the same --data-root and sampling flags first",
+            cfg.data.data_root,
+        )
+    return dataset
 
 
 def create_train_loader(

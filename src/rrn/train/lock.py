@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from rrn.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -24,8 +26,12 @@ except ImportError:  # Windows
 LOCK_FILE = ".rrn-lock"
 
 
-class RunLocked(FileExistsError):
-    """Another process holds the run folder."""
+class RunLocked(UserError, FileExistsError):
+    """Another process holds the run folder.
+
+    A user error (wait for that run, or choose another ``--out``: the message names the
+    process); a ``FileExistsError`` as before for callers.
+    """
 
 
 class RunLock:

@@ -21,14 +21,15 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, unwrap
 from rrn.config import TrainConfig
 from rrn.data.formats import flip_changes_class
+from rrn.errors import UserError
 from rrn.evaluation.loop import chunk_loss, create_eval_loader, evaluate
 from rrn.metrics import compute_metrics
+from rrn.progress import progress_bar
 from rrn.runtime import StopRequest, amp_dtype, cpu_has_native_bf16, precision_name
 from rrn.train.builders import (
     Datasets,
@@ -53,6 +54,7 @@ from rrn.train.step import (
     set_train_mode,
     sync_buffers,
 )
+from rrn.train.tracking import check_trackers
 
 
 def train_one_epoch(
@@ -87,11 +89,11 @@ def train_one_epoch(
     world = torch.distributed.get_world_size() if rdist.is_enabled() else 1
     sums = torch.zeros(4, device=ctx.device, dtype=torch.float64)  # loss sum, correct, chunks, stop
     t_step = time.perf_counter()
-    bar = tqdm(
+    bar = progress_bar(
+        enabled=ctx.progress,
         total=len(schedule),
         desc=f"epoch {state.epoch + 1}",
         unit="batch",
-        disable=not ctx.progress,
         dynamic_ncols=True,
         leave=False,
     )
@@ -155,7 +157,10 @@ def fit(cfg: TrainConfig, *, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         OSError: the run directory cannot be written, holds another run, or has no ``last.pt``
             to resume (before any training).
         NonFiniteLossError: the loss became NaN/inf; ``last.pt`` holds the last good weights.
+        UserError: a ``--track`` tracker is not installed, or cannot continue its run (before
+            any training).
     """
+    check_trackers(cfg.run.track)  # a missing tracker fails before anything starts
     owner = not rdist.is_initialized()  # a caller's process group is left to the caller
     info, device = rdist.init_distributed(cfg.run.device)
     try:
@@ -176,7 +181,9 @@ def _fit(
         split = cfg.data.load_split()
         cfg = with_resolved_skips(cfg)
         run.check_resume(cfg, split.classes)
-        model, init_note = create_model(cfg, len(split.classes), resuming=run.resumed is not None)
+        model, init_note = create_model(
+            cfg, len(split.classes), resuming=run.resumed is not None, classes=split.classes
+        )
         model, frozen_bn = prepare_model(
             model,
             cfg,
@@ -202,28 +209,48 @@ def _fit(
             progress=cfg.run.progress and info.is_main,
             clip_shape=(cfg.model.context, 3, cfg.data.frame_size, cfg.data.frame_size),
         )
-        t = Training(run, cfg, model, optimizer, scaler, state, plan, data, ctx, info, device)
+        t = Training(
+            run=run,
+            cfg=cfg,
+            model=model,
+            optimizer=optimizer,
+            scaler=scaler,
+            state=state,
+            plan=plan,
+            data=data,
+            ctx=ctx,
+            info=info,
+            device=device,
+        )
         _start(t, split.classes, init_note, split.missing)
         with StopRequest() as ctx.stop:
             run.guard = ctx.stop.writing
             _epochs(t)
-    finally:
-        run.close()
+        run.track_model()
+    except BaseException as err:
+        run.close(err)
+        raise
+    run.close()
     rdist.barrier()
+    return _result(t, split.classes)
+
+
+def _result(t: Training, classes: list[str]) -> dict[str, Any]:
+    """What :func:`fit` returns: the run's folder, checkpoints, history and model."""
     return {
-        "run_dir": str(run.path),
-        "global_step": state.global_step,
-        "history": state.history,
-        "best_metric": state.best_metric,
-        "last": str(run.path / LAST),
-        "best": str(run.path / BEST),
-        "classes": split.classes,
-        "config": cfg.to_dict(),
-        "model": unwrap(model),
+        "run_dir": str(t.run.path),
+        "global_step": t.state.global_step,
+        "history": t.state.history,
+        "best_metric": t.state.best_metric,
+        "last": str(t.run.path / LAST),
+        "best": str(t.run.path / BEST),
+        "classes": classes,
+        "config": t.cfg.to_dict(),
+        "model": unwrap(t.model),
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Training:
     """What the loop of one run carries from start to end (built once by :func:`_fit`)."""
 
@@ -271,7 +298,7 @@ def _epochs(t: Training) -> None:
                 model, loader, schedule, t.optimizer, state, ctx, on_step=on_step
             )
             if not totals.chunks:
-                raise ValueError(
+                raise UserError(
                     f"epoch {state.epoch + 1} trained on no chunk: all "
                     f"{len(data.train)} training "
                     "chunks were skipped as unreadable (the warnings above say why; "
@@ -337,7 +364,7 @@ def _start(t: Training, classes: list[str], init_note: str, missing: list) -> No
     )
     _note_data(run, cfg, missing)
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        run.say(
+        run.warn(
             "rrn train: warning: this CPU has no native bf16 (AVX512-BF16 or AMX): --amp bf16 "
             "is emulated and slower than full precision; use --amp none"
         )
@@ -373,7 +400,7 @@ def _note_data(run: RunDir, cfg: TrainConfig, missing: list) -> None:
             f"{len(missing) - n_train} test); listed in {run.path / 'log.jsonl'}"
         )
     if cfg.data.hflip and (why := flip_changes_class(cfg.data)):
-        run.say(
+        run.warn(
             f"rrn train: warning: horizontal flips on {why} turn 'from left to right' into "
             "'from right to left', another class; train with --no-hflip"
         )

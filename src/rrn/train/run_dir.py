@@ -2,9 +2,10 @@
 
 :class:`RunDir` owns ``RUN/``: a lock so one run writes it at a time, the policy for an existing
 run (``--resume`` continues it, ``--overwrite`` replaces it, anything else is refused),
-``config.yaml``, ``log.jsonl`` (and TensorBoard events when installed), ``last.pt`` / ``best.pt``
-and ``curves.png``. Only rank 0 writes; the other ranks get the same object with writing turned
-off, so the loop has one code path.
+``config.yaml``, ``log.jsonl`` and the experiment trackers fed from it
+(:mod:`~rrn.train.tracking`: ``--track``, and TensorBoard events when installed), ``last.pt`` /
+``best.pt`` and ``curves.png``. Only rank 0 writes; the other ranks get the same object with
+writing turned off, so the loop has one code path.
 
 What a killed run leaves is put right at the next start: temporary files of interrupted writes
 are removed, and a resumed run's ``log.jsonl`` is cut back to the checkpoint it resumes from (a
@@ -19,7 +20,6 @@ import json
 import logging
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,16 +27,18 @@ from typing import Any
 from rrn import distributed as rdist
 from rrn.checkpoint import BEST, LAST, load_checkpoint, make_checkpoint, save_checkpoint
 from rrn.config import TrainConfig, describe_changes, resolve_config
+from rrn.errors import ConfigError
 from rrn.files import atomic_write_text, check_writable, json_text
 from rrn.train.lock import RunLock, RunLocked
 from rrn.train.state import RunState
+from rrn.train.tracking import TRACKING, TrackedRun, Trackers
 
 logger = logging.getLogger(__name__)
 
 LOG = "log.jsonl"
 CURVES = "curves.png"
 CONFIG = "config.yaml"
-WRITTEN = (LAST, BEST, CONFIG, CURVES, LOG)  # files written by temporary file + rename
+WRITTEN = (LAST, BEST, CONFIG, CURVES, LOG, TRACKING)  # files written by temporary file + rename
 
 
 def resolve_train_config(layers: list[tuple[str, dict[str, Any]]]) -> tuple[TrainConfig, list[str]]:
@@ -79,7 +81,7 @@ class RunDir:
         self.resumed: dict[str, Any] | None = None
         self._config: dict[str, Any] = {}
         self._classes: list[str] = []
-        self._tb = None
+        self._trackers = Trackers([])
         self._lock: RunLock | None = None
         self.guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         """Wraps every checkpoint write (training sets :meth:`StopRequest.writing`)."""
@@ -149,7 +151,7 @@ class RunDir:
             scaler.load_state_dict(ckpt["scaler"])
         state = RunState.from_dict(ckpt["progress"])
         if state.steps_per_epoch not in (0, steps_per_epoch):
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {self.path / LAST} was written with {state.steps_per_epoch} steps per "
                 f"epoch, this configuration gives {steps_per_epoch}; keep --update-fraction/"
                 "--update-chunks, --batch-size and the number of processes of the original run"
@@ -167,7 +169,7 @@ class RunDir:
             return
         last = self.path / LAST
         if self.resumed["classes"] != classes:
-            raise ValueError(f"--resume: the classes of {last} differ from those of the data")
+            raise ConfigError(f"--resume: the classes of {last} differ from those of the data")
         saved = (self.resumed.get("config") or {}).get("model") or {}
         now = cfg.to_dict()["model"]
         changed = [
@@ -176,7 +178,7 @@ class RunDir:
             if saved.get(k) != now[k]
         ]
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {last} was trained as another network ({'; '.join(changed)}); it "
                 "cannot be continued as this one. Keep the run's model settings, or start a new "
                 f"run (another --out) from its weights with --weights {last}"
@@ -201,7 +203,7 @@ class RunDir:
                 f"--seed {saved['run']['seed']} -> {cfg.run.seed} (it draws the validation groups)"
             )
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: {self.path / LAST} was trained on other videos ({'; '.join(changed)}); "
                 "continuing would train on held-out videos or report on ones already trained on. "
                 "Keep the run's data settings, or start a new run (another --out) from its weights "
@@ -216,13 +218,19 @@ class RunDir:
             return
         # --overwrite: nothing of the replaced run may be mistaken for this one's
         if self.resumed is None:
-            for stale in (LAST, BEST, LOG, CURVES, *(p.name for p in self.path.glob("eval_*"))):
+            old = (LAST, BEST, LOG, CURVES, TRACKING, *(p.name for p in self.path.glob("eval_*")))
+            for stale in old:
                 (self.path / stale).unlink(missing_ok=True)
             shutil.rmtree(self.path / "tensorboard", ignore_errors=True)
         else:
             self.repair_log()
         atomic_write_text(self.path / CONFIG, cfg.to_yaml())
-        self._tb = _tensorboard(self.path)
+        resumed = self.resumed and RunState.from_dict(self.resumed["progress"])
+        at = resumed.global_step if resumed else None  # a resumed run continues after this step
+        tracked = TrackedRun(path=self.path, config=self._config, resumed_step=at)
+        self._trackers = Trackers.open(cfg.run.track, tracked)
+        if cfg.run.track:
+            self.say(f"rrn train: tracked by {'; '.join(self._trackers.where())}")
         self.log({"kind": "start" if self.resumed is None else "resume", **record})
 
     def repair_log(self) -> None:
@@ -250,21 +258,31 @@ class RunDir:
             atomic_write_text(path, "".join(json_text(r) + "\n" for r in kept))
 
     def log(self, record: dict[str, Any], step: int | None = None) -> None:
-        """Append a line to ``log.jsonl`` (and its numbers to TensorBoard at ``step``)."""
+        """Append a line to ``log.jsonl``, and give its numbers to the run's trackers at
+        ``step`` (a record without a step is for the log only)."""
         if not self.is_main:
             return
         record = {**record, "time": round(time.time(), 3)}
         with open(self.path / LOG, "a") as fh:
             fh.write(json_text(record) + "\n")
-        if self._tb is not None and step is not None:
-            for key, value in record.items():
-                if isinstance(value, int | float) and not isinstance(value, bool) and key != "time":
-                    self._tb.add_scalar(f"{record.get('kind', '')}/{key}", value, step)
+        if step is not None:
+            self._trackers.log(record, step)
+
+    def track_model(self) -> None:
+        """The run finished its epochs: give its model to its trackers (none: nothing)."""
+        if self.is_main:
+            self._trackers.artifact(self.path)
 
     def say(self, text: str) -> None:
         """Log ``text`` (INFO) on the main rank only: the run's progress for people."""
         if self.is_main:
             logger.info(text)
+
+    def warn(self, text: str) -> None:
+        """Log ``text`` as a WARNING on the main rank only: what a person should act on (shown
+        on stderr, also with ``-q``)."""
+        if self.is_main:
+            logger.warning(text)
 
     def save(
         self,
@@ -315,23 +333,12 @@ class RunDir:
 
             plot_curves(history, self.path / CURVES)
 
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
+    def close(self, error: BaseException | None = None) -> None:
+        """End the tracked runs (``error``: what ended training, if anything) and unlock."""
+        self._trackers.close(error)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-
-def _tensorboard(path: Path):
-    """A TensorBoard writer under ``RUN/tensorboard`` when the package is installed, else None."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from torch.utils.tensorboard import SummaryWriter
-        return SummaryWriter(str(path / "tensorboard"))
-    except Exception:
-        return None
 
 
 __all__ = ["BEST", "CONFIG", "CURVES", "LAST", "LOG", "RunDir", "resolve_train_config"]

@@ -40,7 +40,12 @@ class TrainingStopped(Exception):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the weights were not updated with it."""
+    """The training loss became NaN or infinite; the weights were not updated with it.
+
+    Not a :class:`~rrn.errors.UserError`: no input was wrong that rrn could name, the run
+    diverged (a learning rate too high, fp16 overflow, a bug). ``rrn train`` reports it in one
+    line with exit code 1, the run failed, and the message says which checkpoint is intact.
+    """
 
 
 class Hook:
@@ -129,18 +134,43 @@ def sync_buffers(model: nn.Module) -> None:
 
 def _inputs(model: nn.Module, batch: dict[str, Any], ctx: StepContext):
     """``(clip, labels, weight)`` of a micro-batch; None when there is nothing to run.
+    ``labels`` is the ``(B,)`` class of each chunk, or the ``(B, K)`` multi-hot ``target`` of
+    its last frame when the batch carries one (chunks of untrimmed videos).
 
     A DDP rank whose micro-batch was all unreadable videos still runs forward/backward (every
     rank must join the gradient all-reduce) on two clips of zeros with weight 0.
     """
     clip = batch["clip"].to(ctx.device, non_blocking=True)  # (B, T, 3, S, S)
-    labels = batch["label"].to(ctx.device, non_blocking=True)  # (B,)
+    labels = batch.get("target", batch["label"]).to(ctx.device, non_blocking=True)  # (B[, K])
     if clip.numel():
         return clip, labels, 1.0
     if not isinstance(model, DDP) or ctx.clip_shape is None:
         return None
     clip = torch.zeros((2, *ctx.clip_shape), device=ctx.device)  # 2: BatchNorm needs > 1 value
     return clip, torch.zeros(2, dtype=torch.long, device=ctx.device), 0.0
+
+
+def chunk_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The summed cross-entropy of a micro-batch's last-frame outputs ``(B, K)``.
+
+    ``labels``: ``(B,)`` class indices, or ``(B, K)`` multi-hot targets (a frame of untrimmed
+    video inside intervals of several classes has all of them): each row normalised to a
+    distribution, ``-sum_k (y_k / sum y) log softmax(z)_k``, the softmax cross-entropy LSTR,
+    TeSTra and MiniROAD train online detection with.
+    """
+    logits = logits.float()
+    if labels.ndim == 1:
+        return F.cross_entropy(logits, labels, reduction="sum")
+    target = labels.float() / labels.float().sum(1, keepdim=True).clamp_min(1)  # (B, K)
+    return F.cross_entropy(logits, target, reduction="sum")
+
+
+def chunks_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Chunks whose top class is their class (or, multi-hot, one of their classes)."""
+    top = logits.argmax(1)  # (B,)
+    if labels.ndim == 1:
+        return (top == labels).sum()
+    return (labels.gather(1, top[:, None]) > 0).sum()
 
 
 def forward_backward(
@@ -164,18 +194,18 @@ def forward_backward(
             ctx.device.type, dtype=ctx.dtype or torch.float32, enabled=ctx.dtype is not None
         ):
             logits = model(clip)  # (B, K): the last frame's output
-        loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum") * weight
+        loss_sum = chunk_loss_sum(logits, labels) * weight
         for hook in ctx.hooks:
             loss_sum = hook.loss(global_step, loss_sum)
         loss = loss_sum / mb.step_chunks  # the mean over the step's chunks (DDP averages ranks)
         (ctx.scaler.scale(loss) if ctx.use_scaler else loss).backward()
     if weight:
-        correct = (logits.argmax(1) == labels).sum()
+        correct = chunks_correct(logits, labels)
         sums[:3] += torch.stack(
             [
                 loss_sum.detach().double(),
                 correct.double(),
-                torch.tensor(float(labels.numel()), device=sums.device, dtype=torch.float64),
+                torch.tensor(float(len(labels)), device=sums.device, dtype=torch.float64),
             ]
         )
 

@@ -13,7 +13,9 @@ the name. The shared parsing lives in :mod:`~rrn.data.formats.text`:
 * :mod:`~rrn.data.formats.lists`: list files (``relative/path label``) or class folders;
 * :mod:`~rrn.data.formats.kinetics`: ``train.csv`` / ``validate.csv`` (Kinetics-400/600/700);
 * :mod:`~rrn.data.formats.ssv2`: Something-Something v2's JSON files;
-* :mod:`~rrn.data.formats.rawframes`: mmaction2's frame-folder lists.
+* :mod:`~rrn.data.formats.rawframes`: mmaction2's frame-folder lists;
+* :mod:`~rrn.data.formats.thumos14`: THUMOS'14's temporal annotations (untrimmed videos);
+* :mod:`~rrn.data.formats.activitynet`: ActivityNet-style JSON (untrimmed videos).
 
 :data:`rrn.choices.DatasetName` lists the same names in the same order (a test ties them), so
 ``--dataset``'s choices and the settings' validation follow the registry; ``rrn synth --layout``
@@ -24,7 +26,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrn.data.formats import hmdb51, kinetics, lists, rawframes, ssv2, ucf101
+from rrn.data.formats import (
+    activitynet,
+    hmdb51,
+    kinetics,
+    lists,
+    rawframes,
+    ssv2,
+    thumos14,
+    ucf101,
+)
 from rrn.data.formats.base import (
     Annotations,
     DatasetFormat,
@@ -46,6 +57,8 @@ FORMATS: dict[str, DatasetFormat] = {
         kinetics.FORMAT,
         ssv2.FORMAT,
         rawframes.FORMAT,
+        thumos14.FORMAT,
+        activitynet.FORMAT,
     )
 }
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from rrn.data.decode import VIDEO_EXTENSIONS
 from rrn.data.formats.text import Entry, LineErrors
@@ -51,6 +51,10 @@ class Annotations:
     """One record per annotated line, on the train or the test side, not yet found on disk."""
     classes: list[str]
     """Class names; an entry's label indexes this list."""
+    temporal: Any = None
+    """A temporal format's whole annotation
+    (:class:`~rrn.detection.annotations.TemporalAnnotations`: every annotated video, its
+    intervals and duration), for the checks of ``rrn check-data``; None for the others."""
 
 
 class Parser(Protocol):
@@ -133,6 +137,25 @@ class DatasetFormat:
     synth: SynthLayout | None = None
     """Writes ``rrn synth --layout NAME``'s miniature of it, or None (then the tests use a
     hand-written fixture)."""
+    temporal: bool = False
+    """Its annotations are labelled intervals of untrimmed videos (seconds), not one class per
+    video: each entry carries its video's intervals (``Entry.annotation``), a record's label
+    is per sampled frame (the intervals containing its time), training draws chunks from
+    inside each video labelled by their last frame, and ``rrn synth`` renders untrimmed
+    videos for it."""
+    background: bool = False
+    """Class 0 is ``Background``, the label of a frame inside no interval (temporal formats):
+    ``--background-fraction`` bounds its share of the training chunks and ``rrn check-data``
+    reports its share of the frames."""
+    annotation_file: bool = False
+    """``--split-dir`` may name its annotation file itself (ActivityNet's ``FILE.json``), not
+    only the folder holding it."""
+    title: str | None = None
+    """The public dataset's name for people (``UCF-101``), for model cards; None for a format
+    of one's own data (list files, frame folders)."""
+    test_side: str = "test"
+    """What the dataset calls the videos a model is tested on (Kinetics tests on ``validation``
+    videos), for model cards."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
@@ -142,6 +165,11 @@ class DatasetFormat:
         if self.frame_folders == bool(self.extensions):
             raise ValueError(
                 f"{self.name}: frame folders have no video extensions, video files need some"
+            )
+        if self.background and not self.temporal:
+            raise ValueError(
+                f"{self.name}: a background class labels frames outside every interval; "
+                "it needs temporal annotations (temporal=True)"
             )
 
     def list_files_problem(self, train_list, test_list) -> str | None:

@@ -36,7 +36,13 @@ def _hmdb51(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
             rel = check_relative(f"{name}/{fields[0]}", path, lineno, errors)
             if rel is not None and fields[1] != "0":
                 entries.append(
-                    Entry("train" if fields[1] == "1" else "test", rel, label, path, lineno)
+                    Entry(
+                        "train" if fields[1] == "1" else "test",
+                        rel,
+                        label,
+                        source=path,
+                        line=lineno,
+                    )
                 )
     return entries, classes
 
@@ -48,6 +54,7 @@ def parse_hmdb51(source: SplitSource, errors: LineErrors) -> Annotations:
 
 FORMAT = DatasetFormat(
     name="hmdb51",
+    title="HMDB-51",
     parse=parse_hmdb51,
     annotations="the official <class>_test_split<k>.txt files",
     videos="<class>/<video>.avi",

@@ -117,7 +117,13 @@ def parse_kinetics(source: SplitSource, errors: LineErrors) -> Annotations:
                 errors.report(f"{path}:{line}: label {row['label']!r} {why}")
                 continue
             entries.append(
-                Entry(side, _candidates(side, row["label"], name), index[row["label"]], path, line)
+                Entry(
+                    side,
+                    _candidates(side, row["label"], name),
+                    index[row["label"]],
+                    source=path,
+                    line=line,
+                )
             )
     if not classes:
         raise SplitError(f"{files['train']}: no classes (no usable row)")
@@ -156,6 +162,8 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="kinetics",
+    title="Kinetics",
+    test_side="validation",
     parse=parse_kinetics,
     annotations="train.csv and validate.csv, rows label,youtube_id,time_start,time_end,split",
     videos="train/ and validate/ (or val/), <youtube_id>_<start:06d>_<end:06d>.<ext> in class "

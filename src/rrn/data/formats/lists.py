@@ -1,7 +1,11 @@
 """Custom datasets (``--dataset list``): list files of ``relative/path <0-based label>`` lines
 (mmaction2's convention), with class names from an optional ``classInd.txt`` in ``split_dir``
-(UCF format) or else ``"0", "1", ...``; without list files, one folder per class under the
-data root and a 3-fold split by group (see :mod:`rrn.data.splits`)."""
+(UCF format) or else ``"0", "1", ...``.
+
+Without list files: one folder per class under the data root, sorted by name, and ``split = k``
+in 1..3 is a 3-fold split: a video goes to test when ``(group - 1) % 3 == k - 1``, where
+``group`` is the ``_gNN_`` number of UCF-style names (so groups never straddle train and test)
+or, for other names, the video's 1-based position within its sorted class folder."""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ def _lists(
             rel = check_relative(fields[0], src, lineno, errors)
             if rel is None:
                 continue
-            entries.append(Entry(side, rel, label, src, lineno))
+            entries.append(Entry(side, rel, label, source=src, line=lineno))
     if classes is None:
         entries, classes = numbered_classes(entries, ind, errors)
     return entries, classes
@@ -59,7 +63,7 @@ def _folders(root: Path, split: int, errors: LineErrors) -> tuple[list[Entry], l
             m = re.search(r"_g(\d+)_", video.name)
             group = int(m.group(1)) if m else pos
             side = "test" if (group - 1) % 3 == split - 1 else "train"
-            entries.append(Entry(side, f"{name}/{video.name}", label, root / name, pos))
+            entries.append(Entry(side, f"{name}/{video.name}", label, source=root / name, line=pos))
     return entries, classes
 
 

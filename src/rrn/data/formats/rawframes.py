@@ -63,7 +63,7 @@ def parse_rawframes(source: SplitSource, errors: LineErrors) -> Annotations:
         for lineno, fields in lines(src):
             if (got := _parse_line(fields, src, lineno, classes, errors)) is not None:
                 rel, label, frames = got
-                entries.append(Entry(side, rel, label, src, lineno, frames))
+                entries.append(Entry(side, rel, label, source=src, line=lineno, frames=frames))
     # labels 0..largest: one past an unused label is refused, as for --dataset list
     if classes is None:
         entries, classes = numbered_classes(entries, ind, errors)

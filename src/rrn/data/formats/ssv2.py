@@ -129,7 +129,7 @@ def parse_ssv2(source: SplitSource, errors: LineErrors) -> Annotations:
         path = source.split_dir / name
         for line, item in json_items(path):
             if (got := _entry(item, index, path, line, errors)) is not None:
-                entries.append(Entry(side, got[0], got[1], path, line))
+                entries.append(Entry(side, got[0], got[1], source=path, line=line))
     return Annotations(entries, classes)
 
 
@@ -177,6 +177,8 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="ssv2",
+    title="Something-Something v2",
+    test_side="validation",
     parse=parse_ssv2,
     annotations=f"{LABELS}, {FILES['train']} and {FILES['test']}",
     videos="<id>.webm, flat",

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from rrn.errors import UserError
 
 
-class SplitError(ValueError):
-    """A split file (or the data root) is not as expected; the message names file and line."""
+class SplitError(UserError, ValueError):
+    """A split file (or the data root) is not as expected; the message names file and line.
+
+    A user error (fix the file, the flags that find it, or pass ``--missing skip``); a
+    ``ValueError`` as before for callers.
+    """
 
 
 class LineErrors:
@@ -51,6 +57,10 @@ class Entry(NamedTuple):
     """Its 1-based line number there."""
     frames: int | None = None
     """Frames the line announces (rawframes' ``total_frames``), else None."""
+    annotation: Any = None
+    """An untrimmed video's labelled intervals
+    (:class:`~rrn.detection.annotations.VideoAnnotations`) for a temporal format, else None
+    (then ``label`` is the video's class)."""
 
 
 def read_split_text(path: Path) -> str:

@@ -56,7 +56,7 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
                 f"class folder {parts[0]!r} ({index[parts[0]] + 1} in classInd.txt)"
             )
             continue
-        entries.append(Entry("train", rel, label - 1, train_file, lineno))
+        entries.append(Entry("train", rel, label - 1, source=train_file, line=lineno))
     test_file = split_dir / f"testlist0{split}.txt"
     for lineno, fields in lines(test_file):
         rel = check_relative(fields[0], test_file, lineno, errors)
@@ -74,7 +74,7 @@ def _ucf101(split_dir: Path, split: int, errors: LineErrors) -> tuple[list[Entry
                 f"{split_dir / 'classInd.txt'}"
             )
             continue
-        entries.append(Entry("test", rel, index[parts[0]], test_file, lineno))
+        entries.append(Entry("test", rel, index[parts[0]], source=test_file, line=lineno))
     return entries, classes
 
 
@@ -108,6 +108,7 @@ def write_synth(out: Path, classes: list[str], videos: Iterable[SynthVideo]) -> 
 
 FORMAT = DatasetFormat(
     name="ucf101",
+    title="UCF-101",
     parse=parse_ucf101,
     annotations="classInd.txt, trainlist0<k>.txt and testlist0<k>.txt (ucfTrainTestlist/)",
     videos="<Class>/<video>.avi",

@@ -1,28 +1,20 @@
-"""The paper's baselines (Table 1): frozen per-frame features + a linear classifier or a GRU.
+"""The paper's baselines, part one: frozen per-frame features, extracted and read back.
 
 :func:`extract_features` runs a frozen network (torchvision ResNet-50 with ImageNet weights by
 default, or any rrn checkpoint, whose skip states are then carried along the video) over every
 sampled frame of every video and stores the globally average-pooled features at the end of
-stages 2, 3 and 4, one ``.npz`` per video. It is resumable (finished videos are skipped) and
-shards videos across torchrun ranks.
-
-:func:`run_baseline` trains on those features, as in the paper's Sec. 4.1:
-
-* ``avgpool``: the mean of a video's frame features (optionally z-normalised with statistics
-  from the training split only) and a linear classifier (softmax regression);
-* ``gru``: a 128-unit GRU over the sequence of frame features, classifying from its last
-  hidden state.
-
-Both write the same evaluation files as ``rrn eval`` (:func:`rrn.metrics.evaluate_probs`).
+stages 2, 3 and 4, one ``.npz`` per video. It is resumable (finished videos are skipped; a
+folder of other settings is refused) and shards videos across torchrun ranks.
+:func:`load_features` reads them back for the classifiers (:mod:`rrn.baselines.training`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +25,15 @@ import torch
 from torch import nn
 
 from rrn import distributed as rdist
-from rrn.config import BaselineConfig, ConfigError, FeaturesConfig, TrainConfig
+from rrn.config import ConfigError, FeaturesConfig, TrainConfig
 from rrn.data import ClipTransform, FrameSource, VideoRecord
 from rrn.data.decode import VideoDecodeError
+from rrn.data.untrimmed import frame_times
+from rrn.errors import UserError
 from rrn.files import atomic_write, atomic_write_json
 from rrn.model import weights_keyword
+
+logger = logging.getLogger(__name__)
 
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
@@ -71,26 +67,28 @@ def feature_file(out_dir: str | os.PathLike, video_id: str) -> Path:
 def load_feature_model(
     source: str, arch: str = "resnet50", device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """The frozen network: ``imagenet`` / ``none`` (random, fixed seed; for tests) / an rrn
-    checkpoint."""
-    from rrn.model import build_model
+    """The frozen network ``--source`` names, through the one weights path
+    (:func:`rrn.model.resolve_weights`): an rrn checkpoint, or a run directory for its
+    ``last.pt``, or a model package (a folder or ``hf://org/name``) is that trained network as
+    it is (its own architecture and skips); ``imagenet``, ``none`` (random, with a fixed seed;
+    for tests) or a torchvision state dict file initialise a per-frame ``arch``."""
+    from rrn.checkpoint import find_checkpoint, load_model
+    from rrn.model import build_model, resolve_weights
+    from rrn.package.folder import is_package
+    from rrn.package.hub import is_hub_uri
 
-    keyword = weights_keyword(source)
-    if keyword is not None:
-        weights = None if keyword == "none" else "imagenet"
+    if is_hub_uri(source) or is_package(source):
+        return load_model(source, device=device)
+    if weights_keyword(source) is None and Path(source).is_dir():
+        source = find_checkpoint(source, which="last")
+    weights = resolve_weights(source)
+    if weights.kind == "checkpoint":
+        model = load_model(weights.path, device=device)
+    else:
         # a fixed seed: every rank and every resumed run of `--source none` uses one network
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = build_model(arch, num_classes=1000, skip_blocks=(), weights=weights)
-    elif Path(source).exists():
-        from rrn.checkpoint import load_model
-
-        model = load_model(source, which="last", device=device)
-    else:
-        raise FileNotFoundError(
-            f"feature source {source!r} is neither 'imagenet', 'none' nor an existing rrn "
-            "checkpoint or run directory"
-        )
     return model.to(device).eval()
 
 
@@ -124,7 +122,7 @@ def extract_features(
         This process's :class:`FeatureReport`, also written to ``failures.rank<r>.json``
         (failed videos are listed, never fatal).
     """
-    from tqdm import tqdm
+    from rrn.progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +130,7 @@ def extract_features(
     report = FeatureReport()
     start = time.perf_counter()
     mine = list(range(rank, len(records), world_size))
-    for i in tqdm(mine, desc=f"features[{rank}]", disable=not progress, unit="video"):
+    for i in progress_bar(mine, enabled=progress, desc=f"features[{rank}]", unit="video"):
         rec = records[i]
         path = feature_file(out, rec.video_id)
         if path.exists():
@@ -141,7 +139,7 @@ def extract_features(
         try:
             frames = source(rec.path)
         except VideoDecodeError as err:
-            warnings.warn(f"skipping video {rec.video_id}: {err}", stacklevel=2)
+            logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             report.failures.append((rec.video_id, str(err)))
             continue
         # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
@@ -150,6 +148,12 @@ def extract_features(
         dtype = np.float16 if float16 else np.float32
         arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
         arrays["label"] = np.array(rec.label)
+        if rec.annotation is not None:  # an untrimmed video: its labels are per frame, by time
+            times = frame_times(rec, source, len(frames))
+            if times is None:
+                report.failures.append((rec.video_id, "its container's header is unreadable"))
+                continue
+            arrays["times"] = times
         atomic_write(path, lambda fh, arrays=arrays: np.savez(fh, **arrays))
         report.written += 1
         report.frames += len(frames)
@@ -177,6 +181,7 @@ def write_features_meta(
             "stages": list(stages),
             "videos": [
                 {"video_id": r.video_id, "label": r.label, "subset": s}
+                | ({} if r.annotation is None else {"annotation": r.annotation.to_json()})
                 for r, s in zip(records, subsets)
             ],
             "failures": failures,
@@ -238,13 +243,14 @@ def extraction_settings(
     """Everything a video's stored features depend on. ``weights`` is a digest of the network's
     weights (a checkpoint trained further in place is another network); ``arch`` is the
     network's own, a checkpoint's rather than ``--arch``; ``source`` is for people."""
-    trained = getattr(model, "train_config", None)
-    d = cfg.data
-    keyword = weights_keyword(feats.source)
+    from rrn.package.hub import is_hub_uri
+
+    d, weights = cfg.data, model.info.weights.source
     return {
-        "source": keyword if keyword else str(Path(model.checkpoint).resolve()),
+        "source": weights_keyword(feats.source)
+        or (weights if is_hub_uri(weights) else str(Path(weights).resolve())),
         "weights": weights_digest(model),
-        "arch": trained.model.arch if trained else cfg.model.arch,
+        "arch": model.arch,
         "sample_every": None if d.fps else d.sample_every,
         "fps": d.fps,
         "frame_size": d.frame_size,
@@ -312,7 +318,7 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
     return before
 
 
-# ------------------------------------------------------------------------------ classifiers
+# ------------------------------------------------------------------------------ reading them back
 def load_features(
     features_dir: str | os.PathLike, stage: int
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, torch.Tensor], dict[str, list[str]], list[str]]:
@@ -327,8 +333,13 @@ def load_features(
     if not meta_path.exists():
         raise FileNotFoundError(f"{meta_path} not found: run `rrn features --out {root}` first")
     meta = json.loads(meta_path.read_text())
+    if any("annotation" in v for v in meta["videos"]):
+        raise ConfigError(
+            f"{root} holds features of untrimmed videos, labelled per frame: rrn baseline "
+            "--model gru scores them per frame (rrn.baselines.run_detection_baseline)"
+        )
     if stage not in meta["stages"]:
-        raise ValueError(f"{root} holds stages {meta['stages']}, not stage {stage}")
+        raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")
     failed = {vid for vid, _ in meta.get("failures", [])}
     seqs: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     labels: dict[str, list[int]] = {"train": [], "test": []}
@@ -352,148 +363,5 @@ def load_features(
         )
     for subset in ("train", "test"):
         if not seqs[subset]:
-            raise ValueError(f"{root}: no {subset} videos with features")
+            raise UserError(f"{root}: no {subset} videos with features")
     return seqs, {k: torch.tensor(v) for k, v in labels.items()}, ids, meta["classes"]
-
-
-class AvgPoolClassifier(nn.Module):
-    """Mean of the frame features -> (optional z-normalisation) -> linear layer."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
-        self.register_buffer("std", torch.ones(dim) if std is None else std)
-        self.fc = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, C) zero-padded sequences, lengths (B,) -> logits (B, K)."""
-        pooled = x.sum(dim=1) / lengths[:, None].to(x.dtype)  # (B, N, C) -> (B, C)
-        return self.fc((pooled - self.mean) / self.std)
-
-
-class GRUClassifier(nn.Module):
-    """A GRU (128 units in the paper) over the frame features; classifies its last state."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_classes: int,
-        hidden: int = 128,
-        mean: torch.Tensor | None = None,
-        std: torch.Tensor | None = None,
-    ):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim) if mean is None else mean)
-        self.register_buffer("std", torch.ones(dim) if std is None else std)
-        self.gru = nn.GRU(dim, hidden, batch_first=True)
-        self.fc = nn.Linear(hidden, num_classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std  # (B, N, C)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, h = self.gru(packed)  # h: (1, B, hidden), the state after each video's last frame
-        return self.fc(h[0])
-
-
-def _pad(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs])
-    x = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.from_numpy(s)
-    return x, lengths  # (V, N_max, C), (V,)
-
-
-def znorm_stats(
-    train_seqs: Sequence[np.ndarray], pooled: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std per feature from the training split only (of video means, or of frames)."""
-    rows = np.stack([s.mean(0) for s in train_seqs]) if pooled else np.concatenate(train_seqs)
-    mean = torch.from_numpy(rows.mean(0)).float()
-    std = torch.from_numpy(rows.std(0)).float().clamp(min=1e-6)
-    return mean, std
-
-
-def baseline_protocol(model: str) -> str:
-    """How a baseline's number is measured (written into its JSON, like ``rrn eval``'s)."""
-    over = (
-        "mean of the features of all sampled frames"
-        if model == "avgpool"
-        else "GRU over all sampled frames"
-    )
-    return f"video-level, {over}, 1 centre crop"
-
-
-def run_baseline(cfg: BaselineConfig, *, plot: bool = True) -> dict[str, Any]:
-    """Train a baseline classifier on stored features and evaluate it on the test videos.
-
-    Returns:
-        The evaluation JSON (as :func:`rrn.metrics.evaluate_probs`), also written to
-        ``cfg.out`` (default: the features folder) as ``baseline_<model>_stage<s>[_znorm].json``.
-    """
-    from rrn.metrics import evaluate_probs
-
-    if not cfg.features:
-        raise ConfigError("--features is required (the folder written by rrn features)")
-    seqs, labels, ids, classes = load_features(cfg.features, cfg.stage)
-    torch.manual_seed(cfg.seed)
-    dim = seqs["train"][0].shape[1]
-    mean, std = (
-        znorm_stats(seqs["train"], pooled=cfg.model == "avgpool") if cfg.znorm else (None, None)
-    )
-    if cfg.model == "avgpool":
-        clf: nn.Module = AvgPoolClassifier(dim, len(classes), mean, std)
-    else:
-        clf = GRUClassifier(dim, len(classes), cfg.hidden, mean, std)
-    start = time.perf_counter()
-    _train_classifier(clf, seqs["train"], labels["train"], cfg)
-    train_s = time.perf_counter() - start
-    clf.eval()
-    x_test, len_test = _pad(seqs["test"])
-    with torch.no_grad():
-        probs = clf(x_test, len_test).softmax(dim=1)  # (V, K)
-    return evaluate_probs(
-        probs,
-        labels["test"],
-        classes,
-        out_dir=cfg.out if cfg.out is not None else cfg.features,
-        stem=cfg.stem,
-        video_ids=ids["test"],
-        extra={
-            "protocol": baseline_protocol(cfg.model),
-            "model": cfg.model,
-            "stage": cfg.stage,
-            "znorm": cfg.znorm,
-            "features": str(cfg.features),
-            "epochs": cfg.epochs,
-            "lr": cfg.lr,
-            "train_videos": len(labels["train"]),
-            "train_seconds": train_s,
-        },
-        plot=plot,
-    )
-
-
-def _train_classifier(
-    clf: nn.Module, train_seqs, y_train: torch.Tensor, cfg: BaselineConfig
-) -> None:
-    """Adam on the cross-entropy of shuffled mini-batches of videos."""
-    x_train, len_train = _pad(train_seqs)
-    opt = torch.optim.Adam(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    clf.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(y_train), generator=gen)
-        for b in range(0, len(order), cfg.batch_size):
-            idx = order[b : b + cfg.batch_size]
-            loss = nn.functional.cross_entropy(clf(x_train[idx], len_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()

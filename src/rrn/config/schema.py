@@ -1,53 +1,43 @@
-"""Configuration: one dataclass per concern; every command's flags are generated from them.
+"""The settings schema: one dataclass per concern, each field documented by the string under it
+and validated in ``__post_init__``.
 
 :class:`TrainConfig` (sections ``data``, ``model``, ``optim``, ``run``) is what ``rrn train``
-resolves and saves next to every run and in every checkpoint. The other commands take the
-fields they need from the same sections (``rrn cache`` the data fields, ``rrn eval`` the data
-and run fields it may change, ...) plus a dataclass of their own (:class:`EvalConfig`,
-:class:`FeaturesConfig`, :class:`BaselineConfig`), so a setting has one name, one help text and
-one default everywhere.
-
-Precedence, lowest first: the dataclass defaults (or, with ``--resume`` and in ``rrn eval``, the
-config stored in the checkpoint), then a YAML file (``--config``), then command-line flags.
-Every field is documented by the string under it; that string is also the flag's ``--help``.
-Each dataclass validates itself in ``__post_init__`` so a bad value fails before any data is
-read.
-
-A YAML file may be nested by section (``optim: {lr: 1e-4}``) or flat (``lr: 1e-4``); an unknown
-key or flag is an error that names it and suggests the closest valid one. A renamed key keeps
-working under its old spelling with a deprecation warning (:data:`RENAMED`).
+resolves and saves; the other commands add a dataclass of their own. A field's type says what
+it may hold: a ``Literal`` of :mod:`rrn.choices` (:func:`check_literals`), a :class:`Range` on
+every number (:func:`check_ranges`); the data's fields are also checked against the sampling
+rules (:class:`~rrn.data.sampling.Sampling`) and the dataset format's traits. Values reach the
+dataclasses in layers (YAML, a checkpoint's config, flags: :mod:`rrn.config.layers`), applied
+over the defaults by :func:`resolve_config`.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
-import functools
-import inspect
 import math
-import os
 import re
-import sys
-import types
 import typing
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 
-from rrn.choices import Arch, CacheFormat, DatasetName, Decoder, Engine, Schedule, Stage
-
-
-class ConfigError(ValueError):
-    """A config value, key or flag is wrong; the message says which and what to do."""
-
-
-class RenamedKeyWarning(FutureWarning):
-    """A config key or flag was given under a deprecated spelling (it still works)."""
+from rrn.choices import (
+    Arch,
+    CacheFormat,
+    DatasetName,
+    Decoder,
+    Engine,
+    Schedule,
+    SkipType,
+    Stage,
+    TemporalInit,
+    Tracker,
+)
+from rrn.config.layers import field_types, flag_name, merge_layers, strip_optional
+from rrn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -129,7 +119,10 @@ class DataConfig:
     without them one folder per class under --data-root, split by group into 3 folds);
     kinetics (train.csv/validate.csv, videos in train/ and validate/ or val/); ssv2
     (Something-Something v2 JSON files, <id>.webm videos); rawframes (mmaction2 frame-folder
-    lists --train-list/--test-list, 'frame_dir total_frames label')."""
+    lists --train-list/--test-list, 'frame_dir total_frames label'); untrimmed videos with
+    labelled intervals, for online action detection: thumos14 (<Class>_val.txt/_test.txt
+    anywhere under --split-dir; val videos train, test videos test) or activitynet
+    (--split-dir FILE.json: ActivityNet's JSON)."""
     data_root: str | None = None
     """Folder with the videos or frame folders (UCF-101: <root>/<Class>/<video>.avi)."""
     split_dir: str | None = None
@@ -152,7 +145,16 @@ class DataConfig:
     """Resize each frame's short side to this while decoding, before cropping (default:
     round(8/7 x --frame-size), e.g. 256 for 224)."""
     chunks_per_video: Annotated[int, AT_LEAST_1] = 1
-    """Training chunks drawn from each video per epoch."""
+    """Training chunks drawn from each video per epoch (untrimmed videos: times one per
+    --seconds-per-chunk)."""
+    seconds_per_chunk: Annotated[float, POSITIVE] = 1.0
+    """Untrimmed videos (thumos14, activitynet): one training chunk per this many seconds of
+    each video per epoch, so chunks per video scale with its length; each chunk ends at a frame
+    drawn from inside the video and is labelled by that last frame."""
+    background_fraction: Annotated[float, PROBABILITY] | None = 0.5
+    """Untrimmed videos: the share of training chunks whose last frame is Background, at most
+    (capped at Background's share of the frames; none: chunks drawn as the frames come, which
+    lets Background swamp the batches of mostly empty video)."""
     eval_stride: Annotated[int, AT_LEAST_1] | None = None
     """Stride, in sampled frames, between the chunks of a test video (default: T, i.e. all
     N // T non-overlapping chunks)."""
@@ -227,7 +229,7 @@ class ModelConfig:
     """Blocks with a temporal skip, comma-separated aliases (block1, block2, midblock4, block4)
     or module paths (layer4.2); 'none' for a per-frame ResNet. Default: from --context, else
     block4."""
-    skip_type: Literal["identity", "linear", "nonlinear"] = "identity"
+    skip_type: SkipType = "identity"
     """How the previous frame's features enter a temporal skip: identity (eq. 2), linear 1x1
     conv (eq. 3) or nonlinear relu(1x1 conv) (eq. 4)."""
     context: Annotated[int, AT_LEAST_1] | None = None
@@ -237,7 +239,7 @@ class ModelConfig:
     """Initial weights: none, imagenet (torchvision's, downloaded once into its cache), a
     torchvision state dict file, or an rrn checkpoint (its classifier is dropped when the class
     count differs)."""
-    temporal_init: Literal["kaiming", "zero"] = "kaiming"
+    temporal_init: TemporalInit = "kaiming"
     """Initialisation of the temporal skip parameters."""
     freeze: tuple[Stage, ...] = ()
     """Stages kept frozen (weights and BatchNorm statistics), comma-separated from: stem,
@@ -340,7 +342,11 @@ class RunConfig:
     log_every: Annotated[int, AT_LEAST_1] = 1
     """Write a line to RUN/log.jsonl every this many optimiser steps."""
     progress: bool = True
-    """Show progress bars."""
+    """Show progress bars (on a terminal; a log file gets the line each epoch or pass ends with)."""
+    track: tuple[Tracker, ...] = ()
+    """Experiment trackers that follow the run: the config, every number of log.jsonl, the model
+    at the end; several as wandb,mlflow (none: no tracker). TensorBoard events are written
+    whenever tensorboard is installed; naming it makes it required."""
     resume: bool = False
     """Continue the run in --out from its last.pt (same data order and weights as a run that
     was never interrupted)."""
@@ -380,6 +386,8 @@ class TrainConfig:
         lists = (self.data.train_list, self.data.test_list)
         if problem := _dataset_format(self.data.dataset).list_files_problem(*lists):
             raise ConfigError(problem)
+        if _dataset_format(self.data.dataset).temporal:
+            _check_temporal(self)
         if self.data.val_fraction and not self.run.val_every:
             raise ConfigError(
                 f"--val-fraction {self.data.val_fraction:g} with --val-every 0 holds videos out of "
@@ -471,9 +479,18 @@ class BaselineConfig:
     weight_decay: Annotated[float, AT_LEAST_0] = 1e-4
     """L2 weight decay added by Adam."""
     batch_size: Annotated[int, AT_LEAST_1] = 64
-    """Videos per optimiser step."""
+    """Videos per optimiser step (detection: windows)."""
     hidden: Annotated[int, AT_LEAST_1] = 128
     """GRU units (the paper: 128)."""
+    window: Annotated[int, AT_LEAST_1] = 128
+    """Detection (features of thumos14/activitynet videos, --model gru): sampled frames per
+    training window, its hidden state from zero at its first frame (MiniROAD: 128)."""
+    window_stride: Annotated[int, AT_LEAST_1] = 4
+    """Detection: frames between the last frames of two training windows of a video (MiniROAD:
+    4), the first at a random offset each epoch."""
+    loss_steps: Annotated[int, AT_LEAST_1] = 1
+    """Detection: the loss is on the last this many frames of each window (MiniROAD: 1, the
+    frame the window's whole past has been seen for)."""
     seed: Annotated[int, SEED] = 0
     """Seeds initialisation and order."""
     out: str | None = None
@@ -658,10 +675,6 @@ in a WebSocket URL's query)."""
 # --------------------------------------------------------------------------------------------
 
 
-def flag_name(name: str) -> str:
-    return name.replace("_", "-")
-
-
 def check_fields(obj) -> None:
     """The generic checks of every settings dataclass: :func:`check_literals` and
     :func:`check_ranges`. Each ``__post_init__`` calls it first."""
@@ -705,6 +718,21 @@ def field_range(cls: type, name: str) -> Range | None:
     return None
 
 
+def _check_temporal(cfg: TrainConfig) -> None:
+    """What training on untrimmed videos does not do yet: choose checkpoints or watch the test
+    split by the chunk accuracy of trimmed clips (detection is scored per frame by rrn eval)."""
+    for flag, given in (
+        ("--val-fraction", cfg.data.val_fraction),
+        ("--watch-test", cfg.run.watch_test),
+    ):
+        if given:
+            raise ConfigError(
+                f"{flag} with --dataset {cfg.data.dataset}: evaluation during training scores "
+                "whole trimmed videos, not frames of untrimmed ones; train without it (the "
+                "run's result is last.pt) and score it per frame (docs/detection.md)"
+            )
+
+
 def _dataset_format(name: str):
     """The traits of ``--dataset name`` (:data:`rrn.data.formats.FORMATS`, imported when first
     asked, as :meth:`DataConfig.sampling` imports the sampling rules)."""
@@ -745,190 +773,8 @@ def plain(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Field introspection: types and the doc strings under each field
+# The schema from layers of values
 # --------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal under each field of a dataclass, whitespace collapsed."""
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):  # no source (frozen app): no help text, still works
-        return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-@functools.cache
-def field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def strip_optional(tp: Any) -> tuple[Any, bool]:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True  # noqa: UP007
-    return tp, False
-
-
-def describe_type(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(tp)))
-    if typing.get_origin(tp) is tuple:
-        return "a comma-separated list"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(
-        tp, str(tp)
-    )
-
-
-def _coerce_scalar(value: Any, base: Any) -> Any:
-    if typing.get_origin(base) is Literal:
-        return str(value)  # checked against the choices in __post_init__
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "yes", "1", "on"):
-            return True
-        if str(value).lower() in ("false", "no", "0", "off"):
-            return False
-        raise ValueError
-    if base is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        return int(value)
-    if base is float:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    if base is str:
-        return str(value)
-    return value
-
-
-def coerce(value: Any, tp: Any, name: str) -> Any:
-    """Convert a YAML or command-line value to a field's type, with an error naming ``name``."""
-    base, optional = strip_optional(tp)
-    # For a list, 'none' means the empty list (--skip none: no temporal skip), not "unset".
-    is_list = typing.get_origin(base) is tuple
-    if value is None or (
-        optional and not is_list and isinstance(value, str) and value.lower() in ("none", "null")
-    ):
-        if optional:
-            return None
-        raise ConfigError(f"{name}: a value is required ({describe_type(base)})")
-    try:
-        if is_list:
-            item_tp = typing.get_args(base)[0]
-            if isinstance(value, str):
-                parts = [p.strip() for p in value.split(",") if p.strip()]
-                parts = [] if parts == ["none"] else parts
-            else:
-                parts = list(value) if isinstance(value, list | tuple) else [value]
-            return tuple(coerce(p, item_tp, name) for p in parts)
-        return _coerce_scalar(value, base)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {describe_type(base)}, got {value!r}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Keys, renamed keys, layers
-# --------------------------------------------------------------------------------------------
-
-
-def _update_every(value: Any, where: str) -> dict[str, Any]:
-    """The old ``update_every``: an integer meant chunks, a fraction of the data otherwise."""
-    text = str(value).strip()
-    if isinstance(value, int) and not isinstance(value, bool) or text.lstrip("+").isdigit():
-        return {"update_chunks": int(text)}
-    try:
-        fraction = float(text)
-    except ValueError:
-        raise ConfigError(f"{where} --update-every {value!r}: expected a number") from None
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(
-            f"{where} --update-every {value}: a fraction of the training data must be in (0, 1]; "
-            "write --update-chunks N for a number of chunks"
-        )
-    return {"update_fraction": fraction}
-
-
-#: Old spelling -> (section, translation to the new keys, what to write instead).
-RENAMED: dict[str, tuple[str, Callable[[Any, str], dict[str, Any]], str]] = {
-    "update_every": ("optim", _update_every, "--update-fraction F or --update-chunks N"),
-}
-#: Keys older checkpoints hold that mean nothing now (dropped when a saved config is read).
-RETIRED = {("run", "fault")}
-
-
-def all_keys(sections: Mapping[str, type] = SECTIONS) -> dict[str, tuple[str, str]]:
-    """Every accepted key, flat (``lr``) and dotted (``optim.lr``) -> (section, field)."""
-    keys: dict[str, tuple[str, str]] = {}
-    for section, cls in sections.items():
-        for f in dataclasses.fields(cls):
-            keys.setdefault(f.name, (section, f.name))
-            keys[f"{section}.{f.name}"] = (section, f.name)
-    return keys
-
-
-def _unknown(key: str, valid: Iterable[str], where: str) -> ConfigError:
-    hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    did = f"; did you mean {hint[0]!r}?" if hint else ""
-    return ConfigError(f"{where}: unknown key {key!r}{did}")
-
-
-def _renamed(key: str, value: Any, where: str, quiet: bool) -> dict[tuple[str, str], Any]:
-    section, translate, instead = RENAMED[key.rpartition(".")[2]]
-    if not quiet:
-        old = f"--{flag_name(key.rpartition('.')[2])}" if where == "flags" else f"{where}: '{key}'"
-        warnings.warn(
-            f"{old} is deprecated and will be removed; write {instead}",
-            RenamedKeyWarning,
-            stacklevel=4,
-        )
-    return {(section, k): v for k, v in translate(value, where).items()}
-
-
-def flatten(
-    values: Mapping[str, Any],
-    where: str,
-    *,
-    quiet: bool = False,
-    sections: Mapping[str, type] = SECTIONS,
-) -> dict[tuple[str, str], Any]:
-    """Nested-or-flat dict -> {(section, field): value}; unknown keys raise, renamed ones warn."""
-    keys = all_keys(sections)
-    out: dict[tuple[str, str], Any] = {}
-    for key, value in values.items():
-        if key in sections and isinstance(value, Mapping):
-            out.update(
-                flatten(
-                    {f"{key}.{k}": v for k, v in value.items()},
-                    where,
-                    quiet=quiet,
-                    sections=sections,
-                )
-            )
-        elif key in keys:
-            out[keys[key]] = value
-        elif key.rpartition(".")[2] in RENAMED:
-            out.update(_renamed(key, value, where, quiet))
-        elif quiet and (tuple(key.split(".", 1)) in RETIRED or key in {k for _, k in RETIRED}):
-            continue
-        else:
-            raise _unknown(key, keys, where)
-    return out
 
 
 def resolve_config(
@@ -944,56 +790,11 @@ def resolve_config(
     Returns:
         The validated :class:`TrainConfig`.
     """
-    merged = _merge_layers(layers, SECTIONS, set(quiet))
+    merged = merge_layers(layers, SECTIONS, set(quiet))
     return TrainConfig(**{name: cls(**merged[name]) for name, cls in SECTIONS.items()})
-
-
-def _merge_layers(
-    layers, sections: Mapping[str, type], quiet: set[str]
-) -> dict[str, dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {name: {} for name in sections}
-    for where, values in layers:
-        for (section, name), value in flatten(
-            values, where, quiet=where in quiet, sections=sections
-        ).items():
-            tp = field_types(sections[section])[name]
-            label = f"--{flag_name(name)}" if where == "flags" else f"{where}: {section}.{name}"
-            merged[section][name] = coerce(value, tp, label)
-    return merged
-
-
-def build_dataclass(cls: type, layers: list[tuple[str, Mapping[str, Any]]]):
-    """One dataclass (``EvalConfig``, ``BaselineConfig``, ...) from flat layers of values."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    merged: dict[str, Any] = {}
-    for where, values in layers:
-        for key, value in values.items():
-            if key not in names:
-                raise _unknown(key, names, where)
-            label = f"--{flag_name(key)}" if where == "flags" else f"{where}: {key}"
-            merged[key] = coerce(value, field_types(cls)[key], label)
-    return cls(**merged)
-
-
-def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML config file; a missing or malformed file is a :class:`ConfigError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config {path}: no such file")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
-    return values
 
 
 def describe_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
     """``['optim.epochs: 2 -> 3', ...]`` for the fields that differ."""
     a, b = old.to_dict(), new.to_dict()
     return [f"{s}.{k}: {a[s][k]!r} -> {b[s][k]!r}" for s in a for k in a[s] if a[s][k] != b[s][k]]
-
-
-if __name__ == "__main__":  # print the defaults as a YAML template
-    sys.stdout.write(TrainConfig().to_yaml())
