@@ -14,11 +14,18 @@ Measured per configuration:
   (20 per second each, more than the server can step), classified frames per second end to end,
   with ``--max-batch 16`` against ``--max-batch 1`` (one stream at a time), side by side.
 
-Then the most streams sustained at 2.5 sampled frames/s each, searched upward per arch.
+Then the most streams sustained at 2.5 sampled frames/s each, searched upward per arch (and
+bisected between the last count sustained and the first missed). Everything is measured for
+both engines of the model step, ``--engine torch`` and ``--engine onnxruntime``: their servers
+run side by side and each measurement is taken on one, then the other (the idle one waits), so
+that load from other jobs falls on both alike; the server's own step time per classified frame
+and its mean batch come from ``/metrics`` (``rrn_step_seconds``, ``rrn_batch_size``).
+
 Targets (issue 16, this 2-core CPU): saturated, batched >= 1.4x unbatched at 16 streams;
 sustained without drops: >= 32 streams for resnet18 and >= 12 for resnet50 at 112 px.
+Issue 22: the onnxruntime engine sustains >= 1.2x the streams torch eager sustains.
 
-    .venv/bin/python benchmarks/serve.py            # ~6 min on 2 idle cores
+    .venv/bin/python benchmarks/serve.py            # ~15 min on 2 idle cores
     .venv/bin/python benchmarks/serve.py --quick    # seconds: resnet18 at 64 px, 2 streams
 """
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -36,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +58,8 @@ SHARED = ROOT.parent / "shared" / "data"
 FPS = 25.0
 SAMPLE_EVERY = 10
 SATURATE = 8.0  # capture times 8x real time: 20 sampled frames/s per stream
+MAX_STREAMS = 256  # the servers' --max-streams
+ENGINES = ("torch", "onnxruntime")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--archs", default="resnet18,resnet50")
+    p.add_argument("--engines", default=",".join(ENGINES), help="engines of the model step")
     p.add_argument("--size", type=int, default=112, help="frame side in px (default: 112)")
     p.add_argument("--streams", default="1,4,16,64", help="stream counts of the table")
     p.add_argument(
@@ -139,7 +151,7 @@ def write_checkpoint(folder: Path, arch: str, size: int) -> Path:
 class ServerProcess:
     """``rrn serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, ckpt: Path, max_batch: int):
+    def __init__(self, ckpt: Path, max_batch: int, engine: str):
         cmd = [
             sys.executable,
             "-m",
@@ -151,18 +163,20 @@ class ServerProcess:
             "--max-batch",
             str(max_batch),
             "--max-streams",
-            "256",
+            str(MAX_STREAMS),
             "--max-fps",
             "200",
             "--max-wait-ms",
             "2",
+            "--engine",
+            engine,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("RRN_TOKEN", None)
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # the onnxruntime engine exports at its first start
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
@@ -172,6 +186,19 @@ class ServerProcess:
                 break
         self.proc.kill()
         raise RuntimeError("rrn serve did not start")
+
+    def counters(self) -> dict[str, float]:
+        """The step counters of the server's /metrics."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            text = r.read().decode()
+        names = ("rrn_step_seconds_sum", "rrn_batch_size_count", "rrn_frames_classified_total")
+        out = dict.fromkeys(names, 0.0)
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in out:
+                out[name] = float(value)
+        return out
 
     def close(self) -> None:
         self.proc.terminate()
@@ -259,14 +286,18 @@ async def run_streams(
 
 
 def measure(
-    port: int,
+    server: ServerProcess,
     n: int,
     frames: list[bytes],
     seconds: float,
     speed: float = 1.0,
     every_frame: bool = False,
 ) -> dict:
-    results, wall = asyncio.run(run_streams(port, n, frames, seconds, speed, every_frame))
+    before = server.counters()
+    results, wall = asyncio.run(run_streams(server.port, n, frames, seconds, speed, every_frame))
+    after = server.counters()
+    delta = {k: after[k] - before[k] for k in after}
+    stepped = delta["rrn_frames_classified_total"]
     lat = sorted(x for r in results for x in r.latencies)
     sampled = sum(r.sampled for r in results)
     classified = sum(r.classified for r in results)
@@ -280,104 +311,199 @@ def measure(
         "p50": lat[len(lat) // 2] if lat else None,
         "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else None,
         "per_s": classified / seconds,
+        "step_ms": 1000 * delta["rrn_step_seconds_sum"] / stepped if stepped else None,
+        "mean_batch": stepped / delta["rrn_batch_size_count"] if stepped else None,
     }
 
 
 # ---------------------------------------------------------------------------- the run
-def arch_rows(arch: str, args, frames: list[bytes], tmp: Path) -> tuple[list[str], dict]:
-    ckpt = write_checkpoint(tmp, arch, args.size)
+def arch_rows(
+    arch: str, engines: list[str], args, frames: list[bytes], ckpt: Path
+) -> tuple[list[str], dict]:
+    """Every configuration of one arch with each engine. The engines' servers run side by side
+    and each measurement is taken on every engine's server in turn (the others idle), so load
+    from other jobs on the machine falls on the engines alike."""
     counts = [int(s) for s in args.streams.split(",") if s]
-    rows, found = [], {}
-    batched = ServerProcess(ckpt, 16)
-    try:
+    rows = {e: [] for e in engines}
+    found = {e: {} for e in engines}
+    sat_n = 2 if args.quick else 16
+    with servers(ckpt, 16, engines) as batched:
         if not args.quick:
-            measure(batched.port, 1, frames, 2.0)  # warm-up
+            for e in engines:
+                measure(batched[e], 1, frames, 2.0)  # warm-up
         for n in counts:
-            r = measure(batched.port, n, frames, args.seconds, every_frame=args.every_frame)
-            rows.append(_row(arch, "16", r))
-        best = 0
-        for n in [int(s) for s in args.search.split(",") if s]:
-            r = measure(batched.port, n, frames, args.seconds, every_frame=args.every_frame)
-            if not r["sustained"]:
-                break
-            best = n
-        found["max_sustained"] = best
-        sat_n = 2 if args.quick else 16
-        found["saturated_batched"] = measure(batched.port, sat_n, frames, args.seconds, SATURATE)
-    finally:
-        batched.close()
-    single = ServerProcess(ckpt, 1)
+            for e in engines:
+                r = measure(batched[e], n, frames, args.seconds, every_frame=args.every_frame)
+                rows[e].append(_row(arch, e, "16", r))
+        for e, best in most_sustained(batched, args, frames).items():
+            found[e]["max_sustained"] = best
+        for e in engines:
+            found[e]["saturated_batched"] = measure(
+                batched[e], sat_n, frames, args.seconds, SATURATE
+            )
+    with servers(ckpt, 1, engines) as single:
+        for e in engines:
+            if not args.quick:
+                measure(single[e], 1, frames, 2.0)
+            found[e]["saturated_single"] = measure(single[e], sat_n, frames, args.seconds, SATURATE)
+        for e in engines:
+            r = measure(single[e], sat_n, frames, args.seconds, every_frame=args.every_frame)
+            rows[e].append(_row(arch, e, "1", r))
+    return [row for e in engines for row in rows[e]], found
+
+
+@contextlib.contextmanager
+def servers(ckpt: Path, max_batch: int, engines: list[str]):
+    """One ``rrn serve`` per engine, by engine."""
+    started = {}
     try:
-        if not args.quick:
-            measure(single.port, 1, frames, 2.0)
-        found["saturated_single"] = measure(single.port, sat_n, frames, args.seconds, SATURATE)
-        r = measure(single.port, sat_n, frames, args.seconds, every_frame=args.every_frame)
-        rows.append(_row(arch, "1", r))
+        for e in engines:
+            started[e] = ServerProcess(ckpt, max_batch, e)
+        yield started
     finally:
-        single.close()
-    return rows, found
+        for server in started.values():
+            server.close()
 
 
-def _row(arch: str, max_batch: str, r: dict) -> str:
-    p50 = "-" if r["p50"] is None else f"{r['p50']:.0f}"
-    p95 = "-" if r["p95"] is None else f"{r['p95']:.0f}"
+def most_sustained(servers: dict, args, frames: list[bytes]) -> dict[str, int]:
+    """The most streams each server sustains: upward through ``--search`` (and on by 25 % steps
+    past its end, up to the servers' --max-streams) to the first count missed, then bisected
+    between the last sustained and that one to within 10 %; each count measured on every
+    server still searching, in turn."""
+
+    def sustained(engine: str, n: int) -> bool:
+        r = measure(servers[engine], n, frames, args.seconds, every_frame=args.every_frame)
+        ok = r["sustained"]
+        print(f"    {engine}: {n} streams {'sustained' if ok else 'missed'}", file=sys.stderr)
+        return ok
+
+    best = dict.fromkeys(servers, 0)
+    missed: dict[str, int | None] = dict.fromkeys(servers)
+    counts = [int(s) for s in args.search.split(",") if s]
+    while counts:
+        n = counts.pop(0)
+        for e in [e for e in servers if missed[e] is None]:
+            if sustained(e, n):
+                best[e] = n
+            else:
+                missed[e] = n
+        if not counts and n < MAX_STREAMS and any(m is None for m in missed.values()):
+            counts.append(min(MAX_STREAMS, -(-n * 5 // 4 // 8) * 8))  # past the list: +25 %
+    while True:
+        todo = {
+            e: (best[e] + missed[e]) // 2
+            for e in servers
+            if missed[e] is not None and best[e] and missed[e] - best[e] > max(2, best[e] // 10)
+        }
+        if not todo:
+            return best
+        for e, mid in todo.items():
+            if sustained(e, mid):
+                best[e] = mid
+            else:
+                missed[e] = mid
+
+
+def _row(arch: str, engine: str, max_batch: str, r: dict) -> str:
+    def ms(x) -> str:
+        return "-" if x is None else f"{x:.0f}"
+
+    step = "-" if r["step_ms"] is None else f"{r['step_ms']:.1f}"
+    batch = "-" if r["mean_batch"] is None else f"{r['mean_batch']:.1f}"
     return (
-        f"| {arch} | {max_batch} | {r['streams']} | {r['sampled']} | {r['classified']} | "
-        f"{r['dropped']} | {'yes' if r['sustained'] else 'no'} | {p50} | {p95} |"
+        f"| {arch} | {engine} | {max_batch} | {r['streams']} | {r['sampled']} | "
+        f"{r['classified']} | {r['dropped']} | {'yes' if r['sustained'] else 'no'} | "
+        f"{ms(r['p50'])} | {ms(r['p95'])} | {step} | {batch} |"
     )
 
 
+def _checks(arch: str, found: dict) -> tuple[list[str], list[tuple[str, bool]]]:
+    """Summary lines and targets of one arch, ``found`` by engine."""
+    summary, checks = [], []
+    for engine, f in found.items():
+        b, s = f["saturated_batched"], f["saturated_single"]
+        ratio = b["per_s"] / s["per_s"] if s["per_s"] else float("inf")
+        summary.append(
+            f"- {arch}, {engine}: saturated ({b['streams']} streams at {SATURATE:g}x real time), "
+            f"{b['per_s']:.1f} classified frames/s with max batch 16 vs "
+            f"{s['per_s']:.1f} with max batch 1: **{ratio:.2f}x**; most streams "
+            f"sustained at 2.5 sampled frames/s: **{f['max_sustained']}**"
+        )
+        checks.append(
+            (f"{arch}, {engine}: batched >= 1.4x unbatched end to end ({ratio:.2f}x)", ratio >= 1.4)
+        )
+        target = {"resnet18": 32, "resnet50": 12}.get(arch)
+        if target:
+            checks.append(
+                (
+                    f"{arch}, {engine}: >= {target} streams sustained ({f['max_sustained']})",
+                    f["max_sustained"] >= target,
+                )
+            )
+    if set(found) >= set(ENGINES):
+        ort, eager = found["onnxruntime"]["max_sustained"], found["torch"]["max_sustained"]
+        gain = ort / eager if eager else float("inf")
+        checks.append(
+            (
+                f"{arch}: onnxruntime sustains >= 1.2x the streams of torch eager ({ort} vs "
+                f"{eager}: {gain:.2f}x)",
+                gain >= 1.2,
+            )
+        )
+    return summary, checks
+
+
+def cpu_name() -> str:
+    with open("/proc/cpuinfo") as fh:
+        names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import onnxruntime
     import torch
 
     args = parse_args(argv)
     frames = clip_frames(args.size)
-    started = time.perf_counter()
+    started, loads = time.perf_counter(), [os.getloadavg()[0]]
     table = [
-        "| arch | max batch | streams | sampled | classified | dropped | sustained | "
-        "e2e p50 ms | e2e p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| arch | engine | max batch | streams | sampled | classified | dropped | sustained | "
+        "e2e p50 ms | e2e p95 ms | step ms/frame | mean batch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary, checks = [], []
+    cache = os.environ.get("RRN_CACHE_HOME")
     with tempfile.TemporaryDirectory(prefix="rrn-serve-bench-") as tmp:
-        for arch in args.archs.split(","):
-            rows, found = arch_rows(arch, args, frames, Path(tmp))
-            table += rows
-            b, s = found["saturated_batched"], found["saturated_single"]
-            ratio = b["per_s"] / s["per_s"] if s["per_s"] else float("inf")
-            summary.append(
-                f"- {arch}: saturated ({b['streams']} streams at {SATURATE:g}x real time), "
-                f"{b['per_s']:.1f} classified frames/s with max batch 16 vs "
-                f"{s['per_s']:.1f} with max batch 1: **{ratio:.2f}x**; most streams "
-                f"sustained at 2.5 sampled frames/s: **{found['max_sustained']}**"
-            )
-            target = {"resnet18": 32, "resnet50": 12}.get(arch)
-            checks.append(
-                (f"{arch}: batched >= 1.4x unbatched end to end ({ratio:.2f}x)", ratio >= 1.4)
-            )
-            if target:
-                checks.append(
-                    (
-                        f"{arch}: >= {target} streams sustained ({found['max_sustained']})",
-                        found["max_sustained"] >= target,
-                    )
-                )
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as fh:
-        names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-    cpu = names[0] if names else cpu
+        os.environ["RRN_CACHE_HOME"] = str(Path(tmp) / "cache")  # the servers' exports
+        try:
+            for arch in args.archs.split(","):
+                ckpt = write_checkpoint(Path(tmp), arch, args.size)
+                rows, found = arch_rows(arch, args.engines.split(","), args, frames, ckpt)
+                table += rows
+                loads.append(os.getloadavg()[0])
+                lines, arch_checks = _checks(arch, found)
+                summary += lines
+                checks += arch_checks
+        finally:
+            os.environ.pop("RRN_CACHE_HOME")
+            if cache is not None:
+                os.environ["RRN_CACHE_HOME"] = cache
+    flags = f"{' --quick' if args.quick else ''}{' --every-frame' if args.every_frame else ''}"
     text = "\n".join(
         [
             "# rrn serve: many streams, one batched step",
             "",
-            f"Machine: {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; server and clients "
-            f"on loopback. Command: `python benchmarks/serve.py{' --quick' if args.quick else ''}"
-            f"{' --every-frame' if args.every_frame else ''}` "
-            f"({time.perf_counter() - started:.0f} s). Each stream sends a real UCF-101 clip's frames "
+            f"Machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}; server and clients on loopback. Command: "
+            f"`python benchmarks/serve.py{flags}` ({time.perf_counter() - started:.0f} s); load "
+            f"average (1 min) {loads[0]:.1f} at the start, then "
+            f"{', '.join(f'{x:.1f}' for x in loads[1:])} after each arch (other "
+            "jobs share the cores). Each stream sends a real UCF-101 clip's frames "
             f"(JPEG, 320x240) at {FPS:g} fps ({'all of them' if args.every_frame else 'the sampled ones'} "
             f"sent); the server keeps every {SAMPLE_EVERY}th "
             f"(one per {SAMPLE_EVERY / FPS:.1f} s: 2.5 sampled frames/s per stream); {args.size} px, "
-            "random weights (speed only), T=2 identity skip at block4.",
+            "random weights (speed only), T=2 identity skip at block4; the server's default "
+            "threads (2 for either engine here).",
             "",
             *table,
             "",

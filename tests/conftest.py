@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 
 # No test reaches the Hugging Face Hub: huggingface_hub reads this when it is first imported, so
 # it is set before any test module imports it (the package tests read hf:// names from a
@@ -29,6 +30,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def rrn_cache_home():
+    """rrn's cache (the ONNX exports of the onnxruntime engine) in a folder of the session's,
+    removed at its end: the suite leaves nothing in ~/.cache. Set in the environment, so the
+    `rrn stream` and `rrn serve` processes that tests start share it."""
+    before = os.environ.get("RRN_CACHE_HOME")
+    with tempfile.TemporaryDirectory(prefix="rrn-test-cache-") as folder:
+        os.environ["RRN_CACHE_HOME"] = folder
+        yield folder
+        if before is None:
+            del os.environ["RRN_CACHE_HOME"]
+        else:
+            os.environ["RRN_CACHE_HOME"] = before
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,8 @@ def test_sampling_can_be_changed_for_the_stream(setup):
 
 def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
     """The file is delivered at its frame rate (a live source); each step takes 100 ms while a
-    sampled frame arrives every 80 ms, so the loop must skip to the newest frame."""
+    sampled frame arrives every 80 ms, so the loop must skip to the newest frame. (The torch
+    engine: the slow step is the model's own.)"""
     model, _, video = setup
     step = model.step_terms
 
@@ -196,7 +197,7 @@ def test_realtime_drops_frames_when_the_model_falls_behind(setup, tmp_path):
     model.step_terms = slow_step
     try:
         start = time.perf_counter()
-        summary, preds = _stream(model, video, tmp_path, realtime=True)
+        summary, preds = _stream(model, video, tmp_path, realtime=True, engine="torch")
         wall = time.perf_counter() - start
     finally:
         del model.step_terms
@@ -558,8 +559,14 @@ def test_streaming_benchmark_quick_mode(tmp_path):
     text = (tmp_path / "r.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| resnet18 | 64 | 1 |"))
     assert len(row.split("|")) == 13 and row.count(" / ") == 4
-    assert "| whole file | 50 | 5 | 0 |" in text and "`--realtime`" in text
-    assert text.count("- [") == 4 and "generated clip (--quick)" in text
+    section = text.split("## The engines")[1].split("## End to end")[0]
+    engines = [line for line in section.splitlines() if line.startswith("| resnet18 | 64 | 1 | ")]
+    assert [r.split("|")[4].strip() for r in engines] == ["1", "2"]  # the batches, both engines
+    assert all(r.count(" / ") == 2 and r.endswith("x** |") for r in engines)
+    for engine in ("torch", "onnxruntime"):
+        assert f"| {engine} | whole file | 50 | 5 | 0 |" in text
+        assert f"| {engine} | `--realtime`" in text
+    assert text.count("- [") == 6 and "generated clip (--quick)" in text
 
 
 def test_annotated_video_of_an_odd_sized_source(setup, tmp_path):

@@ -68,6 +68,8 @@ def test_a_udp_stream_that_stops_sending_is_an_ordinary_end(tmp_path, capsys):
             "stream",
             str(run),
             f"udp://127.0.0.1:{port}",
+            "--engine",  # listening within the sender's 1 s: no first-use ONNX export first
+            "torch",
             "--timeout",
             "3",
             "--json",

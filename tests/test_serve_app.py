@@ -369,3 +369,30 @@ def test_healthz_says_503_while_the_model_cannot_classify(model):
         gate.set()
         _until(ws, "frame")
         assert healthz_until(200)["batcher_waiting_s"] < 0.3
+
+
+def test_the_onnxruntime_engine_serves_a_stream_as_torch_does(model):
+    """The same WebSocket stream through each engine: the same frames, probabilities to the
+    events' 4 decimals (+ 1e-4); /v1/model names the engine."""
+    pytest.importorskip("onnxruntime")
+    images = [_image(30 + i) for i in range(5)]
+    got = {}
+    for engine in ("torch", "onnxruntime"):
+        with (
+            _client(model, StreamConfig(labels=4, engine=engine)) as client,
+            client.websocket_connect("/v1/streams/cam") as ws,
+        ):
+            assert client.get("/v1/model").json()["engine"] == engine
+            assert ws.receive_json()["type"] == "start"
+            got[engine] = []
+            for i, img in enumerate(images):  # each waits for its answer: nothing is replaced
+                ws.send_bytes(_frame(i / 25, img))
+                (frame,) = [m for m in _until(ws, "frame") if m["type"] == "frame"]
+                assert frame["frame"] == i
+                got[engine].append(
+                    [t["prob"] for t in sorted(frame["top"], key=lambda t: t["class"])]
+                )
+            ws.send_text('{"type": "end"}')
+            assert _until(ws, "end")[-1]["classified"] == len(images)
+    np.testing.assert_allclose(got["onnxruntime"], got["torch"], atol=2e-4, rtol=0)
+    np.testing.assert_allclose(np.sum(got["torch"], 1), 1.0, atol=1e-3)  # all 4 classes listed

@@ -25,6 +25,7 @@ DatasetName = Literal[
 CacheFormat = Literal["jpeg", "npy"]
 Decoder = Literal["auto", "pyav", "torchcodec"]
 Tracker = Literal["wandb", "mlflow", "tensorboard"]
+Engine = Literal["torch", "onnxruntime"]
 
 
 def names(choice) -> tuple:

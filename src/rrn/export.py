@@ -151,6 +151,7 @@ def export_model(
     *,
     opset: int = 18,
     check: bool = True,
+    chunk: bool = True,
 ) -> ExportReport:
     """Write ``model``'s step and chunk graphs and ``model.json`` to ``out``.
 
@@ -160,6 +161,8 @@ def export_model(
         fmt: ``"onnx"`` or ``"torchscript"``.
         opset: ONNX opset version.
         check: Run the exported graphs on random input against PyTorch afterwards.
+        chunk: Export the chunk classifier too (False: the step alone, as the onnxruntime
+            engine of ``rrn stream`` needs; ``model.json`` then has no ``chunk``).
 
     Returns:
         The :class:`ExportReport`.
@@ -176,9 +179,13 @@ def export_model(
     step_args, chunk_args = _example_inputs(model, desc)
     ins, outs = state_names(len(model.skip_blocks))
     write = _write_onnx if fmt == "onnx" else _write_torchscript
-    files = [out / desc["step"]["file"], out / desc["chunk"]["file"]]
+    files = [out / desc["step"]["file"]]
     write(StepGraph(model), step_args, files[0], ["frame", *ins], ["logits", *outs], opset)
-    write(ChunkGraph(model), chunk_args, files[1], ["clip"], ["logits"], opset)
+    if chunk:
+        files.append(out / desc["chunk"]["file"])
+        write(ChunkGraph(model), chunk_args, files[1], ["clip"], ["logits"], opset)
+    else:
+        del desc["chunk"]
     (out / DESCRIPTION).write_text(json.dumps(desc, indent=2) + "\n")
     report = ExportReport(out, [*files, out / DESCRIPTION], desc)
     if check:
@@ -264,7 +271,8 @@ def _check(model: nn.Module, report: ExportReport) -> None:
         expected_chunk = model(clips.to(param)).cpu().numpy()  # (B, K)
     stepped = exported.run_video(video.numpy())  # (N, K)
     report.step_diff = float(np.abs(stepped - expected).max())
-    report.chunk_diff = float(np.abs(exported.chunk(clips.numpy()) - expected_chunk).max())
+    if exported.has_chunk:
+        report.chunk_diff = float(np.abs(exported.chunk(clips.numpy()) - expected_chunk).max())
 
 
 class ExportedModel:
@@ -283,13 +291,12 @@ class ExportedModel:
         self.description = json.loads((self.folder / DESCRIPTION).read_text())
         self.format = self.description["format"]
         step = self.folder / self.description["step"]["file"]
-        chunk = self.folder / self.description["chunk"]["file"]
-        if self.format == "onnx":
-            self._step, self._chunk = _ort_session(step, threads), _ort_session(chunk, threads)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch marks torch.jit deprecated; it works
-                self._step, self._chunk = torch.jit.load(str(step)), torch.jit.load(str(chunk))
+        self.has_chunk = "chunk" in self.description  # a step-only export has none
+        load = (lambda path: ort_session(path, threads)) if self.format == "onnx" else _jit_load
+        self._step = load(step)
+        self._chunk = (
+            load(self.folder / self.description["chunk"]["file"]) if self.has_chunk else None
+        )
         self.states = self.description["step"]["states"]
         self.reset()
 
@@ -315,13 +322,34 @@ class ExportedModel:
 
     def chunk(self, clips: np.ndarray) -> np.ndarray:
         """Logits (B, K) of clips (B, T, 3, S, S)."""
+        if self._chunk is None:
+            raise ValueError(f"{self.folder} holds the step alone (exported without the chunk)")
         if self.format == "onnx":
             return self._chunk.run(None, {"clip": clips})[0]
         with torch.no_grad():
             return self._chunk(torch.from_numpy(clips)).numpy()
 
 
-def _ort_session(path: Path, threads: int | None):
+def _jit_load(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks torch.jit deprecated; it still works
+        return torch.jit.load(str(path))
+
+
+def ort_session(path: str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime session of the graph at ``path`` on the CPU.
+
+    Args:
+        path: An ``.onnx`` file.
+        threads: Intra-op threads (None: ONNX Runtime's default, one per physical core).
+
+    The intra-op threads wait without spinning when ``OMP_WAIT_POLICY`` is ``PASSIVE`` (as the
+    command line sets it for torch's OpenMP threads): on shared cores a spinning pool starves
+    the other work of the process, such as decoding, and every other process.
+
+    Raises:
+        ImportError: onnxruntime is missing (the message says what to install).
+    """
     try:
         import onnxruntime as ort
     except ImportError:
@@ -332,4 +360,6 @@ def _ort_session(path: Path, threads: int | None):
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

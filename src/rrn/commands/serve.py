@@ -11,6 +11,8 @@ from rrn.config import EvalConfig, RunConfig, ServeConfig, StreamConfig
 
 #: What the events say: the same flags as rrn stream's.
 EVENT_FIELDS = ("labels", "smooth", "threshold", "min_segment")
+#: What runs the model step: the same flags as rrn stream's.
+ENGINE_FIELDS = ("engine", "onnx_dir", "threads")
 EPILOG = """\
 examples:
   rrn serve runs/ucf_split1                         # http://127.0.0.1:8000/ in a browser
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help=MODEL_HELP)
     add_dataclass_arguments(p, ServeConfig, "serve", title="service")
     add_dataclass_arguments(p, StreamConfig, "stream", only=EVENT_FIELDS, title="events")
+    add_dataclass_arguments(p, StreamConfig, "stream", only=ENGINE_FIELDS, title="model step")
     add_dataclass_arguments(p, EvalConfig, "eval", only=("which",), title="checkpoint")
     add_dataclass_arguments(p, RunConfig, "run", only=("device",), title="run")
     p.set_defaults(func=run)
@@ -56,19 +59,25 @@ def run(args: argparse.Namespace) -> int:
     from rrn.checkpoint import load_model
     from rrn.distributed import DistInfo, resolve_device
 
+    events = from_flags(StreamConfig, args, "stream")
+    if events.threads:
+        import torch
+
+        torch.set_num_threads(events.threads)
     device = resolve_device(from_flags(RunConfig, args, "run").device, DistInfo())
     model = load_model(
         args.checkpoint, which=from_flags(EvalConfig, args, "eval").which, device=device
     )
-    app = create_app(model, cfg, from_flags(StreamConfig, args, "stream"))
+    app = create_app(model, cfg, events)
     auth = "a bearer token" if cfg.token else "no token (loopback only)"
+    engine = app.state.service.recognizer.engine.name
 
     def ready(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(
             f"rrn serve: {model.checkpoint} ({len(model.classes)} classes) on "
-            f"http://{shown}:{port}/ with {auth}; Ctrl-C or SIGTERM ends every stream and "
-            "stops",
+            f"http://{shown}:{port}/ with {auth}, model step in {engine}; Ctrl-C or SIGTERM "
+            "ends every stream and stops",
             flush=True,
         )
 

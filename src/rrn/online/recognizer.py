@@ -6,7 +6,9 @@ its sampling keeps, the model's temporal terms (one tensor per skip block, zeros
 frame" for every skip type), the last ``smooth`` probability vectors, and the frame size its
 first frame fixed. :meth:`MultiStreamRecognizer.step` takes the ready frame of any number of
 streams (at most one each), stacks frames and states along the batch dimension B, runs ONE
-model step and hands each stream its own row back, matched by id, never by position. A
+model step through its engine (:mod:`~rrn.online.engines`: eager PyTorch or ONNX Runtime, the
+same outputs to 1e-4) and hands each stream its own row back, matched by id, never by
+position. A
 stream's outputs are therefore those of the stream run alone (to float rounding): frame ``n``'s
 logits are the chunk prediction of its frames ``n-T+1..n``, row ``n`` of ``forward_video``.
 
@@ -26,6 +28,7 @@ import torch
 
 from rrn.data.decode import resized_shape, to_rgb
 from rrn.data.sampling import FrameSelector, Sampling
+from rrn.online.engines import StepEngine, TorchEngine
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,9 @@ class MultiStreamRecognizer:
         idle_timeout: Seconds without a frame after which :meth:`expire` closes a stream
             (None: never).
         clock: Monotonic seconds (a parameter so that expiry is testable).
+        engine: What runs the step (:func:`~rrn.online.engines.make_engine`; default: the
+            model itself, :class:`~rrn.online.engines.TorchEngine`). The state tensors live
+            on the engine's device.
 
     Not thread-safe: one caller at a time (the :class:`~rrn.online.batcher.MicroBatcher`'s
     worker, or a single-threaded loop).
@@ -105,15 +111,16 @@ class MultiStreamRecognizer:
         *,
         idle_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        engine: StepEngine | None = None,
     ):
         self.model = model
+        self.engine = engine or TorchEngine(model)
         self.classes: list[str] = list(model.classes)
         self.sampling = sampling or model.inputs.sampling
         self.smooth = smooth or model.temporal_context
         self.transform = model.inputs.transform()
         self.frame_size = model.inputs.frame_size
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
+        self.device, self.dtype = self.engine.device, self.engine.dtype
         self.term_shapes = [tuple(s[1:]) for s in model.term_shapes(self.frame_size)]
         self.idle_timeout = idle_timeout
         self.clock = clock
@@ -205,7 +212,7 @@ class MultiStreamRecognizer:
             torch.cat([self._terms(s)[j] for s in states])  # J x (B, C, h, w)
             for j in range(len(self.term_shapes))
         ]
-        logits, new_terms = self.model.step_terms(x.to(self.device, self.dtype), terms)
+        logits, new_terms = self.engine.step(x.to(self.device, self.dtype), terms)
         probs = logits.float().softmax(-1).cpu()  # (B, K); .cpu() waits for the device
         latency = (time.perf_counter() - start) * 1000
         now, out = self.clock(), {}
@@ -247,12 +254,20 @@ class Recognizer:
         model: From :func:`rrn.load_model` (needs ``inputs`` and ``classes``).
         sampling: Which frames to classify (default: the model's training sampling).
         smooth: Probability vectors averaged (default: the model's temporal context T).
+        engine: What runs the step (default: the model itself, in torch).
     """
 
     STREAM = "0"
 
-    def __init__(self, model, sampling: Sampling | None = None, smooth: int | None = None):
-        self.multi = MultiStreamRecognizer(model, sampling, smooth)
+    def __init__(
+        self,
+        model,
+        sampling: Sampling | None = None,
+        smooth: int | None = None,
+        *,
+        engine: StepEngine | None = None,
+    ):
+        self.multi = MultiStreamRecognizer(model, sampling, smooth, engine=engine)
         self.model = model
         self.classes = self.multi.classes
         self.sampling = self.multi.sampling

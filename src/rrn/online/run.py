@@ -123,11 +123,14 @@ def stream_sources(
     Raises:
         SourceError: a source cannot be opened (one line: which and why); nothing is written.
     """
+    from rrn.online.engines import engine_for
     from rrn.online.sources import parse_source
 
     specs = [parse_source(s) for s in sources]
     check_outputs(specs, config.out, config.json)
-    recognizer = MultiStreamRecognizer(model, sampling, config.smooth)
+    recognizer = MultiStreamRecognizer(
+        model, sampling, config.smooth, engine=engine_for(model, config)
+    )
     shared = _open_log(config.json) if config.json and len(specs) > 1 else None
     opened: list[_Opened] = []
     try:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from rrn.online.batcher import MicroBatcher
+from rrn.online.engines import engine_for
 from rrn.online.events import background_name, checkpoint_name, start_fields
 from rrn.online.recognizer import MultiStreamRecognizer, interval_seconds
 from rrn.serve.frames import FrameLimits
@@ -32,7 +33,8 @@ class Service:
     Args:
         model: From :func:`rrn.load_model`.
         config: A :class:`~rrn.config.ServeConfig`.
-        events: A :class:`~rrn.config.StreamConfig`: labels per frame, smoothing, segments.
+        events: A :class:`~rrn.config.StreamConfig`: labels per frame, smoothing, segments;
+            the engine of the step and its threads.
     """
 
     def __init__(self, model, config, events=None):
@@ -42,7 +44,9 @@ class Service:
         self.model, self.config = model, config
         self.events = events or StreamConfig()
         self.metrics = Metrics()
-        self.recognizer = MultiStreamRecognizer(model, smooth=self.events.smooth)
+        self.recognizer = MultiStreamRecognizer(
+            model, smooth=self.events.smooth, engine=engine_for(model, self.events)
+        )
         self.batcher = MicroBatcher(
             self.recognizer,
             max_batch=config.max_batch,
@@ -137,6 +141,7 @@ class Service:
                 "source_fps": None if s.fps else c.source_fps,
             },
             "state_bytes_per_stream": self.recognizer.state_bytes,
+            "engine": self.recognizer.engine.name,
             "smooth": self.recognizer.smooth,
             "checkpoint": checkpoint_name(getattr(model, "checkpoint", None)),
             "checkpoint_choice": getattr(model, "choice", None),
