@@ -26,6 +26,12 @@ def test_hostile_benchmark_quick_mode(tmp_path):
     text = out.read_text()
     assert "| 1024x540 baseline JPEG |" in text and "decoded and resized" in text
     assert "refused: JPEG of" in text  # the scan bomb never reaches the decoder
-    assert "KiB per open stream" in text and "state per stream" in text and "| 320x240, 8 s at 25 fps | 200 | 200 |" in text
-    assert "| same cores | alone | 6/6 |" in text and "| same cores | while attacked | 6/6 |" in text
+    assert (
+        "KiB per open stream" in text
+        and "state per stream" in text
+        and "| 320x240, 8 s at 25 fps | 200 | 200 |" in text
+    )
+    assert (
+        "| same cores | alone | 6/6 |" in text and "| same cores | while attacked | 6/6 |" in text
+    )
     assert "canary p50 attacked / alone" in text and "attacker on its own core" in text

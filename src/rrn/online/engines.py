@@ -298,8 +298,8 @@ def cache_home() -> Path:
 def export_key(model) -> str:
     """What an export of ``model``'s step depends on, hashed: its weights, its description, and
     the versions of torch and rrn that export it."""
-    from rrn.version import __version__
     from rrn.export import describe
+    from rrn.version import __version__
 
     desc = describe(model, "onnx")
     h = hashlib.sha256()
