@@ -149,26 +149,11 @@ class Server:
     """``rrn serve CKPT --port 0`` with the default limits."""
 
     def __init__(self, ckpt: Path, *flags: str):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("RRN_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rrn", "serve", str(ckpt), "--port", "0", *flags],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
-                self.port = int(m.group(1))
-                threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise RuntimeError("rrn serve did not start")
+        from serve import start_server
+
+        cmd = [sys.executable, "-m", "rrn", "serve", str(ckpt), "--port", "0", *flags]
+        self.proc, self.port = start_server(cmd)
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep it drained
 
     def rss_mb(self) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()

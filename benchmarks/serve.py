@@ -148,6 +148,25 @@ def write_checkpoint(folder: Path, arch: str, size: int) -> Path:
     return path
 
 
+def start_server(cmd: list[str], wait_s: float = 300) -> tuple[subprocess.Popen, int]:
+    """Run an ``rrn serve ... --port 0`` command line; (the process, the port it printed).
+    ``wait_s`` is generous: the onnxruntime engine exports its graph at a first start."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RRN_TOKEN", None)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
+            return proc, int(m.group(1))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("rrn serve did not start")
+
+
 class ServerProcess:
     """``rrn serve`` in a subprocess on a free loopback port."""
 
@@ -171,21 +190,7 @@ class ServerProcess:
             "--engine",
             engine,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("RRN_TOKEN", None)
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        deadline = time.monotonic() + 300  # the onnxruntime engine exports at its first start
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
-                self.port = int(m.group(1))
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise RuntimeError("rrn serve did not start")
+        self.proc, self.port = start_server(cmd)
 
     def counters(self) -> dict[str, float]:
         """The step counters of the server's /metrics."""
