@@ -160,11 +160,9 @@ class Server:
         return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        from serve import stop_server
+
+        stop_server(self.proc)
 
 
 # ---------------------------------------------------------------------------- measurements

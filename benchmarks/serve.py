@@ -167,6 +167,15 @@ def start_server(cmd: list[str], wait_s: float = 300) -> tuple[subprocess.Popen,
     raise RuntimeError("rrn serve did not start")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (every stream gets its ``end``), SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class ServerProcess:
     """``rrn serve`` in a subprocess on a free loopback port."""
 
@@ -206,11 +215,7 @@ class ServerProcess:
         return out
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_server(self.proc)
 
 
 # ---------------------------------------------------------------------------- clients

@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import tempfile
 
 # No test reaches the Hugging Face Hub: huggingface_hub reads this when it is first imported, so
@@ -30,6 +31,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_acts():
+    """Ctrl-C behaves as in a terminal, however the suite was started.
+
+    A shell without job control starts a background command (``make test &``, ``nohup``) with
+    SIGINT ignored; Python then never installs its handler, and the processes tests start
+    inherit the ignored signal: the tests of Ctrl-C would fail for a reason outside rrn.
+    A handled signal is reset to its default in a child at exec, so this reaches them too.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(autouse=True, scope="session")

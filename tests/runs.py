@@ -65,12 +65,9 @@ def save_run(
     return run
 
 
-def tiny_train_argv(synth, out, *extra) -> list[str]:
-    """`rrn train` argv for a resnet18 at 32 px on ``synth``, two chunks per optimiser step."""
+def tiny_train_flags(*, sample_every: int = 1, update_chunks: int = 2) -> list[str]:
+    """`rrn train` flags for a random resnet18 at 32 px, batch 2, in this process, quiet."""
     return [
-        "train",
-        "--data-root",
-        str(synth),
         "--arch",
         "resnet18",
         "--skip",
@@ -78,17 +75,27 @@ def tiny_train_argv(synth, out, *extra) -> list[str]:
         "--frame-size",
         "32",
         "--sample-every",
-        "1",
+        str(sample_every),
         "--no-hflip",
         "--weights",
         "none",
         "--batch-size",
         "2",
         "--update-chunks",
-        "2",
+        str(update_chunks),
         "--workers",
         "0",
         "--no-progress",
+    ]
+
+
+def tiny_train_argv(synth, out, *extra) -> list[str]:
+    """`rrn train` argv for a resnet18 at 32 px on ``synth``, two chunks per optimiser step."""
+    return [
+        "train",
+        "--data-root",
+        str(synth),
+        *tiny_train_flags(),
         "--lr",
         "1e-3",
         "--out",

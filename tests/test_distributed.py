@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from processes import torchrun_two
 from rrn.distributed import (
     DistInfo,
     ResumableDistributedSampler,
@@ -110,12 +111,6 @@ sys.exit(rc)
 def test_ddp_two_gloo_processes(tmp_path):
     """2 CPU processes (gloo): identical weights on both ranks, one checkpoint, exact eval counts."""
     import json
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from rrn.cli import main
     from rrn.data import load_split, make_synthetic_dataset
@@ -133,32 +128,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     out = tmp_path / "run"
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [
-        str(torchrun) if torchrun.exists() else shutil.which("torchrun"),
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(data),
-        str(out),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # own session: on a timeout the workers die with torchrun instead of lingering
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    torchrun_two(str(script), str(data), str(out), timeout=240)
 
     rank0 = torch.load(out / "rank0.state", weights_only=True)
     rank1 = torch.load(out / "rank1.state", weights_only=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from processes import torchrun_two
 from rrn.checkpoint import load_model
 from rrn.cli import main
 from rrn.data import FrameSource, make_synthetic_dataset
@@ -187,31 +188,19 @@ def test_a_detection_model_exports_for_triton_with_background_among_its_labels(r
 def test_two_ddp_processes_score_the_videos_of_one_evaluation(run, tmp_path):
     """torchrun with 2 CPU processes (gloo): each scores a share of the test videos, rank 0
     gathers them and writes the same score files and numbers as one process."""
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
 
     run_dir, _, _ = run
-    torchrun = Path(sys.executable).with_name("torchrun")
-    runner = str(torchrun) if torchrun.exists() else shutil.which("torchrun")
-    cmd = [runner, "--standalone", "--nproc_per_node", "2", "-m", "rrn", "eval", str(run_dir)]
-    proc = subprocess.Popen(
-        [*cmd, "--out", str(tmp_path), "--no-progress", "--device", "cpu"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,  # on a timeout the workers die with torchrun
+    torchrun_two(
+        "-m",
+        "rrn",
+        "eval",
+        str(run_dir),
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--device",
+        "cpu",
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     two = json.loads((tmp_path / "eval_split1.json").read_text())
     one = result_of(run_dir)
     assert two["timing"]["world_size"] == 2 and two["num_videos"] == one["num_videos"] == 2

@@ -13,31 +13,9 @@ from rrn.commands.flags import flag_overrides
 from rrn.config import resolve_config
 from rrn.data.formats import FORMATS, synth_layouts
 from rrn.data.synth import make_synthetic_dataset
+from runs import tiny_train_flags
 
-TINY = [
-    "--arch",
-    "resnet18",
-    "--skip",
-    "block4",
-    "--frame-size",
-    "32",
-    "--sample-every",
-    "1",
-    "--no-hflip",
-    "--weights",
-    "none",
-    "--batch-size",
-    "2",
-    "--update-chunks",
-    "2",
-    "--workers",
-    "0",
-    "--no-progress",
-    "--epochs",
-    "1",
-    "--val-every",
-    "0",
-]
+TINY = [*tiny_train_flags(), "--epochs", "1", "--val-every", "0"]
 
 
 @pytest.fixture(scope="module", params=synth_layouts())

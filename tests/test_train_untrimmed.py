@@ -10,35 +10,19 @@ import torch
 import torch.nn.functional as F
 
 from faults import CrashAfter, SimulatedCrash
+from processes import torchrun_two
 from rrn.cli import main
 from rrn.config import ConfigError, resolve_config
 from rrn.data import make_synthetic_dataset
 from rrn.train import fit
 from rrn.train.step import chunk_loss_sum, chunks_correct
-from runs import save_run
+from runs import save_run, tiny_train_flags
 from runs import train_config as config_of
 
 TINY = [
-    "--arch",
-    "resnet18",
-    "--skip",
-    "block4",
-    "--frame-size",
-    "32",
-    "--sample-every",
-    "2",
-    "--no-hflip",
-    "--weights",
-    "none",
-    "--batch-size",
-    "2",
-    "--update-chunks",
-    "4",
+    *tiny_train_flags(sample_every=2, update_chunks=4),
     "--seconds-per-chunk",
     "0.5",
-    "--workers",
-    "0",
-    "--no-progress",
     "--lr",
     "1e-3",
 ]
@@ -169,34 +153,12 @@ torch.save(result["model"].state_dict(), os.path.join(out, "rank%s.state" % os.e
 def test_two_ddp_processes_train_one_detection_model(thumos, tmp_path):
     """torchrun with 2 CPU processes (gloo): the ranks split the epoch's chunks and end with
     identical weights; rank 0 writes the one checkpoint."""
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
 
     data, ann = thumos[thumos.index("--data-root") + 1], thumos[thumos.index("--split-dir") + 1]
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    runner = str(torchrun) if torchrun.exists() else shutil.which("torchrun")
     out = tmp_path / "run"
-    cmd = [runner, "--standalone", "--nproc_per_node", "2", str(script), data, ann, str(out)]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        start_new_session=True,  # on a timeout the workers die with torchrun
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    torchrun_two(str(script), data, ann, str(out))
     rank0 = torch.load(out / "rank0.state", weights_only=True)
     rank1 = torch.load(out / "rank1.state", weights_only=True)
     for key, value in rank0.items():

@@ -57,7 +57,12 @@ from rrn.config import (
     load_yaml,
     resolve_config,
 )
-from rrn.experiment_detection import detection_values, is_detection, write_detection_tables
+from rrn.experiment_detection import (
+    detection_values,
+    is_detection,
+    write_detection_tables,
+    write_results_md,
+)
 from rrn.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -382,15 +387,7 @@ def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, An
         if result.get("task") == "detection":
             row["task"] = "detection"
             row.update(detection_values(result))
-        for key in (
-            "video_error",
-            "video_top1",
-            "video_top5",
-            "clip_top1",
-            "mean_class_accuracy",
-            "num_videos",
-            "protocol",
-        ):
+        for key in (*_EVALUATED, "protocol"):
             row[key] = result.get(key)
     return row
 
@@ -452,21 +449,17 @@ def protocol_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [f"Protocol: {p} ({', '.join(names)})." for p, names in cells.items()]
 
 
-#: The columns of ``results.csv``.
-RESULT_COLUMNS = (
-    "cell",
-    "kind",
-    "split",
-    "status",
+#: The numbers a recognition cell's evaluation JSON gives its row.
+_EVALUATED = (
     "video_error",
     "video_top1",
     "video_top5",
     "clip_top1",
     "mean_class_accuracy",
     "num_videos",
-    "paper_error",
-    "protocol",
 )
+#: The columns of ``results.csv``.
+RESULT_COLUMNS = ("cell", "kind", "split", "status", *_EVALUATED, "paper_error", "protocol")
 
 
 def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -517,15 +510,7 @@ def write_results(grid: Grid, rows: Sequence[dict[str, Any]], out: Path) -> dict
     if grid.paper_note:
         lines += ["", grid.paper_note.strip()]
     notes = [f"- **{c['cell']}**: {c['note']}" for c in summary if c["note"]]
-    if notes:
-        lines += ["", *notes]
-    files = {"csv": out / "results.csv", "md": out / "results.md"}
-    png = plot_results(grid, summary, out / "results.png")
-    if png is not None:
-        lines += ["", "![results](results.png)"]
-        files["png"] = png
-    atomic_write_text(files["md"], "\n".join(lines) + "\n")
-    return files
+    return write_results_md(out, lines, notes, lambda png: plot_results(grid, summary, png))
 
 
 def plot_results(grid: Grid, summary: Sequence[dict[str, Any]], path: Path) -> Path | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,17 @@ def write_detection_tables(
         *protocol,
     ]
     notes = [f"- **{r['cell']}**: {r['note']}" for r in _first_of_each(rows) if r.get("note")]
-    if notes:
-        lines += ["", *notes]
+    return write_results_md(out, lines, notes, lambda png: plot_detection_results(grid, rows, png))
+
+
+def write_results_md(
+    out: Path, lines: list[str], notes: list[str], plot: Callable[[Path], Path | None]
+) -> dict[str, Path]:
+    """Write ``out/results.md``: ``lines``, the cells' ``notes``, and the figure ``plot`` draws
+    (None where there is nothing to draw); the paths of ``results.csv``, ``.md`` and ``.png``."""
+    lines = [*lines, "", *notes] if notes else list(lines)
     files = {"csv": out / "results.csv", "md": out / "results.md"}
-    png = plot_detection_results(grid, rows, out / "results.png")
+    png = plot(out / "results.png")
     if png is not None:
         lines += ["", "![results](results.png)"]
         files["png"] = png
