@@ -153,6 +153,33 @@ def test_features_are_the_models_pooled_stage_outputs(feats, split, net):
     ]
 
 
+def test_a_video_goes_through_the_network_a_piece_at_a_time(split, net, tmp_path, monkeypatch):
+    """Only FEATURE_PIECE frames are resized and run at once (an untrimmed video at 224 px
+    would otherwise be 0.6 MB a frame, all in memory), with the features of the whole video."""
+    import rrn.baselines.features as features
+
+    sizes = []
+    call = ClipTransform.__call__
+
+    def recording(self, frames):
+        sizes.append(len(frames))
+        return call(self, frames)
+
+    monkeypatch.setattr(features, "FEATURE_PIECE", 2)
+    monkeypatch.setattr(ClipTransform, "__call__", recording)
+    _, records, _ = split
+    extract(split, tmp_path, net)
+    assert sizes and max(sizes) == 2 and sum(sizes) == 3 * len(records)  # 3 frames a video
+    monkeypatch.setattr(ClipTransform, "__call__", call)
+    for rec in records:
+        frames = decode_video(rec.path, SAMPLING)
+        with torch.no_grad():
+            want = net.video_features(ClipTransform(32, train=False)(frames), stages=(2, 3, 4))
+        with np.load(feature_file(tmp_path, rec.video_id)) as z:
+            for stage in (2, 3, 4):
+                np.testing.assert_allclose(z[f"stage{stage}"], want[stage], atol=1e-5)
+
+
 def test_random_source_is_the_same_network_every_time(net):
     # resumed or sharded extractions with --source none must all use one network
     again = load_feature_model("none", "resnet18")

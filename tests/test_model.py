@@ -569,6 +569,22 @@ def test_video_features_are_the_pooled_stage_outputs(arch):
         _close(batched[3][0], feats[3])
 
 
+def test_feature_pieces_carry_the_skip_state_across_pieces():
+    """Pieces of any size give :meth:`video_features`' rows: the skip state crosses each cut
+    (a piece that started from zero would differ at its first frame)."""
+    model, _ = _pair("resnet18", ("block2", "block4"), "linear")
+    frames = _clip(1, 7, size=64)[0]  # (7, 3, H, W)
+    with torch.no_grad():
+        whole = model.video_features(frames, stages=(2, 4))
+        pieces = [frames[:3], frames[3:4], frames[4:]]
+        got = list(model.feature_pieces(pieces, stages=(2, 4)))
+        fresh = model.video_features(frames[3:4], stages=(4,))[4]  # no previous frame
+    assert [tuple(g[4].shape) for g in got] == [(3, 512), (1, 512), (3, 512)]
+    for s in (2, 4):
+        _close(torch.cat([g[s] for g in got]), whole[s])
+    assert not torch.allclose(fresh[0], whole[4][3], atol=1e-3)
+
+
 # ---------------------------------------------------------------- block names
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("T", [1, 2, 3, 5])

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 FEATURE_STAGES = (2, 3, 4)
 META_FILE = "features.json"
 EXTRACTION_FILE = "extraction.json"  # the settings, written before the first video
+#: Frames per network call: the segment of :meth:`rrn.model.RecurrentResNet.video_features`.
+FEATURE_PIECE = 64
 
 
 # ------------------------------------------------------------------------------ extraction
@@ -142,11 +144,9 @@ def extract_features(
             logger.warning("rrn: warning: skipping video %s: %s", rec.video_id, err)
             report.failures.append((rec.video_id, str(err)))
             continue
-        # (N, H, W, 3) uint8 -> (N, 3, S, S); copies a read-only mmap
-        x = transform(np.array(frames)).to(device)
-        feats = model.video_features(x, stages=stages)  # {stage: (N, C)}
-        dtype = np.float16 if float16 else np.float32
-        arrays = {f"stage{s}": f.float().cpu().numpy().astype(dtype) for s, f in feats.items()}
+        arrays = _pooled_features(
+            model, frames, transform=transform, stages=stages, float16=float16, device=device
+        )
         arrays["label"] = np.array(rec.label)
         if rec.annotation is not None:  # an untrimmed video: its labels are per frame, by time
             times = frame_times(rec, source, len(frames))
@@ -160,6 +160,30 @@ def extract_features(
     report.seconds = time.perf_counter() - start
     atomic_write_json(out / f"failures.rank{rank}.json", report.failures)
     return report
+
+
+def _pooled_features(
+    model: nn.Module,
+    frames: np.ndarray,
+    *,
+    transform: ClipTransform,
+    stages: Sequence[int],
+    float16: bool,
+    device: str | torch.device,
+) -> dict[str, np.ndarray]:
+    """``stage<s>`` -> (N, C) pooled features of a video's ``frames`` (N, H, W, 3) uint8, run
+    :data:`FEATURE_PIECE` frames at a time: the network input of an untrimmed video at 224 px
+    would otherwise be 0.6 MB a frame, all at once."""
+    dtype = np.float16 if float16 else np.float32
+    pieces = (  # (n, H, W, 3) uint8 -> (n, 3, S, S); np.array copies a read-only mmap's piece
+        transform(np.array(frames[s : s + FEATURE_PIECE])).to(device)
+        for s in range(0, len(frames), FEATURE_PIECE)
+    )
+    parts: dict[int, list[np.ndarray]] = {s: [] for s in stages}
+    for feats in model.feature_pieces(pieces, stages=stages):  # {stage: (n, C)}
+        for s, f in feats.items():
+            parts[s].append(f.float().cpu().numpy().astype(dtype))
+    return {f"stage{s}": np.concatenate(v) for s, v in parts.items()}
 
 
 def write_features_meta(

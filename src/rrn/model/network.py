@@ -283,16 +283,41 @@ class RecurrentResNet(tv_resnet.ResNet):
         Returns:
             {stage: (N, C_stage)} (or (B, N, C_stage)).
         """
-        bad = [s for s in stages if s not in STAGES]
-        if bad:
-            raise ValueError(f"stages must be among {STAGES}, got {bad}")
-        taps = {f"layer{s}.{len(getattr(self, f'layer{s}')) - 1}": s for s in stages}
+        taps = self._stage_taps(stages)
         out: dict[int, list[Tensor]] = {s: [] for s in stages}
         for _, tapped in self._stream(frames, segment, tuple(taps)):
             for name, s in taps.items():
                 # (B, n, C, h, w) -> (B, n, C)
                 out[s].append(tapped[name].mean(dim=(-2, -1)))
         return {s: self._unbatch(frames, torch.cat(v, dim=1)) for s, v in out.items()}
+
+    def feature_pieces(
+        self, pieces: Iterable[Tensor], stages: Sequence[int] = (2, 3, 4)
+    ) -> Iterator[dict[int, Tensor]]:
+        """:meth:`video_features` over a video that arrives in pieces: yields each piece's
+        pooled features, the skip states carried from piece to piece (as
+        :meth:`forward_pieces` does for logits), so memory depends on the piece, not on the
+        video's length. Pieces of ``segment`` frames give :meth:`video_features`' rows exactly.
+
+        Args:
+            pieces: (n, 3, H, W) each, consecutive frames of one video.
+            stages: As in :meth:`video_features`.
+
+        Yields:
+            {stage: (n, C_stage)} per piece.
+        """
+        taps = self._stage_taps(stages)
+        state = None
+        for piece in pieces:
+            _, state, tapped = self._run(piece[None], state, False, tuple(taps))
+            yield {s: tapped[name].mean(dim=(-2, -1))[0] for name, s in taps.items()}
+
+    def _stage_taps(self, stages: Sequence[int]) -> dict[str, int]:
+        """The name of each stage's last block -> the stage; stages checked."""
+        bad = [s for s in stages if s not in STAGES]
+        if bad:
+            raise ValueError(f"stages must be among {STAGES}, got {bad}")
+        return {f"layer{s}.{len(getattr(self, f'layer{s}')) - 1}": s for s in stages}
 
     def step(self, frame: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One frame of a live video: ``logits, state = model.step(frame, state)``.
