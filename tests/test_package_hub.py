@@ -281,3 +281,43 @@ def test_rrn_push_uploads_a_package_folder_as_it_is_once_it_loads(
     hub.calls.clear()
     assert main(["push", str(folder), "org/name"]) == 2  # refused before anything is sent
     assert "2 outputs and 3 classes" in capsys.readouterr().err and hub.calls == []
+
+
+# ------------------------------------------------------------------- fine-tuning from one
+def test_rrn_train_starts_from_a_package_folder_or_hf_name(offline_cache, synth, tmp_path):
+    """--weights takes what every RUN_OR_CKPT command takes: the package's weights, its
+    classifier kept for the same classes and re-initialised for others."""
+    from rrn.train.builders import create_model, with_resolved_skips
+    from runs import tiny_train_argv
+    from runs import train_config as config_of
+
+    runs, folders, _ = offline_cache
+    saved = rrn.load_model(runs[0]).state_dict()
+    classes = rrn.load_model(runs[0]).classes
+    for given in (str(folders[0]), "hf://org/name"):
+        cfg = with_resolved_skips(config_of(tiny_train_argv(synth, tmp_path, "--weights", given)))
+        same, note = create_model(cfg, len(classes), classes=classes)
+        assert all(torch.equal(v, saved[k]) for k, v in same.state_dict().items()), given
+        assert note == f"weights of {given}"
+        other, note = create_model(cfg, len(classes), classes=[f"x{c}" for c in classes])
+        assert torch.equal(other.state_dict()["conv1.weight"], saved["conv1.weight"])
+        assert not torch.equal(other.state_dict()["fc.weight"], saved["fc.weight"])
+        assert note == (
+            f"weights of {given} (classifier re-initialised: the weights were trained on other "
+            "classes)"
+        )
+
+
+def test_rrn_train_from_a_package_of_another_architecture_is_one_line(
+    offline_cache, synth, tmp_path, capsys
+):
+    from runs import tiny_train_argv
+
+    argv = tiny_train_argv(synth, tmp_path / "run", "--weights", "hf://org/name", "--epochs", "1")
+    argv[argv.index("resnet18")] = "resnet34"
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rrn train: error: --weights hf://org/name holds a resnet18, this run builds a resnet34: "
+        "train with --arch resnet18, or give weights of a resnet34"
+    )

@@ -237,8 +237,9 @@ class ModelConfig:
     last T-1 blocks; with --skip it must agree."""
     weights: str = "imagenet"
     """Initial weights: none, imagenet (torchvision's, downloaded once into its cache), a
-    torchvision state dict file, or an rrn checkpoint (its classifier is dropped when the class
-    count differs)."""
+    torchvision state dict file, an rrn checkpoint, or a model package (a folder or
+    hf://org/name); the classifier of a checkpoint or package is re-initialised when its classes
+    differ from the run's."""
     temporal_init: TemporalInit = "kaiming"
     """Initialisation of the temporal skip parameters."""
     freeze: tuple[Stage, ...] = ()
@@ -257,7 +258,9 @@ class ModelConfig:
                     "give only one of the two, or make them agree"
                 )
         if not self.weights:
-            raise ConfigError("--weights must be none, imagenet or a file path")
+            raise ConfigError(
+                "--weights must be none, imagenet, a file path, a package folder or hf://org/name"
+            )
 
 
 @dataclass

@@ -62,10 +62,14 @@ class WeightsSource:
     """The file of a ``state_dict`` or ``checkpoint``."""
     state: Mapping[str, Tensor] | None = field(default=None, repr=False, compare=False)
     """A ``state_dict`` given in memory (no file)."""
+    name: str | None = None
+    """Where a state dict in memory came from (a model package), for reports."""
 
     def __str__(self) -> str:
         if self.path is not None:
             return str(self.path)
+        if self.name is not None:
+            return self.name
         return "a state dict" if self.kind == "state_dict" else self.kind
 
 
@@ -100,7 +104,10 @@ def resolve_weights(
         return WeightsSource("none")
     path = Path(value)
     if path.is_dir():
-        raise WeightsError(f"weights {path} is a directory; pass a file in it (RUN/last.pt)")
+        raise WeightsError(
+            f"weights {path} is a directory; pass a file in it (RUN/last.pt), or to rrn train "
+            "a model package folder (rrn pack) or hf://org/name"
+        )
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; {_WHAT}")
     kind = "checkpoint" if _is_checkpoint(_read(path)) else "state_dict"

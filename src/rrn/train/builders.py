@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from rrn import distributed as rdist
 from rrn.checkpoint import load_state_checked
-from rrn.config import OptimConfig, TrainConfig
+from rrn.config import ModelConfig, OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
-from rrn.model import resolve_skips
+from rrn.model import WeightsError, WeightsSource, resolve_skips, resolve_weights
 from rrn.runtime import resolve_workers, stop_safe_worker_init
 
 logger = logging.getLogger(__name__)
@@ -51,31 +51,52 @@ def create_model(
     """
     from rrn.model import build_model
 
+    weights, trained_on = (None, None) if resuming else initial_weights(cfg.model)
     model = build_model(
         arch=cfg.model.arch,
         num_classes=num_classes,
         skip_blocks=cfg.model.skip,
         skip_type=cfg.model.skip_type,
-        weights=None if resuming else cfg.model.weights,
+        weights=weights,
         temporal_init=cfg.model.temporal_init,
     )
     note = "resumed" if resuming else str(model.info.weights)
-    if not resuming and classes is not None and _other_classes(cfg.model.weights, classes):
+    if trained_on is not None and classes is not None and list(trained_on) != list(classes):
         model.fc.reset_parameters()  # torchvision's initialisation of the classifier
         note += " (classifier re-initialised: the weights were trained on other classes)"
     return model, note
 
 
-def _other_classes(weights: str, classes: list[str]) -> bool:
-    """Whether ``weights`` is an rrn checkpoint whose classes differ from ``classes``."""
-    from rrn.checkpoint import load_checkpoint
-    from rrn.model import resolve_weights
+def initial_weights(model_cfg: ModelConfig) -> tuple[WeightsSource, list[str] | None]:
+    """``--weights`` resolved (:func:`rrn.model.resolve_weights`), and the classes they were
+    trained on (None when they do not say: torchvision's, a bare state dict).
 
-    source = resolve_weights(weights)
+    Beside what the model layer reads, a model package folder (``rrn pack``) or
+    ``hf://org/name[@revision]`` gives its weights (``model.safetensors``; downloaded into the
+    Hub's cache), which must be of ``--arch``.
+
+    Raises:
+        WeightsError: a package of another architecture; what ``resolve_weights`` raises.
+        PackageError, HubError: a package that is incomplete or damaged, or not to be had.
+    """
+    from rrn.checkpoint import load_checkpoint, open_checkpoint
+    from rrn.package.folder import is_package
+    from rrn.package.hub import is_hub_uri
+
+    given = model_cfg.weights
+    if is_hub_uri(given) or is_package(given):
+        _, ckpt = open_checkpoint(given)
+        saved = ckpt["model_config"].get("arch")
+        if saved != model_cfg.arch:
+            raise WeightsError(
+                f"--weights {given} holds a {saved}, this run builds a {model_cfg.arch}: train "
+                f"with --arch {saved}, or give weights of a {model_cfg.arch}"
+            )
+        return WeightsSource("state_dict", state=ckpt["model"], name=str(given)), ckpt["classes"]
+    source = resolve_weights(given)
     if source.kind != "checkpoint":
-        return False
-    saved = load_checkpoint(source.path).get("classes")
-    return saved is not None and list(saved) != list(classes)
+        return source, None
+    return source, load_checkpoint(source.path).get("classes")
 
 
 def freeze_stages(model: nn.Module, stages: tuple[str, ...]) -> list[nn.Module]:
