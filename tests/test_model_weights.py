@@ -123,6 +123,24 @@ def test_imagenet_offline_names_the_ways_out(monkeypatch):
     assert "\n" not in message and isinstance(err.value, UserError)
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_imagenet_download_shows_a_bar_on_a_terminal_only(monkeypatch, terminal):
+    from torchvision.models import WeightsEnum
+
+    import rrn.progress
+
+    asked = []
+
+    def download(self, *args, progress=None, **kwargs):
+        asked.append(progress)
+        return build_model("resnet18", 1000, ()).state_dict()
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", download)
+    monkeypatch.setattr(rrn.progress, "on_terminal", lambda: terminal)
+    build_model("resnet18", K, ("block4",), weights="imagenet")
+    assert asked == [terminal]  # a job's log gets no bar of carriage returns
+
+
 def test_the_builder_training_and_the_baselines_load_through_the_one_loader(files, monkeypatch):
     """build_model, rrn train's create_model and rrn features' load_feature_model all give their
     weights to rrn.model.weights._fit (here spied on) and agree on the result."""

@@ -153,9 +153,11 @@ def imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     Raises:
         WeightsUnavailableError: offline and not cached; the message names the ways out.
     """
+    from rrn.progress import on_terminal
+
     weights = get_arch(arch).weights.DEFAULT
-    try:
-        return weights.get_state_dict(progress=True)
+    try:  # torchvision's download bar, as rrn's own bars: on a terminal only, not in job logs
+        return weights.get_state_dict(progress=on_terminal())
     except OSError as err:  # urllib's URLError and socket errors are OSErrors
         reason = getattr(err, "reason", None) or err.strerror or err
         file = Path(weights.url).name
