@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from rrn.data import make_synthetic_dataset
 from rrn.data.formats.text import LineErrors, SplitError
 from rrn.detection.annotations import (
     AMBIGUOUS_LABEL,
@@ -219,6 +220,18 @@ def test_activitynet_folder_holding_one_json(tmp_path):
         read_activitynet(tmp_path / "empty")
     with pytest.raises(SplitError, match="not found"):
         read_activitynet(tmp_path / "absent.json")
+
+
+def test_activitynet_folder_of_rrn_synth_is_read_past_its_rrn_synth_json(tmp_path):
+    # rrn synth --layout activitynet writes rrn_synth.json beside the annotation: the folder
+    # must still name one annotation file, as --split-dir FOLDER promises.
+    data = make_synthetic_dataset(
+        tmp_path / "an", classes=2, videos_per_class=4, frames=6, size=32, layout="activitynet"
+    )
+    assert (data / "rrn_synth.json").is_file()
+    ann = read_activitynet(data)
+    assert ann.source == data / "activity_net.json"
+    assert ann.classes == read_activitynet(data / "activity_net.json").classes
 
 
 def test_activitynet_malformed_entries_name_file_and_json_path(tmp_path):

@@ -175,6 +175,26 @@ def test_rerun_reuses_finished_cells_and_a_lost_result_is_re_evaluated(grid, cap
     assert (out / "early" / "split1" / "eval_split1.json").is_file()
 
 
+def test_results_md_names_the_set_overrides_beside_the_grids_description(grid, tmp_path):
+    # A grid scaled down with --set must not pass for the grid as described (its epochs, its
+    # frame size): results.md says what the run changed.
+    path, out = grid
+    spec = yaml.safe_load(path.read_text())
+    described = write_grid(
+        tmp_path / "described.yaml",
+        spec["base"]["data_root"],
+        TRAIN_CELLS,
+        description="Trained for 30 epochs.",
+    )
+    argv = ["experiment", str(described), "--out", str(out), "--no-progress"]
+    assert main([*argv, "--set", "epochs=1", "--set", "frame_size=32"]) == 0  # cells reused
+    text = (out / "results.md").read_text()
+    assert "Trained for 30 epochs.\n\nRun with `--set epochs=1`, `--set frame_size=32`.\n" in text
+    assert main(argv) == 0
+    text = (out / "results.md").read_text()
+    assert "Trained for 30 epochs.\n" in text and "Run with" not in text
+
+
 def test_dry_run_validates_and_runs_nothing(grid, tmp_path, capsys):
     path, _ = grid
     out = tmp_path / "dry"

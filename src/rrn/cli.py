@@ -10,6 +10,8 @@ the command line shows its messages as they read: INFO and DEBUG on stdout (thro
 (library messages that a person reads carry their own ``rrn <command>:`` prefix); Python
 warnings (the deprecated spellings of settings) go the same way. ``-q/--quiet`` shows warnings
 and errors only, ``-v/--verbose`` adds debug messages; both go before or after the sub-command.
+What a command prints itself (its result: ``rrn predict``'s classes, the flags ``rrn synth``
+names) is printed either way.
 When :func:`main` returns, the logging is as it found it.
 
 Errors: a :class:`~rrn.errors.UserError` (bad input, named with the way out) and an ``OSError``
@@ -107,7 +109,11 @@ def console(quiet: bool = False, verbose: bool = False) -> Iterator[ConsoleHandl
 def _verbosity(parser: argparse.ArgumentParser, default) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "-q", "--quiet", action="store_true", default=default, help="show warnings and errors only"
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="log warnings and errors only (the command's own result is still printed)",
     )
     group.add_argument(
         "-v", "--verbose", action="store_true", default=default, help="also show debug messages"

@@ -339,6 +339,11 @@ def run_grid(
 
     root = Path(out)
     overrides, feats_over = parse_sets(sets)
+    if sets:  # the description is the grid's as shipped; results.md says what this run changed
+        changed = ", ".join(f"`--set {s}`" for s in sets)
+        grid = dataclasses.replace(
+            grid, description=f"{grid.description.strip()}\n\nRun with {changed}.".strip()
+        )
     feats = {**grid.features, **feats_over}
     splits = list(splits or grid.splits)
     cells = [c for c in grid.cells if not only or c.name in only]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from rrn.data.formats.text import LineErrors, SplitError, is_plain_name, lines, read_split_text
+from rrn.data.synth_layouts import SYNTH_INFO
 from rrn.detection.classes import BACKGROUND
 from rrn.detection.segments import Segment
 
@@ -291,12 +292,15 @@ def read_activitynet(path: str | Path, errors: LineErrors | None = None) -> Temp
 
 
 def _activitynet_file(path: Path) -> Path:
-    """The JSON file itself, or the one ``.json`` in a folder."""
+    """The JSON file itself, or the one ``.json`` in a folder (``rrn synth``'s own
+    :data:`~rrn.data.synth_layouts.SYNTH_INFO` beside it is no annotation file)."""
     if path.is_file():
         return path
     if not path.is_dir():
         raise SplitError(f"{path} not found; pass ActivityNet's JSON file (or its folder)")
-    found = sorted(p for p in path.glob("*.json") if not p.name.startswith("."))
+    found = sorted(
+        p for p in path.glob("*.json") if not p.name.startswith(".") and p.name != SYNTH_INFO
+    )
     if len(found) != 1:
         raise SplitError(
             f"{'no' if not found else 'several'} .json files in {path}"
