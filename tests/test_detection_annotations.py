@@ -277,6 +277,17 @@ def test_activitynet_not_json_or_no_database(tmp_path):
         read_activitynet(path)
 
 
+def test_activitynet_nested_past_the_stack_or_not_utf8_is_one_plain_split_error(tmp_path):
+    path = write(tmp_path / "a.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SplitError, match="a.json: not valid JSON .*recursion"):
+        read_activitynet(path)
+    path.write_bytes(b'{"database": {"\xff": {}}}')
+    with pytest.raises(SplitError) as err:
+        read_activitynet(path)
+    assert str(err.value).startswith(f"{path}: not a UTF-8 text file")
+    assert "not valid JSON" not in str(err.value)
+
+
 # ---------------------------------------------------------------------------- frame labels
 def video(intervals, ambiguous=(), duration=None, subset="train", name="v"):
     return VideoAnnotations(

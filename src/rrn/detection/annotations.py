@@ -312,11 +312,12 @@ def _reject_constant(name: str) -> None:
 
 def _database(file: Path) -> dict[str, Any]:
     """The ``"database"`` object of an ActivityNet JSON file."""
+    text = read_split_text(file)  # its own error for a missing or non-UTF-8 file
     try:
-        data = json.loads(read_split_text(file), parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise SplitError(f"{file}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # NaN/Infinity; arrays nested past the stack
         raise SplitError(f"{file}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise SplitError(
