@@ -233,6 +233,9 @@ def test_a_missing_or_damaged_weights_file_is_one_line(package, tmp_path):
     (bad / "config.json").write_text("{not json")
     with pytest.raises(PackageError, match="cannot read config.json"):
         read_package(bad)
+    (bad / "config.json").write_text("[" * 100_000)  # past Python's recursion limit
+    with pytest.raises(PackageError, match="cannot read config.json .*recursion"):
+        read_package(bad)
 
 
 def test_a_folder_is_a_package_by_its_config_json(run, package, tmp_path):
