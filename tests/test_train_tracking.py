@@ -222,6 +222,42 @@ def test_a_resume_whose_mlflow_run_is_gone_is_refused(tmp_path, monkeypatch):
         Trackers.open(["mlflow"], tracked)
 
 
+@pytest.mark.parametrize(
+    "name, env, said",
+    [
+        ("wandb", {"WANDB_MODE": "bogus"}, "input_value='bogus'"),
+        ("wandb", {"WANDB_PROJECT": "a/b"}, "Invalid project name 'a/b'"),
+        ("mlflow", {"MLFLOW_TRACKING_URI": "bogus://x"}, "unsupported URI 'bogus://x'"),
+    ],
+)
+def test_settings_a_tracker_refuses_are_one_user_error_naming_them(
+    tmp_path, monkeypatch, name, env, said
+):
+    offline_trackers(monkeypatch, tmp_path)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    (tmp_path / "run").mkdir()
+    tracked = TrackedRun(path=tmp_path / "run", config=TrainConfig().to_dict())
+    with pytest.raises(UserError) as caught:
+        Trackers.open([name], tracked)
+    message = str(caught.value)
+    assert message.startswith(f"--track {name}: {name} refused to start the run (")
+    assert said in message and f"or drop --track {name}" in message and "\n" not in message
+
+
+def test_an_error_of_rrn_s_own_in_a_tracker_is_not_taken_for_the_user_s(tmp_path, monkeypatch):
+    class Broken(Tracker):
+        name = "mlflow"
+
+        def __init__(self, run):
+            raise KeyError("a bug")
+
+    monkeypatch.setitem(rrn.train.tracking.TRACKERS, "mlflow", Broken)
+    tracked = TrackedRun(path=tmp_path, config=TrainConfig().to_dict())
+    with pytest.raises(KeyError, match="a bug"):
+        Trackers.open(["mlflow"], tracked)
+
+
 class Failing(Tracker):
     name = "flaky"
 
