@@ -160,6 +160,17 @@ def test_thumos14_a_second_copy_of_a_file_and_a_background_class_are_reported(th
     assert "Diving_val.txt: a second Diving_val.txt (the first is" in str(err.value)
 
 
+def test_thumos14_a_folder_named_as_an_annotation_file_is_reported_unless_the_file_is_found(
+    thumos,
+):
+    (thumos / "Run_val.txt").mkdir()  # no Run_val.txt file anywhere
+    write(thumos / "Golf_test.txt" / "Golf_test.txt", "video_test_0000004 0.5 3.3\n")
+    with pytest.raises(SplitError) as err:
+        read_thumos14(thumos)
+    assert str(err.value).startswith("1 malformed annotation in")
+    assert f"{thumos / 'Run_val.txt'}: a folder, not the annotation file" in str(err.value)
+
+
 def test_thumos14_without_annotation_files_or_folder(tmp_path):
     write(tmp_path / "readme.txt", "x\n")
     with pytest.raises(SplitError, match="no THUMOS'14 annotation file"):

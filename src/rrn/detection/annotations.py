@@ -210,12 +210,15 @@ def _thumos_files(folder: Path, errors: LineErrors) -> dict[tuple[str, str], Pat
             "(<Class>_val.txt, <Class>_test.txt; the official annotation folders unpacked)"
         )
     found: dict[tuple[str, str], Path] = {}
+    folders: dict[tuple[str, str], Path] = {}  # named as a file: an unpacking gone wrong
     for path in sorted(folder.rglob("*.txt")):
         match = THUMOS_FILE.fullmatch(path.name)
-        if match is None or _skipped(path, folder) or not path.is_file():
+        if match is None or _skipped(path, folder):
             continue
         key = (match["name"], match["subset"])
-        if match["name"] == BACKGROUND:
+        if not path.is_file():
+            folders.setdefault(key, path)
+        elif match["name"] == BACKGROUND:
             errors.report(
                 f"{path}: the class name {BACKGROUND!r} is reserved for frames in no interval; "
                 "rename the class (the file)"
@@ -224,6 +227,9 @@ def _thumos_files(folder: Path, errors: LineErrors) -> dict[tuple[str, str], Pat
             errors.report(f"{path}: a second {path.name} (the first is {found[key]}); keep one")
         else:
             found[key] = path
+    for key, path in folders.items():
+        if key not in found:
+            errors.report(f"{path}: a folder, not the annotation file; put the file there")
     if not found:
         raise SplitError(
             f"no THUMOS'14 annotation file (<Class>_val.txt, <Class>_test.txt) anywhere under "
