@@ -222,20 +222,35 @@ def test_a_resume_whose_mlflow_run_is_gone_is_refused(tmp_path, monkeypatch):
         Trackers.open(["mlflow"], tracked)
 
 
+def _invalid_wandb_setting(*args, **kwargs):
+    """What wandb.init raises for a setting its pydantic model refuses (WANDB_MODE=bogus in a
+    fresh process; a process that already set W&B up keeps its settings)."""
+    import pydantic
+
+    pydantic.TypeAdapter(int).validate_python("bogus")
+
+
 @pytest.mark.parametrize(
-    "name, env, said",
+    "name, setup, said",
     [
-        ("wandb", {"WANDB_MODE": "bogus"}, "input_value='bogus'"),
-        ("wandb", {"WANDB_PROJECT": "a/b"}, "Invalid project name 'a/b'"),
-        ("mlflow", {"MLFLOW_TRACKING_URI": "bogus://x"}, "unsupported URI 'bogus://x'"),
+        (
+            "wandb",
+            lambda mp: mp.setattr("wandb.init", _invalid_wandb_setting),
+            "input_value='bogus'",
+        ),
+        ("wandb", lambda mp: mp.setenv("WANDB_PROJECT", "a/b"), "Invalid project name 'a/b'"),
+        (
+            "mlflow",
+            lambda mp: mp.setenv("MLFLOW_TRACKING_URI", "bogus://x"),
+            "unsupported URI 'bogus://x'",
+        ),
     ],
 )
 def test_settings_a_tracker_refuses_are_one_user_error_naming_them(
-    tmp_path, monkeypatch, name, env, said
+    tmp_path, monkeypatch, name, setup, said
 ):
     offline_trackers(monkeypatch, tmp_path)
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
+    setup(monkeypatch)
     (tmp_path / "run").mkdir()
     tracked = TrackedRun(path=tmp_path / "run", config=TrainConfig().to_dict())
     with pytest.raises(UserError) as caught:
