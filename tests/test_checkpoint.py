@@ -81,6 +81,18 @@ def test_load_rejects_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_a_folder_holding_half_a_package_or_score_folder_is_told_what_it_lacks(tmp_path):
+    with pytest.raises(CheckpointError) as plain:
+        find_checkpoint(tmp_path)
+    assert str(plain.value).endswith("or a checkpoint file")
+    (tmp_path / "video_1.npz").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="as a score folder it lacks scores.json"):
+        find_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="as a package folder it lacks config.json"):
+        find_checkpoint(tmp_path)
+
+
 def test_find_checkpoint_takes_best_only_when_a_validation_split_chose_it(tmp_path):
     with pytest.raises(CheckpointError, match="without last.pt"):
         find_checkpoint(tmp_path)

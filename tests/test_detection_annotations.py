@@ -161,6 +161,17 @@ def test_thumos14_a_second_copy_of_a_file_and_a_background_class_are_reported(th
     assert "Diving_val.txt: a second Diving_val.txt (the first is" in str(err.value)
 
 
+def test_thumos14_a_folder_named_as_an_annotation_file_is_reported_unless_the_file_is_found(
+    thumos,
+):
+    (thumos / "Run_val.txt").mkdir()  # no Run_val.txt file anywhere
+    write(thumos / "Golf_test.txt" / "Golf_test.txt", "video_test_0000004 0.5 3.3\n")
+    with pytest.raises(SplitError) as err:
+        read_thumos14(thumos)
+    assert str(err.value).startswith("1 malformed annotation in")
+    assert f"{thumos / 'Run_val.txt'}: a folder, not the annotation file" in str(err.value)
+
+
 def test_thumos14_without_annotation_files_or_folder(tmp_path):
     write(tmp_path / "readme.txt", "x\n")
     with pytest.raises(SplitError, match="no THUMOS'14 annotation file"):
@@ -288,6 +299,17 @@ def test_activitynet_not_json_or_no_database(tmp_path):
     write(path, json.dumps({"results": {}}))
     with pytest.raises(SplitError, match='no "database" object at the top'):
         read_activitynet(path)
+
+
+def test_activitynet_nested_past_the_stack_or_not_utf8_is_one_plain_split_error(tmp_path):
+    path = write(tmp_path / "a.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SplitError, match="a.json: not valid JSON .*recursion"):
+        read_activitynet(path)
+    path.write_bytes(b'{"database": {"\xff": {}}}')
+    with pytest.raises(SplitError) as err:
+        read_activitynet(path)
+    assert str(err.value).startswith(f"{path}: not a UTF-8 text file")
+    assert "not valid JSON" not in str(err.value)
 
 
 # ---------------------------------------------------------------------------- frame labels

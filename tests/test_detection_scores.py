@@ -97,12 +97,60 @@ def test_a_score_file_round_trips_and_the_meta_fills_its_defaults(tmp_path):
         (np.zeros((3, 3)), np.array([0, 1, 1.0]), "increase strictly"),
         (np.full((3, 3), np.nan), np.arange(3.0), "finite"),
         (np.zeros((0, 3)), np.zeros(0), "N >= 1"),
+        (np.full((3, 3), "0.5"), np.arange(3.0), "real numbers, got <U3"),
+        (np.zeros((3, 3), complex), np.arange(3.0), "real numbers, got complex128"),
+        (np.zeros((3, 3)), np.arange(3.0) - 1, "from the video's start, got -1"),
     ],
 )
 def test_malformed_scores_are_refused_naming_what_is_wrong(tmp_path, scores, times, message):
     np.savez(tmp_path / "v.npz", scores=scores, times=times)
     with pytest.raises(ScoreFileError, match=message):
         read_video_scores(tmp_path, "v", 3)
+
+
+def write_npy(path):
+    with path.open("wb") as fh:
+        np.save(fh, np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda path: path.write_bytes(b""), "No data left in file"),
+        (lambda path: path.write_bytes(b"PK\x03\x04 a truncated zip"), "not a zip file"),
+        (write_npy, "an .npy array"),
+    ],
+)
+def test_a_file_that_is_no_npz_is_refused_as_a_user_error(tmp_path, write, message):
+    write(tmp_path / "v.npz")
+    with pytest.raises(ScoreFileError, match=f"v.npz: not a score file .*{message}"):
+        read_video_scores(tmp_path, "v", 3)
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ('"context": "two"', "\"context\" must be .* got 'two'"),
+        ('"context": 0', '"context" must be .* got 0'),
+        ('"context": 2.5', '"context" must be .* got 2.5'),
+        ('"interval_s": "0.25"', "\"interval_s\" must be .* got '0.25'"),
+        ('"interval_s": -1', '"interval_s" must be .* got -1'),
+        ('"interval_s": NaN', '"interval_s" must be .* got nan'),
+        ('"skipped": ["v"]', '"skipped" must be an object'),
+        ('"data": "thumos14"', '"data" must be an object'),
+    ],
+)
+def test_a_description_with_a_value_of_the_wrong_kind_is_refused(tmp_path, meta, message):
+    text = '{"classes": ["Background", "A", "B"], "sampling": "x", ' + meta + "}"
+    (tmp_path / "scores.json").write_text(text)
+    with pytest.raises(ScoreFileError, match=message):
+        read_scores_meta(tmp_path)
+
+
+def test_a_description_nested_too_deep_for_python_is_invalid_json(tmp_path):
+    (tmp_path / "scores.json").write_text("[" * 100_000)
+    with pytest.raises(ScoreFileError, match="not valid JSON"):
+        read_scores_meta(tmp_path)
 
 
 def test_a_folder_without_its_description_or_a_file_says_so(tmp_path):

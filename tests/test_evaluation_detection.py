@@ -5,6 +5,7 @@ Background segment and announces the segments the evaluation scored."""
 
 import json
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -117,6 +118,26 @@ def test_the_score_folder_scored_again_gives_the_same_numbers(run, tmp_path):
     strict = json.loads((tmp_path / "eval_scores.json").read_text())
     assert strict["frame_map"] == first["frame_map"]
     assert strict["num_predicted_segments"] == 0 and strict["missed"] == 1.0
+
+
+def test_a_moved_score_folder_names_the_data_scores_json_stored_and_the_flags(
+    run, tmp_path, capsys, monkeypatch
+):
+    run_dir, data, _ = run
+    folder = tmp_path / "scores"
+    shutil.copytree(run_dir / "eval_split1" / "scores", folder)
+    meta = json.loads((folder / "scores.json").read_text())
+    meta["data"] = {"dataset": "thumos14", "data_root": "data", "split_dir": "data/annotations"}
+    (folder / "scores.json").write_text(json.dumps(meta))
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    assert main(["eval", str(folder), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rrn eval: error: data root data is not a folder")
+    assert f"as {folder / 'scores.json'} names them" in err and "'data_root': 'data'" in err
+    assert err.endswith("pass --data-root and --split-dir where they are now")
+    assert len(err.splitlines()) == 1
+    flags = ["--data-root", str(data), "--split-dir", str(data / "annotations")]
+    assert main(["eval", str(folder), "--out", str(tmp_path), *flags]) == 0
 
 
 def test_rrn_stream_never_announces_background_and_announces_what_eval_scored(run, tmp_path):

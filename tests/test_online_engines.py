@@ -248,6 +248,48 @@ def test_an_export_folder_of_the_checkpoint_is_used_and_of_another_refused(
     assert "--onnx-dir is an export for the onnxruntime engine" in capsys.readouterr().err
 
 
+def _other_graph(path) -> None:
+    """An ONNX graph of another input than the step's: ``clip`` -> Identity."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    clip = helper.make_tensor_value_info("clip", TensorProto.FLOAT, [1])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["clip"], ["out"])], "g", [clip], [out])
+    onnx.save(helper.make_model(graph), path)
+
+
+def _description(found: dict, **changes) -> str:
+    return json.dumps({**found, **changes})
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "step.onnx").write_bytes(b"garbage"), "cannot load its step graph ("),
+        (lambda f: (f / "step.onnx").write_bytes(b""), "cannot load its step graph ("),
+        (lambda f: _other_graph(f / "step.onnx"), "its step graph takes ['clip'], not the"),
+        (lambda f: (f / "model.json").write_text("[" * 100_000), "no readable model.json (max"),
+        (lambda f: (f / "model.json").write_text("[]"), "model.json (not laid out as rrn export"),
+        (
+            lambda f: (f / "model.json").write_text(
+                _description(json.loads((f / "model.json").read_text()), step={"states": [1]})
+            ),
+            "model.json (not laid out as rrn export",
+        ),
+    ],
+)
+def test_a_damaged_export_folder_is_one_user_error_naming_it(exported, tmp_path, damage, message):
+    model, folder = exported
+    given = tmp_path / "given"
+    shutil.copytree(folder, given)
+    damage(given)
+    with pytest.raises(UserError) as caught:
+        make_engine(model, onnx_dir=given)
+    assert str(caught.value).startswith(f"--onnx-dir {given}")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 def _synthetic_clip(tmp_path):
     data = make_synthetic_dataset(
         tmp_path / "data", classes=2, videos_per_class=2, frames=6, size=48, seed=2

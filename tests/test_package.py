@@ -233,6 +233,9 @@ def test_a_missing_or_damaged_weights_file_is_one_line(package, tmp_path):
     (bad / "config.json").write_text("{not json")
     with pytest.raises(PackageError, match="cannot read config.json"):
         read_package(bad)
+    (bad / "config.json").write_text("[" * 100_000)  # past Python's recursion limit
+    with pytest.raises(PackageError, match="cannot read config.json .*recursion"):
+        read_package(bad)
 
 
 def test_a_folder_is_a_package_by_its_config_json(run, package, tmp_path):
@@ -346,6 +349,21 @@ def test_rrn_pack_names_what_it_wrote_and_refuses_a_folder_of_other_files(run, t
     assert "holds other files (notes.txt)" in capsys.readouterr().err
     assert main(["pack", str(run), str(tmp_path / "x"), "--license", "MIT License"]) == 2
     assert "--license 'MIT License'" in capsys.readouterr().err
+
+
+def test_a_results_file_that_cannot_be_read_is_refused_before_packing(run, tmp_path, capsys):
+    (tmp_path / "broken.json").write_text("{")
+    for results, why in [
+        (tmp_path / "typo.json", "No such file"),
+        (tmp_path / "broken.json", "Expecting property name"),
+        (tmp_path, "Is a directory"),
+    ]:
+        out = tmp_path / "pkg"
+        assert main(["pack", str(run), str(out), "--results", str(results)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"rrn pack: error: --results {results}: cannot read it (")
+        assert why in err and "leave the flag out" in err and len(err.splitlines()) == 1
+        assert not out.exists()
 
 
 def test_every_command_taking_a_run_says_it_takes_a_package(capsys):

@@ -236,6 +236,19 @@ def test_rrn_push_without_a_token_stops_before_packing(packages, monkeypatch, ca
     assert hub.calls == []
 
 
+def test_rrn_push_names_a_missing_run_or_results_file_before_asking_for_a_token(
+    packages, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    hub = RecordedHub().install(monkeypatch)
+    assert main(["push", str(tmp_path / "nope"), "org/name"]) == 2
+    assert "nope: no such checkpoint file or run directory" in capsys.readouterr().err
+    typo = tmp_path / "eval_typo.json"
+    assert main(["push", str(packages[0][0]), "org/name", "--results", str(typo)]) == 2
+    assert f"--results {typo}: cannot read it" in capsys.readouterr().err
+    assert hub.calls == []
+
+
 def test_rrn_push_says_in_one_line_when_the_hub_refuses(packages, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token_from_the_environment")
     refused = huggingface_hub.errors.HfHubHTTPError(

@@ -222,6 +222,57 @@ def test_a_resume_whose_mlflow_run_is_gone_is_refused(tmp_path, monkeypatch):
         Trackers.open(["mlflow"], tracked)
 
 
+def _invalid_wandb_setting(*args, **kwargs):
+    """What wandb.init raises for a setting its pydantic model refuses (WANDB_MODE=bogus in a
+    fresh process; a process that already set W&B up keeps its settings)."""
+    import pydantic
+
+    pydantic.TypeAdapter(int).validate_python("bogus")
+
+
+@pytest.mark.parametrize(
+    "name, setup, said",
+    [
+        (
+            "wandb",
+            lambda mp: mp.setattr("wandb.init", _invalid_wandb_setting),
+            "input_value='bogus'",
+        ),
+        ("wandb", lambda mp: mp.setenv("WANDB_PROJECT", "a/b"), "Invalid project name 'a/b'"),
+        (
+            "mlflow",
+            lambda mp: mp.setenv("MLFLOW_TRACKING_URI", "bogus://x"),
+            "unsupported URI 'bogus://x'",
+        ),
+    ],
+)
+def test_settings_a_tracker_refuses_are_one_user_error_naming_them(
+    tmp_path, monkeypatch, name, setup, said
+):
+    offline_trackers(monkeypatch, tmp_path)
+    setup(monkeypatch)
+    (tmp_path / "run").mkdir()
+    tracked = TrackedRun(path=tmp_path / "run", config=TrainConfig().to_dict())
+    with pytest.raises(UserError) as caught:
+        Trackers.open([name], tracked)
+    message = str(caught.value)
+    assert message.startswith(f"--track {name}: {name} refused to start the run (")
+    assert said in message and f"or drop --track {name}" in message and "\n" not in message
+
+
+def test_an_error_of_rrn_s_own_in_a_tracker_is_not_taken_for_the_user_s(tmp_path, monkeypatch):
+    class Broken(Tracker):
+        name = "mlflow"
+
+        def __init__(self, run):
+            raise KeyError("a bug")
+
+    monkeypatch.setitem(rrn.train.tracking.TRACKERS, "mlflow", Broken)
+    tracked = TrackedRun(path=tmp_path, config=TrainConfig().to_dict())
+    with pytest.raises(KeyError, match="a bug"):
+        Trackers.open(["mlflow"], tracked)
+
+
 class Failing(Tracker):
     name = "flaky"
 

@@ -196,9 +196,18 @@ def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "auto") -> Path
                 return path / name
         raise CheckpointError(
             f"{path} is a directory without {' or '.join(order)}; pass a run directory "
-            "written by rrn train, or a checkpoint file"
+            f"written by rrn train, or a checkpoint file{_half_a_folder(path)}"
         )
     raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+
+
+def _half_a_folder(path: Path) -> str:
+    """What a folder lacks to be a package or a score folder, when it holds the rest of one."""
+    if (path / "model.safetensors").is_file():
+        return "; as a package folder it lacks config.json (rrn pack writes both)"
+    if any(path.glob("*.npz")):
+        return "; as a score folder it lacks scores.json (docs/detection.md, 'Score files')"
+    return ""
 
 
 #: How a checkpoint came to be the one a number is reported for.

@@ -211,12 +211,15 @@ def _thumos_files(folder: Path, errors: LineErrors) -> dict[tuple[str, str], Pat
             "(<Class>_val.txt, <Class>_test.txt; the official annotation folders unpacked)"
         )
     found: dict[tuple[str, str], Path] = {}
+    folders: dict[tuple[str, str], Path] = {}  # named as a file: an unpacking gone wrong
     for path in sorted(folder.rglob("*.txt")):
         match = THUMOS_FILE.fullmatch(path.name)
-        if match is None or _skipped(path, folder) or not path.is_file():
+        if match is None or _skipped(path, folder):
             continue
         key = (match["name"], match["subset"])
-        if match["name"] == BACKGROUND:
+        if not path.is_file():
+            folders.setdefault(key, path)
+        elif match["name"] == BACKGROUND:
             errors.report(
                 f"{path}: the class name {BACKGROUND!r} is reserved for frames in no interval; "
                 "rename the class (the file)"
@@ -225,6 +228,9 @@ def _thumos_files(folder: Path, errors: LineErrors) -> dict[tuple[str, str], Pat
             errors.report(f"{path}: a second {path.name} (the first is {found[key]}); keep one")
         else:
             found[key] = path
+    for key, path in folders.items():
+        if key not in found:
+            errors.report(f"{path}: a folder, not the annotation file; put the file there")
     if not found:
         raise SplitError(
             f"no THUMOS'14 annotation file (<Class>_val.txt, <Class>_test.txt) anywhere under "
@@ -316,11 +322,12 @@ def _reject_constant(name: str) -> None:
 
 def _database(file: Path) -> dict[str, Any]:
     """The ``"database"`` object of an ActivityNet JSON file."""
+    text = read_split_text(file)  # its own error for a missing or non-UTF-8 file
     try:
-        data = json.loads(read_split_text(file), parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise SplitError(f"{file}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # NaN/Infinity; arrays nested past the stack
         raise SplitError(f"{file}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise SplitError(

@@ -22,7 +22,9 @@ Pure numpy and JSON; it imports nothing above :mod:`rrn.errors` and :mod:`rrn.fi
 from __future__ import annotations
 
 import json
+import math
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -83,10 +85,19 @@ def check_scores(scores: VideoScores, num_classes: int, *, where: str) -> VideoS
         )
     if t.shape != (len(s),):
         raise ScoreFileError(f"{where}: {len(s)} frames of scores but times of shape {t.shape}")
+    if s.dtype.kind not in "iuf" or t.dtype.kind not in "iuf":
+        raise ScoreFileError(
+            f"{where}: scores and times must be real numbers, got {s.dtype} and {t.dtype}"
+        )
     if not (np.isfinite(s).all() and np.isfinite(t).all()):
         raise ScoreFileError(f"{where}: scores and times must be finite (found NaN or infinity)")
     if len(t) > 1 and not (np.diff(t) > 0).all():
         raise ScoreFileError(f"{where}: frame times must increase strictly")
+    if t[0] < 0:
+        raise ScoreFileError(
+            f"{where}: frame times are seconds from the video's start, got {t[0]:g} for the "
+            "first frame"
+        )
     return scores
 
 
@@ -98,17 +109,22 @@ def read_video_scores(folder: str | os.PathLike, video: str, num_classes: int) -
     """
     path = score_file(folder, video)
     try:
-        with np.load(path) as z:
-            scores = VideoScores(
-                video, z["scores"].astype(np.float32), z["times"].astype(np.float64)
-            )
+        z = np.load(path)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy: one array, no names
+            raise ValueError("an .npy array, not an .npz archive")
+        with z:
+            found = VideoScores(video, z["scores"], z["times"])
     except FileNotFoundError:
         raise ScoreFileError(f"{path}: no scores for test video {video}") from None
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ScoreFileError(
-            f"{path}: not a score file (an .npz with 'scores' and 'times': {err})"
+            f"{path}: not a score file (an .npz with 'scores' and 'times': {err or 'empty'}); "
+            "write it again with numpy.savez"
         ) from None
-    return check_scores(scores, num_classes, where=str(path))
+    check_scores(found, num_classes, where=str(path))
+    return found._replace(
+        scores=found.scores.astype(np.float32), times=found.times.astype(np.float64)
+    )
 
 
 def write_scores_meta(
@@ -141,7 +157,8 @@ def read_scores_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``scores.json`` of a score folder, its required keys checked.
 
     Raises:
-        ScoreFileError: no such file, not JSON, or ``classes``/``sampling`` missing.
+        ScoreFileError: no such file, not JSON, ``classes``/``sampling`` missing, or a key
+            holding a value of the wrong kind.
     """
     path = Path(folder) / SCORES_META
     try:
@@ -151,7 +168,7 @@ def read_scores_meta(folder: str | os.PathLike) -> dict[str, Any]:
             f"{path} not found: a score folder holds {SCORES_META} and one <video>.npz per "
             "test video (docs/detection.md, 'Score files')"
         ) from None
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ScoreFileError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
         raise ScoreFileError(f'{path}: needs "classes" (the class names, Background first)')
@@ -160,9 +177,40 @@ def read_scores_meta(folder: str | os.PathLike) -> dict[str, Any]:
     meta.setdefault("source", str(Path(folder)))
     meta.setdefault("interval_s", None)
     meta.setdefault("context", 1)
-    meta["skipped"] = dict(meta.get("skipped") or {})
+    meta["skipped"] = meta.get("skipped") or {}
     meta.setdefault("data", None)
+    _check_meta_values(path, meta)
     return meta
+
+
+def _check_meta_values(path: Path, meta: dict[str, Any]) -> None:
+    """Refuse an optional key of ``scores.json`` whose value is not of the documented kind."""
+    interval, context = meta["interval_s"], meta["context"]
+    if interval is not None and not (
+        isinstance(interval, (int, float))
+        and not isinstance(interval, bool)
+        and math.isfinite(interval)
+        and interval > 0
+    ):
+        raise ScoreFileError(
+            f'{path}: "interval_s" must be the seconds between two sampled frames (a positive '
+            f"number) or null (the median gap of the times), got {interval!r}"
+        )
+    if not isinstance(context, int) or isinstance(context, bool) or context < 1:
+        raise ScoreFileError(
+            f'{path}: "context" must be the frames a score has seen at most (a whole number '
+            f">= 1; 1 when unknown), got {context!r}"
+        )
+    if not isinstance(meta["skipped"], dict):
+        raise ScoreFileError(
+            f'{path}: "skipped" must be an object {{<video id>: <why it has no scores>}}, got '
+            f"{meta['skipped']!r}"
+        )
+    if meta["data"] is not None and not isinstance(meta["data"], dict):
+        raise ScoreFileError(
+            f'{path}: "data" must be an object {{"dataset": ..., "data_root": ..., '
+            f'"split_dir": ...}} or null, got {meta["data"]!r}'
+        )
 
 
 def is_score_folder(path: str | os.PathLike) -> bool:

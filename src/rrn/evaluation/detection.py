@@ -38,10 +38,16 @@ from rrn import distributed as rdist
 from rrn.checkpoint import checkpoint_choice
 from rrn.config import ConfigError, EvalConfig, TrainConfig
 from rrn.data.decode import VideoDecodeError, iter_decoded
+from rrn.data.formats.text import SplitError
 from rrn.data.source import FrameSource
 from rrn.data.transforms import ClipTransform
 from rrn.data.untrimmed import probe_timeline
-from rrn.detection.scores import read_scores_meta, write_scores_meta, write_video_scores
+from rrn.detection.scores import (
+    SCORES_META,
+    read_scores_meta,
+    write_scores_meta,
+    write_video_scores,
+)
 from rrn.evaluation.detection_scoring import (
     SegmentSettings,
     score_folder,
@@ -276,7 +282,19 @@ def evaluate_score_folder(
             f"{folder}: say which annotations to score it against: --dataset thumos14 "
             "(or activitynet) --split-dir ANNOTATIONS"
         )
-    annotations = load_annotations(where["dataset"], where.get("data_root"), where.get("split_dir"))
+    try:
+        annotations = load_annotations(
+            where["dataset"], where.get("data_root"), where.get("split_dir")
+        )
+    except SplitError as err:
+        given = set(data or {}) & set(keys)
+        stored = {k: v for k, v in (meta["data"] or {}).items() if k in keys and k not in given}
+        if not stored:
+            raise
+        raise SplitError(
+            f"{err} (as {Path(folder) / SCORES_META} names them: {stored}; a relative path is "
+            "taken from the current folder): pass --data-root and --split-dir where they are now"
+        ) from None
     scored = score_folder(folder, annotations, segments or SegmentSettings())
     extra = {"dataset": where["dataset"], "annotations": str(annotations.source)}
     return write_detection_results(

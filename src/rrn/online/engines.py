@@ -160,8 +160,30 @@ def make_engine(
         )
     if onnx_dir is not None:
         check_export(model, onnx_dir)
-        return _probed(model, OnnxEngine(onnx_dir, threads), f"the export in {onnx_dir}")
+        return _probed(model, _given_engine(onnx_dir, threads), f"the export in {onnx_dir}")
     return _cached_engine(model, threads)
+
+
+def _given_engine(folder: str | os.PathLike, threads: int | None) -> OnnxEngine:
+    """The engine of a user's export folder; a step graph ONNX Runtime cannot load, or whose
+    inputs are not those ``model.json`` names (another file put in its place), is a
+    :class:`UserError` naming the file."""
+    try:
+        engine = OnnxEngine(folder, threads)
+        wanted, graph = {engine.frame, *engine.inputs}, engine.session.get_inputs()
+    except Exception as err:  # ONNX Runtime's errors have no common public base class
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"--onnx-dir {folder}: ONNX Runtime cannot load its step graph ({why}); export "
+            f"this checkpoint again (rrn export CHECKPOINT --format onnx --out {folder})"
+        ) from None
+    if {i.name for i in graph} != wanted:
+        raise UserError(
+            f"--onnx-dir {folder}: its step graph takes {sorted(i.name for i in graph)}, not the "
+            f"inputs model.json names ({sorted(wanted)}): another graph is in its place; export "
+            f"this checkpoint again (rrn export CHECKPOINT --format onnx --out {folder})"
+        )
+    return engine
 
 
 def default_engine(device: torch.device | str = "cpu") -> str:
@@ -198,31 +220,47 @@ def check_export(model, folder: str | os.PathLike) -> None:
     Raises:
         UserError: naming the folder and what differs.
     """
-    from rrn.export import DESCRIPTION, describe
+    from rrn.export import describe
 
     folder = Path(folder)
-    try:
-        found = json.loads((folder / DESCRIPTION).read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"--onnx-dir {folder}: no readable {DESCRIPTION} ({err}); make one with "
-            f"rrn export CHECKPOINT --format onnx --out {folder}"
-        ) from None
+    found, compared, step_file = _read_description(folder)
     if found.get("format") != "onnx":
         raise UserError(
             f"--onnx-dir {folder} holds a {found.get('format')} export; the onnxruntime engine "
             "needs rrn export --format onnx"
         )
     wanted = describe(model, "onnx")
-    for what, key in _COMPARED:
-        if key(found) != key(wanted):
+    for (what, key), theirs in zip(_COMPARED, compared):
+        if theirs != key(wanted):
             raise UserError(
                 f"--onnx-dir {folder} was exported from another model: its {what} "
-                f"{_short(key(found))} differ from the checkpoint's {_short(key(wanted))}; "
+                f"{_short(theirs)} differ from the checkpoint's {_short(key(wanted))}; "
                 "export this checkpoint (rrn export CHECKPOINT --out DIR) or drop --onnx-dir"
             )
-    if not (folder / found["step"]["file"]).is_file():
-        raise UserError(f"--onnx-dir {folder}: {found['step']['file']} is missing")
+    if not (folder / step_file).is_file():
+        raise UserError(f"--onnx-dir {folder}: {step_file} is missing")
+
+
+def _read_description(folder: Path) -> tuple[dict, list, str]:
+    """``(model.json, its values that :data:`_COMPARED` compares, the step's file name)``;
+    a file that is missing, not JSON or not laid out as rrn export writes it is a
+    :class:`UserError`."""
+    from rrn.export import DESCRIPTION
+
+    try:
+        found = json.loads((folder / DESCRIPTION).read_text())
+        compared = [key(found) for _, key in _COMPARED]
+        step_file = str(found["step"]["file"]) if found.get("format") == "onnx" else ""
+    except (OSError, ValueError, RecursionError) as err:
+        why = str(err)
+    except (TypeError, KeyError, AttributeError):  # a list, a string, a key missing
+        why = "not laid out as rrn export writes it"
+    else:
+        return found, compared, step_file
+    raise UserError(
+        f"--onnx-dir {folder}: no readable {DESCRIPTION} ({why}); make one with "
+        f"rrn export CHECKPOINT --format onnx --out {folder}"
+    )
 
 
 _COMPARED = (

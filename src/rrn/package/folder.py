@@ -183,7 +183,7 @@ def read_config(folder: str | os.PathLike, name: str | None = None) -> dict[str,
         config = json.loads(path.read_text())
     except FileNotFoundError:
         raise PackageError(f"{name} has no {CONFIG}; pass a folder written by rrn pack") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise PackageError(f"{name}: cannot read {CONFIG} ({err})") from None
     if not isinstance(config, dict) or config.get("format") != MARKER:
         raise PackageError(

@@ -78,10 +78,11 @@ def pack_run(
 
     Raises:
         CheckpointError: no such run or checkpoint, or one whose weights do not fit its model.
-        PackageError: ``out`` holds other files.
+        PackageError: ``out`` holds other files; a ``results`` file is missing or not JSON.
     """
     from rrn.data.transforms import InputSpec
 
+    check_results(results)
     path = find_checkpoint(run, which)
     ckpt = load_checkpoint(path)
     model = build_from_checkpoint(ckpt, name=str(path))  # the weights fit the model described
@@ -143,6 +144,23 @@ def dataset_facts(data) -> DatasetFacts:
         title = f"{folders[-1].name} (`--dataset {form.name}`)" if folders else form.name
     hub_id = form.name if form.title and not synthetic else None
     return DatasetFacts(form.name, title, form.test_side, hub_id, synthetic, flip)
+
+
+def check_results(results: Sequence[str | os.PathLike]) -> None:
+    """Refuse a result file named by ``--results`` that is missing or not JSON: a path with a
+    typo would otherwise only be listed as unreadable in the card.
+
+    Raises:
+        PackageError: naming the file.
+    """
+    for file in map(Path, results):
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as err:
+            raise PackageError(
+                f"--results {file}: cannot read it ({err}); pass the eval_split{{k}}.json files "
+                "rrn eval wrote, comma-separated, or leave the flag out"
+            ) from None
 
 
 def _evaluations(
@@ -215,6 +233,9 @@ def push_run(
         PackageError, CheckpointError: a package folder that does not load.
     """
     check_repo_id(repo_id)
+    if not is_package(run):  # the local inputs first: no token needed to find a typo
+        find_checkpoint(run, which)
+        check_results(results)
     require_token("rrn push")  # before the work of packing
     if is_package(run):
         packed = checked_package(run)

@@ -293,6 +293,44 @@ TRACKERS: dict[str, type[Tracker]] = {
 }
 
 
+#: tracker -> where its settings come from, for the message when it refuses them.
+SETTINGS = {
+    "wandb": "the WANDB_* environment (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, ...) and "
+    "`wandb login`",
+    "mlflow": "MLFLOW_TRACKING_URI (a store it can open: sqlite:///mlflow.db, http://HOST:PORT) "
+    "and MLFLOW_EXPERIMENT_NAME",
+}
+
+
+def _open_tracker(name: str, run: TrackedRun) -> Tracker:
+    """``TRACKERS[name](run)``; the tracker's own refusal of its settings (a bad mode or
+    project, a store it cannot open or reach) is a :class:`UserError` naming them."""
+    try:
+        return TRACKERS[name](run)
+    except Exception as err:
+        if not _refused_settings(name, err):
+            raise
+        why = " ".join(str(err).split()) or type(err).__name__
+        raise UserError(
+            f"--track {name}: {name} refused to start the run ({why[:400]}); fix "
+            f"{SETTINGS[name]}, or drop --track {name}"
+        ) from None
+
+
+def _refused_settings(name: str, err: Exception) -> bool:
+    """Whether ``err`` is the tracker's error about its settings or its server, not rrn's."""
+    if name == "wandb":
+        import pydantic
+        import wandb
+
+        return isinstance(err, wandb.errors.Error | pydantic.ValidationError)
+    if name == "mlflow":
+        from mlflow.exceptions import MlflowException
+
+        return isinstance(err, MlflowException)
+    return False
+
+
 def _param(value: Any) -> str:
     """A config value as an MLflow parameter (lists as ``a,b``, as on the command line)."""
     if isinstance(value, list):
@@ -327,7 +365,7 @@ class Trackers:
         opened = cls([])
         try:
             for name in names:
-                opened.trackers.append(TRACKERS[name](run))
+                opened.trackers.append(_open_tracker(name, run))
         except BaseException:
             opened.close(None)
             raise
