@@ -255,3 +255,33 @@ def test_an_unreadable_test_video_is_skipped_listed_and_left_out(run, tmp_path, 
     assert result["num_videos"] == 1 and result["num_test_videos"] == 2
     scores = read_scores_meta(tmp_path / "out" / "eval_split1" / "scores")
     assert list(scores["skipped"]) == ["video_test_0000002"]
+
+
+def test_a_packed_detection_run_s_card_reports_its_detection_numbers(run, tmp_path):
+    """rrn pack takes a detection run's eval_split1.json into the card's model-index (it used
+    to be passed over as "not an rrn eval result": no numbers on a detector's card)."""
+    import yaml
+
+    from rrn.package.pack import pack_run
+
+    run_dir, _, _ = run
+    r = result_of(run_dir)
+    card = (pack_run(run_dir, tmp_path / "package").folder / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    (result,) = meta["model-index"][0]["results"]
+    assert result["task"]["type"] == "online-action-detection"
+    got = {m["type"]: m["value"] for m in result["metrics"]}
+    want = {
+        "frame_map": r["frame_map"],
+        "frame_mcap": r["frame_mcap"],
+        "segment_map_tiou_0.5": r["segment_map"]["0.5"],
+        "segment_map_avg": r["segment_map_avg"],
+        "detection_delay_s": r["delay_s_median"],
+    }
+    want = {k: round(v, 6) for k, v in want.items() if v is not None}
+    assert got == want and "frame_map" in got
+    assert meta["metrics"] == list(want)
+    args = result["metrics"][0]["args"]
+    assert args["protocol"] == r["protocol"] and args["chosen_by"] == "last"
+    assert "Not reported" not in card and "per-frame mAP" in card
+    assert "never a later one" in card  # the limits speak of a detector, not of chunk means

@@ -22,12 +22,25 @@ from typing import Any
 import yaml
 
 TASK = {"type": "video-classification", "name": "Video classification (action recognition)"}
-#: (key of an evaluation's JSON, model-index metric type, metric name), in the order shown.
+#: The task of a detection run's evaluations (``"task": "detection"`` in its JSON).
+DETECTION_TASK = {
+    "type": "online-action-detection",
+    "name": "Online action detection (a score per class for every frame, no later frame seen)",
+}
+#: (key of an evaluation's JSON, model-index metric type, metric name), in the order shown; a
+#: key ``a.b`` is ``b`` inside ``a`` (a detection JSON's ``segment_map`` per tIoU).
 METRICS = (
     ("video_top1", "accuracy", "Video accuracy (top-1)"),
     ("video_top5", "top_5_accuracy", "Video accuracy (top-5)"),
     ("clip_top1", "clip_accuracy", "Clip accuracy (top-1)"),
     ("mean_class_accuracy", "mean_class_accuracy", "Mean class accuracy"),
+)
+DETECTION_METRICS = (
+    ("frame_map", "frame_map", "Per-frame mAP"),
+    ("frame_mcap", "frame_mcap", "Per-frame calibrated mAP (mcAP)"),
+    ("segment_map.0.5", "segment_map_tiou_0.5", "Segment mAP at tIoU 0.5"),
+    ("segment_map_avg", "segment_map_avg", "Segment mAP averaged over tIoU 0.3-0.7"),
+    ("delay_s_median", "detection_delay_s", "Median detection delay (s)"),
 )
 CLASSES_SHOWN = 30
 PAPER = (
@@ -80,7 +93,7 @@ def model_card(
         "license": license,
         "tags": _tags(config, dataset),
         "datasets": [dataset.hub_id] if dataset.hub_id else None,
-        "metrics": [m for _, m, _ in METRICS] if evaluations else None,
+        "metrics": _metric_types(evaluations) or None,
         "model-index": model_index(name, evaluations, config, dataset) if evaluations else None,
     }
     meta = {k: v for k, v in meta.items() if v is not None}
@@ -108,9 +121,8 @@ def model_index(
     for ev in evaluations:
         args = protocol(ev, config)
         metrics = [
-            {"type": kind, "value": round(float(ev[key]), 6), "name": label, "args": dict(args)}
-            for key, kind, label in METRICS
-            if isinstance(ev.get(key), int | float)
+            {"type": kind, "value": round(value, 6), "name": label, "args": dict(args)}
+            for kind, label, value in metric_values(ev)
         ]
         data = {
             "type": dataset.type,
@@ -118,8 +130,33 @@ def model_index(
             "config": f"split{ev.get('split')}",
             "split": dataset.test_split,
         }
-        results.append({"task": dict(TASK), "dataset": data, "metrics": metrics})
+        task = DETECTION_TASK if is_detection(ev) else TASK
+        results.append({"task": dict(task), "dataset": data, "metrics": metrics})
     return [{"name": name, "results": results}]
+
+
+def is_detection(ev: Mapping[str, Any]) -> bool:
+    """Whether ``ev`` is the evaluation of an online detector (a temporal dataset's)."""
+    return ev.get("task") == "detection"
+
+
+def metric_values(ev: Mapping[str, Any]) -> list[tuple[str, str, float]]:
+    """(model-index type, name, value) of each metric ``ev`` holds a number for, in order."""
+    out = []
+    for key, kind, label in DETECTION_METRICS if is_detection(ev) else METRICS:
+        head, _, rest = key.partition(".")
+        value = ev.get(head)
+        if rest:
+            value = value.get(rest) if isinstance(value, Mapping) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out.append((kind, label, float(value)))
+    return out
+
+
+def _metric_types(evaluations: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metadata's ``metrics``: every metric type reported, once, in order."""
+    kinds = [kind for ev in evaluations for kind, _, _ in metric_values(ev)]
+    return list(dict.fromkeys(kinds))
 
 
 def protocol(ev: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,9 +299,7 @@ def _evaluation(
         choice = ev.get("checkpoint_choice") or {}
         skipped = len(ev.get("skipped") or [])
         numbers = ", ".join(
-            f"{label.lower()} {float(ev[key]):.4f}"
-            for key, _, label in METRICS
-            if isinstance(ev.get(key), int | float)
+            f"{label[0].lower()}{label[1:]} {value:.4f}" for _, label, value in metric_values(ev)
         )
         lines.append(
             f"- Split {ev.get('split')}, {dataset.test_split} videos ({ev.get('num_videos')} "
@@ -309,8 +344,13 @@ def _limits(
         f"It knows the {len(config['classes'])} classes of {dataset.name} only, in the kind of "
         "video that data holds; other actions, cameras and viewpoints are outside what it learnt.",
         f"It sees {context} sampled frame{'s' if context > 1 else ''} at a time; actions longer "
-        "than that are recognised from their parts (a video's answer is the mean over its "
-        "chunks).",
+        "than that are recognised from their parts "
+        + (
+            "(each frame's scores come from that frame and the ones before it, never a later "
+            "one: an action's start is seen only once it is under way)."
+            if config.get("background_class")
+            else "(a video's answer is the mean over its chunks)."
+        ),
         "Frames sampled, sized or normalised otherwise than in training (config.json's "
         "`inputs`) change its answers.",
     ]
@@ -323,9 +363,14 @@ def _limits(
     if dataset.flip_note:
         items.append(f"A mirrored video is another class here ({dataset.flip_note}).")
     if evaluations:
+        other = (
+            "another frame rate, other segment settings"
+            if config.get("background_class")
+            else "more crops, other chunks"
+        )
         items.append(
-            "Its numbers hold for the protocol stated beside them; other protocols (more crops, "
-            "other chunks) give other numbers."
+            f"Its numbers hold for the protocol stated beside them; other protocols ({other}) "
+            "give other numbers."
         )
     return "## Limits\n\n" + "\n".join(f"- {item}" for item in items)
 

@@ -30,7 +30,7 @@ from rrn.checkpoint import (
     open_checkpoint,
     saved_config,
 )
-from rrn.package.card import DatasetFacts, model_card
+from rrn.package.card import DatasetFacts, metric_values, model_card
 from rrn.package.folder import FILES, PackageError, is_package, package_config, write_package
 from rrn.package.hub import check_repo_id, require_token, upload
 from rrn.version import __version__
@@ -189,7 +189,7 @@ def not_reportable(
 ) -> str | None:
     """Why the evaluation ``ev`` (an ``eval_split{k}.json``'s content) cannot stand in the card
     of the checkpoint ``path`` chosen as ``choice``; None when it can."""
-    if not isinstance(ev, Mapping) or not isinstance(ev.get("video_top1"), int | float):
+    if not isinstance(ev, Mapping) or not metric_values(ev):
         return "not an rrn eval result"
     measured = ev.get("checkpoint_choice") or {}
     file = Path(str(ev.get("checkpoint") or measured.get("file") or "?")).name
