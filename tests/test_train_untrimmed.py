@@ -169,3 +169,28 @@ def test_two_ddp_processes_train_one_detection_model(thumos, tmp_path):
     assert log[0]["world_size"] == 2 and sum(s["chunks"] for s in steps) == chunks + chunks % 2
     last = torch.load(out / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(v, last[k]) for k, v in rank0.items())
+
+
+def test_training_warns_of_intervals_that_teach_nothing(thumos, tmp_path, logs_warning):
+    """An interval that ends before it starts labels no frame: rrn train says so (and where
+    rrn check-data lists them all), and trains on."""
+    import shutil
+    from pathlib import Path
+
+    from rrn.train.builders import create_datasets
+
+    ann = Path(thumos[thumos.index("--split-dir") + 1])
+    copy = shutil.copytree(ann, tmp_path / "annotations")
+    val = sorted(copy.rglob("*_val.txt"))[0]
+    video = val.read_text().split()[0]
+    with val.open("a") as f:
+        f.write(f"{video} 2.0 1.5\n")
+    flags = [*thumos]
+    flags[flags.index("--split-dir") + 1] = str(copy)
+    cfg = config_of(argv(flags, tmp_path / "run"))
+    with logs_warning(
+        rf"1 annotation problem: {video}: interval 2-1.5 s at .*{val.name}:\d+ does not end "
+        r"after it starts.*rrn check-data with the same --dataset, --data-root and --split-dir"
+    ):
+        datasets = create_datasets(cfg, cfg.data.load_split(), 2)
+    assert len(datasets.train) > 0

@@ -232,13 +232,36 @@ def _untrimmed(cfg: TrainConfig, split, context: int):
     dataset = UntrimmedChunkDataset.from_config(
         split.train, cfg.data, num_classes=len(split.classes), context=context, seed=cfg.run.seed
     )
-    if dataset.source.cache is None and rdist.dist_info_from_env().is_main:
+    main = rdist.dist_info_from_env().is_main
+    if dataset.source.cache is None and main:
         logger.warning(
             "rrn train: warning: no frame cache for %s: every chunk decodes its whole untrimmed "
             "video; run rrn cache with the same --data-root and sampling flags first",
             cfg.data.data_root,
         )
+    if main:
+        _warn_of_annotation_problems(split.annotations)
     return dataset
+
+
+def _warn_of_annotation_problems(annotations) -> None:
+    """Say what ``rrn check-data`` would find in the annotations themselves (intervals that
+    label no frame or pass their video's stated end, classes without a training interval):
+    training goes on, but such an interval or class teaches nothing."""
+    from rrn.detection.labels import check_annotations
+
+    problems = check_annotations(annotations)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:2])
+        more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
+        logger.warning(
+            "rrn train: warning: %d annotation problem%s: %s%s; rrn check-data with the same "
+            "--dataset, --data-root and --split-dir lists them all",
+            len(problems),
+            "s" if len(problems) > 1 else "",
+            shown,
+            more,
+        )
 
 
 def create_train_loader(
