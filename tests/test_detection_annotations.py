@@ -301,6 +301,14 @@ def test_activitynet_not_json_or_no_database(tmp_path):
         read_activitynet(path)
 
 
+def test_activitynet_video_given_twice_is_refused_not_half_read(tmp_path):
+    entry = '{"subset": "training", "duration": 9, "annotations": []}'
+    path = write(tmp_path / "a.json", f'{{"database": {{"v1": {entry}, "v1": {entry}}}}}')
+    with pytest.raises(SplitError, match=r'a.json: "v1" appears twice in one object') as err:
+        read_activitynet(path)
+    assert "\n" not in str(err.value)
+
+
 def test_activitynet_nested_past_the_stack_or_not_utf8_is_one_plain_split_error(tmp_path):
     path = write(tmp_path / "a.json", "[" * 100_000 + "]" * 100_000)
     with pytest.raises(SplitError, match="a.json: not valid JSON .*recursion"):

@@ -320,13 +320,31 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _RepeatedKey(ValueError):
+    """A key twice in one JSON object: ``json`` would keep the last silently."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(
+                f"{json.dumps(key)} appears twice in one object (a JSON reader keeps only the "
+                "last); give each video once"
+            )
+        out[key] = value
+    return out
+
+
 def _database(file: Path) -> dict[str, Any]:
     """The ``"database"`` object of an ActivityNet JSON file."""
     text = read_split_text(file)  # its own error for a missing or non-UTF-8 file
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise SplitError(f"{file}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    except _RepeatedKey as err:
+        raise SplitError(f"{file}: {err}") from None
     except (ValueError, RecursionError) as err:  # NaN/Infinity; arrays nested past the stack
         raise SplitError(f"{file}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
