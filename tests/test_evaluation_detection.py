@@ -6,6 +6,7 @@ Background segment and announces the segments the evaluation scored."""
 import json
 import shlex
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,3 +286,23 @@ def test_a_packed_detection_run_s_card_reports_its_detection_numbers(run, tmp_pa
     assert args["protocol"] == r["protocol"] and args["chosen_by"] == "last"
     assert "Not reported" not in card and "per-frame mAP" in card
     assert "never a later one" in card  # the limits speak of a detector, not of chunk means
+
+
+def test_a_score_folder_names_its_data_by_absolute_paths(run, tmp_path, monkeypatch):
+    """Evaluated with relative --data-root/--split-dir, the score folder still finds its
+    annotations from another working folder (rrn eval SCORES_DIR reads them from scores.json)."""
+    run_dir, data, flags = run
+    split_dir = Path(flags[flags.index("--split-dir") + 1])
+    monkeypatch.chdir(data.parent)
+    relative = ["--data-root", data.name, "--split-dir", str(split_dir.relative_to(data.parent))]
+    assert (
+        main(["eval", str(run_dir), *relative, "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    )
+    scores = tmp_path / "a" / "eval_split1" / "scores"
+    stored = read_scores_meta(scores)["data"]
+    assert stored["data_root"] == str(data.resolve())
+    assert stored["split_dir"] == str(split_dir.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", str(scores), "--out", str(tmp_path / "b")]) == 0
+    again = json.loads((tmp_path / "b" / "eval_scores.json").read_text())
+    assert again["frame_map"] == pytest.approx(result_of(run_dir)["frame_map"], abs=1e-9)

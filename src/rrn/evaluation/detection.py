@@ -221,7 +221,10 @@ def evaluate_detection_checkpoint(
         interval_s=scored.interval_s,
         context=model.temporal_context,
         skipped=scored.skipped,
-        data={k: getattr(cfg.data, k) for k in ("dataset", "data_root", "split_dir")},
+        data={
+            "dataset": cfg.data.dataset,  # the paths absolute: the folder is read from anywhere
+            **{k: _absolute(getattr(cfg.data, k)) for k in ("data_root", "split_dir")},
+        },
     )
     result = score_folder(folder, data.annotations, segments)
     frames = sum(len(s) for s, _ in scored.scores.values())
@@ -292,14 +295,19 @@ def evaluate_score_folder(
         if not stored:
             raise
         raise SplitError(
-            f"{err} (as {Path(folder) / SCORES_META} names them: {stored}; a relative path is "
-            "taken from the current folder): pass --data-root and --split-dir where they are now"
+            f"{err} (as {Path(folder) / SCORES_META} names them: {stored}; a relative path, as "
+            "an older rrn wrote them, is taken from the current folder): pass --data-root and "
+            "--split-dir where they are now"
         ) from None
     scored = score_folder(folder, annotations, segments or SegmentSettings())
     extra = {"dataset": where["dataset"], "annotations": str(annotations.source)}
     return write_detection_results(
         scored, Path(out) if out else Path(folder).resolve().parent, "eval_scores", extra=extra
     )
+
+
+def _absolute(path: str | os.PathLike | None) -> str | None:
+    return None if path in (None, "") else str(Path(path).resolve())
 
 
 def sampling_text(sampling, interval_s: float | None) -> str:
