@@ -487,6 +487,28 @@ def test_cli_baselines_on_extracted_features(feats, tmp_path, capsys, model, zno
     assert not list(feats.glob("baseline_*"))  # --out, not the features folder
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text[: len(text) // 2],  # a write cut short
+        lambda text: "[" * 100_000 + "]" * 100_000,  # nested past Python's stack
+        lambda text: json.dumps({"videos": "all of them", "stages": [4]}),
+    ],
+)
+def test_a_damaged_features_json_is_one_line_saying_to_extract_again(
+    feats, tmp_path, capsys, damage
+):
+    import shutil
+
+    folder = shutil.copytree(feats, tmp_path / "feats")
+    meta = folder / "features.json"
+    meta.write_text(damage(meta.read_text()))
+    assert main(["baseline", "--features", str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rrn baseline: error: {meta} is not") and "\n" not in err
+    assert "run `rrn features` again into a new --out" in err
+
+
 def test_missing_features_json_says_run_rrn_features(tmp_path, capsys):
     folder = tmp_path / "nothing_here"
     with pytest.raises(FileNotFoundError, match="rrn features") as err:

@@ -441,3 +441,13 @@ def test_activitynet_bad_entries_name_the_json_path_and_missing_videos_its_line(
     assert len(problems) == 1 and "expected [<start>, <end>] in seconds" in problems[0]
     line = next(i for i, t in enumerate(file.read_text().splitlines(), 1) if '"e5"' in t)
     assert [(m.video_id, m.listed_in, m.line) for m in split.missing] == [("e5", file, line)]
+
+
+def test_ssv2_labels_nested_past_the_stack_are_one_split_error(tmp_path):
+    from rrn.data.formats.ssv2 import read_labels
+    from rrn.data.formats.text import SplitError
+
+    path = tmp_path / "labels.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SplitError, match="labels.json: not valid JSON \\(nested too deeply\\)"):
+        read_labels(path)

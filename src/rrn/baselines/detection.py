@@ -18,7 +18,6 @@ into ``--out`` (default: the features folder)::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from rrn.baselines.features import META_FILE, feature_file
+from rrn.baselines.features import META_FILE, feature_file, read_features_meta
 from rrn.baselines.models import znorm_stats
 from rrn.config import BaselineConfig, ConfigError
 from rrn.data.sampling import Sampling
@@ -47,10 +46,9 @@ from rrn.files import atomic_write
 
 def is_detection_features(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` holds features of untrimmed videos (their intervals recorded)."""
-    path = Path(folder) / META_FILE
-    if not path.is_file():
+    if not (Path(folder) / META_FILE).is_file():
         return False
-    return any("annotation" in v for v in json.loads(path.read_text())["videos"])
+    return any("annotation" in v for v in read_features_meta(folder)["videos"])
 
 
 class FeatureVideo(NamedTuple):
@@ -84,9 +82,7 @@ def load_detection_features(folder: str | os.PathLike, stage: int) -> DetectionF
         ConfigError: the stage was not stored, or the folder holds trimmed videos.
     """
     root = Path(folder)
-    if not (root / META_FILE).is_file():
-        raise FileNotFoundError(f"{root / META_FILE} not found: run `rrn features --out {root}`")
-    meta = json.loads((root / META_FILE).read_text())
+    meta = read_features_meta(root)
     if stage not in meta["stages"]:
         raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")
     if not is_detection_features(root):

@@ -329,7 +329,7 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
         return json.loads((out / EXTRACTION_FILE).read_text())
     if not (out / META_FILE).exists():
         return None
-    before = json.loads((out / META_FILE).read_text())
+    before = read_features_meta(out)
     source = str(before.get("source"))
     if weights_keyword(source) is not None:
         before["source"] = weights_keyword(source)
@@ -343,6 +343,36 @@ def _recorded_settings(out: Path) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------ reading them back
+def read_features_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """``features.json`` of a feature folder, its shape checked: the one reader of it.
+
+    Raises:
+        FileNotFoundError: no such file (run ``rrn features`` first).
+        UserError: not JSON (a write cut short), or not what ``rrn features`` writes.
+    """
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `rrn features --out {Path(folder)}` first")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UserError(
+            f"{path} is not valid JSON ({str(err).splitlines()[0]}): run `rrn features` again "
+            "into a new --out"
+        ) from None
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not (
+        isinstance(videos, list)
+        and all(isinstance(v, dict) and "video_id" in v for v in videos)
+        and isinstance(meta.get("stages"), list)
+    ):
+        raise UserError(
+            f"{path} is not a features.json as rrn features writes it (a list of videos with "
+            "their ids and the stages stored): run `rrn features` again into a new --out"
+        )
+    return meta
+
+
 def load_features(
     features_dir: str | os.PathLike, stage: int
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, torch.Tensor], dict[str, list[str]], list[str]]:
@@ -353,10 +383,7 @@ def load_features(
             video's file is missing (extraction unfinished).
     """
     root = Path(features_dir)
-    meta_path = root / META_FILE
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{meta_path} not found: run `rrn features --out {root}` first")
-    meta = json.loads(meta_path.read_text())
+    meta = read_features_meta(root)
     if any("annotation" in v for v in meta["videos"]):
         raise ConfigError(
             f"{root} holds features of untrimmed videos, labelled per frame: rrn baseline "
@@ -382,8 +409,8 @@ def load_features(
         ids[v["subset"]].append(v["video_id"])
     if missing:
         raise FileNotFoundError(
-            f"{len(missing)} videos listed in {meta_path} have no features (e.g. {missing[0]}); "
-            "rerun `rrn features` with the same --out to finish the extraction"
+            f"{len(missing)} videos listed in {root / META_FILE} have no features (e.g. "
+            f"{missing[0]}); rerun `rrn features` with the same --out to finish the extraction"
         )
     for subset in ("train", "test"):
         if not seqs[subset]:

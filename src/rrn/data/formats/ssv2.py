@@ -79,6 +79,8 @@ def read_labels(path: Path) -> list[str]:
         labels = json.loads(read_split_text(path))
     except json.JSONDecodeError as err:
         raise SplitError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:  # arrays nested past the stack
+        raise SplitError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(labels, dict) or not labels:
         raise SplitError(f'{path}: expected a JSON object {{"class name": "index", ...}}')
     try:
