@@ -100,6 +100,9 @@ def test_sigterm_ends_every_stream_with_its_end_event(tmp_path):
     assert end["reason"] == "the server is shutting down" and end["classified"] == 3
     closing = [m for m in received if m["type"] == "segment" and m["phase"] == "end"]
     assert closing and closing[-1]["stream"] == "cam"  # the open segment was closed
+    # ... where the last frame's interval ends, as rrn stream and rrn eval end it
+    interval = received[0]["interval_s"]
+    assert closing[-1]["last"] == 0.08 and closing[-1]["end"] == round(0.08 + interval, 3)
     assert "rrn serve: stopped" in proc.stdout.read()
 
 

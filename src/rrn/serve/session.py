@@ -222,7 +222,9 @@ class StreamSession:
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=10)
         self.service.release(self)
-        last = self.segments.finish(self.last_time)
+        # the last frame stands for one interval, as a segment closed mid-stream ends at the
+        # next sampled frame (rrn stream and rrn eval end the open one there too)
+        last = self.segments.finish(self.last_time + self.service.interval)
         if notify:
             for segment in last:
                 await self.send_event(segment)
