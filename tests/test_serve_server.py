@@ -2,14 +2,9 @@
 ends every open stream with its `end` event before the process exits."""
 
 import asyncio
-import io
 import json
-import os
-import re
 import signal
-import struct
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,10 +12,10 @@ import pytest
 
 pytest.importorskip("uvicorn")
 websockets = pytest.importorskip("websockets")
-from PIL import Image  # noqa: E402
 
 from rrn.cli import main  # noqa: E402
 from runs import save_run  # noqa: E402
+from serve_client import jpeg_frame, running_server  # noqa: E402
 
 
 def test_a_non_loopback_host_needs_a_token(tmp_path, capsys, monkeypatch):
@@ -39,40 +34,12 @@ def test_loopback_names():
     assert is_loopback("127.3.2.1") and not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
 
 
-def _jpeg_frame(t: float, seed: int) -> bytes:
-    img = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "JPEG")
-    return struct.pack("<d", t) + buf.getvalue()
-
-
-def _start_server(run, tmp_path) -> tuple[subprocess.Popen, int]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("RRN_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rrn", "serve", str(run), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if match := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
-            return proc, int(match.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"rrn serve did not start: {proc.stdout.read()}")
-
-
 async def _stream_then_sigterm(port: int, proc: subprocess.Popen) -> list[dict]:
     received = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/v1/streams/cam") as ws:
         received.append(json.loads(await ws.recv()))
         for i in range(3):
-            await ws.send(_jpeg_frame(i * 0.04, i))
+            await ws.send(jpeg_frame(i * 0.04, i))
             while (msg := json.loads(await ws.recv()))["type"] != "frame":
                 received.append(msg)
             received.append(msg)
@@ -87,13 +54,10 @@ async def _stream_then_sigterm(port: int, proc: subprocess.Popen) -> list[dict]:
 
 def test_sigterm_ends_every_stream_with_its_end_event(tmp_path):
     run = save_run(tmp_path / "run", frame_size=32, sample_every=1)
-    proc, port = _start_server(run, tmp_path)
-    try:
+    with running_server(run) as (proc, port):
         received = asyncio.run(asyncio.wait_for(_stream_then_sigterm(port, proc), 60))
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM  # 143, as every rrn command
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        stdout = proc.stdout.read()
     kinds = [m["type"] for m in received]
     assert kinds[0] == "start" and kinds.count("frame") == 3 and kinds[-1] == "end"
     end = received[-1]
@@ -103,7 +67,7 @@ def test_sigterm_ends_every_stream_with_its_end_event(tmp_path):
     # ... where the last frame's interval ends, as rrn stream and rrn eval end it
     interval = received[0]["interval_s"]
     assert closing[-1]["last"] == 0.08 and closing[-1]["end"] == round(0.08 + interval, 3)
-    assert "rrn serve: stopped" in proc.stdout.read()
+    assert "rrn serve: stopped" in stdout
 
 
 def test_sigterm_during_an_upload_stops_its_classification(tmp_path):
@@ -113,8 +77,6 @@ def test_sigterm_during_an_upload_stops_its_classification(tmp_path):
 
     import av
     import httpx
-
-    from serve_client import running_server
 
     video = tmp_path / "long.mp4"
     with av.open(str(video), "w") as out:  # 6000 frames: many seconds of work for the model
