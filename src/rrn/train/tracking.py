@@ -110,6 +110,14 @@ class Tracker:
     """One experiment tracker of a run, on rank 0."""
 
     name = ""
+    settings = ""
+    """Where the tracker's own settings come from, for the message when it refuses them."""
+
+    @staticmethod
+    def refuses(err: Exception) -> bool:
+        """Whether ``err``, raised while opening the run, is the tracker refusing its settings
+        or its server (the user's to fix), not a bug."""
+        return False
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Record ``metrics`` at global step ``step``."""
@@ -159,6 +167,16 @@ class WandbTracker(Tracker):
     """A Weights & Biases run; the global step is its x-axis (``global_step``)."""
 
     name = "wandb"
+    settings = (
+        "the WANDB_* environment (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, ...) and `wandb login`"
+    )
+
+    @staticmethod
+    def refuses(err: Exception) -> bool:
+        import pydantic
+        import wandb
+
+        return isinstance(err, wandb.errors.Error | pydantic.ValidationError)
 
     def __init__(self, run: TrackedRun):
         import wandb
@@ -207,7 +225,17 @@ class MlflowTracker(Tracker):
     """An MLflow run: the config as parameters (and ``config.yaml``), metrics per step."""
 
     name = "mlflow"
+    settings = (
+        "MLFLOW_TRACKING_URI (a store it can open: sqlite:///mlflow.db, http://HOST:PORT) "
+        "and MLFLOW_EXPERIMENT_NAME"
+    )
     STATUS = {"finished": "FINISHED", "stopped": "KILLED", "failed": "FAILED"}
+
+    @staticmethod
+    def refuses(err: Exception) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        return isinstance(err, MlflowException)
 
     def __init__(self, run: TrackedRun):
         import mlflow
@@ -293,42 +321,20 @@ TRACKERS: dict[str, type[Tracker]] = {
 }
 
 
-#: tracker -> where its settings come from, for the message when it refuses them.
-SETTINGS = {
-    "wandb": "the WANDB_* environment (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY, ...) and "
-    "`wandb login`",
-    "mlflow": "MLFLOW_TRACKING_URI (a store it can open: sqlite:///mlflow.db, http://HOST:PORT) "
-    "and MLFLOW_EXPERIMENT_NAME",
-}
-
-
 def _open_tracker(name: str, run: TrackedRun) -> Tracker:
     """``TRACKERS[name](run)``; the tracker's own refusal of its settings (a bad mode or
     project, a store it cannot open or reach) is a :class:`UserError` naming them."""
+    kind = TRACKERS[name]
     try:
-        return TRACKERS[name](run)
+        return kind(run)
     except Exception as err:
-        if not _refused_settings(name, err):
+        if not kind.refuses(err):
             raise
         why = " ".join(str(err).split()) or type(err).__name__
         raise UserError(
             f"--track {name}: {name} refused to start the run ({why[:400]}); fix "
-            f"{SETTINGS[name]}, or drop --track {name}"
+            f"{kind.settings}, or drop --track {name}"
         ) from None
-
-
-def _refused_settings(name: str, err: Exception) -> bool:
-    """Whether ``err`` is the tracker's error about its settings or its server, not rrn's."""
-    if name == "wandb":
-        import pydantic
-        import wandb
-
-        return isinstance(err, wandb.errors.Error | pydantic.ValidationError)
-    if name == "mlflow":
-        from mlflow.exceptions import MlflowException
-
-        return isinstance(err, MlflowException)
-    return False
 
 
 def _param(value: Any) -> str:
