@@ -203,10 +203,13 @@ def find_checkpoint(run_or_ckpt: str | os.PathLike, which: str = "auto") -> Path
 
 def _half_a_folder(path: Path) -> str:
     """What a folder lacks to be a package or a score folder, when it holds the rest of one."""
-    if (path / "model.safetensors").is_file():
-        return "; as a package folder it lacks config.json (rrn pack writes both)"
+    from rrn.detection.scores import SCORES_META
+    from rrn.package.folder import CONFIG, WEIGHTS
+
+    if (path / WEIGHTS).is_file():
+        return f"; as a package folder it lacks {CONFIG} (rrn pack writes both)"
     if any(path.glob("*.npz")):
-        return "; as a score folder it lacks scores.json (docs/detection.md, 'Score files')"
+        return f"; as a score folder it lacks {SCORES_META} (docs/detection.md, 'Score files')"
     return ""
 
 
