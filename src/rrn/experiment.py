@@ -57,6 +57,7 @@ from rrn.config import (
     load_yaml,
     resolve_config,
 )
+from rrn.detection.metrics import is_detection_result
 from rrn.experiment_detection import (
     detection_values,
     is_detection,
@@ -389,8 +390,8 @@ def _row(cell: Cell, split: int, result_file: Path, status: str) -> dict[str, An
     }
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        if result.get("task") == "detection":
-            row["task"] = "detection"
+        if is_detection_result(result):
+            row["task"] = result["task"]
             row.update(detection_values(result))
         for key in (*_EVALUATED, "protocol"):
             row[key] = result.get(key)

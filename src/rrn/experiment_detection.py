@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rrn.detection.metrics import is_detection_result
 from rrn.files import atomic_write_text
 
 #: The numbers of a detection result a grid reports, with their headings.
@@ -40,7 +41,7 @@ def detection_values(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def is_detection(rows: Sequence[Mapping[str, Any]]) -> bool:
     """Whether the rows of a grid are detection results."""
-    return any(r.get("task") == "detection" for r in rows)
+    return any(is_detection_result(r) for r in rows)
 
 
 def _fmt(value, key: str = "") -> str:

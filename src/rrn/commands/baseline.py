@@ -25,11 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rrn.baselines import run_baseline
     from rrn.commands.evaluate import detection_line
+    from rrn.detection.metrics import is_detection_result
     from rrn.files import json_text
 
     cfg = from_flags(BaselineConfig, args, "baseline")
     result = run_baseline(cfg)
-    detection = result.get("task") == "detection"
+    detection = is_detection_result(result)
     if args.json:
         print(json_text({k: v for k, v in result.items() if k != "per_class"}, indent=2))
     elif detection:

@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rrn.detection.metrics import is_detection_result
     from rrn.evaluation import evaluate_run
     from rrn.evaluation.detection_scoring import SegmentSettings
 
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         segments=SegmentSettings(tracker.smooth, tracker.threshold, tracker.min_segment),
     )
     for r in out["results"]:
-        if r.get("task") == "detection":
+        if is_detection_result(r):
             print(detection_line(r))
             continue
         skipped = f", {len(r['skipped'])} skipped" if r["skipped"] else ""

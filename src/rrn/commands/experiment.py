@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         dry_run=args.dry_run,
     )
+    from rrn.detection.metrics import is_detection_result
     from rrn.distributed import dist_info_from_env
 
     if not dist_info_from_env().is_main:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         err = r.get("video_error")
         shown = "" if err is None else f"video error {err:.3f}"
-        if r.get("task") == "detection":
+        if is_detection_result(r):
             shown = detection_summary(r)
         paper = "" if r["paper_error"] is None else f" (paper {r['paper_error']:.3f})"
         print(f"{r['cell']:<{width}}  split {r['split']}  {r['status']:<7}  {shown}{paper}")

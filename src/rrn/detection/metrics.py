@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,6 +27,14 @@ from rrn.detection.segments import Segment
 
 TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 """THUMOS'14's convention for segment mAP."""
+TASK = "detection"
+"""The ``task`` of a detection evaluation's results (:func:`detection_metrics`)."""
+
+
+def is_detection_result(result: Mapping[str, Any]) -> bool:
+    """Whether an evaluation's result (``rrn eval``'s or ``rrn baseline``'s JSON, a grid's row)
+    is an online detector's, not a recognition one's."""
+    return result.get("task") == TASK
 
 
 def _ranked(targets, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -372,7 +380,7 @@ def evaluate_detection(
     delay = detection_delay(truth, predictions)
     scored = [m for m in segments.per_threshold.values() if m is not None]
     return {
-        "task": "detection",
+        "task": TASK,
         "frame_map": frame.mean,
         "frame_mcap": calibrated.mean,
         "segment_map": {f"{t:g}": m for t, m in segments.per_threshold.items()},

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from rrn.detection.metrics import is_detection_result
+
 TASK = {"type": "video-classification", "name": "Video classification (action recognition)"}
 #: The task of a detection run's evaluations (``"task": "detection"`` in its JSON).
 DETECTION_TASK = {
@@ -130,20 +132,15 @@ def model_index(
             "config": f"split{ev.get('split')}",
             "split": dataset.test_split,
         }
-        task = DETECTION_TASK if is_detection(ev) else TASK
+        task = DETECTION_TASK if is_detection_result(ev) else TASK
         results.append({"task": dict(task), "dataset": data, "metrics": metrics})
     return [{"name": name, "results": results}]
-
-
-def is_detection(ev: Mapping[str, Any]) -> bool:
-    """Whether ``ev`` is the evaluation of an online detector (a temporal dataset's)."""
-    return ev.get("task") == "detection"
 
 
 def metric_values(ev: Mapping[str, Any]) -> list[tuple[str, str, float]]:
     """(model-index type, name, value) of each metric ``ev`` holds a number for, in order."""
     out = []
-    for key, kind, label in DETECTION_METRICS if is_detection(ev) else METRICS:
+    for key, kind, label in DETECTION_METRICS if is_detection_result(ev) else METRICS:
         head, _, rest = key.partition(".")
         value = ev.get(head)
         if rest:
