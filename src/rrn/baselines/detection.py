@@ -26,7 +26,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from rrn.baselines.features import META_FILE, feature_file, read_features_meta
+from rrn.baselines.features import (
+    META_FILE,
+    feature_file,
+    holds_untrimmed,
+    read_features_meta,
+)
 from rrn.baselines.models import znorm_stats
 from rrn.config import BaselineConfig, ConfigError
 from rrn.data.sampling import Sampling
@@ -48,7 +53,7 @@ def is_detection_features(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` holds features of untrimmed videos (their intervals recorded)."""
     if not (Path(folder) / META_FILE).is_file():
         return False
-    return any("annotation" in v for v in read_features_meta(folder)["videos"])
+    return holds_untrimmed(read_features_meta(folder))
 
 
 class FeatureVideo(NamedTuple):
@@ -85,7 +90,7 @@ def load_detection_features(folder: str | os.PathLike, stage: int) -> DetectionF
     meta = read_features_meta(root)
     if stage not in meta["stages"]:
         raise ConfigError(f"{root} holds stages {meta['stages']}, not stage {stage}")
-    if not is_detection_features(root):
+    if not holds_untrimmed(meta):
         raise ConfigError(f"{root} holds features of trimmed videos: use --model avgpool or gru")
     failed = {vid: why for vid, why in meta.get("failures", [])}
     annotations, videos = [], []

@@ -373,6 +373,11 @@ def read_features_meta(folder: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def holds_untrimmed(meta: dict[str, Any]) -> bool:
+    """Whether a ``features.json`` describes untrimmed videos (their intervals recorded)."""
+    return any("annotation" in v for v in meta["videos"])
+
+
 def load_features(
     features_dir: str | os.PathLike, stage: int
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, torch.Tensor], dict[str, list[str]], list[str]]:
@@ -384,7 +389,7 @@ def load_features(
     """
     root = Path(features_dir)
     meta = read_features_meta(root)
-    if any("annotation" in v for v in meta["videos"]):
+    if holds_untrimmed(meta):
         raise ConfigError(
             f"{root} holds features of untrimmed videos, labelled per frame: rrn baseline "
             "--model gru scores them per frame (rrn.baselines.run_detection_baseline)"
