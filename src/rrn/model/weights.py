@@ -205,13 +205,22 @@ def _checkpoint_state(path: Path, arch: str) -> Mapping[str, Tensor]:
     description, state = ckpt.get("model_config"), ckpt.get("model")
     if not (isinstance(description, Mapping) and isinstance(state, Mapping)):
         raise WeightsError(f"weights {path}: the checkpoint lacks its model description or weights")
-    saved = description.get("arch")
+    check_weights_arch(path, saved=description.get("arch"), arch=arch)
+    return state
+
+
+def check_weights_arch(given: str | os.PathLike, *, saved: Any, arch: str) -> None:
+    """Refuse weights of a trained network of another architecture than the run's (its tensors
+    would load by name into the blocks the two share: a truncated net).
+
+    Raises:
+        WeightsError: naming both architectures and the ways out.
+    """
     if saved != arch:
         raise WeightsError(
-            f"--weights {path} holds a {saved}, this run builds a {arch}: train with "
+            f"--weights {given} holds a {saved}, this run builds a {arch}: train with "
             f"--arch {saved}, or give weights of a {arch}"
         )
-    return state
 
 
 def _few(keys: list[str]) -> str:

@@ -18,7 +18,8 @@ from rrn import distributed as rdist
 from rrn.checkpoint import load_state_checked
 from rrn.config import ModelConfig, OptimConfig, TrainConfig
 from rrn.distributed import MicroBatch, ResumableDistributedSampler, StepBatchSampler
-from rrn.model import WeightsError, WeightsSource, resolve_skips, resolve_weights
+from rrn.model import WeightsSource, resolve_skips, resolve_weights
+from rrn.model.weights import check_weights_arch
 from rrn.runtime import resolve_workers, stop_safe_worker_init
 
 logger = logging.getLogger(__name__)
@@ -86,12 +87,7 @@ def initial_weights(model_cfg: ModelConfig) -> tuple[WeightsSource, list[str] | 
     given = model_cfg.weights
     if is_hub_uri(given) or is_package(given):
         _, ckpt = open_checkpoint(given)
-        saved = ckpt["model_config"].get("arch")
-        if saved != model_cfg.arch:
-            raise WeightsError(
-                f"--weights {given} holds a {saved}, this run builds a {model_cfg.arch}: train "
-                f"with --arch {saved}, or give weights of a {model_cfg.arch}"
-            )
+        check_weights_arch(given, saved=ckpt["model_config"].get("arch"), arch=model_cfg.arch)
         return WeightsSource("state_dict", state=ckpt["model"], name=str(given)), ckpt["classes"]
     source = resolve_weights(given)
     if source.kind != "checkpoint":
